@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one definition of every kernel <-> user-space struct and constant.
+ *
+ * User space (receiver/bpf/abi.py) feeds the region between the "abi:begin" and "abi:end"
+ * markers to cffi's cdef, so it must stay plain C that cffi understands: fixed-width
+ * __u8/__u16/__u32/__u64 fields, integer #defines, enums, no attributes, no expressions in
+ * #defines. Explicit padding keeps layouts identical on both sides; tests/kernel/test_abi.py
+ * checks sizes and offsets against the BTF of the compiled object.
+ */
+#ifndef ERX_ABI_EVENTS_H
+#define ERX_ABI_EVENTS_H
+
+/* abi:begin */
+
+/* Upper bound of the payload bytes captured per syscall (power of two). */
+#define ERX_MAX_CAPTURE 16384
+/* How many iovecs of readv/writev/sendmsg/recvmsg are walked for payload. */
+#define ERX_MAX_IOVECS 8
+/* How many messages of one sendmmsg/recvmmsg become data events. */
+#define ERX_MAX_MMSG 8
+/* Bytes of a process's comm. */
+#define ERX_COMM_LEN 16
+
+/* The first byte of every ring-buffer record. */
+enum erx_event_kind {
+	ERX_EV_DATA = 1,       /* payload of a socket read/write (struct erx_data_event) */
+	ERX_EV_CONN_OPEN = 2,  /* connect/accept finished (struct erx_conn_event) */
+	ERX_EV_CONN_CLOSE = 3, /* close() of a tracked socket (struct erx_conn_event) */
+	ERX_EV_PROC_EXEC = 4,  /* sched_process_exec (struct erx_proc_event) */
+	ERX_EV_PROC_EXIT = 5,  /* sched_process_exit of a thread-group leader (struct erx_proc_event) */
+	ERX_EV_LOG = 6,        /* write to stdout/stderr that is not a socket (struct erx_data_event) */
+	ERX_EV_SENDFILE = 7,   /* sendfile to a socket: bytes counted, no payload (struct erx_data_event) */
+};
+
+/* Direction relative to the traced process. */
+enum erx_direction {
+	ERX_DIR_EGRESS = 0,  /* the process wrote/sent the bytes */
+	ERX_DIR_INGRESS = 1, /* the process read/received the bytes */
+};
+
+/* The traced process's side of the connection. */
+enum erx_role {
+	ERX_ROLE_UNKNOWN = 0, /* socket existed before the agent or was inherited */
+	ERX_ROLE_CLIENT = 1,  /* connect() */
+	ERX_ROLE_SERVER = 2,  /* accept()/accept4() */
+};
+
+/* The syscall that produced a data event. */
+enum erx_syscall {
+	ERX_SYS_READ = 1,
+	ERX_SYS_WRITE = 2,
+	ERX_SYS_READV = 3,
+	ERX_SYS_WRITEV = 4,
+	ERX_SYS_RECVFROM = 5,
+	ERX_SYS_SENDTO = 6,
+	ERX_SYS_RECVMSG = 7,
+	ERX_SYS_SENDMSG = 8,
+	ERX_SYS_RECVMMSG = 9,
+	ERX_SYS_SENDMMSG = 10,
+	ERX_SYS_SENDFILE = 11,
+	ERX_SYS_CONNECT = 12,
+	ERX_SYS_ACCEPT = 13,
+	ERX_SYS_ACCEPT4 = 14,
+	ERX_SYS_CLOSE = 15,
+};
+
+/* Transport of a tuple. */
+enum erx_transport {
+	ERX_TRANSPORT_UNKNOWN = 0,
+	ERX_TRANSPORT_TCP = 1,
+	ERX_TRANSPORT_UDP = 2,
+	ERX_TRANSPORT_UNIX_STREAM = 3,
+	ERX_TRANSPORT_UNIX_DGRAM = 4,
+};
+
+/* Indexes of the per-CPU counter array "erx_counters". produced == delivered + sum(lost_*). */
+enum erx_counter {
+	ERX_CNT_PRODUCED = 0,          /* records the kernel side tried to submit */
+	ERX_CNT_LOST_RINGBUF_FULL = 1, /* bpf_ringbuf_output failed: ring buffer full */
+	ERX_CNT_LOST_NO_SCRATCH = 2,   /* per-CPU scratch buffer lookup failed */
+	ERX_CNT_PAYLOAD_READ_FAILED = 3, /* user memory unreadable: event sent with captured_len 0 */
+	ERX_CNT_CONN_TABLE_FULL = 4,   /* connection table update failed (not a lost record) */
+	ERX_CNT_INFLIGHT_FULL = 5,     /* per-thread in-flight table update failed (syscall missed) */
+	ERX_CNT_FILTERED = 6,          /* socket syscalls dropped by a kernel filter */
+	ERX_CNT_MAX = 7,
+};
+
+/* Socket endpoints. Addresses are 16 bytes: IPv4 in the first 4 bytes. Ports in host order.
+ * For unix sockets the ports hold nothing and the addresses are zero. */
+struct erx_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;    /* AF_INET, AF_INET6, AF_UNIX */
+	__u8 transport;  /* enum erx_transport */
+	__u8 _pad0;
+};
+
+/* Common head of every record. */
+struct erx_event_header {
+	__u8 kind;       /* enum erx_event_kind */
+	__u8 direction;  /* enum erx_direction */
+	__u8 role;       /* enum erx_role */
+	__u8 syscall;    /* enum erx_syscall */
+	__u32 pid;       /* thread-group id */
+	__u32 tid;
+	__u32 _pad0;
+	__u64 conn_id;   /* unique for the lifetime of a connection; survives fd reuse */
+	__u64 cgroup_id;
+	__u64 ts_enter_ns; /* CLOCK_MONOTONIC at syscall entry */
+	__u64 ts_exit_ns;  /* CLOCK_MONOTONIC at syscall exit */
+};
+
+/* ERX_EV_DATA / ERX_EV_LOG / ERX_EV_SENDFILE. The record is cut after captured_len bytes of
+ * payload: record size == offsetof(payload) + captured_len. */
+struct erx_data_event {
+	struct erx_event_header hdr;
+	struct erx_tuple tuple;
+	__u32 total_len;    /* bytes the syscall really moved (this message, for mmsg) */
+	__u32 captured_len; /* bytes of payload that follow (<= capture_size) */
+	__s32 fd;
+	__u32 _pad0;
+	__u8 payload[ERX_MAX_CAPTURE];
+};
+
+/* ERX_EV_CONN_OPEN / ERX_EV_CONN_CLOSE. */
+struct erx_conn_event {
+	struct erx_event_header hdr;
+	struct erx_tuple tuple;
+	__s32 fd;
+	__u32 _pad0;
+	__u64 bytes_sent;     /* totals seen on the connection (for close) */
+	__u64 bytes_received;
+};
+
+/* ERX_EV_PROC_EXEC / ERX_EV_PROC_EXIT. */
+struct erx_proc_event {
+	struct erx_event_header hdr;
+	__u32 ppid;
+	__s32 exit_code;
+	__u8 comm[ERX_COMM_LEN];
+};
+
+/* Knobs set by user space in .rodata before load (the only thing in .rodata). */
+struct erx_config {
+	__u32 agent_tgid;    /* never trace the agent itself */
+	__u32 capture_size;  /* payload bytes per syscall, <= ERX_MAX_CAPTURE */
+	__u64 wakeup_bytes;  /* force a user-space wakeup when this much data is pending */
+	__u8 capture_logs;   /* emit ERX_EV_LOG for writes to fd 1/2 */
+	__u8 filter_ports;   /* consult erx_excluded_ports */
+	__u8 filter_pids;    /* consult erx_excluded_pids */
+	__u8 _pad0[5];
+};
+
+/* abi:end */
+
+#endif /* ERX_ABI_EVENTS_H */

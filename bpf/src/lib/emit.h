@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Counting, filtering and ring-buffer submission shared by every program. */
+#ifndef ERX_LIB_EMIT_H
+#define ERX_LIB_EMIT_H
+
+static __always_inline void erx_count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&erx_counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+/* No wakeup per record: user space polls on an interval; force one only past a byte threshold. */
+static __always_inline __u64 erx_rb_flags(void)
+{
+	__u64 avail = bpf_ringbuf_query(&erx_events, BPF_RB_AVAIL_DATA);
+	return avail >= erx_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline bool erx_pid_excluded(__u32 tgid)
+{
+	if (tgid == erx_cfg.agent_tgid)
+		return true;
+	if (erx_cfg.filter_pids && bpf_map_lookup_elem(&erx_excluded_pids, &tgid))
+		return true;
+	return false;
+}
+
+static __always_inline bool erx_port_excluded(const struct erx_tuple *t)
+{
+	__u16 p;
+	if (!erx_cfg.filter_ports)
+		return false;
+	p = t->sport;
+	if (bpf_map_lookup_elem(&erx_excluded_ports, &p))
+		return true;
+	p = t->dport;
+	return bpf_map_lookup_elem(&erx_excluded_ports, &p) != NULL;
+}
+
+static __always_inline void erx_fill_header(struct erx_event_header *h, __u8 kind, __u8 dir, __u8 role,
+					    __u8 sys, __u64 conn_id, __u64 ts_enter)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	h->kind = kind;
+	h->direction = dir;
+	h->role = role;
+	h->syscall = sys;
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->_pad0 = 0;
+	h->conn_id = conn_id;
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->ts_enter_ns = ts_enter;
+	h->ts_exit_ns = bpf_ktime_get_ns();
+}
+
+/* The connection state of sk, created on first sight (role unknown: the socket predates us or
+ * was inherited). NULL when the family is not traced or the table refused the entry. */
+static __always_inline struct erx_conn_state *erx_conn_lookup_or_create(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct erx_conn_state *c = bpf_map_lookup_elem(&erx_conns, &key);
+	struct erx_conn_state fresh = {};
+
+	if (c)
+		return c;
+	if (!erx_sock_tuple(sk, &fresh.tuple))
+		return NULL;
+	fresh.id = __sync_fetch_and_add(&erx_next_conn_id, 1);
+	fresh.role = ERX_ROLE_UNKNOWN;
+	fresh.ignored = erx_port_excluded(&fresh.tuple);
+	if (bpf_map_update_elem(&erx_conns, &key, &fresh, BPF_NOEXIST)) {
+		/* Lost a race with another CPU, or the table is full. */
+		c = bpf_map_lookup_elem(&erx_conns, &key);
+		if (!c)
+			erx_count(ERX_CNT_CONN_TABLE_FULL);
+		return c;
+	}
+	return bpf_map_lookup_elem(&erx_conns, &key);
+}
+
+/* A fixed-size connection record (open/close). */
+static __always_inline void erx_emit_conn(__u8 kind, __u8 sys, struct erx_conn_state *c, int fd, __u64 ts_enter)
+{
+	struct erx_conn_event *e;
+
+	erx_count(ERX_CNT_PRODUCED);
+	e = bpf_ringbuf_reserve(&erx_events, sizeof(*e), 0);
+	if (!e) {
+		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
+		return;
+	}
+	erx_fill_header(&e->hdr, kind, 0, c->role, sys, c->id, ts_enter);
+	e->tuple = c->tuple;
+	e->fd = fd;
+	e->_pad0 = 0;
+	e->bytes_sent = c->bytes_sent;
+	e->bytes_received = c->bytes_received;
+	bpf_ringbuf_submit(e, erx_rb_flags());
+}
+
+#endif

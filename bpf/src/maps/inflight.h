@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Arguments of a syscall between its enter and exit tracepoints, keyed by pid_tgid. */
+#ifndef ERX_MAPS_INFLIGHT_H
+#define ERX_MAPS_INFLIGHT_H
+
+enum erx_inflight_flags {
+	ERX_INF_IOV = 1,  /* buf points to an iovec array of iovcnt entries */
+	ERX_INF_MSG = 2,  /* buf points to a struct user_msghdr */
+	ERX_INF_MMSG = 4, /* buf points to an array of struct mmsghdr */
+	ERX_INF_LOG = 8,  /* a write to stdout/stderr, not a socket */
+};
+
+struct erx_inflight {
+	__u64 ts_enter_ns;
+	__u64 sk;      /* struct sock * (0 for log writes) */
+	__u64 buf;     /* user pointer: buffer, iovec array, msghdr or mmsghdr array */
+	__u64 addr;    /* user pointer to a sockaddr (sendto/recvfrom), or 0 */
+	__u32 count;   /* iovcnt / vlen */
+	__s32 fd;
+	__u8 syscall;  /* enum erx_syscall */
+	__u8 direction;
+	__u8 flags;    /* enum erx_inflight_flags */
+	__u8 _pad0[5];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct erx_inflight);
+} erx_inflight SEC(".maps");
+
+#endif

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Data syscalls: enter records the arguments per thread, exit reads the payload when the
+ * syscall moved bytes (ret > 0) and submits an erx_data_event. */
+#ifndef ERX_PROGS_SYSCALLS_DATA_H
+#define ERX_PROGS_SYSCALLS_DATA_H
+
+static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd, __u64 buf, __u64 addr,
+					  __u32 count)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct erx_inflight inf = {};
+	struct file *f;
+	struct sock *sk;
+
+	if (erx_pid_excluded(id >> 32))
+		return 0;
+	f = erx_fd_file(fd);
+	sk = erx_file_sock(f);
+	if (!sk) {
+		/* Not a socket: only stdout/stderr writes matter, and only when logs are on. */
+		if (!f || !erx_cfg.capture_logs || dir != ERX_DIR_EGRESS || (fd != 1 && fd != 2) ||
+		    sys == ERX_SYS_SENDFILE)
+			return 0;
+		flags |= ERX_INF_LOG;
+	}
+	inf.ts_enter_ns = bpf_ktime_get_ns();
+	inf.sk = (__u64)sk;
+	inf.buf = buf;
+	inf.addr = addr;
+	inf.count = count;
+	inf.fd = fd;
+	inf.syscall = sys;
+	inf.direction = dir;
+	inf.flags = flags;
+	if (bpf_map_update_elem(&erx_inflight, &id, &inf, BPF_ANY))
+		erx_count(ERX_CNT_INFLIGHT_FULL);
+	return 0;
+}
+
+/* Copy up to `want` bytes spread over a user iovec array into the scratch payload. */
+static __noinline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr, __u32 iovcnt, __u32 want)
+{
+	__u32 off = 0;
+
+	for (int i = 0; i < ERX_MAX_IOVECS; i++) {
+		struct iovec iov;
+		__u64 n, o;
+
+		if (i >= iovcnt || off >= want)
+			break;
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(struct iovec))))
+			break;
+		n = iov.iov_len;
+		if (n > want - off)
+			n = want - off;
+		if (n > ERX_MAX_CAPTURE)
+			n = ERX_MAX_CAPTURE;
+		o = off;
+		ERX_BOUND(o, 0x3fff);
+		ERX_BOUND(n, 0x7fff);
+		if (bpf_probe_read_user(&s->ev.payload[o], n, iov.iov_base))
+			break;
+		off += n;
+	}
+	return off;
+}
+
+/* Assemble one data record in per-CPU scratch and submit it. src is a plain buffer when
+ * iovcnt == 0, else an iovec array. c is NULL for log writes. */
+static __always_inline void erx_emit_payload(const struct erx_inflight *inf, struct erx_conn_state *c, __u8 kind,
+					     __u32 total_len, __u64 src, __u32 iovcnt, __u64 uaddr)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct erx_scratch *s;
+	struct erx_data_event *e;
+	__u32 want, captured = 0;
+	__u64 size;
+
+	erx_count(ERX_CNT_PRODUCED);
+	s = bpf_map_lookup_elem(&erx_scratch_buf, &cpu);
+	if (!s) {
+		erx_count(ERX_CNT_LOST_NO_SCRATCH);
+		return;
+	}
+	e = &s->ev;
+	erx_fill_header(&e->hdr, kind, inf->direction, c ? c->role : ERX_ROLE_UNKNOWN, inf->syscall,
+			c ? c->id : 0, inf->ts_enter_ns);
+	if (c) {
+		e->tuple = c->tuple;
+		erx_tuple_remote_from_user(&e->tuple, uaddr);
+	} else {
+		__builtin_memset(&e->tuple, 0, sizeof(e->tuple));
+	}
+	e->total_len = total_len;
+	e->fd = inf->fd;
+	e->_pad0 = 0;
+
+	want = erx_cfg.capture_size;
+	if (want > total_len)
+		want = total_len;
+	if (want > ERX_MAX_CAPTURE)
+		want = ERX_MAX_CAPTURE;
+	if (kind != ERX_EV_SENDFILE && want > 0) {
+		if (iovcnt) {
+			captured = erx_gather_iov(s, src, iovcnt, want);
+		} else {
+			__u64 n = want;
+			ERX_BOUND(n, 0x7fff);
+			if (bpf_probe_read_user(e->payload, n, (void *)src) == 0)
+				captured = n;
+		}
+		if (captured == 0)
+			erx_count(ERX_CNT_PAYLOAD_READ_FAILED);
+	}
+	if (captured > ERX_MAX_CAPTURE)
+		captured = ERX_MAX_CAPTURE;
+	e->captured_len = captured;
+	size = captured;
+	ERX_BOUND(size, 0x7fff);
+	size += offsetof(struct erx_data_event, payload);
+	if (bpf_ringbuf_output(&erx_events, e, size, erx_rb_flags()))
+		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
+}
+
+static __always_inline int erx_data_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct erx_inflight *p = bpf_map_lookup_elem(&erx_inflight, &id);
+	struct erx_inflight inf;
+	struct erx_conn_state *c;
+
+	if (!p)
+		return 0;
+	inf = *p;
+	bpf_map_delete_elem(&erx_inflight, &id);
+	if (ret <= 0)
+		return 0;
+
+	if (inf.flags & ERX_INF_LOG) {
+		erx_emit_payload(&inf, NULL, ERX_EV_LOG, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, 0);
+		return 0;
+	}
+	c = erx_conn_lookup_or_create((struct sock *)inf.sk);
+	if (!c)
+		return 0;
+	if (c->ignored || bpf_map_lookup_elem(&erx_ignored_conns, &c->id)) {
+		erx_count(ERX_CNT_FILTERED);
+		return 0;
+	}
+
+	if (inf.syscall == ERX_SYS_SENDMMSG || inf.syscall == ERX_SYS_RECVMMSG) {
+		/* ret is the number of messages; each carries its own length. */
+		__sync_fetch_and_add(inf.direction == ERX_DIR_EGRESS ? &c->bytes_sent : &c->bytes_received, 0);
+		for (int i = 0; i < ERX_MAX_MMSG; i++) {
+			struct mmsghdr m;
+
+			if (i >= ret)
+				break;
+			if (bpf_probe_read_user(&m, sizeof(m), (void *)(inf.buf + i * sizeof(struct mmsghdr))))
+				break;
+			if (inf.direction == ERX_DIR_EGRESS)
+				__sync_fetch_and_add(&c->bytes_sent, m.msg_len);
+			else
+				__sync_fetch_and_add(&c->bytes_received, m.msg_len);
+			erx_emit_payload(&inf, c, ERX_EV_DATA, m.msg_len, (__u64)m.msg_hdr.msg_iov,
+					 m.msg_hdr.msg_iovlen ? m.msg_hdr.msg_iovlen : 1, (__u64)m.msg_hdr.msg_name);
+		}
+		return 0;
+	}
+
+	if (inf.direction == ERX_DIR_EGRESS)
+		__sync_fetch_and_add(&c->bytes_sent, ret);
+	else
+		__sync_fetch_and_add(&c->bytes_received, ret);
+
+	if (inf.syscall == ERX_SYS_SENDFILE) {
+		erx_emit_payload(&inf, c, ERX_EV_SENDFILE, ret, 0, 0, 0);
+	} else if (inf.flags & ERX_INF_MSG) {
+		struct user_msghdr msg;
+
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)inf.buf))
+			return 0;
+		erx_emit_payload(&inf, c, ERX_EV_DATA, ret, (__u64)msg.msg_iov, msg.msg_iovlen ? msg.msg_iovlen : 1,
+				 (__u64)msg.msg_name);
+	} else {
+		erx_emit_payload(&inf, c, ERX_EV_DATA, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, inf.addr);
+	}
+	return 0;
+}
+
+#define ERX_ARG(ctx, n) ((struct trace_event_raw_sys_enter *)(ctx))->args[n]
+#define ERX_RET(ctx) ((struct trace_event_raw_sys_exit *)(ctx))->ret
+
+#define ERX_DATA_SYSCALL(name, sys, dir, flags, buf_arg, addr_expr, count_expr)                   \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+	int erx_enter_##name(void *ctx)                                                            \
+	{                                                                                          \
+		return erx_data_enter(sys, dir, flags, (int)ERX_ARG(ctx, 0), ERX_ARG(ctx, buf_arg),  \
+				      addr_expr, count_expr);                                      \
+	}                                                                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
+	int erx_exit_##name(void *ctx)                                                             \
+	{                                                                                          \
+		return erx_data_exit(ERX_RET(ctx));                                                \
+	}
+
+ERX_DATA_SYSCALL(read, ERX_SYS_READ, ERX_DIR_INGRESS, 0, 1, 0, 0)
+ERX_DATA_SYSCALL(write, ERX_SYS_WRITE, ERX_DIR_EGRESS, 0, 1, 0, 0)
+ERX_DATA_SYSCALL(readv, ERX_SYS_READV, ERX_DIR_INGRESS, ERX_INF_IOV, 1, 0, (__u32)ERX_ARG(ctx, 2))
+ERX_DATA_SYSCALL(writev, ERX_SYS_WRITEV, ERX_DIR_EGRESS, ERX_INF_IOV, 1, 0, (__u32)ERX_ARG(ctx, 2))
+ERX_DATA_SYSCALL(recvfrom, ERX_SYS_RECVFROM, ERX_DIR_INGRESS, 0, 1, ERX_ARG(ctx, 4), 0)
+ERX_DATA_SYSCALL(sendto, ERX_SYS_SENDTO, ERX_DIR_EGRESS, 0, 1, ERX_ARG(ctx, 4), 0)
+ERX_DATA_SYSCALL(recvmsg, ERX_SYS_RECVMSG, ERX_DIR_INGRESS, ERX_INF_MSG, 1, 0, 0)
+ERX_DATA_SYSCALL(sendmsg, ERX_SYS_SENDMSG, ERX_DIR_EGRESS, ERX_INF_MSG, 1, 0, 0)
+ERX_DATA_SYSCALL(recvmmsg, ERX_SYS_RECVMMSG, ERX_DIR_INGRESS, ERX_INF_MMSG, 1, 0, (__u32)ERX_ARG(ctx, 2))
+ERX_DATA_SYSCALL(sendmmsg, ERX_SYS_SENDMMSG, ERX_DIR_EGRESS, ERX_INF_MMSG, 1, 0, (__u32)ERX_ARG(ctx, 2))
+/* sendfile64(out_fd, in_fd, offset, count): bytes counted on out_fd, no payload. */
+ERX_DATA_SYSCALL(sendfile64, ERX_SYS_SENDFILE, ERX_DIR_EGRESS, 0, 1, 0, 0)
+
+#endif

@@ -1,0 +1,1 @@
+../../../bpf/src/abi/events.h

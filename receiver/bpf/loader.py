@@ -1,0 +1,300 @@
+"""The BPF object's lifecycle: open -> configure (.rodata, map sizes) -> load -> attach -> close.
+
+One :class:`BpfLoader` owns one ``bpf_object`` and its links.  ``close()`` is idempotent and
+leaves no programs, links or maps behind (they are not pinned, so closing the object and
+destroying the links frees them).  Failures become :class:`BpfLoadError` naming the cause
+and the fix, with the relevant libbpf/verifier log lines.
+"""
+
+from __future__ import annotations
+
+import errno
+import resource
+import threading
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from receiver.bpf.abi import Abi, load_abi
+from receiver.bpf.libbpf import Libbpf, errno_text, open_libbpf
+from receiver.bpf.tracefs import ensure_tracefs
+
+# libbpf's print callback is process-wide; loads are serialised so each gets its own log.
+_PRINT_LOCK = threading.Lock()
+
+
+class BpfLoadError(RuntimeError):
+    """Opening, loading or attaching the BPF object failed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class LoaderKnobs:
+    """What user space sets before load (from ``receivers.ebpf``)."""
+
+    agent_tgid: int = 0
+    capture_size: int = 4096
+    wakeup_bytes: int = 1 << 20
+    capture_logs: bool = False
+    ring_buffer_size: int = 16 << 20
+    max_connections: int = 65536
+    excluded_pids: tuple[int, ...] = ()
+    excluded_ports: tuple[int, ...] = ()
+
+
+def default_object_path(name: str = "receiver.bpf.o") -> Path:
+    return Path(str(resources.files("receiver") / "bpf" / "objects" / name))
+
+
+def _hint_for(err: int, log_tail: str) -> str:
+    if err in (errno.EPERM, errno.EACCES):
+        if "invalid" in log_tail or "R" in log_tail and "unbounded" in log_tail:
+            return "the verifier rejected a program (see the log lines above)"
+        return (
+            "permission denied: run as root, or grant CAP_BPF + CAP_PERFMON (+ CAP_SYS_ADMIN for "
+            "tracefs, CAP_NET_ADMIN for tc)"
+        )
+    if err == errno.ENOENT:
+        return "a tracepoint or kernel type is missing: check `ebpf-receiver check` (BTF, tracefs)"
+    if err == errno.E2BIG:
+        return "a map or program is larger than this kernel allows (lower capture_size/ring_buffer_size)"
+    if err == errno.EINVAL:
+        return "the kernel refused the object: it may be too old or lack BTF (/sys/kernel/btf/vmlinux)"
+    return "see the libbpf log lines above"
+
+
+@dataclass
+class BpfLoader:
+    object_path: Path
+    knobs: LoaderKnobs = field(default_factory=LoaderKnobs)
+    libbpf: Libbpf | None = None
+    abi: Abi | None = None
+
+    def __post_init__(self) -> None:
+        self.libbpf = self.libbpf or open_libbpf()
+        self.abi = self.abi or load_abi()
+        self._obj = None
+        self._links: list = []
+        self._log: list[str] = []
+        self._state = "new"  # new -> opened -> loaded -> attached -> closed
+        self.mounted_tracefs = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def open(self) -> None:
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        if not Path(self.object_path).is_file():
+            raise BpfLoadError(f"BPF object {self.object_path} not found: build it with `make -C bpf`")
+        self.memlock_unlimited = _raise_memlock()
+        obj = self._with_log(lambda: lib.bpf_object__open_file(str(self.object_path).encode(), ffi.NULL))
+        err = lib.libbpf_get_error(obj)
+        if obj == ffi.NULL or err:
+            raise BpfLoadError(self._failure(f"opening {self.object_path}", err or -errno.EINVAL))
+        self._obj = obj
+        self._state = "opened"
+
+    def configure(self) -> None:
+        """Write the knobs into .rodata and size the maps (before load)."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        k = self.knobs
+        max_capture = self.abi.const("ERX_MAX_CAPTURE")
+        if not 0 < k.capture_size <= max_capture:
+            raise BpfLoadError(f"capture_size {k.capture_size} must be between 1 and {max_capture}")
+        rodata = self._find_map_suffix(".rodata")
+        size = ffi.new("size_t *")
+        ptr = lib.bpf_map__initial_value(rodata, size)
+        if ptr == ffi.NULL or size[0] < self.abi.sizeof("erx_config"):
+            raise BpfLoadError(".rodata of the BPF object does not hold struct erx_config")
+        # .rodata holds exactly one struct erx_config at offset 0 (see receiver.bpf.c).
+        cfg = self.abi.ffi.new("struct erx_config *")
+        cfg.agent_tgid = k.agent_tgid
+        cfg.capture_size = k.capture_size
+        cfg.wakeup_bytes = k.wakeup_bytes
+        cfg.capture_logs = 1 if k.capture_logs else 0
+        cfg.filter_ports = 1 if k.excluded_ports else 0
+        cfg.filter_pids = 1 if k.excluded_pids else 0
+        data = bytearray(ffi.buffer(ptr, size[0]))
+        data[: self.abi.sizeof("erx_config")] = bytes(self.abi.ffi.buffer(cfg))
+        self._check(lib.bpf_map__set_initial_value(rodata, bytes(data), len(data)), "setting .rodata")
+        self._set_max_entries("erx_events", _pow2_at_least(k.ring_buffer_size, 4096))
+        self._set_max_entries("erx_conns", k.max_connections)
+        self._set_max_entries("erx_scratch_buf", max(1, lib.libbpf_num_possible_cpus()))
+
+    def load(self) -> None:
+        lib = self.libbpf.lib
+        self._log.clear()
+        rc = self._with_log(lambda: lib.bpf_object__load(self._obj))
+        if rc:
+            raise BpfLoadError(self._failure("loading the BPF object", rc))
+        self._state = "loaded"
+        self._fill_filters()
+
+    def attach(self) -> None:
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        _, self.mounted_tracefs = ensure_tracefs()
+        prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
+        while prog != ffi.NULL:
+            name = ffi.string(lib.bpf_program__name(prog)).decode()
+            link = self._with_log(lambda p=prog: lib.bpf_program__attach(p))
+            err = lib.libbpf_get_error(link)
+            if link == ffi.NULL or err:
+                section = ffi.string(lib.bpf_program__section_name(prog)).decode()
+                raise BpfLoadError(self._failure(f"attaching {name} ({section})", err or -errno.EINVAL))
+            self._links.append(link)
+            prog = lib.bpf_object__next_program(self._obj, prog)
+        self._state = "attached"
+
+    def start(self) -> None:
+        """open + configure + load + attach; on failure everything is released."""
+        try:
+            self.open()
+            self.configure()
+            self.load()
+            self.attach()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Detach every link and free the object.  Safe to call twice, and before start."""
+        if self._state == "closed":
+            return
+        lib = self.libbpf.lib
+        links, self._links = self._links, []
+        for link in links:
+            lib.bpf_link__destroy(link)
+        if self._obj is not None:
+            lib.bpf_object__close(self._obj)
+            self._obj = None
+        self._state = "closed"
+
+    def __enter__(self) -> "BpfLoader":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- maps ------------------------------------------------------------------------------
+
+    @property
+    def link_count(self) -> int:
+        return len(self._links)
+
+    def map_fd(self, name: str) -> int:
+        m = self.libbpf.lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if m == self.libbpf.ffi.NULL:
+            raise KeyError(f"BPF map {name!r} not in the object")
+        return self.libbpf.lib.bpf_map__fd(m)
+
+    def read_counters(self) -> list[int]:
+        """The per-CPU ``erx_counters`` summed over CPUs, indexed by enum erx_counter."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        fd = self.map_fd("erx_counters")
+        ncpu = lib.libbpf_num_possible_cpus()
+        n = self.abi.const("ERX_CNT_MAX")
+        key = ffi.new("uint32_t *")
+        values = ffi.new("uint64_t[]", ncpu)
+        out = []
+        for i in range(n):
+            key[0] = i
+            if lib.bpf_map_lookup_elem(fd, key, values) != 0:
+                out.append(0)
+                continue
+            out.append(sum(values[c] for c in range(ncpu)))
+        return out
+
+    def ignore_connection(self, conn_id: int) -> None:
+        """Tell the kernel side to stop sending data of this connection."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        key = ffi.new("uint64_t *", conn_id)
+        val = ffi.new("uint8_t *", 1)
+        lib.bpf_map_update_elem(self.map_fd("erx_ignored_conns"), key, val, 0)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _fill_filters(self) -> None:
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        one = ffi.new("uint8_t *", 1)
+        for pid in self.knobs.excluded_pids:
+            lib.bpf_map_update_elem(self.map_fd("erx_excluded_pids"), ffi.new("uint32_t *", pid), one, 0)
+        for port in self.knobs.excluded_ports:
+            lib.bpf_map_update_elem(self.map_fd("erx_excluded_ports"), ffi.new("uint16_t *", port), one, 0)
+
+    def _find_map_suffix(self, suffix: str):
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        m = lib.bpf_object__next_map(self._obj, ffi.NULL)
+        while m != ffi.NULL:
+            if ffi.string(lib.bpf_map__name(m)).decode().endswith(suffix):
+                return m
+            m = lib.bpf_object__next_map(self._obj, m)
+        raise BpfLoadError(f"BPF object has no {suffix} map")
+
+    def _set_max_entries(self, name: str, n: int) -> None:
+        m = self.libbpf.lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if m == self.libbpf.ffi.NULL:
+            raise BpfLoadError(f"BPF object has no map {name!r}")
+        self._check(self.libbpf.lib.bpf_map__set_max_entries(m, n), f"sizing map {name}")
+
+    def _check(self, rc: int, what: str) -> None:
+        if rc:
+            raise BpfLoadError(self._failure(what, rc))
+
+    def _failure(self, what: str, err: int) -> str:
+        tail = _relevant_log_lines(self._log)
+        text = errno_text(self.libbpf, err)
+        msg = f"{what} failed: {text}"
+        if tail:
+            msg += "\nlibbpf/verifier log (last lines):\n  " + "\n  ".join(tail)
+        return msg + f"\nhint: {_hint_for(abs(err), ' '.join(tail))}"
+
+    def _with_log(self, fn):
+        """Run a libbpf call with its log captured into self._log."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        log = self._log
+
+        @ffi.callback("int(enum libbpf_print_level, const char *, void *)")
+        def _print(level, fmt, ap):
+            buf = ffi.new("char[]", 8192)
+            lib.vsnprintf(buf, 8192, fmt, ap)
+            log.append(ffi.string(buf).decode(errors="replace").rstrip("\n"))
+            if len(log) > 4000:
+                del log[:1000]
+            return 0
+
+        with _PRINT_LOCK:
+            old = lib.libbpf_set_print(_print)
+            try:
+                return fn()
+            finally:
+                lib.libbpf_set_print(old)
+
+
+def _relevant_log_lines(log: list[str], n: int = 25) -> list[str]:
+    lines = [ln for chunk in log for ln in chunk.splitlines() if ln.strip()]
+    # Prefer the verifier's own explanation when there is one.
+    for i in range(len(lines) - 1, -1, -1):
+        if "-- BEGIN PROG LOAD LOG --" in lines[i]:
+            return lines[i:][-n:]
+    return lines[-n:]
+
+
+def _pow2_at_least(n: int, minimum: int) -> int:
+    v = minimum
+    while v < n:
+        v <<= 1
+    return v
+
+
+def _raise_memlock() -> bool:
+    """Pre-5.11 kernels charge BPF memory to RLIMIT_MEMLOCK; lift it (harmless elsewhere).
+    Returns False when not allowed: newer kernels account BPF memory to the cgroup instead,
+    so the load may still succeed; if it does not, the load error says so."""
+    try:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        return False
+    return True

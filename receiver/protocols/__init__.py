@@ -1,0 +1,1 @@
+"""Sans-I/O protocol parsers; see :mod:`receiver.protocols.base` for the contract."""
