@@ -1,0 +1,217 @@
+"""The ``ebpf`` receiver component: load → capture → reassemble → parse → stitch → assemble.
+
+One capture thread polls the ring buffer every ``poll_interval``, decodes the batch, feeds
+the connection tracker (which runs the protocol sessions) and turns finished transactions
+into spans and RED metric observations, handed to the next consumers in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, Sequence
+
+from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
+from receiver.capture.connections import ConnectionTracker, TrackerLimits
+from receiver.capture.events import ConnEvent, DataEvent, EventDecoder, ProcEvent
+from receiver.capture.ringbuf import RingBufferReader
+from receiver.protocols.registry import ProtocolRegistry
+from receiver.telemetry.assemble import TelemetryAssembler
+from receiver.telemetry.clock import MonotonicToWall
+from receiver.telemetry.model import Span
+from receiver.telemetry.red_metrics import RedMetrics
+from receiver.telemetry.resources import ProcessResources
+
+log = logging.getLogger(__name__)
+
+
+class TracesConsumer(Protocol):
+    def consume_traces(self, spans: list[Span]) -> None: ...
+
+
+@dataclass
+class CaptureStats:
+    """Counters of the user-space side of capture (the kernel keeps its own)."""
+
+    records: int = 0
+    data_events: int = 0
+    conn_events: int = 0
+    proc_events: int = 0
+    transactions: int = 0
+    spans: int = 0
+    by_kind: dict = field(default_factory=dict)
+
+
+class EbpfReceiver:
+    def __init__(
+        self,
+        config,
+        traces: Sequence[TracesConsumer] = (),
+        red_metrics: RedMetrics | None = None,
+        resources: ProcessResources | None = None,
+        object_path: str | None = None,
+        agent_pid: int | None = None,
+        on_event: Callable[[object], None] | None = None,
+    ) -> None:
+        self._cfg = config
+        self._traces = list(traces)
+        self._red = red_metrics
+        self._resources = resources or ProcessResources()
+        self._object_path = object_path or str(default_object_path())
+        self._agent_pid = agent_pid if agent_pid is not None else os.getpid()
+        self._on_event = on_event
+        self._loader: BpfLoader | None = None
+        self._reader: RingBufferReader | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._started = False
+        self.stats = CaptureStats()
+        self.decoder: EventDecoder | None = None
+        protocols = getattr(config, "protocols", {}) or {}
+        self.registry = ProtocolRegistry(
+            port_overrides={n: p.ports for n, p in protocols.items() if getattr(p, "ports", ())},
+            disabled=[n for n, p in protocols.items() if not getattr(p, "enabled", True)],
+            max_buffer=config.max_buffer_per_connection,
+        )
+        self.tracker = ConnectionTracker(
+            self.registry,
+            TrackerLimits(
+                max_connections=config.max_connections,
+                idle_timeout_ns=int(config.connection_idle_timeout * 1e9),
+            ),
+            on_uninteresting=self._ignore_in_kernel,
+        )
+        self.clock = MonotonicToWall()
+        self.assembler = TelemetryAssembler(self._resources, self.clock, red_metrics)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def loader(self) -> BpfLoader | None:
+        return self._loader
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        cfg = self._cfg
+        knobs = LoaderKnobs(
+            agent_tgid=self._agent_pid,
+            capture_size=cfg.capture_size,
+            wakeup_bytes=cfg.wakeup_bytes,
+            capture_logs=cfg.capture_logs,
+            ring_buffer_size=cfg.ring_buffer_size,
+            max_connections=cfg.max_connections,
+            excluded_pids=tuple(cfg.exclude_pids),
+            excluded_ports=tuple(cfg.exclude_ports),
+        )
+        self._loader = BpfLoader(object_path=self._object_path, knobs=knobs)
+        self._loader.start()
+        try:
+            self.decoder = EventDecoder(self._loader.abi)
+            self._reader = RingBufferReader(self._loader)
+        except BaseException:
+            self._loader.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name="ebpf-capture", daemon=True)
+        self._thread.start()
+        log.info("ebpf receiver attached %d programs", self._loader.link_count)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop capturing, drain what the ring buffer still holds, release the kernel objects."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._loader is not None:
+            self._loader.close()
+
+    def kernel_counters(self) -> list[int]:
+        if self._loader is None or self._loader.state != "attached":
+            return []
+        return self._loader.read_counters()
+
+    @property
+    def delivered(self) -> int:
+        return self._reader.delivered if self._reader else 0
+
+    # -- hot path --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        interval_ms = max(1, int(self._cfg.poll_interval * 1000))
+        last_expire = time.monotonic_ns()
+        while not self._stop.is_set():
+            records = self._reader.poll(interval_ms)
+            if records:
+                self.process_records(records)
+            now = time.monotonic_ns()
+            if now - last_expire > 1_000_000_000:
+                last_expire = now
+                self.clock.maybe_refresh(now)
+                self._emit(self.tracker.expire(now))
+        # Final drain: what the kernel submitted before detaching still counts.
+        records = self._reader.poll(0)
+        if records:
+            self.process_records(records)
+
+    def process_records(self, records: list[bytes]) -> None:
+        decode = self.decoder.decode
+        tracker = self.tracker
+        stats = self.stats
+        dec = self.decoder
+        finished = []
+        stats.records += len(records)
+        for rec in records:
+            ev = decode(rec)
+            if ev is None:
+                continue
+            if self._on_event is not None:
+                self._on_event(ev)
+            kind = ev.kind
+            if kind == dec.EV_DATA:
+                stats.data_events += 1
+                txs = tracker.on_data(ev)
+                if txs:
+                    finished.extend(txs)
+            elif kind == dec.EV_CONN_OPEN or kind == dec.EV_CONN_CLOSE:
+                stats.conn_events += 1
+                txs = tracker.on_conn(ev, kind == dec.EV_CONN_CLOSE)
+                if txs:
+                    finished.extend(txs)
+            elif kind == dec.EV_PROC_EXEC or kind == dec.EV_PROC_EXIT:
+                stats.proc_events += 1
+                self._resources.forget(ev.pid)
+                if kind == dec.EV_PROC_EXIT:
+                    tracker.drop_pid(ev.pid)
+            else:
+                stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
+        if finished:
+            self._emit(finished)
+
+    def _emit(self, finished) -> None:
+        if not finished:
+            return
+        self.stats.transactions += len(finished)
+        spans = []
+        assemble = self.assembler.assemble
+        for tt in finished:
+            s = assemble(tt)
+            if s is not None:
+                spans.append(s)
+        if spans:
+            self.stats.spans += len(spans)
+            for c in self._traces:
+                c.consume_traces(spans)
+
+    def _ignore_in_kernel(self, conn_id: int) -> None:
+        if self._loader is not None and self._loader.state == "attached":
+            self._loader.ignore_connection(conn_id)
+
+
+__all__ = ["EbpfReceiver", "CaptureStats", "ConnEvent", "DataEvent", "ProcEvent"]

@@ -1,0 +1,77 @@
+"""The capture layer's self-telemetry, read at scrape time: kernel records produced,
+delivered and lost by reason; user-space decoding, connection and parser counters."""
+
+from __future__ import annotations
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+# Lost reasons: enum erx_counter index -> label (the index names come from the ABI header).
+_LOST = {"ERX_CNT_LOST_RINGBUF_FULL": "ringbuf_full", "ERX_CNT_LOST_NO_SCRATCH": "no_scratch"}
+
+
+class CaptureMetricsCollector:
+    def __init__(self, receiver) -> None:
+        self._receiver = receiver
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        r = self._receiver
+        counters = r.kernel_counters()
+        loader = r.loader
+        produced = CounterMetricFamily(
+            "ebpf_receiver_kernel_events_produced", "Records the kernel side tried to submit."
+        )
+        delivered = CounterMetricFamily(
+            "ebpf_receiver_kernel_events_received", "Records read from the ring buffer by user space."
+        )
+        lost = CounterMetricFamily(
+            "ebpf_receiver_kernel_events_lost", "Records the kernel could not submit, by reason.", labels=["reason"]
+        )
+        kernel_other = CounterMetricFamily(
+            "ebpf_receiver_kernel_conditions", "Other kernel-side conditions, by kind.", labels=["condition"]
+        )
+        if counters and loader is not None:
+            c = loader.abi.const
+            produced.add_metric([], counters[c("ERX_CNT_PRODUCED")])
+            for name, label in _LOST.items():
+                lost.add_metric([label], counters[c(name)])
+            for name, label in (
+                ("ERX_CNT_PAYLOAD_READ_FAILED", "payload_read_failed"),
+                ("ERX_CNT_CONN_TABLE_FULL", "conn_table_full"),
+                ("ERX_CNT_INFLIGHT_FULL", "inflight_table_full"),
+                ("ERX_CNT_FILTERED", "filtered"),
+            ):
+                kernel_other.add_metric([label], counters[c(name)])
+        delivered.add_metric([], r.delivered)
+        yield produced
+        yield delivered
+        yield lost
+        yield kernel_other
+
+        malformed = CounterMetricFamily("ebpf_receiver_decode_errors", "Ring-buffer records that could not be decoded.")
+        malformed.add_metric([], r.decoder.malformed if r.decoder else 0)
+        yield malformed
+        errors = CounterMetricFamily(
+            "ebpf_receiver_parse_errors", "Protocol frames that could not be parsed.", labels=["protocol"]
+        )
+        for proto, n in sorted(r.tracker.parse_errors_by_protocol.items()):
+            errors.add_metric([proto], n)
+        yield errors
+        conns = GaugeMetricFamily("ebpf_receiver_connections_tracked", "Connections tracked in user space.")
+        conns.add_metric([], len(r.tracker))
+        yield conns
+        dropped = CounterMetricFamily(
+            "ebpf_receiver_connections_dropped", "Connections forgotten, by reason.", labels=["reason"]
+        )
+        dropped.add_metric(["table_full"], r.tracker.evicted)
+        dropped.add_metric(["idle"], r.tracker.expired)
+        dropped.add_metric(["unknown_protocol"], r.tracker.undetected)
+        yield dropped
+        txs = CounterMetricFamily("ebpf_receiver_transactions", "Request/response pairs assembled.")
+        txs.add_metric([], r.stats.transactions)
+        yield txs
+        spans = CounterMetricFamily("ebpf_receiver_spans", "Spans produced.")
+        spans.add_metric([], r.stats.spans)
+        yield spans

@@ -1,0 +1,60 @@
+"""``health_check`` extension: like the Collector's, an HTTP endpoint answering 200 while the
+agent is running and 503 while it starts or stops."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from receiver.config import HealthCheckExtensionConfig
+
+
+class HealthCheckExtension:
+    def __init__(self, config: HealthCheckExtensionConfig) -> None:
+        host, _, port = config.endpoint.rpartition(":")
+        self._addr = (host.strip("[]") or "127.0.0.1", int(port))
+        self._path = config.path
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.ready = False
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1] if self._server else self._addr[1]
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        ext = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server API)
+                if self.path.split("?", 1)[0] != ext._path:
+                    self.send_error(404)
+                    return
+                ok = ext.ready
+                body = json.dumps({"status": "Server available" if ok else "Server not available"}).encode()
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # keep the agent's stderr for the agent's own log
+                return
+
+        self._server = ThreadingHTTPServer(self._addr, Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="health-check", daemon=True)
+        self._thread.start()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self.ready = False
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

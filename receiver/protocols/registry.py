@@ -1,0 +1,64 @@
+"""Which protocols exist, how each is detected, and per-port overrides from the config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+from receiver.protocols.base import Direction, ProtocolSession, Role
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    name: str  # as in config: receivers.ebpf.protocols.<name>
+    detect: Callable[[bytes], bool]
+    new_session: Callable[..., ProtocolSession]  # called with max_buffer=
+
+
+def builtin_protocols() -> list[ProtocolSpec]:
+    """Every protocol the agent ships, in detection order (most specific first)."""
+    from receiver.protocols import http1
+
+    return [
+        ProtocolSpec("http", http1.detect, http1.Http1Session),
+    ]
+
+
+class ProtocolRegistry:
+    def __init__(
+        self,
+        specs: Sequence[ProtocolSpec] | None = None,
+        port_overrides: Mapping[str, Sequence[int]] | None = None,
+        disabled: Sequence[str] = (),
+        max_buffer: int = 65536,
+    ) -> None:
+        specs = list(specs if specs is not None else builtin_protocols())
+        self._specs = [s for s in specs if s.name not in disabled]
+        self._by_name = {s.name: s for s in self._specs}
+        self._ports: dict[int, str] = {}
+        for name, ports in (port_overrides or {}).items():
+            if name not in self._by_name:
+                continue
+            for p in ports:
+                self._ports[int(p)] = name
+        self._max_buffer = max_buffer
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self._specs]
+
+    def detect(self, data: bytes, tuple_=None, direction: Direction | None = None) -> str | None:
+        if not data:
+            return None
+        for s in self._specs:
+            if s.detect(data):
+                return s.name
+        return None
+
+    def protocol_for_ports(self, local_port: int, remote_port: int) -> str | None:
+        if not self._ports:
+            return None
+        return self._ports.get(remote_port) or self._ports.get(local_port)
+
+    def new_session(self, name: str, kernel_role: Role = Role.UNKNOWN) -> ProtocolSession:
+        return self._by_name[name].new_session(max_buffer=self._max_buffer)

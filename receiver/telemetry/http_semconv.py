@@ -1,0 +1,130 @@
+"""HTTP/1.x transactions → span name, attributes, status and metric attributes
+(OTel stable HTTP semantic conventions)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from receiver.capture.connections import TrackedTransaction
+from receiver.protocols.base import Role
+from receiver.telemetry.model import StatusCode
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
+SENSITIVE_QUERY_KEYS = frozenset(
+    {"awsaccesskeyid", "signature", "sig", "x-goog-signature", "password", "passwd", "pwd", "token",
+     "access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "secret", "client_secret", "auth"}
+)
+REDACTED = "REDACTED"
+
+
+def split_target(target: str) -> tuple[str, str | None, bool]:
+    """Request target → (path, query or None, had userinfo).  Absolute-form targets
+    (``http://user:pw@host/p?q``) are reduced to their path."""
+    had_userinfo = False
+    if "://" in target[:16]:
+        rest = target.split("://", 1)[1]
+        authority, _, after = rest.partition("/")
+        had_userinfo = "@" in authority
+        target = "/" + after
+    path, sep, query = target.partition("?")
+    path = path.split("#", 1)[0]
+    return path or "/", (query.split("#", 1)[0] if sep else None), had_userinfo
+
+
+def redact_query(query: str) -> str:
+    parts = []
+    for item in query.split("&"):
+        k, eq, _v = item.partition("=")
+        name = unquote(k).lower()
+        if eq and (name in SENSITIVE_QUERY_KEYS or any(s in name for s in ("password", "token", "secret"))):
+            parts.append(f"{k}={REDACTED}")
+        else:
+            parts.append(item)
+    return "&".join(parts)
+
+
+def host_and_port(host_header: str | None) -> tuple[str | None, int | None]:
+    if not host_header:
+        return None, None
+    h = host_header.strip()
+    if h.startswith("["):  # [v6]:port
+        end = h.find("]")
+        host = h[1:end] if end > 0 else h
+        rest = h[end + 1 :] if end > 0 else ""
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port = h.partition(":")
+    try:
+        return host or None, int(port) if port else None
+    except ValueError:
+        return host or None, None
+
+
+def http_span_parts(tt: TrackedTransaction, route: str | None):
+    """Returns (name, attributes, status, status_message, metric_attributes, metric_name)."""
+    tx = tt.transaction
+    req, resp = tx.request, tx.response
+    tup = tt.tuple
+    server = tx.role == Role.SERVER
+    method = req.method if req.method in KNOWN_METHODS else "_OTHER"
+    path, query, _ = split_target(req.target)
+    attrs: dict[str, object] = {
+        "http.request.method": method,
+        "url.path": path,
+        "url.scheme": "http",
+        "network.protocol.name": "http",
+        "network.protocol.version": req.version,
+        "network.transport": "tcp",
+    }
+    if method == "_OTHER":
+        attrs["http.request.method_original"] = req.method[:64]
+    if query is not None:
+        attrs["url.query"] = redact_query(query)
+    ua = req.header("user-agent")
+    if ua:
+        attrs["user_agent.original"] = ua[:512]
+    if req.body_size:
+        attrs["http.request.body.size"] = req.body_size
+    host, host_port = host_and_port(req.header("host"))
+    metric_attrs: list[tuple[str, object]] = [
+        ("http.request.method", method),
+        ("url.scheme", "http"),
+        ("network.protocol.version", req.version),
+    ]
+    if server:
+        attrs["server.address"] = host or tup.local_addr
+        attrs["server.port"] = host_port or tup.local_port
+        attrs["client.address"] = tup.remote_addr
+        attrs["client.port"] = tup.remote_port
+    else:
+        attrs["server.address"] = host or tup.remote_addr
+        attrs["server.port"] = host_port or tup.remote_port
+        metric_attrs.append(("server.address", attrs["server.address"]))
+        metric_attrs.append(("server.port", attrs["server.port"]))
+    attrs["network.peer.address"] = tup.remote_addr
+    attrs["network.peer.port"] = tup.remote_port
+    attrs["network.local.address"] = tup.local_addr
+    attrs["network.local.port"] = tup.local_port
+    if route:
+        attrs["http.route"] = route
+        metric_attrs.append(("http.route", route))
+    status = StatusCode.UNSET
+    message = ""
+    if resp is not None:
+        code = resp.status_code
+        attrs["http.response.status_code"] = code
+        metric_attrs.append(("http.response.status_code", code))
+        if resp.body_size:
+            attrs["http.response.body.size"] = resp.body_size
+        if code >= 500 or (not server and code >= 400):
+            status = StatusCode.ERROR
+            attrs["error.type"] = str(code)
+            metric_attrs.append(("error.type", str(code)))
+    else:
+        status = StatusCode.ERROR
+        attrs["error.type"] = "no_response"
+        metric_attrs.append(("error.type", "no_response"))
+        message = "connection closed before a response"
+    name = f"{method} {route}" if route else method
+    metric_name = "http.server.request.duration" if server else "http.client.request.duration"
+    return name, attrs, status, message, tuple(sorted(metric_attrs)), metric_name
