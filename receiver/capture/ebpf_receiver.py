@@ -187,6 +187,7 @@ class EbpfReceiver:
             elif kind == dec.EV_PROC_EXEC or kind == dec.EV_PROC_EXIT:
                 stats.proc_events += 1
                 self._resources.forget(ev.pid)
+                self._resources.remember_comm(ev.pid, ev.comm)
                 if kind == dec.EV_PROC_EXIT:
                     tracker.drop_pid(ev.pid)
             else:

@@ -46,6 +46,9 @@ class ProcessInfo:
 def derive_service_name(exe: str, argv: tuple[str, ...]) -> str:
     """A readable service name from the command line when the process does not name itself."""
     prog = os.path.basename(argv[0]) if argv else os.path.basename(exe)
+    if exe and (not prog or " " in prog or ":" in prog):
+        # argv[0] rewritten into a title ("nginx: worker process"): the executable is truer.
+        prog = os.path.basename(exe)
     args = list(argv[1:])
     if prog == "java" or os.path.basename(exe) == "java":
         for i, a in enumerate(args):
@@ -103,6 +106,7 @@ class ProcessResources:
         self._proc = Path(proc_root)
         self._host = host_name or socket.gethostname()
         self._cache: OrderedDict[int, Resource] = OrderedDict()
+        self._comms: OrderedDict[int, str] = OrderedDict()
         self._max = max_entries
 
     def get(self, pid: int) -> Resource:
@@ -117,6 +121,15 @@ class ProcessResources:
 
     def forget(self, pid: int) -> None:
         self._cache.pop(pid, None)
+
+    def remember_comm(self, pid: int, comm: str) -> None:
+        """The kernel's name for a process (from exec/exit events): the fallback service name
+        when the process is gone before its /proc entry could be read (curl and other
+        short-lived clients)."""
+        if comm:
+            self._comms[pid] = comm
+            if len(self._comms) > self._max:
+                self._comms.popitem(last=False)
 
     def read_process(self, pid: int) -> ProcessInfo:
         base = self._proc / str(pid)
@@ -140,7 +153,11 @@ class ProcessResources:
         attrs.update(from_env)
         name = info.environ.get("OTEL_SERVICE_NAME") or from_env.get("service.name")
         if not name:
-            name = derive_service_name(info.exe, info.argv) if (info.exe or info.argv) else f"pid-{pid}"
+            if info.exe or info.argv:
+                name = derive_service_name(info.exe, info.argv)
+            else:
+                name = self._comms.get(pid) or f"pid-{pid}"
+                attrs["process.command"] = name
         attrs["service.name"] = name
         attrs.setdefault("service.instance.id", f"{self._host}-{pid}")
         attrs["process.pid"] = pid
