@@ -9,7 +9,7 @@ transactions.  Connections whose protocol is not recognised are counted and, thr
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from receiver.capture.events import ConnEvent, DataEvent, Tuple
@@ -28,7 +28,12 @@ class Connection:
     protocol: str | None = None
     undetected_bytes: int = 0
     last_tid: int = 0
-    tids: dict = field(default_factory=dict)  # direction -> tid of the last data event
+    tx_count: int = 0  # transactions produced so far: the call index of the next one
+    learned_role: int = 0  # Role the protocol showed (for sockets that predate the agent)
+
+    @property
+    def is_server(self) -> bool:
+        return self.kernel_role == Role.SERVER or self.learned_role == Role.SERVER
 
 
 @dataclass(slots=True)
@@ -41,6 +46,8 @@ class TrackedTransaction:
     conn_id: int
     tuple: Tuple
     cgroup_id: int
+    call_index: int = 0  # position of this transaction on its connection (0, 1, ...)
+    peer_local: bool = False  # the other end of the connection is a traced local socket
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class ConnectionTracker:
         self._limits = limits
         self._on_uninteresting = on_uninteresting
         self._conns: OrderedDict[int, Connection] = OrderedDict()
+        # (local addr, local port, remote addr, remote port) -> conn id, to find local peers
+        self._by_endpoints: dict[tuple, int] = {}
         self.evicted = 0  # connections dropped because the table was full
         self.expired = 0  # connections dropped because idle
         self.undetected = 0  # connections whose protocol was not recognised
@@ -97,7 +106,7 @@ class ConnectionTracker:
             self._count_errors(c.protocol, c.session.parse_errors - before)
         if not txs:
             return []
-        return [TrackedTransaction(t, c.pid, ev.tid, c.conn_id, c.tuple, ev.cgroup_id) for t in txs]
+        return self._track(c, txs, ev.tid, ev.cgroup_id)
 
     def on_conn(self, ev: ConnEvent, is_close: bool) -> list[TrackedTransaction]:
         if not is_close:
@@ -105,10 +114,19 @@ class ConnectionTracker:
             if c is None:
                 self._new(ev.conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns)
             return []
-        c = self._conns.pop(ev.conn_id, None)
+        c = self._pop(ev.conn_id)
         if c is None or c.session is None:
             return []
         return self._flush(c, ev.ts_exit_ns)
+
+    def get(self, conn_id: int) -> Connection | None:
+        return self._conns.get(conn_id)
+
+    def has_local_peer(self, t: Tuple) -> bool:
+        """Is the other end of this connection a socket we also trace (same host)?"""
+        if not t.remote_port:
+            return False
+        return (t.remote_addr, t.remote_port, t.local_addr, t.local_port) in self._by_endpoints
 
     def expire(self, now_ns: int) -> list[TrackedTransaction]:
         """Drop connections idle longer than the timeout (oldest first); flush their sessions."""
@@ -118,7 +136,7 @@ class ConnectionTracker:
             conn_id, c = next(iter(self._conns.items()))
             if c.last_seen_ns >= limit:
                 break
-            del self._conns[conn_id]
+            self._pop(conn_id)
             self.expired += 1
             if c.session is not None:
                 out.extend(self._flush(c, now_ns))
@@ -127,13 +145,15 @@ class ConnectionTracker:
     def drop_pid(self, pid: int) -> None:
         """The process exited: forget its connections (sockets it shared live on elsewhere)."""
         for conn_id in [k for k, c in self._conns.items() if c.pid == pid]:
-            del self._conns[conn_id]
+            self._pop(conn_id)
 
     def _new(self, conn_id: int, pid: int, tup: Tuple, role: int, ts: int) -> Connection:
         if len(self._conns) >= self._limits.max_connections:
-            self._conns.popitem(last=False)
+            self._pop(next(iter(self._conns)))
             self.evicted += 1
         c = Connection(conn_id=conn_id, pid=pid, tuple=tup, kernel_role=role, last_seen_ns=ts)
+        if tup.local_port:
+            self._by_endpoints[(tup.local_addr, tup.local_port, tup.remote_addr, tup.remote_port)] = conn_id
         port_proto = self._registry.protocol_for_ports(tup.local_port, tup.remote_port)
         if port_proto is not None:
             c.protocol = port_proto
@@ -141,12 +161,29 @@ class ConnectionTracker:
         self._conns[conn_id] = c
         return c
 
+    def _pop(self, conn_id: int) -> Connection | None:
+        c = self._conns.pop(conn_id, None)
+        if c is not None and c.tuple.local_port:
+            key = (c.tuple.local_addr, c.tuple.local_port, c.tuple.remote_addr, c.tuple.remote_port)
+            if self._by_endpoints.get(key) == conn_id:
+                del self._by_endpoints[key]
+        return c
+
+    def _track(self, c: Connection, txs: list[Transaction], tid: int, cgroup_id: int) -> list[TrackedTransaction]:
+        peer = self.has_local_peer(c.tuple)
+        out = []
+        c.learned_role = txs[0].role
+        for t in txs:
+            out.append(TrackedTransaction(t, c.pid, tid, c.conn_id, c.tuple, cgroup_id, c.tx_count, peer))
+            c.tx_count += 1
+        return out
+
     def _flush(self, c: Connection, ts: int) -> list[TrackedTransaction]:
         before = c.session.parse_errors
         txs = c.session.close(ts)
         if c.session.parse_errors != before:
             self._count_errors(c.protocol, c.session.parse_errors - before)
-        return [TrackedTransaction(t, c.pid, c.last_tid, c.conn_id, c.tuple, 0) for t in txs]
+        return self._track(c, txs, c.last_tid, 0) if txs else []
 
     def _count_errors(self, proto: str | None, n: int) -> None:
         key = proto or "unknown"

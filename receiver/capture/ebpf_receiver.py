@@ -18,6 +18,7 @@ from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
 from receiver.capture.connections import ConnectionTracker, TrackerLimits
 from receiver.capture.events import ConnEvent, DataEvent, EventDecoder, ProcEvent
 from receiver.capture.ringbuf import RingBufferReader
+from receiver.protocols.base import Direction
 from receiver.protocols.registry import ProtocolRegistry
 from receiver.telemetry.assemble import TelemetryAssembler
 from receiver.telemetry.clock import MonotonicToWall
@@ -26,6 +27,7 @@ from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.resources import ProcessResources
 
 log = logging.getLogger(__name__)
+INGRESS = Direction.INGRESS
 
 
 class TracesConsumer(Protocol):
@@ -42,6 +44,7 @@ class CaptureStats:
     proc_events: int = 0
     transactions: int = 0
     spans: int = 0
+    logs: int = 0
     by_kind: dict = field(default_factory=dict)
 
 
@@ -50,19 +53,23 @@ class EbpfReceiver:
         self,
         config,
         traces: Sequence[TracesConsumer] = (),
+        logs: Sequence = (),
         red_metrics: RedMetrics | None = None,
         resources: ProcessResources | None = None,
         object_path: str | None = None,
         agent_pid: int | None = None,
         on_event: Callable[[object], None] | None = None,
+        on_transactions: Callable[[list], None] | None = None,
     ) -> None:
         self._cfg = config
         self._traces = list(traces)
+        self._logs = list(logs)
         self._red = red_metrics
         self._resources = resources or ProcessResources()
         self._object_path = object_path or str(default_object_path())
         self._agent_pid = agent_pid if agent_pid is not None else os.getpid()
         self._on_event = on_event
+        self._on_transactions = on_transactions
         self._loader: BpfLoader | None = None
         self._reader: RingBufferReader | None = None
         self._thread: threading.Thread | None = None
@@ -150,6 +157,8 @@ class EbpfReceiver:
             records = self._reader.poll(interval_ms)
             if records:
                 self.process_records(records)
+            else:
+                self._emit(())  # release spans whose trace decision timed out
             now = time.monotonic_ns()
             if now - last_expire > 1_000_000_000:
                 last_expire = now
@@ -159,12 +168,14 @@ class EbpfReceiver:
         records = self._reader.poll(0)
         if records:
             self.process_records(records)
+        self._emit(self.tracker.expire(time.monotonic_ns() + 10**18), flush=True)
 
     def process_records(self, records: list[bytes]) -> None:
         decode = self.decoder.decode
         tracker = self.tracker
         stats = self.stats
         dec = self.decoder
+        on_server_ingress = self.assembler.on_server_ingress
         finished = []
         stats.records += len(records)
         for rec in records:
@@ -179,6 +190,10 @@ class EbpfReceiver:
                 txs = tracker.on_data(ev)
                 if txs:
                     finished.extend(txs)
+                if ev.direction == INGRESS:
+                    c = tracker.get(ev.conn_id)
+                    if c is not None and c.is_server:
+                        on_server_ingress(ev.pid, ev.tid, ev.conn_id, ev.ts_exit_ns)
             elif kind == dec.EV_CONN_OPEN or kind == dec.EV_CONN_CLOSE:
                 stats.conn_events += 1
                 txs = tracker.on_conn(ev, kind == dec.EV_CONN_CLOSE)
@@ -192,23 +207,26 @@ class EbpfReceiver:
                     tracker.drop_pid(ev.pid)
             else:
                 stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
-        if finished:
-            self._emit(finished)
+        self._emit(finished)
 
-    def _emit(self, finished) -> None:
-        if not finished:
-            return
-        self.stats.transactions += len(finished)
-        spans = []
-        assemble = self.assembler.assemble
-        for tt in finished:
-            s = assemble(tt)
-            if s is not None:
-                spans.append(s)
+    def _emit(self, finished, flush: bool = False) -> None:
+        now = time.monotonic_ns()
+        if finished:
+            self.stats.transactions += len(finished)
+            if self._on_transactions is not None:
+                self._on_transactions(finished)
+            add = self.assembler.add
+            for tt in finished:
+                add(tt, now)
+        spans, logs = self.assembler.flush() if flush else self.assembler.take(now)
         if spans:
             self.stats.spans += len(spans)
             for c in self._traces:
                 c.consume_traces(spans)
+        if logs:
+            self.stats.logs += len(logs)
+            for c in self._logs:
+                c.consume_logs(logs)
 
     def _ignore_in_kernel(self, conn_id: int) -> None:
         if self._loader is not None and self._loader.state == "attached":

@@ -1,0 +1,1 @@
+"""Processors between assembly and export; see :mod:`.batch`."""

@@ -1,21 +1,90 @@
-"""Transactions → spans and RED metric observations.
+"""Transactions → spans, RED metric observations and (later) log records.
 
 One :class:`TelemetryAssembler` per pipeline: it knows the process resources, the clock
-conversion and the id generator, and dispatches per protocol to the semantic-convention
-mapping of that protocol.
+conversion, the trace linker and the per-protocol semantic-convention mappings.  Spans are
+released by :meth:`take` once their trace is decided (see :mod:`receiver.telemetry.linking`);
+their RED metric observation is recorded at that moment so the exemplar carries the final
+trace id.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from receiver.capture.connections import TrackedTransaction
 from receiver.protocols.base import Role
 from receiver.telemetry.clock import MonotonicToWall
 from receiver.telemetry.http_semconv import http_span_parts, split_target
-from receiver.telemetry.model import Span, SpanKind
+from receiver.telemetry.linking import TraceLinker
+from receiver.telemetry.model import LogRecord, Span, SpanKind
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.resources import ProcessResources
 from receiver.telemetry.routes import RouteTemplater
-from receiver.telemetry.trace_context import IdGenerator, parse_traceparent
+from receiver.telemetry.trace_context import IdGenerator, TraceParent, parse_traceparent
+
+
+class SpanWork:
+    """A span on its way out, with the metric observation to record when it is released.
+    Forwards the fields the linker sets."""
+
+    __slots__ = ("span", "metric")
+
+    def __init__(self, span: Span, metric: tuple | None) -> None:
+        self.span = span
+        self.metric = metric
+
+    @property
+    def trace_id(self) -> bytes:
+        return self.span.trace_id
+
+    @trace_id.setter
+    def trace_id(self, v: bytes) -> None:
+        self.span.trace_id = v
+
+    @property
+    def span_id(self) -> bytes:
+        return self.span.span_id
+
+    @span_id.setter
+    def span_id(self, v: bytes) -> None:
+        self.span.span_id = v
+
+    @property
+    def parent_span_id(self) -> bytes:
+        return self.span.parent_span_id
+
+    @parent_span_id.setter
+    def parent_span_id(self, v: bytes) -> None:
+        self.span.parent_span_id = v
+
+    @property
+    def trace_state(self) -> str:
+        return self.span.trace_state
+
+    @trace_state.setter
+    def trace_state(self, v: str) -> None:
+        self.span.trace_state = v
+
+    @property
+    def flags(self) -> int:
+        return self.span.flags
+
+    @flags.setter
+    def flags(self, v: int) -> None:
+        self.span.flags = v
+
+
+def _client_view(tt: TrackedTransaction) -> tuple:
+    """The tuple as the client sees it: (client addr, client port, server addr, server port)."""
+    t = tt.tuple
+    if tt.transaction.role == Role.SERVER:
+        return (t.remote_addr, t.remote_port, t.local_addr, t.local_port)
+    return (t.local_addr, t.local_port, t.remote_addr, t.remote_port)
+
+
+def _http1_traceparent(tx) -> TraceParent | None:
+    req = tx.request
+    return parse_traceparent(req.header("traceparent"), req.header("tracestate"))
 
 
 class TelemetryAssembler:
@@ -26,49 +95,98 @@ class TelemetryAssembler:
         red_metrics: RedMetrics | None,
         routes: RouteTemplater | None = None,
         ids: IdGenerator | None = None,
+        skip_sdk_client_spans: bool = True,
+        hold_ns: int = 3 * 10**9,
     ) -> None:
         self._resources = resources
         self._clock = clock
         self._metrics = red_metrics
         self._routes = routes or RouteTemplater()
         self._ids = ids or IdGenerator()
+        self._skip_sdk = skip_sdk_client_spans
+        self.linker = TraceLinker(self._ids, hold_ns=hold_ns)
         self.unsupported = 0  # transactions of a protocol with no mapping
+        # protocol -> (mapping to span parts, incoming/outgoing trace context reader)
+        self._mappings: dict[str, tuple[Callable, Callable[[object], TraceParent | None]]] = {
+            "http1": (self._http_parts, _http1_traceparent),
+        }
 
-    def assemble(self, tt: TrackedTransaction) -> Span | None:
+    def register(self, protocol: str, parts: Callable, traceparent: Callable | None = None) -> None:
+        """Add a protocol mapping: ``parts(tt) -> (name, attrs, status, message, metric_attrs,
+        metric_name)``; ``traceparent(tx)`` reads W3C context from the request, if the
+        protocol carries any."""
+        self._mappings[protocol] = (parts, traceparent or (lambda tx: None))
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def on_server_ingress(self, pid: int, tid: int, conn_id: int, ts_ns: int) -> None:
+        self.linker.on_server_ingress(pid, tid, conn_id, ts_ns)
+
+    def add(self, tt: TrackedTransaction, now_ns: int) -> None:
         tx = tt.transaction
-        if tx.protocol not in ("http", "http1"):
+        mapping = self._mappings.get(tx.protocol)
+        if mapping is None:
             self.unsupported += 1
-            return None
-        path, _, _ = split_target(tx.request.target)
-        route = self._routes.route(path)
-        name, attrs, status, message, metric_attrs, metric_name = http_span_parts(tt, route)
+            return
+        parts_fn, tp_fn = mapping
+        name, attrs, status, message, metric_attrs, metric_name = parts_fn(tt)
         resource = self._resources.get(tt.pid)
-        tp = parse_traceparent(tx.request.header("traceparent"), tx.request.header("tracestate"))
-        span_id = self._ids.span_id()
-        if tp is not None:
-            trace_id, parent, trace_state, flags = tp.trace_id, tp.span_id, tp.trace_state, tp.flags
-        else:
-            trace_id, parent, trace_state, flags = self._ids.trace_id(), b"", "", 1
         start = self._clock.to_unix_ns(tx.start_ns)
         end = self._clock.to_unix_ns(max(tx.end_ns, tx.start_ns))
-        kind = SpanKind.SERVER if tx.role == Role.SERVER else SpanKind.CLIENT
+        server = tx.role == Role.SERVER
         span = Span(
-            trace_id=trace_id,
-            span_id=span_id,
+            trace_id=b"",
+            span_id=self._ids.span_id(),
             name=name,
-            kind=kind,
+            kind=SpanKind.SERVER if server else SpanKind.CLIENT,
             start_unix_nano=start,
             end_unix_nano=end,
             resource=resource,
-            parent_span_id=parent,
-            trace_state=trace_state,
             attributes=attrs,
             status_code=status,
             status_message=message,
-            flags=flags,
         )
-        if self._metrics is not None:
-            self._metrics.record(
-                metric_name, resource, metric_attrs, (end - start) / 1e9, end, trace_id, span_id
-            )
-        return span
+        work = SpanWork(span, (metric_name, resource, metric_attrs, (end - start) / 1e9, end))
+        peer_key = _client_view(tt) if tt.peer_local else None
+        tp = tp_fn(tx)
+        if server:
+            self.linker.server_span(work, tt.conn_id, peer_key, tt.call_index, tp, now_ns)
+        elif not self.linker.client_span(
+            work, tt.pid, tt.tid, peer_key, tt.call_index, tp, now_ns, skip_sdk_spans=self._skip_sdk
+        ):
+            return
+
+    def add_log(self, record: LogRecord, pid: int, tid: int, now_ns: int) -> None:
+        self.linker.log_record(record, pid, tid, now_ns)
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def take(self, now_ns: int) -> tuple[list[Span], list[LogRecord]]:
+        return self._split(self.linker.take_ready(now_ns))
+
+    def flush(self) -> tuple[list[Span], list[LogRecord]]:
+        return self._split(self.linker.flush_all())
+
+    def _split(self, ready: list) -> tuple[list[Span], list[LogRecord]]:
+        spans: list[Span] = []
+        logs: list[LogRecord] = []
+        record = self._metrics.record if self._metrics is not None else None
+        for m in ready:
+            if isinstance(m, SpanWork):
+                s = m.span
+                spans.append(s)
+                if record is not None and m.metric is not None:
+                    name, resource, attrs, value, end = m.metric
+                    record(name, resource, attrs, value, end, s.trace_id, s.span_id)
+            else:
+                logs.append(m)
+        return spans, logs
+
+    # -- protocol mappings -----------------------------------------------------------------
+
+    def _http_parts(self, tt: TrackedTransaction):
+        route = None
+        if tt.transaction.role == Role.SERVER:
+            path, _, _ = split_target(tt.transaction.request.target)
+            route = self._routes.route(path)
+        return http_span_parts(tt, route)

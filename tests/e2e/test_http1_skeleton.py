@@ -52,6 +52,8 @@ service:
 
 
 def bpf_prog_ids() -> set[int]:
+    """Ids of loaded erx_* programs (bpftool cannot name their owner here: that needs BPF
+    iterators, a tracing program type this kernel lacks)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True).stdout
     return {p["id"] for p in json.loads(out) if p.get("name", "").startswith("erx_")}
 
@@ -87,7 +89,8 @@ def stack(tmp_path):
 
 def test_nginx_server_spans_reach_a_real_collector_and_prometheus(stack, tmp_path):
     collector, nginx, agent, prom_port, progs_before = stack
-    assert len(bpf_prog_ids() - progs_before) > 0, "the agent attached no BPF programs"
+    agent_progs = bpf_prog_ids() - progs_before
+    assert len(agent_progs) >= 30, "the agent attached too few BPF programs"
 
     urls = [f"{nginx.url}/index.html"] * (N_REQUESTS - 1) + [f"{nginx.url}/status/404"]
     # One curl, one keep-alive connection, N requests, each with the same W3C traceparent.
@@ -105,7 +108,7 @@ def test_nginx_server_spans_reach_a_real_collector_and_prometheus(stack, tmp_pat
         ]
 
     spans = wait_until(lambda: len(server_spans()) >= N_REQUESTS and server_spans(), timeout=20, what="nginx spans")
-    assert len(spans) == N_REQUESTS
+    assert len(spans) == N_REQUESTS, [s.attributes.get("url.path") for s in spans]
     ok = [s for s in spans if s.attributes.get("url.path") == "/index.html"]
     assert len(ok) == N_REQUESTS - 1
     s = ok[0]
@@ -122,14 +125,31 @@ def test_nginx_server_spans_reach_a_real_collector_and_prometheus(stack, tmp_pat
     assert len(not_found) == 1 and not_found[0].attributes["http.response.status_code"] == 404
     assert not_found[0].status_code != "STATUS_CODE_ERROR", "a server 4xx is not an error per semconv"
 
-    # The curl side is a CLIENT span of the same trace.
+    # curl sent its own traceparent, as an SDK-instrumented client does: the SDK made that
+    # client span, so the agent does not make a duplicate.
     client = [s for s in collector.spans() if s.kind == "SPAN_KIND_CLIENT" and s.resource.get("service.name") == "curl"]
-    assert len([c for c in client if c.trace_id == TRACE_ID]) == N_REQUESTS
+    assert [c for c in client if c.trace_id == TRACE_ID] == []
+
+    # Without a traceparent, caller and callee on one host still form one trace (same-host
+    # linking by mirrored tuples): the server span is the child of curl's client span.
+    subprocess.run(["curl", "-s", "-o", "/dev/null", f"{nginx.url}/status/204"], check=True, timeout=20)
+
+    def linked_pair():
+        spans = collector.spans()
+        srv = [s for s in spans if s.kind == "SPAN_KIND_SERVER" and s.attributes.get("url.path") == "/status/204"]
+        cli = [s for s in spans if s.kind == "SPAN_KIND_CLIENT" and s.resource.get("service.name") == "curl"
+               and s.attributes.get("url.path") == "/status/204"]
+        return srv and cli and (srv[0], cli[0])
+
+    srv, cli = wait_until(linked_pair, timeout=20, what="linked client/server spans")
+    assert srv.trace_id == cli.trace_id
+    assert srv.parent_id == cli.span_id
+    assert cli.parent_id == ""
 
     # Prometheus: the counts equal the requests sent, and the exposition passes promtool.
-    text = wait_until(lambda: (t := scrape(prom_port)) and server_count(t, "nginx") >= N_REQUESTS and t, timeout=10,
+    text = wait_until(lambda: (t := scrape(prom_port)) and server_count(t, "nginx") >= N_REQUESTS + 1 and t, timeout=10,
                       what="metrics")
-    assert server_count(text, "nginx") == N_REQUESTS
+    assert server_count(text, "nginx") == N_REQUESTS + 1
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -138,7 +158,7 @@ def test_nginx_server_spans_reach_a_real_collector_and_prometheus(stack, tmp_pat
 
     # SIGTERM: clean exit, no BPF programs left behind.
     assert agent.stop() == 0
-    assert bpf_prog_ids() - progs_before == set()
+    assert bpf_prog_ids() & agent_progs == set()
 
 
 def test_agent_exits_2_on_a_bad_config(tmp_path):

@@ -1,0 +1,154 @@
+"""OTLP over gRPC: :class:`OtlpGrpcPusher` (the transport) and :class:`OtlpGrpcExporter`.
+
+Error classification follows the OTLP specification and the Collector's otlpexporter:
+``UNAVAILABLE``, ``CANCELLED``, ``DEADLINE_EXCEEDED``, ``ABORTED``, ``OUT_OF_RANGE`` and
+``DATA_LOSS`` are retryable; ``RESOURCE_EXHAUSTED`` only when the status details carry a
+``google.rpc.RetryInfo`` (the server promises recovery); everything else is permanent.  A
+``RetryInfo`` delay, when present, is honoured as the minimum backoff.
+
+Endpoint: ``host:port`` (plaintext if ``tls.insecure``, else TLS), or with an ``http://``
+(plaintext) or ``https://`` (TLS) scheme, which wins over ``tls.insecure``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Callable
+
+import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+
+from receiver import __version__
+from receiver.exporters.base import (
+    ExportError,
+    PermanentExportError,
+    QueuedRetryingSender,
+    RetryableExportError,
+    Signal,
+)
+from receiver.exporters.otlp_encoding import encode_request, rejected_items
+from receiver.exporters.rpc_status import parse_status
+
+if TYPE_CHECKING:
+    from receiver.config import OtlpExporterConfig, TLSClientConfig
+    from receiver.telemetry.self_metrics import SelfMetrics
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+_COMPRESSION = {"gzip": grpc.Compression.Gzip, "none": grpc.Compression.NoCompression, "": grpc.Compression.NoCompression}
+
+
+def classify_rpc_error(code: grpc.StatusCode, details: str | None, trailing_metadata) -> ExportError:
+    """Turn a failed call's status into a permanent or retryable export error."""
+    retry_delay = None
+    for key, value in trailing_metadata or ():
+        if key == "grpc-status-details-bin":
+            status = parse_status(value)
+            if status is not None:
+                retry_delay = status.retry_delay
+    message = f"gRPC {code.name}: {details or ''}".rstrip(": ")
+    if code in RETRYABLE_CODES or (code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_delay is not None):
+        return RetryableExportError(message, retry_delay)
+    return PermanentExportError(message)
+
+
+def parse_grpc_endpoint(endpoint: str, insecure: bool) -> tuple[str, bool]:
+    """``(target, use_tls)`` from a configured endpoint."""
+    if endpoint.startswith("http://"):
+        return endpoint[len("http://") :].rstrip("/"), False
+    if endpoint.startswith("https://"):
+        return endpoint[len("https://") :].rstrip("/"), True
+    return endpoint, not insecure
+
+
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def channel_credentials(tls: TLSClientConfig) -> grpc.ChannelCredentials:
+    if tls.insecure_skip_verify:
+        raise ValueError("tls.insecure_skip_verify is not supported by the gRPC exporter (grpcio cannot skip verification)")
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise ValueError("tls.cert_file and tls.key_file must be given together")
+    return grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca_file),
+        private_key=_read(tls.key_file),
+        certificate_chain=_read(tls.cert_file),
+    )
+
+
+class OtlpGrpcPusher:
+    """Sends one batch per unary ``Export`` call on a single channel."""
+
+    def __init__(self, config: OtlpExporterConfig) -> None:
+        if config.compression not in _COMPRESSION:
+            raise ValueError(f"unsupported compression {config.compression!r} (gzip or none)")
+        self._target, self._use_tls = parse_grpc_endpoint(config.endpoint, config.tls.insecure)
+        self._credentials = channel_credentials(config.tls) if self._use_tls else None
+        self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
+        self._compression = _COMPRESSION[config.compression]
+        self._timeout = config.timeout
+        self._channel: grpc.Channel | None = None
+        self._calls: dict[Signal, Callable] = {}
+
+    def start(self) -> None:
+        options = [("grpc.primary_user_agent", f"ebpf-receiver/{__version__}")]
+        if self._credentials is not None:
+            self._channel = grpc.secure_channel(self._target, self._credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(self._target, options=options)
+        ch = self._channel
+        self._calls = {
+            Signal.TRACES: trace_service_pb2_grpc.TraceServiceStub(ch).Export,
+            Signal.METRICS: metrics_service_pb2_grpc.MetricsServiceStub(ch).Export,
+            Signal.LOGS: logs_service_pb2_grpc.LogsServiceStub(ch).Export,
+        }
+
+    def push(self, signal: Signal, batch: list) -> int:
+        request = encode_request(signal, batch)
+        try:
+            response = self._calls[signal](
+                request, timeout=self._timeout, metadata=self._metadata, compression=self._compression
+            )
+        except grpc.RpcError as e:
+            raise classify_rpc_error(e.code(), e.details(), e.trailing_metadata()) from None
+        except ValueError as e:  # "Cannot invoke RPC on closed channel!": shutdown raced the push
+            raise RetryableExportError(str(e)) from None
+        rejected, message = rejected_items(signal, response)
+        if rejected or message:
+            log.warning("%s partially rejected by %s: %d rejected: %s", signal.value, self._target, rejected, message)
+        return rejected
+
+    def shutdown(self) -> None:
+        if self._channel is not None:
+            self._channel.close()  # cancels a call in flight: the worker sees CANCELLED
+            self._channel = None
+
+
+class OtlpGrpcExporter(QueuedRetryingSender):
+    """The OTLP/gRPC exporter as the pipeline sees it: queue + retry around :class:`OtlpGrpcPusher`."""
+
+    def __init__(self, exporter_id: str, config: OtlpExporterConfig, self_metrics: SelfMetrics) -> None:
+        super().__init__(
+            exporter_id,
+            OtlpGrpcPusher(config),
+            self_metrics,
+            config.sending_queue,
+            config.retry_on_failure,
+        )

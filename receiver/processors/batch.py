@@ -1,0 +1,200 @@
+"""The batch processor, with the OpenTelemetry Collector's semantics.
+
+Items (spans, log records, metric *data points*) accumulate per signal.  A batch is sent on to
+every next consumer when ``send_batch_size`` items are pending, or when ``timeout`` seconds
+have passed since the first pending item arrived.  Sends are at most ``send_batch_max_size``
+items (0 = no limit): a larger backlog is split, and on a size trigger the remainder below
+``send_batch_size`` keeps waiting for the timer, as in the Collector.  ``timeout = 0`` sends
+whatever is pending as soon as the thread wakes.  Metrics are split between data points,
+a :class:`Metric` becoming several with the same descriptor when needed.
+
+One background thread does all sending, so ``consume_*`` only appends under a lock.  The next
+consumers are called from that thread and must not block (exporters only enqueue).
+``shutdown(timeout)`` flushes everything pending to the next consumers; it does not shut them
+down (the pipeline shuts down downstream components after upstream ones).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Sequence
+
+from receiver.exporters.base import Signal, TelemetryConsumer
+
+if TYPE_CHECKING:
+    from receiver.config import BatchProcessorConfig
+    from receiver.telemetry.model import LogRecord, Metric, Span
+    from receiver.telemetry.self_metrics import SelfMetrics
+
+log = logging.getLogger(__name__)
+
+_CONSUME = {Signal.TRACES: "consume_traces", Signal.METRICS: "consume_metrics", Signal.LOGS: "consume_logs"}
+
+
+class _Pending:
+    __slots__ = ("items", "count", "since")
+
+    def __init__(self) -> None:
+        self.items: list = []
+        self.count = 0  # items as counted for batching (data points for metrics)
+        self.since = 0.0  # monotonic arrival time of the oldest pending item
+
+
+def take_items(signal: Signal, items: list, limit: int) -> tuple[list, list, int]:
+    """Split off the first ``limit`` items: ``(taken, rest, taken_count)``.
+
+    For metrics ``limit`` counts data points and a metric straddling the limit is split.
+    """
+    if signal is not Signal.METRICS:
+        return items[:limit], items[limit:], min(limit, len(items))
+    taken: list = []
+    need = limit
+    for i, metric in enumerate(items):
+        n = len(metric.points)
+        if n <= need:
+            taken.append(metric)
+            need -= n
+            if need == 0:
+                return taken, items[i + 1 :], limit
+        else:
+            taken.append(dataclasses.replace(metric, points=metric.points[:need]))
+            rest = [dataclasses.replace(metric, points=metric.points[need:])] + items[i + 1 :]
+            return taken, rest, limit
+    return taken, [], limit - need
+
+
+class BatchProcessor:
+    """Batches per signal and forwards to ``next_consumers`` (exporters or further processors)."""
+
+    def __init__(
+        self,
+        config: BatchProcessorConfig,
+        next_consumers: Sequence[TelemetryConsumer],
+        self_metrics: SelfMetrics | None = None,
+    ) -> None:
+        if config.send_batch_size < 1:
+            raise ValueError("send_batch_size must be >= 1")
+        if config.send_batch_max_size and config.send_batch_max_size < config.send_batch_size:
+            raise ValueError("send_batch_max_size must be 0 or >= send_batch_size")
+        self._size = config.send_batch_size
+        self._max = config.send_batch_max_size
+        self._timeout = max(0.0, config.timeout)
+        self._next = {s: [getattr(c, _CONSUME[s]) for c in next_consumers] for s in Signal}
+        self._sends = (
+            {(s, t): self_metrics.processor_batch_sends.labels(s.value, t) for s in Signal for t in ("size", "timeout", "shutdown")}
+            if self_metrics is not None
+            else None
+        )
+        self._lock = threading.Lock()
+        self._pending = {s: _Pending() for s in Signal}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._shut_down = False
+
+    def consume_traces(self, spans: list[Span]) -> None:
+        self._add(Signal.TRACES, spans, len(spans))
+
+    def consume_metrics(self, metrics: list[Metric]) -> None:
+        count = sum(len(m.points) for m in metrics)
+        if count and not all(m.points for m in metrics):
+            metrics = [m for m in metrics if m.points]  # nothing to send, nothing to count
+        self._add(Signal.METRICS, metrics, count)
+
+    def consume_logs(self, records: list[LogRecord]) -> None:
+        self._add(Signal.LOGS, records, len(records))
+
+    def _add(self, signal: Signal, items: list, count: int) -> None:
+        if not count:
+            return
+        with self._lock:
+            if self._shut_down:
+                late = True
+            else:
+                late = False
+                p = self._pending[signal]
+                first = not p.count  # a new batch: the thread must arm its timer
+                if first:
+                    p.since = time.monotonic()
+                p.items.extend(items)
+                p.count += count
+                full = p.count >= self._size
+        if late:  # after shutdown: pass straight through rather than lose data silently
+            self._send(signal, list(items), "shutdown")
+        elif first or full:
+            self._wake.set()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started or self._shut_down:
+                return
+            self._started = True
+        self._thread = threading.Thread(target=self._run, name="batch-processor", daemon=True)
+        self._thread.start()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the thread and flush everything pending.  Idempotent; safe without start."""
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("batch processor thread did not stop within %.1fs", timeout)
+        self._flush(final=True)
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            wait = self._flush(final=False)
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def _flush(self, final: bool) -> float | None:
+        """Send what is due; return seconds until the next timer expiry (None: nothing pending)."""
+        now = time.monotonic()
+        next_due: float | None = None
+        for signal in Signal:
+            sends: list[tuple[list, str]] = []
+            with self._lock:
+                p = self._pending[signal]
+                if not p.count:
+                    continue
+                expired = final or now - p.since >= self._timeout
+                trigger = "shutdown" if final else "timeout"
+                while p.count >= self._size:
+                    limit = self._max or p.count
+                    batch, p.items, taken = take_items(signal, p.items, limit)
+                    p.count -= taken
+                    sends.append((batch, "size"))
+                if p.count and expired:
+                    while p.count:
+                        limit = self._max or p.count
+                        batch, p.items, taken = take_items(signal, p.items, limit)
+                        p.count -= taken
+                        sends.append((batch, trigger))
+                if p.count:
+                    if sends:  # a size trigger restarts the timer, as in the Collector
+                        p.since = now
+                    due = max(0.0, self._timeout - (now - p.since))
+                    next_due = due if next_due is None else min(next_due, due)
+            for batch, reason in sends:
+                self._send(signal, batch, reason)
+        return next_due
+
+    def _send(self, signal: Signal, batch: list, trigger: str) -> None:
+        if self._sends is not None:
+            self._sends[(signal, trigger)].inc()
+        for consume in self._next[signal]:
+            try:
+                consume(batch)
+            except Exception:
+                log.exception("batch processor: next consumer failed on %d %s", len(batch), signal.value)

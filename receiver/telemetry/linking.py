@@ -1,0 +1,272 @@
+"""Which trace a kernel-made span belongs to, and who its parent is — without touching traffic.
+
+Three sources, strongest first:
+
+1. **W3C trace context** on an incoming request (``traceparent``): the server span joins that
+   trace as a child of the caller's span.
+2. **Same host**: a client connection and the server connection it reaches have mirrored
+   tuples, and both are in the connection table.  The n-th request on the client side and the
+   n-th request on the server side are one call: the server span becomes the child of the
+   client span and takes its trace.
+3. **Thread-per-request**: client calls made (and log lines written) by a thread while it is
+   serving a request become children of that server span.
+
+The server span of a call finishes *after* the client calls it made, and the client span of a
+same-host call finishes *after* the server span, so decisions are made on **pending groups**:
+spans (and log records) whose trace id is not known yet wait in a :class:`PendingTrace`; when
+the group's root learns its trace id every member is stamped and released.  A group that is
+not resolved within ``hold_ns`` is released as a trace of its own, so nothing waits forever,
+and the number of pending groups is bounded.
+
+Thread linking cannot work for asynchronous runtimes, where one thread interleaves many
+requests: when a thread starts reading a second server request before the first one was
+answered, the process is marked *multiplexed* and thread linking is switched off for it
+(counted in ``multiplexed_processes``); W3C context and same-host linking still apply.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from receiver.telemetry.trace_context import IdGenerator, TraceParent
+
+
+@dataclass(slots=True)
+class PendingTrace:
+    """Members whose trace id is decided together."""
+
+    deadline_ns: int
+    trace_id: bytes = b""
+    flags: int = 1
+    trace_state: str = ""
+    members: list = field(default_factory=list)  # spans / log records (objects with .trace_id)
+    children: list = field(default_factory=list)  # PendingTrace adopting our trace id
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.trace_id)
+
+
+@dataclass(slots=True)
+class ServingContext:
+    """A thread reading a server request: the server span's id is allocated up front."""
+
+    pid: int
+    tid: int
+    conn_id: int
+    start_ns: int
+    span_id: bytes
+    group: PendingTrace
+    # Client spans sent with a traceparent while serving: the app's SDK made them, unless the
+    # header is just the incoming one forwarded (an uninstrumented proxy); decided when the
+    # server span (and so the incoming header) is known.
+    sdk_candidates: list = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PeerLink:
+    """One same-host call, keyed by the client-side view of the tuple and the call index."""
+
+    client_span_id: bytes
+    server_group: PendingTrace | None = None  # the server side arrived first and waits
+    client_group: PendingTrace | None = None  # the client side arrived first
+
+
+class TraceLinker:
+    def __init__(self, ids: IdGenerator, hold_ns: int = 3 * 10**9, max_pending: int = 65536) -> None:
+        self._ids = ids
+        self._hold = hold_ns
+        self._max = max_pending
+        self._serving_by_thread: dict[tuple[int, int], ServingContext] = {}
+        self._serving_by_conn: dict[int, ServingContext] = {}
+        self._links: OrderedDict[tuple, PeerLink] = OrderedDict()
+        self._pending: OrderedDict[int, PendingTrace] = OrderedDict()  # id(group) -> group
+        self._multiplexed: set[int] = set()
+        self._ready: list = []
+        self.multiplexed_processes = 0
+        self.released_unlinked = 0  # groups released by timeout or bound
+        self.sdk_spans_skipped = 0  # client spans the application's own SDK already made
+
+    # -- thread-per-request --------------------------------------------------------------
+
+    def on_server_ingress(self, pid: int, tid: int, conn_id: int, ts_ns: int) -> None:
+        """A thread read bytes of a server connection: it is (probably) serving a request."""
+        if pid in self._multiplexed:
+            return
+        key = (pid, tid)
+        ctx = self._serving_by_thread.get(key)
+        if ctx is not None:
+            if ctx.conn_id == conn_id:
+                return  # more bytes of the same request
+            # A second request on the same thread before the first was answered: async runtime.
+            self._multiplexed.add(pid)
+            self.multiplexed_processes += 1
+            for k in [k for k in self._serving_by_thread if k[0] == pid]:
+                old = self._serving_by_thread.pop(k)
+                self._serving_by_conn.pop(old.conn_id, None)
+            return
+        group = self._new_group(ts_ns)
+        ctx = ServingContext(pid, tid, conn_id, ts_ns, self._ids.span_id(), group)
+        self._serving_by_thread[key] = ctx
+        self._serving_by_conn[conn_id] = ctx
+
+    def serving(self, pid: int, tid: int) -> ServingContext | None:
+        return self._serving_by_thread.get((pid, tid))
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def server_span(self, span, conn_id: int, peer_key: tuple | None, call_index: int,
+                    traceparent: TraceParent | None, now_ns: int) -> None:
+        """Place a finished server span (its ``trace_id`` may be empty; ``span_id`` is
+        replaced by the serving context's pre-allocated one when there is one)."""
+        ctx = self._serving_by_conn.pop(conn_id, None)
+        if ctx is not None:
+            self._serving_by_thread.pop((ctx.pid, ctx.tid), None)
+            span.span_id = ctx.span_id
+            group = ctx.group
+            incoming = _tp_text(traceparent) if traceparent is not None else ""
+            for candidate, text, skip in ctx.sdk_candidates:
+                if text != incoming and skip and candidate in group.members:
+                    group.members.remove(candidate)
+                    self.sdk_spans_skipped += 1
+        else:
+            group = self._new_group(now_ns)
+        group.members.append(span)
+        if traceparent is not None:
+            span.parent_span_id = traceparent.span_id
+            self._resolve(group, traceparent.trace_id, traceparent.flags, traceparent.trace_state)
+            return
+        if peer_key is not None:
+            link = self._link(peer_key, call_index)
+            span.parent_span_id = link.client_span_id
+            if link.client_group is not None:
+                self._adopt(link.client_group, group)
+                self._links.pop((peer_key, call_index), None)
+            else:
+                link.server_group = group
+            return
+        self._resolve(group, self._ids.trace_id(), 1, "")
+
+    def client_span(self, span, pid: int, tid: int, peer_key: tuple | None, call_index: int,
+                    outgoing: TraceParent | None, now_ns: int, skip_sdk_spans: bool = True) -> bool:
+        """Place a finished client span.  Returns False when the span must not be emitted
+        (the application's own SDK already made it)."""
+        ctx = self._serving_by_thread.get((pid, tid)) if pid not in self._multiplexed else None
+        if outgoing is not None and ctx is not None:
+            # Forwarded or injected? Decided when the server span shows the incoming header.
+            ctx.sdk_candidates.append((span, _tp_text(outgoing), skip_sdk_spans))
+        elif outgoing is not None:
+            # The application injected its own context: its SDK made this client span.
+            if skip_sdk_spans:
+                self.sdk_spans_skipped += 1
+                if peer_key is not None:
+                    self._links.pop((peer_key, call_index), None)
+                return False
+            span.parent_span_id = outgoing.span_id
+            group = self._new_group(now_ns)
+            group.members.append(span)
+            self._resolve(group, outgoing.trace_id, outgoing.flags, outgoing.trace_state)
+            return True
+        if ctx is not None:
+            span.parent_span_id = ctx.span_id
+            group = ctx.group
+        else:
+            group = self._new_group(now_ns)
+        if peer_key is not None:
+            link = self._links.pop((peer_key, call_index), None)
+            if link is not None and link.server_group is not None:
+                span.span_id = link.client_span_id
+                self._adopt(group, link.server_group)
+            elif link is None:
+                link = PeerLink(client_span_id=span.span_id, client_group=group)
+                self._remember_link((peer_key, call_index), link)
+        group.members.append(span)
+        if ctx is None:
+            self._resolve(group, self._ids.trace_id(), 1, "")
+        return True
+
+    def log_record(self, record, pid: int, tid: int, now_ns: int) -> None:
+        """A log line: stamped with the span the writing thread is serving, if any."""
+        ctx = self._serving_by_thread.get((pid, tid)) if pid not in self._multiplexed else None
+        if ctx is None:
+            self._ready.append(record)
+            return
+        record.span_id = ctx.span_id
+        ctx.group.members.append(record)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def take_ready(self, now_ns: int) -> list:
+        """Members whose trace id is known, plus those released because they waited too long."""
+        while self._pending:
+            gid, g = next(iter(self._pending.items()))
+            if g.deadline_ns > now_ns and len(self._pending) <= self._max:
+                break
+            self._pending.pop(gid)
+            if not g.resolved:
+                self.released_unlinked += 1
+                self._resolve(g, self._ids.trace_id(), 1, "")
+        # Stale serving contexts (a request that never got an answer) stop parenting.
+        for key in [k for k, c in self._serving_by_thread.items() if c.start_ns + self._hold < now_ns]:
+            c = self._serving_by_thread.pop(key)
+            self._serving_by_conn.pop(c.conn_id, None)
+        while len(self._links) > self._max:
+            self._links.popitem(last=False)
+        out, self._ready = self._ready, []
+        return out
+
+    def flush_all(self) -> list:
+        for g in list(self._pending.values()):
+            if not g.resolved:
+                self._resolve(g, self._ids.trace_id(), 1, "")
+        self._pending.clear()
+        out, self._ready = self._ready, []
+        return out
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _new_group(self, now_ns: int) -> PendingTrace:
+        g = PendingTrace(deadline_ns=now_ns + self._hold)
+        self._pending[id(g)] = g
+        return g
+
+    def _link(self, peer_key: tuple, call_index: int) -> PeerLink:
+        key = (peer_key, call_index)
+        link = self._links.get(key)
+        if link is None:
+            link = PeerLink(client_span_id=self._ids.span_id())
+            self._remember_link(key, link)
+        return link
+
+    def _remember_link(self, key: tuple, link: PeerLink) -> None:
+        self._links[key] = link
+        if len(self._links) > self._max:
+            self._links.popitem(last=False)
+
+    def _adopt(self, parent: PendingTrace, child: PendingTrace) -> None:
+        """child takes parent's trace id (now, or when parent resolves)."""
+        if parent.resolved:
+            self._resolve(child, parent.trace_id, parent.flags, parent.trace_state)
+        else:
+            parent.children.append(child)
+            self._pending.pop(id(child), None)
+
+    def _resolve(self, group: PendingTrace, trace_id: bytes, flags: int, state: str) -> None:
+        stack = [group]
+        while stack:
+            g = stack.pop()
+            g.trace_id, g.flags, g.trace_state = trace_id, flags, state
+            for m in g.members:
+                m.trace_id = trace_id
+                if hasattr(m, "trace_state"):
+                    m.trace_state = state
+                    m.flags = flags
+            self._ready.extend(g.members)
+            g.members = []
+            stack.extend(g.children)
+            g.children = []
+            self._pending.pop(id(g), None)
+
+
+def _tp_text(tp: TraceParent) -> str:
+    return f"00-{tp.trace_id.hex()}-{tp.span_id.hex()}-{tp.flags:02x}"

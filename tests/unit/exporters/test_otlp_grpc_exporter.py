@@ -1,0 +1,287 @@
+"""OTLP/gRPC exporter against a fault-injecting in-process OTLP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent import futures
+
+import grpc
+import pytest
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+from hypothesis import given
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from prometheus_client import CollectorRegistry
+
+from receiver.config import OtlpExporterConfig, RetryConfig, TLSClientConfig
+from receiver.exporters.base import PermanentExportError, RetryableExportError
+from receiver.exporters.otlp_grpc import OtlpGrpcExporter, classify_rpc_error, parse_grpc_endpoint
+from receiver.exporters.rpc_status import parse_status_minimal, parse_status_protobuf
+from receiver.telemetry.model import LogRecord, Resource, Span, SpanKind
+from receiver.telemetry.self_metrics import SelfMetrics
+
+
+RES = Resource.from_dict({"service.name": "svc"})
+FAST_RETRY = RetryConfig(initial_interval=0.01, max_interval=0.02, max_elapsed_time=5)
+
+
+def status_details(code: grpc.StatusCode, retry_delay: float | None) -> bytes:
+    status = status_pb2.Status(code=code.value[0], message="slow down")
+    if retry_delay is not None:
+        info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(retry_delay), nanos=int(retry_delay % 1 * 1e9)))
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status.details.append(detail)
+    return status.SerializeToString()
+
+
+class FaultyOtlpServer(trace_service_pb2_grpc.TraceServiceServicer, logs_service_pb2_grpc.LogsServiceServicer):
+    """Answers each Export with the next scripted outcome, then OK.
+
+    Outcomes: ``("fail", code, retry_delay_or_None)``, ``("sleep", seconds)``, ``("reject", n)``.
+    """
+
+    def __init__(self, script=()):
+        self.script = list(script)
+        self.requests: list = []
+        self.metadata: list[dict] = []
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+
+    def _answer(self, request, context, response):
+        with self.lock:
+            self.requests.append(request)
+            self.metadata.append(dict(context.invocation_metadata()))
+            self.times.append(time.monotonic())
+            outcome = self.script.pop(0) if self.script else ("ok",)
+        if outcome[0] == "fail":
+            _, code, delay = outcome
+            context.set_trailing_metadata((("grpc-status-details-bin", status_details(code, delay)),))
+            context.abort(code, f"injected {code.name}")
+        if outcome[0] == "sleep":
+            time.sleep(outcome[1])
+        if outcome[0] == "reject":
+            response.partial_success.rejected_spans = outcome[1]
+            response.partial_success.error_message = "rejected some"
+        return response
+
+    def Export(self, request, context):  # both services share the method name
+        if isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
+            return self._answer(request, context, logs_service_pb2.ExportLogsServiceResponse())
+        return self._answer(request, context, trace_service_pb2.ExportTraceServiceResponse())
+
+
+@pytest.fixture
+def otlp_server():
+    servers = []
+
+    def start(script=(), credentials=None):
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        servicer = FaultyOtlpServer(script)
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(servicer, server)
+        if credentials is None:
+            port = server.add_insecure_port("127.0.0.1:0")
+        else:
+            port = server.add_secure_port("127.0.0.1:0", credentials)
+        server.start()
+        servers.append(server)
+        return servicer, port
+
+    yield start
+    for server in servers:
+        server.stop(None)
+
+
+def make_exporter(port, *, host="127.0.0.1", retry=FAST_RETRY, **config):
+    config.setdefault("tls", TLSClientConfig(insecure=True))
+    cfg = OtlpExporterConfig(endpoint=f"{host}:{port}", retry_on_failure=retry, **config)
+    metrics = SelfMetrics(CollectorRegistry())
+    return OtlpGrpcExporter("otlp/test", cfg, metrics), metrics.registry
+
+
+def count(registry, name, **labels) -> float:
+    return registry.get_sample_value(f"ebpf_receiver_exporter_{name}", {"exporter": "otlp/test", **labels}) or 0.0
+
+
+def spans(n=2) -> list[Span]:
+    return [Span(bytes([i + 1]) * 16, bytes([i + 1]) * 8, f"op{i}", SpanKind.SERVER, 1, 2, RES) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, True),
+        (grpc.StatusCode.CANCELLED, True),
+        (grpc.StatusCode.DEADLINE_EXCEEDED, True),
+        (grpc.StatusCode.ABORTED, True),
+        (grpc.StatusCode.OUT_OF_RANGE, True),
+        (grpc.StatusCode.DATA_LOSS, True),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, False),
+        (grpc.StatusCode.INVALID_ARGUMENT, False),
+        (grpc.StatusCode.UNAUTHENTICATED, False),
+        (grpc.StatusCode.PERMISSION_DENIED, False),
+        (grpc.StatusCode.NOT_FOUND, False),
+        (grpc.StatusCode.UNIMPLEMENTED, False),
+        (grpc.StatusCode.INTERNAL, False),
+        (grpc.StatusCode.UNKNOWN, False),
+    ],
+)
+def test_classification_without_retry_info(code, retryable):
+    error = classify_rpc_error(code, "x", ())
+    assert isinstance(error, RetryableExportError if retryable else PermanentExportError)
+    if retryable:
+        assert error.retry_after is None
+
+
+def test_resource_exhausted_with_retry_info_is_retryable_with_its_delay():
+    md = (("grpc-status-details-bin", status_details(grpc.StatusCode.RESOURCE_EXHAUSTED, 2.5)),)
+    error = classify_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota", md)
+    assert isinstance(error, RetryableExportError) and error.retry_after == pytest.approx(2.5)
+    error = classify_rpc_error(grpc.StatusCode.UNAVAILABLE, "x", md)
+    assert error.retry_after == pytest.approx(2.5)
+    md = (("grpc-status-details-bin", status_details(grpc.StatusCode.RESOURCE_EXHAUSTED, None)),)
+    assert isinstance(classify_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota", md), PermanentExportError)
+    md = (("grpc-status-details-bin", b"\xff\xff garbage"),)
+    assert isinstance(classify_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota", md), PermanentExportError)
+
+
+@pytest.mark.parametrize("delay", [None, 0.0, 0.25, 3.0, 86400.5])
+def test_minimal_status_decoder_agrees_with_generated_classes(delay):
+    data = status_details(grpc.StatusCode.RESOURCE_EXHAUSTED, delay)
+    assert parse_status_minimal(data) == parse_status_protobuf(data)
+    assert parse_status_minimal(data).retry_delay == (pytest.approx(delay) if delay is not None else None)
+
+
+@given(st.binary(max_size=64))
+def test_minimal_status_decoder_never_raises(data):
+    parse_status_minimal(data)
+
+
+def test_endpoint_scheme():
+    assert parse_grpc_endpoint("collector:4317", insecure=False) == ("collector:4317", True)
+    assert parse_grpc_endpoint("collector:4317", insecure=True) == ("collector:4317", False)
+    assert parse_grpc_endpoint("http://collector:4317", insecure=False) == ("collector:4317", False)
+    assert parse_grpc_endpoint("https://collector:4317/", insecure=True) == ("collector:4317", True)
+
+
+def test_unavailable_then_ok_delivers_with_headers(otlp_server):
+    server, port = otlp_server([("fail", grpc.StatusCode.UNAVAILABLE, None)] * 2)
+    exporter, reg = make_exporter(port, headers={"Authorization": "Bearer t0k", "x-tenant": "a"})
+    exporter.start()
+    exporter.consume_traces(spans(3))
+    exporter.shutdown(5)
+    assert count(reg, "sent_items_total", signal="traces") == 3
+    assert count(reg, "retries_total", signal="traces") == 2
+    assert len(server.requests) == 3
+    assert server.metadata[-1]["authorization"] == "Bearer t0k" and server.metadata[-1]["x-tenant"] == "a"
+    assert "ebpf-receiver/" in server.metadata[-1]["user-agent"]
+    got = server.requests[-1].resource_spans[0].scope_spans[0].spans
+    assert [s.name for s in got] == ["op0", "op1", "op2"]
+
+
+def test_logs_are_exported_too(otlp_server):
+    server, port = otlp_server()
+    exporter, reg = make_exporter(port, compression="none")
+    exporter.start()
+    exporter.consume_logs([LogRecord(1, "hello", RES)])
+    exporter.shutdown(5)
+    assert count(reg, "sent_items_total", signal="logs") == 1
+    assert server.requests[0].resource_logs[0].scope_logs[0].log_records[0].body.string_value == "hello"
+
+
+def test_resource_exhausted_honours_retry_info_delay(otlp_server):
+    server, port = otlp_server([("fail", grpc.StatusCode.RESOURCE_EXHAUSTED, 0.3)])
+    exporter, reg = make_exporter(port)
+    exporter.start()
+    exporter.consume_traces(spans())
+    exporter.shutdown(5)
+    assert count(reg, "sent_items_total", signal="traces") == 2
+    assert server.times[1] - server.times[0] >= 0.29
+
+
+def test_permanent_errors_are_not_retried(otlp_server):
+    server, port = otlp_server(
+        [("fail", grpc.StatusCode.RESOURCE_EXHAUSTED, None), ("fail", grpc.StatusCode.INVALID_ARGUMENT, None)]
+    )
+    exporter, reg = make_exporter(port)
+    exporter.start()
+    exporter.consume_traces(spans(2))
+    exporter.consume_traces(spans(1))
+    exporter.shutdown(5)
+    assert len(server.requests) == 2
+    assert count(reg, "failed_items_total", signal="traces", reason="permanent") == 3
+    assert count(reg, "retries_total", signal="traces") == 0
+
+
+def test_deadline_exceeded_is_retried(otlp_server):
+    server, port = otlp_server([("sleep", 0.5)])
+    exporter, reg = make_exporter(port, timeout=0.1)
+    exporter.start()
+    exporter.consume_traces(spans())
+    exporter.shutdown(5)
+    assert count(reg, "retries_total", signal="traces") >= 1
+    assert count(reg, "sent_items_total", signal="traces") == 2
+
+
+def test_partial_success_counts_rejected(otlp_server):
+    server, port = otlp_server([("reject", 1)])
+    exporter, reg = make_exporter(port)
+    exporter.start()
+    exporter.consume_traces(spans(4))
+    exporter.shutdown(5)
+    assert len(server.requests) == 1
+    assert count(reg, "sent_items_total", signal="traces") == 3
+    assert count(reg, "failed_items_total", signal="traces", reason="rejected") == 1
+
+
+def test_unreachable_endpoint_is_dropped_at_shutdown():
+    exporter, reg = make_exporter(1, retry=RetryConfig(initial_interval=0.05, max_interval=0.05, max_elapsed_time=0), timeout=0.2)
+    exporter.start()
+    exporter.consume_traces(spans(2))
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    exporter.shutdown(0.3)
+    assert time.monotonic() - t0 < 1.5
+    assert count(reg, "dropped_items_total", signal="traces", reason="shutdown") == 2
+    assert count(reg, "retries_total", signal="traces") >= 1
+
+
+def test_mutual_tls(otlp_server, tls_files):
+    def read(p):
+        with open(p, "rb") as f:
+            return f.read()
+
+    creds = grpc.ssl_server_credentials(
+        [(read(tls_files.server_key), read(tls_files.server_cert))],
+        root_certificates=read(tls_files.ca_cert),
+        require_client_auth=True,
+    )
+    server, port = otlp_server(credentials=creds)
+    tls = TLSClientConfig(ca_file=tls_files.ca_cert, cert_file=tls_files.client_cert, key_file=tls_files.client_key)
+    exporter, reg = make_exporter(port, host="localhost", tls=tls)
+    exporter.start()
+    exporter.consume_traces(spans(1))
+    exporter.shutdown(5)
+    assert count(reg, "sent_items_total", signal="traces") == 1
+
+    # without the client certificate the server refuses the handshake: retryable, then dropped
+    no_client = TLSClientConfig(ca_file=tls_files.ca_cert)
+    exporter, reg = make_exporter(port, host="localhost", tls=no_client, retry=RetryConfig(enabled=False))
+    exporter.start()
+    exporter.consume_traces(spans(1))
+    exporter.shutdown(5)
+    assert count(reg, "failed_items_total", signal="traces", reason="retries_exhausted") == 1
+    assert len(server.requests) == 1
+
+
+def test_bad_config_is_refused_at_construction():
+    with pytest.raises(ValueError, match="compression"):
+        make_exporter(1, compression="zstd")
+    with pytest.raises(ValueError, match="insecure_skip_verify"):
+        make_exporter(1, tls=TLSClientConfig(insecure_skip_verify=True))
+    with pytest.raises(ValueError, match="together"):
+        make_exporter(1, tls=TLSClientConfig(cert_file="/x"))

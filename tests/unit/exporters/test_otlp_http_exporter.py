@@ -1,0 +1,248 @@
+"""OTLP/HTTP exporter against a fault-injecting http.server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import json
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from prometheus_client import CollectorRegistry
+
+from receiver.config import OtlpHttpExporterConfig, RetryConfig, TLSClientConfig
+from receiver.exporters.otlp_http import OtlpHttpExporter, parse_retry_after, to_otlp_json
+from receiver.exporters.otlp_encoding import encode_traces
+from receiver.telemetry.model import Metric, MetricKind, Resource, Span, SpanKind, SumPoint
+from receiver.telemetry.self_metrics import SelfMetrics
+
+
+RES = Resource.from_dict({"service.name": "svc"})
+FAST_RETRY = RetryConfig(initial_interval=0.01, max_interval=0.02, max_elapsed_time=5)
+
+
+class Recorded:
+    def __init__(self, path, headers, body):
+        self.path, self.headers, self.body = path, headers, body
+
+    def payload(self) -> bytes:
+        return gzip.decompress(self.body) if self.headers.get("Content-Encoding") == "gzip" else self.body
+
+
+class FaultyOtlpHttpServer(ThreadingHTTPServer):
+    """Answers each POST with the next scripted (status, headers, body), then 200 with no body."""
+
+    daemon_threads = True
+
+    def __init__(self, script=()):
+        self.script = list(script)
+        self.received: list[Recorded] = []
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        server = self.server
+        with server.lock:
+            server.received.append(Recorded(self.path, dict(self.headers), body))
+            server.times.append(time.monotonic())
+            status, headers, out = server.script.pop(0) if server.script else (200, {}, b"")
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    servers = []
+
+    def start(script=(), ssl_context=None):
+        server = FaultyOtlpHttpServer(script)
+        if ssl_context is not None:
+            server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        servers.append(server)
+        return server, f"{'https' if ssl_context else 'http'}://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def make_exporter(endpoint, *, retry=FAST_RETRY, **config):
+    cfg = OtlpHttpExporterConfig(endpoint=endpoint, retry_on_failure=retry, **config)
+    metrics = SelfMetrics(CollectorRegistry())
+    return OtlpHttpExporter("otlphttp/test", cfg, metrics), metrics.registry
+
+
+def count(registry, name, **labels) -> float:
+    return registry.get_sample_value(f"ebpf_receiver_exporter_{name}", {"exporter": "otlphttp/test", **labels}) or 0.0
+
+
+def spans(n=2) -> list[Span]:
+    return [Span(bytes([i + 1]) * 16, bytes([i + 1]) * 8, f"op{i}", SpanKind.CLIENT, 1, 2, RES) for i in range(n)]
+
+
+def run(exporter, **batches):
+    exporter.start()
+    for signal, batch in batches.items():
+        getattr(exporter, f"consume_{signal}")(batch)
+    exporter.shutdown(5)
+
+
+def test_posts_gzip_protobuf_with_headers(http_server):
+    server, url = http_server()
+    exporter, reg = make_exporter(url + "/", headers={"X-Tenant": "acme"})
+    run(exporter, traces=spans(3))
+    (req,) = server.received
+    assert req.path == "/v1/traces"
+    assert req.headers["Content-Type"] == "application/x-protobuf"
+    assert req.headers["Content-Encoding"] == "gzip"
+    assert req.headers["X-Tenant"] == "acme"
+    assert req.headers["User-Agent"].startswith("ebpf-receiver/")
+    parsed = ExportTraceServiceRequest.FromString(req.payload())
+    assert [s.trace_id for s in parsed.resource_spans[0].scope_spans[0].spans] == [s.trace_id for s in spans(3)]
+    assert count(reg, "sent_items_total", signal="traces") == 3
+
+
+def test_per_signal_endpoint_override_and_no_compression(http_server):
+    server, url = http_server()
+    exporter, reg = make_exporter("http://127.0.0.1:1", metrics_endpoint=url + "/custom/m", compression="none")
+    metric = Metric("requests", "", "1", MetricKind.SUM, [SumPoint((), 1, 2, 5)], RES)
+    run(exporter, metrics=[metric])
+    (req,) = server.received
+    assert req.path == "/custom/m" and "Content-Encoding" not in req.headers
+    assert ExportMetricsServiceRequest.FromString(req.body).resource_metrics[0].scope_metrics[0].metrics[0].name == "requests"
+    assert count(reg, "sent_items_total", signal="metrics") == 1
+
+
+def test_429_honours_retry_after_seconds(http_server):
+    server, url = http_server([(429, {"Retry-After": "1"}, b"")])
+    exporter, reg = make_exporter(url)
+    run(exporter, traces=spans())
+    assert server.times[1] - server.times[0] >= 0.99
+    assert count(reg, "sent_items_total", signal="traces") == 2
+    assert count(reg, "retries_total", signal="traces") == 1
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_are_retried(http_server, status):
+    server, url = http_server([(status, {}, b"busy")])
+    exporter, reg = make_exporter(url)
+    run(exporter, traces=spans())
+    assert len(server.received) == 2
+    assert count(reg, "sent_items_total", signal="traces") == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 500])
+def test_other_errors_are_permanent(http_server, status):
+    server, url = http_server([(status, {"Content-Type": "text/plain"}, b"bad")])
+    exporter, reg = make_exporter(url)
+    run(exporter, traces=spans(3))
+    assert len(server.received) == 1
+    assert count(reg, "failed_items_total", signal="traces", reason="permanent") == 3
+
+
+def test_partial_success_in_protobuf_and_json_bodies(http_server):
+    resp = ExportTraceServiceResponse()
+    resp.partial_success.rejected_spans = 2
+    json_body = json.dumps({"partialSuccess": {"rejectedSpans": "1", "errorMessage": "old"}}).encode()
+    server, url = http_server(
+        [
+            (200, {"Content-Type": "application/x-protobuf"}, resp.SerializeToString()),
+            (200, {"Content-Type": "application/json"}, json_body),
+        ]
+    )
+    exporter, reg = make_exporter(url)
+    exporter.start()
+    exporter.consume_traces(spans(5))
+    exporter.consume_traces(spans(3))
+    exporter.shutdown(5)
+    assert count(reg, "failed_items_total", signal="traces", reason="rejected") == 3
+    assert count(reg, "sent_items_total", signal="traces") == 5 + 3 - 3
+
+
+def test_json_encoding_uses_hex_ids(http_server):
+    server, url = http_server()
+    exporter, _ = make_exporter(url, encoding="json", compression="none")
+    span = Span(bytes(range(16)), bytes(range(8)), "op", SpanKind.SERVER, 1, 2, RES, parent_span_id=b"\xaa" * 8)
+    run(exporter, traces=[span])
+    (req,) = server.received
+    assert req.headers["Content-Type"] == "application/json"
+    doc = json.loads(req.body)
+    out = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert out["traceId"] == bytes(range(16)).hex()
+    assert out["spanId"] == bytes(range(8)).hex()
+    assert out["parentSpanId"] == "aa" * 8
+    assert out["kind"] == 2
+    assert json.loads(to_otlp_json(encode_traces([span])))["resourceSpans"][0]["resource"]["attributes"][0]["key"] == "service.name"
+
+
+def test_connection_refused_is_retryable_and_dropped_at_shutdown():
+    exporter, reg = make_exporter("http://127.0.0.1:1", retry=RetryConfig(initial_interval=0.05, max_interval=0.05, max_elapsed_time=0))
+    exporter.start()
+    exporter.consume_traces(spans(2))
+    time.sleep(0.2)
+    exporter.shutdown(0.2)
+    assert count(reg, "retries_total", signal="traces") >= 1
+    assert count(reg, "dropped_items_total", signal="traces", reason="shutdown") == 2
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_https_with_ca_and_client_certificate(http_server, tls_files):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    ctx.load_verify_locations(tls_files.ca_cert)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    server, url = http_server(ssl_context=ctx)
+    tls = TLSClientConfig(ca_file=tls_files.ca_cert, cert_file=tls_files.client_cert, key_file=tls_files.client_key)
+    exporter, reg = make_exporter(url, tls=tls)
+    run(exporter, traces=spans(1))
+    assert count(reg, "sent_items_total", signal="traces") == 1
+
+    # an untrusted server certificate fails unless verification is skipped
+    ctx_no_client = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx_no_client.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    server, url = http_server(ssl_context=ctx_no_client)
+    exporter, reg = make_exporter(url, retry=RetryConfig(enabled=False))
+    run(exporter, traces=spans(1))
+    assert count(reg, "failed_items_total", signal="traces", reason="retries_exhausted") == 1
+    exporter, reg = make_exporter(url, tls=TLSClientConfig(insecure_skip_verify=True))
+    run(exporter, traces=spans(1))
+    assert count(reg, "sent_items_total", signal="traces") == 1
+
+
+def test_parse_retry_after():
+    now = 1_700_000_000.0
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(" 0 ") == 0.0
+    assert parse_retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30)
+    assert parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("-5") is None
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="encoding"):
+        make_exporter("http://x", encoding="thrift")
+    with pytest.raises(ValueError, match="compression"):
+        make_exporter("http://x", compression="br")
