@@ -129,6 +129,7 @@ class Agent:
 
     def _build(self) -> None:
         trace_heads = []
+        log_heads = []
         for pipeline_id, p in self.config.service.pipelines.items():
             signal = pipeline_signal(pipeline_id)
             exporters = [self._exporter(e) for e in p.exporters]
@@ -141,7 +142,8 @@ class Agent:
             head = self._chain(p.processors, FanOut(exporters))
             if signal == "traces":
                 trace_heads.append(head)
-            # logs: the capture of stdout/stderr and protocol-error records feed this (later stage)
+            elif signal == "logs":
+                log_heads.append(head)
         for ext_id in self.config.service.extensions:
             type_, _ = parse_component_id(ext_id)
             if type_ == "health_check":
@@ -149,7 +151,7 @@ class Agent:
         ebpf_ids = [r for r in self.config.receivers if parse_component_id(r)[0] == "ebpf"]
         if ebpf_ids:
             self.receiver = EbpfReceiver(
-                self.config.receivers[ebpf_ids[0]], traces=trace_heads, red_metrics=self.red_metrics
+                self.config.receivers[ebpf_ids[0]], traces=trace_heads, logs=log_heads, red_metrics=self.red_metrics
             )
             self.registry.register(CaptureMetricsCollector(self.receiver))
 
@@ -173,7 +175,7 @@ class Agent:
         self._started = True
         for e in self.exporters.values():
             e.start()
-        for p in reversed(self.processors):  # appended head-last: reversed = downstream first
+        for p in self.processors:  # _chain appends the most downstream first
             p.start()
         for r in self.readers:
             r.start()
@@ -196,7 +198,7 @@ class Agent:
             self.receiver.shutdown(timeout=min(5.0, budget))
         for r in self.readers:
             r.shutdown(max(0.1, deadline - time.monotonic()))
-        for p in self.processors:
+        for p in reversed(self.processors):  # upstream first, so each flushes into a live next
             p.shutdown(max(0.1, deadline - time.monotonic()))
         for e in self.exporters.values():
             e.shutdown(max(0.1, deadline - time.monotonic()))

@@ -22,6 +22,7 @@ from receiver.protocols.base import Direction
 from receiver.protocols.registry import ProtocolRegistry
 from receiver.telemetry.assemble import TelemetryAssembler
 from receiver.telemetry.clock import MonotonicToWall
+from receiver.telemetry.logs import LogLineAssembler, log_record
 from receiver.telemetry.model import Span
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.resources import ProcessResources
@@ -45,6 +46,7 @@ class CaptureStats:
     transactions: int = 0
     spans: int = 0
     logs: int = 0
+    log_writes: int = 0
     by_kind: dict = field(default_factory=dict)
 
 
@@ -93,6 +95,7 @@ class EbpfReceiver:
         )
         self.clock = MonotonicToWall()
         self.assembler = TelemetryAssembler(self._resources, self.clock, red_metrics)
+        self._log_assembler = LogLineAssembler()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -158,6 +161,7 @@ class EbpfReceiver:
             if records:
                 self.process_records(records)
             else:
+                self._log_lines(self._log_assembler.flush_idle(time.monotonic_ns()))
                 self._emit(())  # release spans whose trace decision timed out
             now = time.monotonic_ns()
             if now - last_expire > 1_000_000_000:
@@ -168,6 +172,7 @@ class EbpfReceiver:
         records = self._reader.poll(0)
         if records:
             self.process_records(records)
+        self._log_lines(self._log_assembler.flush_idle(0, everything=True))
         self._emit(self.tracker.expire(time.monotonic_ns() + 10**18), flush=True)
 
     def process_records(self, records: list[bytes]) -> None:
@@ -199,6 +204,8 @@ class EbpfReceiver:
                 txs = tracker.on_conn(ev, kind == dec.EV_CONN_CLOSE)
                 if txs:
                     finished.extend(txs)
+            elif kind == dec.EV_LOG:
+                self._on_log_write(ev)
             elif kind == dec.EV_PROC_EXEC or kind == dec.EV_PROC_EXIT:
                 stats.proc_events += 1
                 self._resources.forget(ev.pid)
@@ -227,6 +234,19 @@ class EbpfReceiver:
             self.stats.logs += len(logs)
             for c in self._logs:
                 c.consume_logs(logs)
+
+    def _on_log_write(self, ev: DataEvent) -> None:
+        self.stats.log_writes += 1
+        self._log_lines(self._log_assembler.feed(ev.pid, ev.tid, ev.fd, ev.payload, ev.ts_exit_ns))
+
+    def _log_lines(self, lines) -> None:
+        if not lines:
+            return
+        now = time.monotonic_ns()
+        observed = self.clock.to_unix_ns(now)
+        for line in lines:
+            rec = log_record(line, self._resources.get(line.pid), self.clock.to_unix_ns(line.mono_ns), observed)
+            self.assembler.add_log(rec, line.pid, line.tid, now)
 
     def _ignore_in_kernel(self, conn_id: int) -> None:
         if self._loader is not None and self._loader.state == "attached":

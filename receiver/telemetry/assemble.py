@@ -16,7 +16,33 @@ from receiver.protocols.base import Role
 from receiver.telemetry.clock import MonotonicToWall
 from receiver.telemetry.http_semconv import http_span_parts, split_target
 from receiver.telemetry.linking import TraceLinker
-from receiver.telemetry.model import LogRecord, Span, SpanKind
+from receiver.telemetry.model import LogRecord, SeverityNumber, Span, SpanKind, StatusCode
+
+# Attributes copied from an ERROR span onto the log record that reports the error.
+_ERROR_LOG_KEYS = (
+    "error.type", "http.request.method", "url.path", "http.response.status_code", "http.route",
+    "db.system.name", "db.namespace", "db.operation.name", "db.response.status_code",
+    "rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code", "server.address", "server.port",
+)
+
+
+def error_log_record(span: Span) -> LogRecord:
+    """A protocol error (HTTP 5xx, SQL error, Redis -ERR, gRPC status...) as a log record
+    linked to its span."""
+    attrs = {k: span.attributes[k] for k in _ERROR_LOG_KEYS if k in span.attributes}
+    attrs["event.name"] = "ebpf_receiver.protocol.error"
+    detail = span.status_message or str(span.attributes.get("error.type", "error"))
+    return LogRecord(
+        time_unix_nano=span.end_unix_nano,
+        observed_time_unix_nano=span.end_unix_nano,
+        body=f"{span.name}: {detail}",
+        resource=span.resource,
+        severity_number=SeverityNumber.ERROR,
+        severity_text="ERROR",
+        attributes=attrs,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+    )
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.resources import ProcessResources
 from receiver.telemetry.routes import RouteTemplater
@@ -178,6 +204,8 @@ class TelemetryAssembler:
                 if record is not None and m.metric is not None:
                     name, resource, attrs, value, end = m.metric
                     record(name, resource, attrs, value, end, s.trace_id, s.span_id)
+                if s.status_code == StatusCode.ERROR:
+                    logs.append(error_log_record(s))
             else:
                 logs.append(m)
         return spans, logs

@@ -1,0 +1,519 @@
+"""HTTP/1.x framing: find and parse one message head at a buffer position, frame its body.
+
+Everything here works on ``bytes``/``bytearray`` with an explicit ``[pos, end)`` window so the
+caller can parse many pipelined messages out of one buffer and drop the consumed prefix once.
+Functions return a :class:`~receiver.protocols.base.ParseState` together with how far they got;
+they never raise on wire data and never consume bytes of an incomplete head.
+
+The grammar follows RFC 9112 with the usual leniencies of real traffic: bare LF line endings,
+empty lines before a request line, optional whitespace around field values, chunk extensions,
+obsolete line folding in fields.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import NamedTuple
+
+from receiver.protocols.base import ParseState
+
+from .types import Headers
+
+SUCCESS = ParseState.SUCCESS
+NEEDS_MORE_DATA = ParseState.NEEDS_MORE_DATA
+IGNORED = ParseState.IGNORED
+INVALID = ParseState.INVALID
+
+MAX_START_LINE = 8 * 1024  # longest request/status line considered while resynchronising
+MAX_CHUNK_LINE = 4 * 1024  # longest chunk-size line (with extensions)
+MAX_METHOD = 32
+
+
+class MessageKind(enum.Enum):
+    """What a direction of a connection carries, once known."""
+
+    REQUEST = "request"
+    RESPONSE = "response"
+
+
+REQUEST = MessageKind.REQUEST
+RESPONSE = MessageKind.RESPONSE
+
+
+class BodyFraming(enum.IntEnum):
+    """How the end of a message body is found (RFC 9112 §6)."""
+
+    NONE = 0  # no body
+    LENGTH = 1  # Content-Length bytes
+    CHUNKED = 2  # chunked transfer coding
+    UNTIL_CLOSE = 3  # everything up to connection close
+    TUNNEL = 4  # the connection stops being HTTP (101 Switching Protocols, CONNECT 2xx)
+
+
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
+_TARGET = rb"[^\x00-\x20\x7f]"
+_HTTP_PREFIX = rb"H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[0-9]\r?)?)?)?)?)?)?)?"
+
+_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb"{1,%d}) (" % MAX_METHOD + _TARGET + rb"+) HTTP/1\.([0-9])\r?\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9]{2})(?:[ \t]([^\r\n]*?))?[ \t]*\r?\n")
+# What can precede " HTTP/1." on a request line; used when hunting for a message start.
+_REQUEST_LINE_HEAD = re.compile(_TOKEN + rb"{1,%d} " % MAX_METHOD + _TARGET + rb"+ ")
+_STATUS_LINE_START = re.compile(rb"HTTP/1\.[0-9] [1-9][0-9]{2}[ \t\r\n]")
+# Incomplete start lines that may still become valid ones.
+_REQUEST_LINE_PREFIX = re.compile(
+    _TOKEN + rb"{1,%d}(?: (?:" % MAX_METHOD + _TARGET + rb"+(?: (?:" + _HTTP_PREFIX + rb")?)?)?)?"
+)
+_STATUS_LINE_PREFIX = re.compile(
+    rb"H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[0-9](?: (?:[1-9][0-9]?|[1-9][0-9]{2}(?:[ \t][^\r\n]*)?\r?)?)?)?)?)?)?)?)?)?"
+)
+_FIELD_LINE = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)\r?\n", re.MULTILINE)
+_FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
+_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_MAX_CONTENT_LENGTH = 1 << 62
+
+
+class MessageHead(NamedTuple):
+    """A parsed request or response head plus what framing needs from its fields."""
+
+    is_request: bool
+    method: str  # requests only, else ""
+    target: str  # requests only, else ""
+    status_code: int  # responses only, else 0
+    reason: str  # responses only, else ""
+    version: str  # "1.1", "1.0"
+    headers: Headers
+    head_size: int
+    content_length: int  # -1 when absent
+    chunked: bool  # Transfer-Encoding ends in chunked
+    other_coding: bool  # Transfer-Encoding present but not ending in chunked
+
+
+def is_plausible_start(buf: bytes | bytearray, pos: int, end: int, kind: MessageKind | None) -> bool:
+    """Could ``buf[pos:end]`` (no line end yet) be the beginning of a request or status line?"""
+    if kind is not RESPONSE and _REQUEST_LINE_PREFIX.fullmatch(buf, pos, end):
+        return True
+    return kind is not REQUEST and _STATUS_LINE_PREFIX.fullmatch(buf, pos, end) is not None
+
+
+def find_head_end(buf: bytes | bytearray, start: int, end: int) -> tuple[int, int]:
+    """Find the empty line that ends a field section.
+
+    ``start`` is the index of the LF ending the start line (the section may be empty), or of
+    the first byte of a section known to hold at least one field line.
+    Returns ``(fields_end, head_end)``: the index just past the last field line and the index
+    just past the empty line; ``(-1, -1)`` when no empty line is in ``[start, end)``.
+    """
+    crlf = buf.find(b"\n\r\n", start, end)
+    lf = buf.find(b"\n\n", start, end if crlf < 0 else crlf + 1)
+    if lf >= 0:
+        return lf + 1, lf + 2
+    if crlf >= 0:
+        return crlf + 1, crlf + 3
+    return -1, -1
+
+
+def parse_fields(text: str) -> list[tuple[str, str]] | None:
+    """Parse field lines (each ending in LF or CRLF) into ``(name, value)`` pairs, or ``None``.
+
+    Fast path: one ``findall``, accepted when every line matched (one match per LF; matches are
+    anchored at line starts) and no value has trailing whitespace to strip.
+    """
+    fields = _FIELD_LINE.findall(text)
+    if (
+        len(fields) == text.count("\n")
+        and " \r\n" not in text
+        and "\t\r\n" not in text
+        and " \n" not in text
+        and "\t\n" not in text
+    ):
+        return fields
+    return _parse_fields_folded(text)
+
+
+def _parse_fields_folded(text: str) -> list[tuple[str, str]] | None:
+    """Slow path of :func:`parse_fields`: obsolete line folding, or an invalid line."""
+    fields: list[tuple[str, str]] = []
+    for line in text.split("\n")[:-1]:
+        if line.endswith("\r"):
+            line = line[:-1]
+        if "\r" in line:
+            return None
+        if line[:1] in (" ", "\t"):
+            if not fields:
+                return None
+            name, value = fields[-1]
+            fields[-1] = (name, (value + " " + line.strip(" \t")).strip(" \t"))
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            return None
+        fields.append((name, value.strip(" \t")))
+    return fields
+
+
+def _content_length(value: str, current: int) -> int:
+    """Fold one Content-Length field value into ``current``; -2 when invalid or conflicting."""
+    for part in value.split(","):
+        part = part.strip(" \t")
+        if not part.isdigit() or not part.isascii() or len(part) > 19:
+            return -2
+        n = int(part)
+        if n > _MAX_CONTENT_LENGTH or (current >= 0 and n != current):
+            return -2
+        current = n
+    return current
+
+
+def parse_head(
+    buf: bytes | bytearray, pos: int, end: int, kind: MessageKind | None, max_head: int
+) -> tuple[ParseState, MessageHead | None, int]:
+    """Parse the message head starting exactly at ``buf[pos]``.
+
+    ``kind`` restricts what is accepted (``None``: either).  Returns ``(state, head, consumed)``:
+    SUCCESS with the head and its length; NEEDS_MORE_DATA (nothing consumed) while the head is
+    incomplete and still plausible; IGNORED with the number of leading empty-line bytes to drop
+    (RFC 9112 §2.2); INVALID when this is not a valid head or it does not fit in ``max_head``.
+    """
+    limit = min(end, pos + max_head)
+    first = buf[pos]
+    if first == 13 or first == 10:  # empty lines before a message
+        n = pos
+        while n < limit and buf[n] in (13, 10):
+            n += 1
+        return IGNORED, None, n - pos
+    nl = buf.find(b"\n", pos, limit)
+    if nl < 0:
+        if end - pos >= max_head or end - pos >= MAX_START_LINE or not is_plausible_start(buf, pos, end, kind):
+            return INVALID, None, 0
+        return NEEDS_MORE_DATA, None, 0
+    line_end = nl + 1
+    if first == 72 and kind is not REQUEST and buf.startswith(b"HTTP/", pos):  # "H"
+        m = _STATUS_LINE.match(buf, pos, line_end)
+        if m is None:
+            return INVALID, None, 0
+        is_request = False
+    elif kind is not RESPONSE:
+        m = _REQUEST_LINE.match(buf, pos, line_end)
+        if m is None:
+            return INVALID, None, 0
+        is_request = True
+    else:
+        return INVALID, None, 0
+    fields_end, head_end = find_head_end(buf, nl, limit)
+    if head_end < 0:
+        if end - pos >= max_head:
+            return INVALID, None, 0
+        return NEEDS_MORE_DATA, None, 0
+    if fields_end > line_end:
+        fields = parse_fields(buf[line_end:fields_end].decode("latin-1"))
+        if fields is None:
+            return INVALID, None, 0
+    else:
+        fields = []
+    content_length = -1
+    chunked = other_coding = False
+    for name, value in fields:
+        n = len(name)
+        if n == 14 and name.lower() == "content-length":
+            content_length = _content_length(value, content_length)
+            if content_length == -2:
+                return INVALID, None, 0
+        elif n == 17 and name.lower() == "transfer-encoding":
+            codings = [c.strip(" \t").lower() for c in value.split(",")]
+            codings = [c for c in codings if c]
+            if codings:
+                chunked = codings[-1] == "chunked"
+                other_coding = not chunked
+    groups = m.groups()
+    if is_request:
+        if other_coding:  # a request body must be chunked or have a length (RFC 9112 §6.3)
+            return INVALID, None, 0
+        head = MessageHead(
+            True,
+            groups[0].decode("latin-1"),
+            groups[1].decode("latin-1"),
+            0,
+            "",
+            "1." + chr(groups[2][0]),
+            tuple(fields),
+            head_end - pos,
+            content_length,
+            chunked,
+            False,
+        )
+    else:
+        reason = groups[2]
+        head = MessageHead(
+            False,
+            "",
+            "",
+            int(groups[1]),
+            reason.decode("latin-1") if reason else "",
+            "1." + chr(groups[0][0]),
+            tuple(fields),
+            head_end - pos,
+            content_length,
+            chunked,
+            other_coding,
+        )
+    return SUCCESS, head, head_end - pos
+
+
+def request_body_framing(head: MessageHead) -> tuple[BodyFraming, int]:
+    """Framing of a request body (RFC 9112 §6.3): ``(framing, content_length)``."""
+    if head.chunked:
+        return BodyFraming.CHUNKED, 0
+    if head.content_length > 0:
+        return BodyFraming.LENGTH, head.content_length
+    return BodyFraming.NONE, 0
+
+
+def response_body_framing(head: MessageHead, request_method: str | None) -> tuple[BodyFraming, int]:
+    """Framing of a final response body given the method of the request it answers.
+
+    ``request_method`` is ``None`` when the request was not seen (it is then assumed to be
+    neither HEAD nor CONNECT).
+    """
+    status = head.status_code
+    if status == 101:
+        return BodyFraming.TUNNEL, 0
+    if request_method == "HEAD" or status < 200 or status == 204 or status == 304:
+        return BodyFraming.NONE, 0
+    if request_method == "CONNECT" and status < 300:
+        return BodyFraming.TUNNEL, 0
+    if head.chunked:
+        return BodyFraming.CHUNKED, 0
+    if head.other_coding:
+        return BodyFraming.UNTIL_CLOSE, 0
+    if head.content_length > 0:
+        return BodyFraming.LENGTH, head.content_length
+    if head.content_length == 0:
+        return BodyFraming.NONE, 0
+    return BodyFraming.UNTIL_CLOSE, 0
+
+
+def find_message_start(
+    buf: bytes | bytearray, pos: int, end: int, at_line_start: bool, kind: MessageKind | None, max_line: int
+) -> tuple[ParseState, int]:
+    """Hunt for the next plausible message start at a line boundary in ``buf[pos:end]``.
+
+    ``at_line_start`` says whether ``buf[pos]`` itself begins a line.  A request line must
+    read ``METHOD SP target SP HTTP/1.x`` and a status line ``HTTP/1.x SP ddd``.  Returns
+    SUCCESS and the index of a complete candidate start line; NEEDS_MORE_DATA and the index of
+    a line that may still become one (keep from there); INVALID when there is nothing worth
+    keeping (drop everything).
+    """
+    i = buf.find(b"HTTP/1.", pos, end)
+    while i >= 0:
+        if i > pos:
+            before = buf[i - 1]
+        else:
+            before = 10 if at_line_start else -1
+        if before == 10 and kind is not REQUEST:
+            if _STATUS_LINE_START.match(buf, i, end):
+                return SUCCESS, i
+            if end - i < 13 and _STATUS_LINE_PREFIX.fullmatch(buf, i, end):
+                return NEEDS_MORE_DATA, i
+        elif before == 32 and kind is not RESPONSE:
+            nl = buf.rfind(b"\n", max(pos, i - max_line), i)
+            if nl >= 0 or (at_line_start and i - pos <= max_line):
+                line = nl + 1 if nl >= 0 else pos
+                if _REQUEST_LINE_HEAD.fullmatch(buf, line, i):
+                    if _REQUEST_LINE.match(buf, line, min(end, i + 10)):
+                        return SUCCESS, line
+                    if end - i < 10 and _REQUEST_LINE_PREFIX.fullmatch(buf, line, end):
+                        return NEEDS_MORE_DATA, line
+        i = buf.find(b"HTTP/1.", i + 1, end)
+    nl = buf.rfind(b"\n", pos, end)
+    line = nl + 1 if nl >= 0 else (pos if at_line_start else end)
+    if line < end and end - line <= max_line and is_plausible_start(buf, line, end, kind):
+        return NEEDS_MORE_DATA, line
+    return INVALID, end
+
+
+# Chunked-body sub-states.
+_CHUNK_SIZE = 0
+_CHUNK_DATA = 1
+_CHUNK_DATA_END = 2
+_CHUNK_TRAILERS = 3
+
+
+class BodyReader:
+    """Incremental body framing for one message at a time (reused across messages).
+
+    Body bytes are counted, never buffered: :meth:`consume` advances over what is available,
+    :meth:`skip` accounts for bytes the capture missed.  Sizes come from lengths on the wire.
+    """
+
+    __slots__ = ("framing", "remaining", "body_size", "wire_size", "trailers", "_chunk_state", "_max_trailers", "_max_line")
+
+    def __init__(self, max_buffer: int) -> None:
+        self._max_trailers = max_buffer  # the trailer section must fit in the buffer
+        self._max_line = min(MAX_CHUNK_LINE, max_buffer)
+        self.reset(BodyFraming.NONE, 0)
+
+    def reset(self, framing: BodyFraming, length: int) -> None:
+        """Start framing a new body."""
+        self.framing = framing
+        self.remaining = length  # LENGTH: body bytes left; CHUNKED: bytes left of this chunk
+        self.body_size = length
+        self.wire_size = length
+        self.trailers: Headers = ()
+        self._chunk_state = _CHUNK_SIZE
+
+    def consume(self, buf: bytes | bytearray, pos: int, end: int) -> tuple[ParseState, int]:
+        """Advance over body bytes in ``buf[pos:end]``.
+
+        Returns ``(SUCCESS, index just past the body)``, ``(NEEDS_MORE_DATA, index)`` having
+        used everything usable up to ``index`` (bytes after it are an incomplete chunk line),
+        or ``(INVALID, index of the bad chunk framing)``.
+        """
+        framing = self.framing
+        if framing is BodyFraming.LENGTH:
+            available = end - pos
+            remaining = self.remaining
+            if available >= remaining:
+                self.remaining = 0
+                return SUCCESS, pos + remaining
+            self.remaining = remaining - available
+            return NEEDS_MORE_DATA, end
+        if framing is BodyFraming.CHUNKED:
+            return self._consume_chunked(buf, pos, end)
+        if framing is BodyFraming.UNTIL_CLOSE:
+            self.body_size += end - pos
+            self.wire_size += end - pos
+            return NEEDS_MORE_DATA, end
+        if framing is BodyFraming.TUNNEL:
+            return NEEDS_MORE_DATA, end
+        return SUCCESS, pos
+
+    def _consume_chunked(self, buf: bytes | bytearray, pos: int, end: int) -> tuple[ParseState, int]:
+        while True:
+            state = self._chunk_state
+            if state == _CHUNK_DATA:
+                available = end - pos
+                remaining = self.remaining
+                if available < remaining:
+                    self.remaining = remaining - available
+                    return NEEDS_MORE_DATA, end
+                pos += remaining
+                self.remaining = 0
+                self._chunk_state = _CHUNK_DATA_END
+            elif state == _CHUNK_SIZE:
+                nl = buf.find(b"\n", pos, min(end, pos + self._max_line))
+                if nl < 0:
+                    if pos < end and (buf[pos] not in _HEX_DIGITS or end - pos >= self._max_line):
+                        return INVALID, pos
+                    return NEEDS_MORE_DATA, pos
+                m = _CHUNK_SIZE_LINE.match(buf, pos, nl + 1)
+                if m is None:
+                    return INVALID, pos
+                size = int(m.group(1), 16)
+                self.wire_size += nl + 1 - pos + size
+                pos = nl + 1
+                if size:
+                    self.body_size += size
+                    self.remaining = size
+                    self._chunk_state = _CHUNK_DATA
+                else:
+                    self._chunk_state = _CHUNK_TRAILERS
+            elif state == _CHUNK_DATA_END:
+                if pos >= end:
+                    return NEEDS_MORE_DATA, pos
+                byte = buf[pos]
+                if byte == 10:
+                    used = 1
+                elif byte == 13:
+                    if pos + 1 >= end:
+                        return NEEDS_MORE_DATA, pos
+                    if buf[pos + 1] != 10:
+                        return INVALID, pos
+                    used = 2
+                else:
+                    return INVALID, pos
+                pos += used
+                self.wire_size += used
+                self._chunk_state = _CHUNK_SIZE
+            else:
+                return self._consume_trailers(buf, pos, end)
+
+    def _consume_trailers(self, buf: bytes | bytearray, pos: int, end: int) -> tuple[ParseState, int]:
+        if pos >= end:
+            return NEEDS_MORE_DATA, pos
+        byte = buf[pos]
+        if byte == 10 or byte == 13:
+            if byte == 13:
+                if pos + 1 >= end:
+                    return NEEDS_MORE_DATA, pos
+                if buf[pos + 1] != 10:
+                    return INVALID, pos
+                used = 2
+            else:
+                used = 1
+            self.wire_size += used
+            return SUCCESS, pos + used
+        limit = min(end, pos + self._max_trailers)
+        # The section holds at least one field line here, so its empty line follows an LF at or
+        # after pos.
+        fields_end, section_end = find_head_end(buf, pos, limit)
+        if section_end < 0:
+            if end - pos >= self._max_trailers:
+                return INVALID, pos
+            return NEEDS_MORE_DATA, pos
+        fields = parse_fields(buf[pos:fields_end].decode("latin-1"))
+        if fields is None:
+            return INVALID, pos
+        self.trailers = tuple(fields)
+        self.wire_size += section_end - pos
+        return SUCCESS, section_end
+
+    def skip(self, missing: int) -> tuple[ParseState, int]:
+        """Account for ``missing`` uncaptured bytes that follow the last consumed byte.
+
+        Only valid when no unconsumed bytes are pending.  Returns ``(NEEDS_MORE_DATA, 0)`` when
+        the body absorbed them and continues, ``(SUCCESS, n)`` when the body ended inside the
+        gap with ``n`` further bytes lost after it, ``(INVALID, 0)`` when the gap swallowed body
+        framing (a chunk-size line), so the end of the body can no longer be found.
+        """
+        framing = self.framing
+        if framing is BodyFraming.LENGTH:
+            remaining = self.remaining
+            if missing < remaining:
+                self.remaining = remaining - missing
+                return NEEDS_MORE_DATA, 0
+            self.remaining = 0
+            return SUCCESS, missing - remaining
+        if framing is BodyFraming.UNTIL_CLOSE:
+            self.body_size += missing
+            self.wire_size += missing
+            return NEEDS_MORE_DATA, 0
+        if framing is BodyFraming.CHUNKED and self._chunk_state == _CHUNK_DATA:
+            remaining = self.remaining
+            if missing < remaining:
+                self.remaining = remaining - missing
+                return NEEDS_MORE_DATA, 0
+            self.remaining = 0
+            over = missing - remaining
+            if over == 0:
+                self._chunk_state = _CHUNK_DATA_END
+                return NEEDS_MORE_DATA, 0
+            if over == 1:  # the CR of the chunk's CRLF; the LF is still to come
+                self._chunk_state = _CHUNK_DATA_END
+                self.wire_size += 1
+                return NEEDS_MORE_DATA, 0
+            if over == 2:
+                self._chunk_state = _CHUNK_SIZE
+                self.wire_size += 2
+                return NEEDS_MORE_DATA, 0
+        if framing is BodyFraming.TUNNEL or framing is BodyFraming.NONE:
+            return SUCCESS, missing
+        return INVALID, 0
+
+    def truncate(self) -> None:
+        """The body ends early (connection closed or framing lost): keep what was seen."""
+        if self.framing is BodyFraming.LENGTH:
+            self.body_size -= self.remaining
+            self.wire_size -= self.remaining
+            self.remaining = 0
