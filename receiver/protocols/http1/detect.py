@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 
-from .parse import MAX_START_LINE
+from .parse import HTTP_VERSION_PREFIX, MAX_METHOD, MAX_START_LINE, TARGET_CHAR, TOKEN_CHAR
 
 _STATUS_START = re.compile(rb"HTTP/1\.[0-9] [1-9][0-9]{2}(?:[ \t\r\n]|\Z)")
-_REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32} [^\x00-\x20\x7f]+ HTTP/1\.[0-9]\r?\n")
+_REQUEST_LINE = re.compile(TOKEN_CHAR + rb"{1,%d} " % MAX_METHOD + TARGET_CHAR + rb"+ HTTP/1\.[0-9]\r?\n")
 # A first line cut short by the capture: only well-known methods, and the target must start.
 _REQUEST_LINE_CUT = re.compile(
-    rb"(?:GET|HEAD|POST|PUT|DELETE|CONNECT|OPTIONS|TRACE|PATCH) [^\x00-\x20\x7f]+(?: H?T?T?P?/?1?\.?[0-9]?\r?)?"
+    rb"(?:GET|HEAD|POST|PUT|DELETE|CONNECT|OPTIONS|TRACE|PATCH) "
+    + TARGET_CHAR
+    + rb"+(?: (?:"
+    + HTTP_VERSION_PREFIX
+    + rb")?)?"
 )
 
 

@@ -51,9 +51,11 @@ class BodyFraming(enum.IntEnum):
     TUNNEL = 4  # the connection stops being HTTP (101 Switching Protocols, CONNECT 2xx)
 
 
-_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"
-_TARGET = rb"[^\x00-\x20\x7f]"
-_HTTP_PREFIX = rb"H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[0-9]\r?)?)?)?)?)?)?)?"
+TOKEN_CHAR = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]"  # RFC 9110 tchar, as a regex class
+TARGET_CHAR = rb"[^\x00-\x20\x7f]"  # anything visible in a request target (obs-text allowed)
+_TOKEN = TOKEN_CHAR
+_TARGET = TARGET_CHAR
+HTTP_VERSION_PREFIX = rb"H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[0-9]\r?)?)?)?)?)?)?)?"
 
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb"{1,%d}) (" % MAX_METHOD + _TARGET + rb"+) HTTP/1\.([0-9])\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9]{2})(?:[ \t]([^\r\n]*?))?[ \t]*\r?\n")
@@ -62,7 +64,7 @@ _REQUEST_LINE_HEAD = re.compile(_TOKEN + rb"{1,%d} " % MAX_METHOD + _TARGET + rb
 _STATUS_LINE_START = re.compile(rb"HTTP/1\.[0-9] [1-9][0-9]{2}[ \t\r\n]")
 # Incomplete start lines that may still become valid ones.
 _REQUEST_LINE_PREFIX = re.compile(
-    _TOKEN + rb"{1,%d}(?: (?:" % MAX_METHOD + _TARGET + rb"+(?: (?:" + _HTTP_PREFIX + rb")?)?)?)?"
+    _TOKEN + rb"{1,%d}(?: (?:" % MAX_METHOD + _TARGET + rb"+(?: (?:" + HTTP_VERSION_PREFIX + rb")?)?)?)?"
 )
 _STATUS_LINE_PREFIX = re.compile(
     rb"H(?:T(?:T(?:P(?:/(?:1(?:\.(?:[0-9](?: (?:[1-9][0-9]?|[1-9][0-9]{2}(?:[ \t][^\r\n]*)?\r?)?)?)?)?)?)?)?)?)?"

@@ -77,15 +77,16 @@ class _Stream:
 class Http1Session:
     """HTTP/1.x parser and stitcher for one connection (implements ``ProtocolSession``).
 
-    ``max_buffer`` bounds the bytes buffered per direction, hence the largest head accepted;
-    ``max_pending`` bounds requests waiting for their responses (the oldest is dropped beyond).
+    ``max_buffer`` bounds the bytes buffered per direction, hence the largest head accepted
+    (at least 256); ``max_pending`` bounds requests waiting for their responses (the oldest is
+    dropped beyond it).
     Counters, all monotonic: :attr:`parse_errors`, :attr:`dropped_requests`,
     :attr:`unmatched_responses`, :attr:`interim_responses`, :attr:`internal_errors`.
     """
 
     protocol = PROTOCOL
 
-    def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(self, *, max_buffer: int = DEFAULT_MAX_BUFFER, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self.max_buffer = max(256, max_buffer)
         self.parse_errors = 0
         self.internal_errors = 0  # exceptions caught at the top level: parser bugs, never wire data

@@ -283,3 +283,12 @@ def test_detect_recognises_both_directions_of_every_fixture(name: str) -> None:
     for side, data in fixture.chunks:
         first.setdefault(side, data)
     assert detect(first["c2s"]) and detect(first["s2c"])
+
+
+def test_package_docstring_example() -> None:
+    import doctest
+
+    import receiver.protocols.http1 as package
+
+    result = doctest.testmod(package)
+    assert result.attempted > 0 and result.failed == 0
