@@ -27,6 +27,7 @@ from receiver.extensions.health_check import HealthCheckExtension
 from receiver.processors.batch import BatchProcessor
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.telemetry.service_graph import ServiceGraph
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Agent:
         self.registry = registry or CollectorRegistry()
         self.self_metrics = SelfMetrics(self.registry)
         self.red_metrics = RedMetrics()
+        self.service_graph = ServiceGraph()
         self._debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval
         self.exporters: dict[str, object] = {}
@@ -121,7 +123,7 @@ class Agent:
         elif type_ == "otlphttp":
             exp = OtlpHttpExporter(exporter_id, cfg, self.self_metrics)
         elif type_ == "prometheus":
-            exp = PrometheusExporter(cfg, self.red_metrics.collect, self.registry)
+            exp = PrometheusExporter(cfg, self.collect_metrics, self.registry)
         else:  # validation rejects unknown types before we get here
             raise ValueError(f"no exporter of type {type_!r}")
         self.exporters[exporter_id] = exp
@@ -137,7 +139,7 @@ class Agent:
                 push = [e for e in exporters if not isinstance(e, PrometheusExporter)]
                 if push:
                     head = self._chain(p.processors, FanOut(push))
-                    self.readers.append(PeriodicMetricReader(self.red_metrics.collect, head, self._push_interval))
+                    self.readers.append(PeriodicMetricReader(self.collect_metrics, head, self._push_interval))
                 continue
             head = self._chain(p.processors, FanOut(exporters))
             if signal == "traces":
@@ -151,9 +153,17 @@ class Agent:
         ebpf_ids = [r for r in self.config.receivers if parse_component_id(r)[0] == "ebpf"]
         if ebpf_ids:
             self.receiver = EbpfReceiver(
-                self.config.receivers[ebpf_ids[0]], traces=trace_heads, logs=log_heads, red_metrics=self.red_metrics
+                self.config.receivers[ebpf_ids[0]],
+                traces=trace_heads,
+                logs=log_heads,
+                red_metrics=self.red_metrics,
+                service_graph=self.service_graph,
             )
             self.registry.register(CaptureMetricsCollector(self.receiver))
+
+    def collect_metrics(self) -> list:
+        """Everything the agent derives from traffic: RED histograms and the service graph."""
+        return self.red_metrics.collect() + self.service_graph.collect()
 
     def _chain(self, processor_ids, tail):
         head = tail

@@ -57,6 +57,7 @@ class EbpfReceiver:
         traces: Sequence[TracesConsumer] = (),
         logs: Sequence = (),
         red_metrics: RedMetrics | None = None,
+        service_graph=None,
         resources: ProcessResources | None = None,
         object_path: str | None = None,
         agent_pid: int | None = None,
@@ -94,7 +95,7 @@ class EbpfReceiver:
             on_uninteresting=self._ignore_in_kernel,
         )
         self.clock = MonotonicToWall()
-        self.assembler = TelemetryAssembler(self._resources, self.clock, red_metrics)
+        self.assembler = TelemetryAssembler(self._resources, self.clock, red_metrics, service_graph=service_graph)
         self._log_assembler = LogLineAssembler()
 
     # -- lifecycle -------------------------------------------------------------------------

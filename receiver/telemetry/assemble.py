@@ -46,6 +46,7 @@ def error_log_record(span: Span) -> LogRecord:
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.resources import ProcessResources
 from receiver.telemetry.routes import RouteTemplater
+from receiver.telemetry.service_graph import ServiceGraph
 from receiver.telemetry.trace_context import IdGenerator, TraceParent, parse_traceparent
 
 
@@ -123,7 +124,9 @@ class TelemetryAssembler:
         ids: IdGenerator | None = None,
         skip_sdk_client_spans: bool = True,
         hold_ns: int = 3 * 10**9,
+        service_graph: ServiceGraph | None = None,
     ) -> None:
+        self._graph = service_graph
         self._resources = resources
         self._clock = clock
         self._metrics = red_metrics
@@ -208,6 +211,8 @@ class TelemetryAssembler:
                     logs.append(error_log_record(s))
             else:
                 logs.append(m)
+        if spans and self._graph is not None:
+            self._graph.observe(spans)
         return spans, logs
 
     # -- protocol mappings -----------------------------------------------------------------

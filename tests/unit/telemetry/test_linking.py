@@ -1,0 +1,142 @@
+"""Trace linking decisions, driven with spans as the assembler hands them over."""
+
+from receiver.telemetry.linking import TraceLinker
+from receiver.telemetry.model import LogRecord, Resource, Span, SpanKind
+from receiver.telemetry.trace_context import IdGenerator, TraceParent
+
+R = Resource.from_dict({"service.name": "svc"})
+S = 10**9
+
+
+def span(kind: SpanKind) -> Span:
+    return Span(b"", IdGenerator(seed=None).span_id(), "op", kind, 0, 1, R)
+
+
+def linker(**kw) -> TraceLinker:
+    return TraceLinker(IdGenerator(seed=7), hold_ns=kw.get("hold_ns", 3 * S))
+
+
+PEER = ("10.0.0.1", 40000, "10.0.0.2", 8080)
+
+
+def test_incoming_traceparent_makes_the_server_span_a_child_of_the_caller():
+    lk = linker()
+    tp = TraceParent(bytes(range(16)), b"\x01" * 8, 1, "k=v")
+    s = span(SpanKind.SERVER)
+    lk.server_span(s, conn_id=1, peer_key=None, call_index=0, traceparent=tp, now_ns=0)
+    [out] = lk.take_ready(0)
+    assert out is s and s.trace_id == tp.trace_id and s.parent_span_id == tp.span_id and s.trace_state == "k=v"
+
+
+def test_same_host_server_first_then_client():
+    lk = linker()
+    srv, cli = span(SpanKind.SERVER), span(SpanKind.CLIENT)
+    lk.server_span(srv, 2, PEER, 0, None, 0)
+    assert lk.take_ready(0) == []  # waits for its caller
+    assert lk.client_span(cli, pid=10, tid=10, peer_key=PEER, call_index=0, outgoing=None, now_ns=0)
+    out = lk.take_ready(0)
+    assert {id(x) for x in out} == {id(srv), id(cli)}
+    assert srv.trace_id == cli.trace_id != b""
+    assert srv.parent_span_id == cli.span_id and cli.parent_span_id == b""
+
+
+def test_same_host_client_first_then_server():
+    lk = linker()
+    srv, cli = span(SpanKind.SERVER), span(SpanKind.CLIENT)
+    lk.client_span(cli, 10, 10, PEER, 0, None, 0)
+    assert lk.take_ready(0) == [cli]
+    lk.server_span(srv, 2, PEER, 0, None, 0)
+    assert lk.take_ready(0) == [srv]
+    assert srv.trace_id == cli.trace_id and srv.parent_span_id == cli.span_id
+
+
+def test_call_indexes_keep_keep_alive_requests_apart():
+    lk = linker()
+    s0, s1, c0, c1 = span(SpanKind.SERVER), span(SpanKind.SERVER), span(SpanKind.CLIENT), span(SpanKind.CLIENT)
+    lk.server_span(s0, 2, PEER, 0, None, 0)
+    lk.server_span(s1, 2, PEER, 1, None, 0)
+    lk.client_span(c1, 10, 10, PEER, 1, None, 0)
+    lk.client_span(c0, 10, 10, PEER, 0, None, 0)
+    lk.take_ready(0)
+    assert s0.parent_span_id == c0.span_id and s1.parent_span_id == c1.span_id
+    assert s0.trace_id != s1.trace_id
+
+
+def test_thread_per_request_children_and_logs_join_the_server_span():
+    lk = linker()
+    lk.on_server_ingress(pid=5, tid=6, conn_id=3, ts_ns=0)
+    child = span(SpanKind.CLIENT)
+    lk.client_span(child, 5, 6, None, 0, None, 1)
+    log = LogRecord(1, "handling", R)
+    lk.log_record(log, 5, 6, 1)
+    assert lk.take_ready(1) == []  # the server span decides the trace
+    tp = TraceParent(b"\xaa" * 16, b"\xbb" * 8, 1)
+    srv = span(SpanKind.SERVER)
+    lk.server_span(srv, 3, None, 0, tp, 2)
+    out = lk.take_ready(2)
+    assert len(out) == 3
+    assert child.parent_span_id == srv.span_id == log.span_id
+    assert child.trace_id == srv.trace_id == log.trace_id == tp.trace_id
+
+
+def test_chain_of_three_local_services_is_one_trace():
+    """curl -> svc1 (thread-per-request) -> svc2, completing in the kernel's order."""
+    lk = linker()
+    p1 = ("127.0.0.1", 50000, "127.0.0.1", 8001)  # curl -> svc1
+    p2 = ("127.0.0.1", 50001, "127.0.0.1", 8002)  # svc1 -> svc2
+    lk.on_server_ingress(pid=1, tid=1, conn_id=11, ts_ns=0)  # svc1 reads curl's request
+    svc2 = span(SpanKind.SERVER)
+    lk.server_span(svc2, 22, p2, 0, None, 1)
+    svc1_out = span(SpanKind.CLIENT)
+    lk.client_span(svc1_out, 1, 1, p2, 0, None, 2)
+    svc1 = span(SpanKind.SERVER)
+    lk.server_span(svc1, 11, p1, 0, None, 3)
+    assert lk.take_ready(3) == []
+    curl = span(SpanKind.CLIENT)
+    lk.client_span(curl, 99, 99, p1, 0, None, 4)
+    out = lk.take_ready(4)
+    assert len(out) == 4
+    assert len({s.trace_id for s in out}) == 1
+    assert svc1.parent_span_id == curl.span_id
+    assert svc1_out.parent_span_id == svc1.span_id
+    assert svc2.parent_span_id == svc1_out.span_id
+
+
+def test_sdk_client_span_is_not_duplicated_but_a_forwarded_header_is_kept():
+    lk = linker()
+    sdk = TraceParent(b"\x01" * 16, b"\x02" * 8, 1)
+    c = span(SpanKind.CLIENT)
+    assert lk.client_span(c, 1, 1, None, 0, sdk, 0) is False
+    assert lk.sdk_spans_skipped == 1
+    # A proxy forwarding the header it received keeps its client span (child of its server span).
+    lk.on_server_ingress(2, 2, 7, 0)
+    fwd = span(SpanKind.CLIENT)
+    lk.client_span(fwd, 2, 2, None, 0, sdk, 1)
+    srv = span(SpanKind.SERVER)
+    lk.server_span(srv, 7, None, 0, sdk, 2)
+    out = lk.take_ready(2)
+    assert fwd in out and fwd.trace_id == sdk.trace_id and fwd.parent_span_id == srv.span_id
+
+
+def test_async_runtime_is_detected_and_not_thread_linked():
+    lk = linker()
+    lk.on_server_ingress(3, 3, conn_id=1, ts_ns=0)
+    lk.on_server_ingress(3, 3, conn_id=2, ts_ns=1)  # second request before the first answer
+    assert lk.multiplexed_processes == 1
+    c = span(SpanKind.CLIENT)
+    lk.client_span(c, 3, 3, None, 0, None, 2)
+    assert lk.take_ready(2) == [c] and c.parent_span_id == b""
+
+
+def test_unresolved_groups_are_released_after_the_hold_time():
+    lk = linker(hold_ns=100)
+    srv = span(SpanKind.SERVER)
+    lk.server_span(srv, 2, PEER, 0, None, 0)  # its caller never shows up
+    assert lk.take_ready(50) == []
+    assert lk.take_ready(101) == [srv] and srv.trace_id != b""
+    assert lk.released_unlinked == 1
+
+
+def test_ids_are_never_reused():
+    ids = IdGenerator(seed=1)
+    assert len({ids.span_id() for _ in range(10000)}) == 10000
