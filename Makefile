@@ -6,8 +6,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?=
 PYTEST_ARGS ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+CONTAINER_ENGINE ?= docker
+IMAGE ?= ebpf-receiver:$(VERSION)
 
-.PHONY: run test deps deps-test venv bpf bench check clean wheel docs-check
+.PHONY: run test deps deps-test venv bpf bench check clean wheel docs docs-check image
 
 run: deps venv bpf
 	$(VENV)/bin/ebpf-receiver run $(if $(CONFIG),--config $(CONFIG))
@@ -39,6 +42,21 @@ bpf:
 
 wheel: bpf
 	$(PYTHON) -m pip wheel --no-deps -w dist .
+
+# docs/configuration.md is generated from the configuration schema.
+docs: venv
+	$(PY) scripts/gen_config_docs.py
+
+# Fails when docs/configuration.md is stale, or when a command, config snippet, Containerfile or
+# manifest shown in docs/ and deploy/ no longer matches the code (tests/unit/docs).
+docs-check: venv bpf
+	$(PY) scripts/gen_config_docs.py --check
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/docs
+
+# The container image (Containerfile: its builder stage runs `make deps`, `make bpf` and `make wheel`).
+image:
+	$(CONTAINER_ENGINE) build -f Containerfile -t $(IMAGE) --build-arg VERSION=$(VERSION) \
+		--build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) .
 
 clean:
 	$(MAKE) -C bpf clean

@@ -33,3 +33,27 @@ const volatile struct erx_config erx_cfg = {
 #include "progs/syscalls_conn.h"
 #include "progs/sched.h"
 #endif
+
+/* Never called, never loaded: its argument makes clang emit every ABI record and enum into the
+ * object's BTF (records that are only reserved in the ring buffer and enums only used as
+ * constants leave no type there otherwise), where tests/kernel/test_abi.py compares them with
+ * the layouts user space derives from abi/events.h. */
+struct erx_abi_types {
+	struct erx_tuple tuple;
+	struct erx_event_header header;
+	struct erx_data_event data;
+	struct erx_conn_event conn;
+	struct erx_proc_event proc;
+	struct erx_config config;
+	enum erx_event_kind kind;
+	enum erx_direction direction;
+	enum erx_role role;
+	enum erx_syscall syscall;
+	enum erx_transport transport;
+	enum erx_counter counter;
+};
+
+static __attribute__((used, noinline)) int erx_abi_types(struct erx_abi_types *types)
+{
+	return types != 0;
+}

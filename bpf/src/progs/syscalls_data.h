@@ -122,7 +122,12 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
 		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
 }
 
-static __always_inline int erx_data_exit(long ret)
+/* The kernel's bound on the vlen of sendmmsg/recvmmsg (UIO_MAXIOV). */
+#define ERX_MMSG_VLEN_MAX 1024
+
+/* prog_flags are the ERX_INF_* flags of the program, a constant per program: the mmsg path
+ * (the bulk of the verifier's work) is compiled into the two mmsg programs only. */
+static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct erx_inflight *p = bpf_map_lookup_elem(&erx_inflight, &id);
@@ -148,7 +153,7 @@ static __always_inline int erx_data_exit(long ret)
 		return 0;
 	}
 
-	if (inf.syscall == ERX_SYS_SENDMMSG || inf.syscall == ERX_SYS_RECVMMSG) {
+	if (prog_flags & ERX_INF_MMSG) {
 		/* ret is the number of messages; each carries its own length. */
 		__sync_fetch_and_add(inf.direction == ERX_DIR_EGRESS ? &c->bytes_sent : &c->bytes_received, 0);
 		for (int i = 0; i < ERX_MAX_MMSG; i++) {
@@ -164,6 +169,17 @@ static __always_inline int erx_data_exit(long ret)
 				__sync_fetch_and_add(&c->bytes_received, m.msg_len);
 			erx_emit_payload(&inf, c, ERX_EV_DATA, m.msg_len, (__u64)m.msg_hdr.msg_iov,
 					 m.msg_hdr.msg_iovlen ? m.msg_hdr.msg_iovlen : 1, (__u64)m.msg_hdr.msg_name);
+		}
+		/* Messages past ERX_MAX_MMSG become no record, but their bytes still count. */
+		for (int i = ERX_MAX_MMSG; i < ERX_MMSG_VLEN_MAX; i++) {
+			__u32 len;
+
+			if (i >= ret)
+				break;
+			if (bpf_probe_read_user(&len, sizeof(len),
+						(void *)(inf.buf + i * sizeof(struct mmsghdr) + offsetof(struct mmsghdr, msg_len))))
+				break;
+			__sync_fetch_and_add(inf.direction == ERX_DIR_EGRESS ? &c->bytes_sent : &c->bytes_received, len);
 		}
 		return 0;
 	}
@@ -201,7 +217,7 @@ static __always_inline int erx_data_exit(long ret)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int erx_exit_##name(void *ctx)                                                             \
 	{                                                                                          \
-		return erx_data_exit(ERX_RET(ctx));                                                \
+		return erx_data_exit(ERX_RET(ctx), flags);                                         \
 	}
 
 ERX_DATA_SYSCALL(read, ERX_SYS_READ, ERX_DIR_INGRESS, 0, 1, 0, 0)
