@@ -5,6 +5,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 
 #include "abi/events.h"
 
@@ -21,9 +22,11 @@ const volatile struct erx_config erx_cfg = {
 #include "maps/inflight.h"
 #include "maps/conns.h"
 #include "maps/filters.h"
+#include "maps/ssl.h"
 
 #include "lib/sock.h"
 #include "lib/emit.h"
+#include "lib/tls.h"
 
 #ifdef ERX_FLOOR
 /* The benchmark floor: the same tracepoints with empty programs (cost of the hook design). */
@@ -32,6 +35,7 @@ const volatile struct erx_config erx_cfg = {
 #include "progs/syscalls_data.h"
 #include "progs/syscalls_conn.h"
 #include "progs/sched.h"
+#include "progs/ssl_uprobes.h"
 #endif
 
 /* Never called, never loaded: its argument makes clang emit every ABI record and enum into the

@@ -43,8 +43,8 @@ def check_kernel() -> CheckResult:
         major, minor = (int(x) for x in rel.split(".")[:2])
     except ValueError:
         return CheckResult("kernel", False, f"unparseable release {rel!r}")
-    ok = (major, minor) >= (5, 8)
-    return CheckResult("kernel", ok, rel, fix="" if ok else "ring buffers need Linux >= 5.8")
+    ok = (major, minor) >= (5, 17)
+    return CheckResult("kernel", ok, rel, fix="" if ok else "bpf_loop (iovec gathering) needs Linux >= 5.17")
 
 
 def check_btf(path: str = "/sys/kernel/btf/vmlinux") -> CheckResult:
@@ -92,7 +92,8 @@ def check_ringbuf_and_load() -> CheckResult:
         loader.configure()
         loader.load()
     except (BpfLoadError, OSError) as err:
-        return CheckResult("bpf load (ring buffer, CO-RE)", False, str(err).splitlines()[0], fix=str(err).splitlines()[-1])
+        return CheckResult("bpf load (ring buffer, CO-RE)", False, str(err).splitlines()[0],
+                           fix=str(err).splitlines()[-1].removeprefix("hint: "))
     finally:
         loader.close()
     return CheckResult("bpf load (ring buffer, CO-RE)", True, "object verified and loaded")

@@ -39,6 +39,17 @@ const char *bpf_program__section_name(const struct bpf_program *prog);
 int bpf_program__fd(const struct bpf_program *prog);
 int bpf_program__set_autoload(struct bpf_program *prog, bool autoload);
 struct bpf_link *bpf_program__attach(const struct bpf_program *prog);
+
+/* libbpf >= 1.0 layout; later versions append fields and accept the smaller size. */
+struct bpf_uprobe_opts {
+    size_t sz;
+    size_t ref_ctr_offset;
+    uint64_t bpf_cookie;
+    bool retprobe;
+    const char *func_name;
+};
+struct bpf_link *bpf_program__attach_uprobe_opts(const struct bpf_program *prog, int pid,
+        const char *binary_path, size_t func_offset, const struct bpf_uprobe_opts *opts);
 int bpf_link__destroy(struct bpf_link *link);
 
 int bpf_map__fd(const struct bpf_map *map);

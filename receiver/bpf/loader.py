@@ -27,6 +27,33 @@ class BpfLoadError(RuntimeError):
     """Opening, loading or attaching the BPF object failed; the message says why and what to do."""
 
 
+# (symbol, program, is return probe, required)
+TLS_PROBES: tuple[tuple[str, str, bool, bool], ...] = (
+    ("SSL_write", "erx_ssl_write", False, True),
+    ("SSL_write", "erx_ssl_write_ret", True, True),
+    ("SSL_read", "erx_ssl_read", False, True),
+    ("SSL_read", "erx_ssl_read_ret", True, True),
+    ("SSL_write_ex", "erx_ssl_write_ex", False, False),
+    ("SSL_write_ex", "erx_ssl_write_ex_ret", True, False),
+    ("SSL_read_ex", "erx_ssl_read_ex", False, False),
+    ("SSL_read_ex", "erx_ssl_read_ex_ret", True, False),
+    ("SSL_set_fd", "erx_ssl_set_fd", False, False),
+    ("SSL_do_handshake", "erx_ssl_handshake", False, False),
+    ("SSL_do_handshake", "erx_ssl_handshake_ret", True, False),
+    ("SSL_connect", "erx_ssl_handshake", False, False),
+    ("SSL_connect", "erx_ssl_handshake_ret", True, False),
+    ("SSL_accept", "erx_ssl_handshake", False, False),
+    ("SSL_accept", "erx_ssl_handshake_ret", True, False),
+)
+
+
+@dataclass(frozen=True)
+class TlsAttachment:
+    path: str
+    probes: int
+    missing: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class LoaderKnobs:
     """What user space sets before load (from ``receivers.ebpf``)."""
@@ -74,6 +101,7 @@ class BpfLoader:
         self.abi = self.abi or load_abi()
         self._obj = None
         self._links: list = []
+        self._tls_links: dict[str, list] = {}
         self._log: list[str] = []
         self._state = "new"  # new -> opened -> loaded -> attached -> closed
         self.mounted_tracefs = False
@@ -133,11 +161,17 @@ class BpfLoader:
         self._fill_filters()
 
     def attach(self) -> None:
+        """Attach every tracepoint program (uprobe programs are attached per library by
+        :meth:`attach_tls_library`)."""
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         _, self.mounted_tracefs = ensure_tracefs()
         prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
         while prog != ffi.NULL:
             name = ffi.string(lib.bpf_program__name(prog)).decode()
+            section = ffi.string(lib.bpf_program__section_name(prog)).decode()
+            if section.startswith(("uprobe", "uretprobe")):
+                prog = lib.bpf_object__next_program(self._obj, prog)
+                continue
             link = self._with_log(lambda p=prog: lib.bpf_program__attach(p))
             err = lib.libbpf_get_error(link)
             if link == ffi.NULL or err:
@@ -164,6 +198,9 @@ class BpfLoader:
             return
         lib = self.libbpf.lib
         links, self._links = self._links, []
+        for tls_links in self._tls_links.values():
+            links.extend(tls_links)
+        self._tls_links = {}
         for link in links:
             lib.bpf_link__destroy(link)
         if self._obj is not None:
@@ -178,11 +215,61 @@ class BpfLoader:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def attach_tls_library(self, path: str) -> TlsAttachment:
+        """Attach the TLS plaintext uprobes to one library or executable file (all processes
+        mapping it share the probes).  Raises BpfLoadError when SSL_read/SSL_write cannot be
+        attached; optional symbols (the _ex forms, SSL_set_fd) are skipped when absent."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        if self._state != "attached":
+            raise BpfLoadError("attach_tls_library() needs a started loader")
+        links = []
+        missing = []
+        for func, prog_name, retprobe, required in TLS_PROBES:
+            prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
+            if prog == ffi.NULL:
+                raise BpfLoadError(f"BPF object lacks program {prog_name}")
+            opts = ffi.new("struct bpf_uprobe_opts *")
+            opts.sz = ffi.sizeof("struct bpf_uprobe_opts")
+            opts.retprobe = retprobe
+            fname = ffi.new("char[]", func.encode())
+            opts.func_name = fname
+            link = self._with_log(lambda: lib.bpf_program__attach_uprobe_opts(prog, -1, path.encode(), 0, opts))
+            err = lib.libbpf_get_error(link)
+            if link == ffi.NULL or err:
+                if required:
+                    for done in links:
+                        lib.bpf_link__destroy(done)
+                    raise BpfLoadError(self._failure(f"attaching {func} in {path}", err or -errno.ENOENT))
+                missing.append(func)
+                continue
+            links.append(link)
+        self._tls_links[path] = links
+        return TlsAttachment(path=path, probes=len(links), missing=tuple(sorted(set(missing))))
+
+    def detach_tls_library(self, path: str) -> None:
+        for link in self._tls_links.pop(path, []):
+            self.libbpf.lib.bpf_link__destroy(link)
+
+    @property
+    def tls_libraries(self) -> list[str]:
+        return list(self._tls_links)
+
     # -- maps ------------------------------------------------------------------------------
 
     @property
     def link_count(self) -> int:
+        """Tracepoint links (TLS uprobe links are counted per library in tls_libraries)."""
         return len(self._links)
+
+    @property
+    def program_count(self) -> int:
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        n = 0
+        prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
+        while prog != ffi.NULL:
+            n += 1
+            prog = lib.bpf_object__next_program(self._obj, prog)
+        return n
 
     def map_fd(self, name: str) -> int:
         m = self.libbpf.lib.bpf_object__find_map_by_name(self._obj, name.encode())

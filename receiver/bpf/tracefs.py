@@ -18,8 +18,11 @@ class TracefsError(RuntimeError):
 def find_tracefs() -> Path | None:
     """The first mounted tracefs (one with an ``events`` directory), if any."""
     for p in TRACEFS_PATHS:
-        if (p / "events").is_dir():
-            return p
+        try:
+            if (p / "events").is_dir():
+                return p
+        except PermissionError:  # not root: reported by ensure_tracefs as a failed mount
+            continue
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -19,7 +20,12 @@ def builtin_protocols() -> list[ProtocolSpec]:
     """Every protocol the agent ships, in detection order (most specific first)."""
     from receiver.protocols import http1
 
+
+    from receiver.protocols import http2
+
+
     return [
+        ProtocolSpec("http2", http2.detect, http2.Http2Session),
         ProtocolSpec("http", http1.detect, http1.Http1Session),
     ]
 
@@ -42,6 +48,7 @@ class ProtocolRegistry:
             for p in ports:
                 self._ports[int(p)] = name
         self._max_buffer = max_buffer
+        self._takes_role: dict[str, bool] = {}
 
     @property
     def names(self) -> list[str]:
@@ -61,4 +68,16 @@ class ProtocolRegistry:
         return self._ports.get(remote_port) or self._ports.get(local_port)
 
     def new_session(self, name: str, kernel_role: Role = Role.UNKNOWN) -> ProtocolSession:
-        return self._by_name[name].new_session(max_buffer=self._max_buffer)
+        """A session for one connection; sessions that accept a ``kernel_role`` hint (which
+        side called connect/accept) get it."""
+        factory = self._by_name[name].new_session
+        takes_role = self._takes_role.get(name)
+        if takes_role is None:
+            try:
+                takes_role = "kernel_role" in inspect.signature(factory).parameters
+            except (TypeError, ValueError):  # builtins without a signature: no hint
+                takes_role = False
+            self._takes_role[name] = takes_role
+        if takes_role:
+            return factory(max_buffer=self._max_buffer, kernel_role=kernel_role)
+        return factory(max_buffer=self._max_buffer)

@@ -32,16 +32,22 @@ def _wait_gone(ids: dict[str, set[int]], timeout: float = 5.0) -> dict[str, set[
         time.sleep(0.05)
 
 
+LIBSSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+
+
 def test_close_releases_programs_links_and_maps() -> None:
     held_before, perf_before = held_bpf_ids(), perf_event_fds()
     loader = start_loader()
     reader = RingBufferReader(loader)
+    tls = loader.attach_tls_library(LIBSSL)  # uprobe links must be released as well
     held = {k: held_bpf_ids()[k] - held_before[k] for k in KINDS}
     listed = {k: bpftool_ids(k) for k in KINDS}
-    assert len(held["prog"]) == len(held["link"]) == loader.link_count > 0
+    # Every program of the object is loaded; tracepoints are attached at start, uprobes per library.
+    assert len(held["prog"]) == loader.program_count
+    assert len(held["link"]) == loader.link_count + tls.probes > tls.probes
     assert held["map"]
     assert all(held[k] <= listed[k] for k in KINDS)  # bpftool sees what we hold
-    assert perf_event_fds() - perf_before == loader.link_count
+    assert perf_event_fds() - perf_before == loader.link_count + tls.probes
 
     reader.close()
     loader.close()

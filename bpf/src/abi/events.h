@@ -16,11 +16,14 @@
 /* Upper bound of the payload bytes captured per syscall (power of two). */
 #define ERX_MAX_CAPTURE 16384
 /* How many iovecs of readv/writev/sendmsg/recvmsg are walked for payload. */
-#define ERX_MAX_IOVECS 8
+#define ERX_MAX_IOVECS 64
 /* How many messages of one sendmmsg/recvmmsg become data events. */
 #define ERX_MAX_MMSG 8
 /* Bytes of a process's comm. */
 #define ERX_COMM_LEN 16
+
+/* Bits of erx_event_header.flags. */
+#define ERX_FLAG_TLS 1 /* plaintext read at the TLS library (uprobes), not at the socket */
 
 /* The first byte of every ring-buffer record. */
 enum erx_event_kind {
@@ -63,6 +66,8 @@ enum erx_syscall {
 	ERX_SYS_ACCEPT = 13,
 	ERX_SYS_ACCEPT4 = 14,
 	ERX_SYS_CLOSE = 15,
+	ERX_SYS_SSL_READ = 16,  /* SSL_read / SSL_read_ex (uprobe) */
+	ERX_SYS_SSL_WRITE = 17, /* SSL_write / SSL_write_ex (uprobe) */
 };
 
 /* Transport of a tuple. */
@@ -83,7 +88,9 @@ enum erx_counter {
 	ERX_CNT_CONN_TABLE_FULL = 4,   /* connection table update failed (not a lost record) */
 	ERX_CNT_INFLIGHT_FULL = 5,     /* per-thread in-flight table update failed (syscall missed) */
 	ERX_CNT_FILTERED = 6,          /* socket syscalls dropped by a kernel filter */
-	ERX_CNT_MAX = 7,
+	ERX_CNT_TLS_CIPHERTEXT = 7,    /* socket syscalls of TLS connections not captured (plaintext is) */
+	ERX_CNT_TLS_UNMAPPED = 8,      /* TLS plaintext dropped: its SSL* was never tied to a socket */
+	ERX_CNT_MAX = 9,
 };
 
 /* Socket endpoints. Addresses are 16 bytes: IPv4 in the first 4 bytes. Ports in host order.
@@ -106,7 +113,7 @@ struct erx_event_header {
 	__u8 syscall;    /* enum erx_syscall */
 	__u32 pid;       /* thread-group id */
 	__u32 tid;
-	__u32 _pad0;
+	__u32 flags;     /* ERX_FLAG_* */
 	__u64 conn_id;   /* unique for the lifetime of a connection; survives fd reuse */
 	__u64 cgroup_id;
 	__u64 ts_enter_ns; /* CLOCK_MONOTONIC at syscall entry */

@@ -48,7 +48,7 @@ static __always_inline void erx_fill_header(struct erx_event_header *h, __u8 kin
 	h->syscall = sys;
 	h->pid = id >> 32;
 	h->tid = (__u32)id;
-	h->_pad0 = 0;
+	h->flags = 0;
 	h->conn_id = conn_id;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->ts_enter_ns = ts_enter;

@@ -10,7 +10,8 @@ struct erx_conn_state {
 	struct erx_tuple tuple;
 	__u8 role;     /* enum erx_role */
 	__u8 ignored;  /* excluded by port filter or marked by user space */
-	__u8 _pad0[6];
+	__u8 tls;      /* a TLS library call used this socket: its syscall bytes are ciphertext */
+	__u8 _pad0[5];
 };
 
 struct {

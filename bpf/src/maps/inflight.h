@@ -8,6 +8,7 @@ enum erx_inflight_flags {
 	ERX_INF_MSG = 2,  /* buf points to a struct user_msghdr */
 	ERX_INF_MMSG = 4, /* buf points to an array of struct mmsghdr */
 	ERX_INF_LOG = 8,  /* a write to stdout/stderr, not a socket */
+	ERX_INF_TLS = 16, /* plaintext at the TLS library: the record gets ERX_FLAG_TLS */
 };
 
 struct erx_inflight {

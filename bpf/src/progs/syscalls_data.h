@@ -22,6 +22,8 @@ static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd
 		    sys == ERX_SYS_SENDFILE)
 			return 0;
 		flags |= ERX_INF_LOG;
+	} else if (erx_tls_socket_syscall(id, sk)) {
+		return 0; /* ciphertext: the TLS uprobes deliver the plaintext */
 	}
 	inf.ts_enter_ns = bpf_ktime_get_ns();
 	inf.sk = (__u64)sk;
@@ -37,32 +39,46 @@ static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd
 	return 0;
 }
 
-/* Copy up to `want` bytes spread over a user iovec array into the scratch payload. */
-static __noinline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr, __u32 iovcnt, __u32 want)
+/* Copy up to `want` bytes spread over a user iovec array into the scratch payload: one
+ * bpf_loop step per iovec, so up to ERX_MAX_IOVECS iovecs cost the verifier one step. */
+struct erx_gather_ctx {
+	struct erx_scratch *s;
+	__u64 iov_ptr;
+	__u32 want;
+	__u32 off;
+};
+
+static long erx_gather_step(__u64 i, struct erx_gather_ctx *g)
 {
-	__u32 off = 0;
+	struct iovec iov;
+	__u64 n, o;
 
-	for (int i = 0; i < ERX_MAX_IOVECS; i++) {
-		struct iovec iov;
-		__u64 n, o;
+	if (g->off >= g->want)
+		return 1;
+	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(g->iov_ptr + i * sizeof(struct iovec))))
+		return 1;
+	n = iov.iov_len;
+	if (n > g->want - g->off)
+		n = g->want - g->off;
+	if (n > ERX_MAX_CAPTURE)
+		n = ERX_MAX_CAPTURE;
+	o = g->off;
+	ERX_BOUND(o, 0x3fff);
+	ERX_BOUND(n, 0x7fff);
+	if (bpf_probe_read_user(&g->s->ev.payload[o], n, iov.iov_base))
+		return 1;
+	g->off += n;
+	return 0;
+}
 
-		if (i >= iovcnt || off >= want)
-			break;
-		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iov_ptr + i * sizeof(struct iovec))))
-			break;
-		n = iov.iov_len;
-		if (n > want - off)
-			n = want - off;
-		if (n > ERX_MAX_CAPTURE)
-			n = ERX_MAX_CAPTURE;
-		o = off;
-		ERX_BOUND(o, 0x3fff);
-		ERX_BOUND(n, 0x7fff);
-		if (bpf_probe_read_user(&s->ev.payload[o], n, iov.iov_base))
-			break;
-		off += n;
-	}
-	return off;
+static __always_inline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr, __u32 iovcnt, __u32 want)
+{
+	struct erx_gather_ctx g = { .s = s, .iov_ptr = iov_ptr, .want = want, .off = 0 };
+
+	if (iovcnt > ERX_MAX_IOVECS)
+		iovcnt = ERX_MAX_IOVECS;
+	bpf_loop(iovcnt, erx_gather_step, &g, 0);
+	return g.off;
 }
 
 /* Assemble one data record in per-CPU scratch and submit it. src is a plain buffer when
@@ -85,6 +101,8 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
 	e = &s->ev;
 	erx_fill_header(&e->hdr, kind, inf->direction, c ? c->role : ERX_ROLE_UNKNOWN, inf->syscall,
 			c ? c->id : 0, inf->ts_enter_ns);
+	if (inf->flags & ERX_INF_TLS)
+		e->hdr.flags = ERX_FLAG_TLS;
 	if (c) {
 		e->tuple = c->tuple;
 		erx_tuple_remote_from_user(&e->tuple, uaddr);

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* OpenSSL (1.1.x, 3.x) and BoringSSL plaintext: uprobes on SSL_write/SSL_read (and their _ex
+ * forms) record the buffer at entry; the return probes submit what the call moved as a data
+ * record flagged ERX_FLAG_TLS, on the connection of the socket the SSL object uses.
+ * These programs are attached by user space per library file (not automatically). */
+#ifndef ERX_PROGS_SSL_UPROBES_H
+#define ERX_PROGS_SSL_UPROBES_H
+
+static __always_inline int erx_ssl_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 dir, __u8 sys)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct erx_ssl_call call = {};
+
+	if (erx_pid_excluded(id >> 32))
+		return 0;
+	call.ssl = ssl;
+	call.buf = buf;
+	call.len_ptr = len_ptr;
+	call.ts_enter_ns = bpf_ktime_get_ns();
+	call.direction = dir;
+	call.syscall = sys;
+	if (bpf_map_update_elem(&erx_ssl_calls, &id, &call, BPF_ANY))
+		erx_count(ERX_CNT_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline int erx_ssl_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct erx_ssl_call *p = bpf_map_lookup_elem(&erx_ssl_calls, &id);
+	struct erx_ssl_call call;
+	struct erx_inflight inf = {};
+	struct erx_ssl_key k = {};
+	struct erx_conn_state *c;
+	__u64 *sk;
+	__u64 n;
+
+	if (!p)
+		return 0;
+	call = *p;
+	bpf_map_delete_elem(&erx_ssl_calls, &id);
+	if (call.syscall == 0)
+		return 0; /* a handshake: it only tied the SSL object to its socket */
+	if (call.len_ptr) {
+		size_t moved = 0;
+		if (ret != 1 || bpf_probe_read_user(&moved, sizeof(moved), (void *)call.len_ptr))
+			return 0;
+		n = moved;
+	} else {
+		if (ret <= 0)
+			return 0;
+		n = ret;
+	}
+	if (n == 0)
+		return 0;
+	k.ssl = call.ssl;
+	k.tgid = id >> 32;
+	sk = bpf_map_lookup_elem(&erx_ssl_socks, &k);
+	if (!sk) {
+		erx_count(ERX_CNT_TLS_UNMAPPED);
+		return 0;
+	}
+	c = erx_conn_lookup_or_create((struct sock *)*sk);
+	if (!c)
+		return 0;
+	c->tls = 1;
+	if (call.direction == ERX_DIR_EGRESS)
+		__sync_fetch_and_add(&c->bytes_sent, n);
+	else
+		__sync_fetch_and_add(&c->bytes_received, n);
+	inf.ts_enter_ns = call.ts_enter_ns;
+	inf.fd = -1;
+	inf.syscall = call.syscall;
+	inf.direction = call.direction;
+	inf.flags = ERX_INF_TLS;
+	erx_emit_payload(&inf, c, ERX_EV_DATA, n, call.buf, 0, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(erx_ssl_write, void *ssl, const void *buf, int num)
+{
+	return erx_ssl_enter((__u64)ssl, (__u64)buf, 0, ERX_DIR_EGRESS, ERX_SYS_SSL_WRITE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(erx_ssl_write_ret, int ret)
+{
+	return erx_ssl_exit(ret);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(erx_ssl_read, void *ssl, void *buf, int num)
+{
+	return erx_ssl_enter((__u64)ssl, (__u64)buf, 0, ERX_DIR_INGRESS, ERX_SYS_SSL_READ);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(erx_ssl_read_ret, int ret)
+{
+	return erx_ssl_exit(ret);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(erx_ssl_write_ex, void *ssl, const void *buf, size_t num, size_t *written)
+{
+	return erx_ssl_enter((__u64)ssl, (__u64)buf, (__u64)written, ERX_DIR_EGRESS, ERX_SYS_SSL_WRITE);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(erx_ssl_write_ex_ret, int ret)
+{
+	return erx_ssl_exit(ret);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(erx_ssl_read_ex, void *ssl, void *buf, size_t num, size_t *readbytes)
+{
+	return erx_ssl_enter((__u64)ssl, (__u64)buf, (__u64)readbytes, ERX_DIR_INGRESS, ERX_SYS_SSL_READ);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(erx_ssl_read_ex_ret, int ret)
+{
+	return erx_ssl_exit(ret);
+}
+
+/* SSL_do_handshake/SSL_connect/SSL_accept: the handshake's socket syscalls tie the SSL object
+ * to its socket and are not captured (ciphertext). */
+SEC("uprobe")
+int BPF_KPROBE(erx_ssl_handshake, void *ssl)
+{
+	return erx_ssl_enter((__u64)ssl, 0, 0, ERX_DIR_EGRESS, 0);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(erx_ssl_handshake_ret, int ret)
+{
+	return erx_ssl_exit(ret);
+}
+
+/* SSL_set_fd(ssl, fd): ties the SSL object to its socket before any data moves (useful when a
+ * read is served from the library's buffer without a syscall). */
+SEC("uprobe")
+int BPF_KPROBE(erx_ssl_set_fd, void *ssl, int fd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct erx_ssl_key k = { .ssl = (__u64)ssl, .tgid = id >> 32 };
+	struct sock *sk;
+	__u64 v;
+
+	if (erx_pid_excluded(id >> 32))
+		return 0;
+	sk = erx_file_sock(erx_fd_file(fd));
+	if (!sk)
+		return 0;
+	v = (__u64)sk;
+	bpf_map_update_elem(&erx_ssl_socks, &k, &v, BPF_ANY);
+	return 0;
+}
+
+#endif
