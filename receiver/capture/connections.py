@@ -70,6 +70,10 @@ class ConnectionTracker:
         self._conns: OrderedDict[int, Connection] = OrderedDict()
         # (local addr, local port, remote addr, remote port) -> conn id, to find local peers
         self._by_endpoints: dict[tuple, int] = {}
+        # Endpoints of connections closed lately: a peer often closes before the other side's
+        # last bytes are processed (same batch), and must still count as local then.
+        self._closed_endpoints: OrderedDict[tuple, int] = OrderedDict()
+        self._closed_grace_ns = 5 * 10**9
         self.evicted = 0  # connections dropped because the table was full
         self.expired = 0  # connections dropped because idle
         self.undetected = 0  # connections whose protocol was not recognised
@@ -126,7 +130,8 @@ class ConnectionTracker:
         """Is the other end of this connection a socket we also trace (same host)?"""
         if not t.remote_port:
             return False
-        return (t.remote_addr, t.remote_port, t.local_addr, t.local_port) in self._by_endpoints
+        key = (t.remote_addr, t.remote_port, t.local_addr, t.local_port)
+        return key in self._by_endpoints or key in self._closed_endpoints
 
     def expire(self, now_ns: int) -> list[TrackedTransaction]:
         """Drop connections idle longer than the timeout (oldest first); flush their sessions."""
@@ -153,7 +158,9 @@ class ConnectionTracker:
             self.evicted += 1
         c = Connection(conn_id=conn_id, pid=pid, tuple=tup, kernel_role=role, last_seen_ns=ts)
         if tup.local_port:
-            self._by_endpoints[(tup.local_addr, tup.local_port, tup.remote_addr, tup.remote_port)] = conn_id
+            key = (tup.local_addr, tup.local_port, tup.remote_addr, tup.remote_port)
+            self._by_endpoints[key] = conn_id
+            self._closed_endpoints.pop(key, None)
         port_proto = self._registry.protocol_for_ports(tup.local_port, tup.remote_port)
         if port_proto is not None:
             c.protocol = port_proto
@@ -167,6 +174,13 @@ class ConnectionTracker:
             key = (c.tuple.local_addr, c.tuple.local_port, c.tuple.remote_addr, c.tuple.remote_port)
             if self._by_endpoints.get(key) == conn_id:
                 del self._by_endpoints[key]
+                self._closed_endpoints[key] = c.last_seen_ns
+                self._closed_endpoints.move_to_end(key)
+                while self._closed_endpoints and (
+                    len(self._closed_endpoints) > self._limits.max_connections
+                    or next(iter(self._closed_endpoints.values())) < c.last_seen_ns - self._closed_grace_ns
+                ):
+                    self._closed_endpoints.popitem(last=False)
         return c
 
     def _track(self, c: Connection, txs: list[Transaction], tid: int, cgroup_id: int) -> list[TrackedTransaction]:

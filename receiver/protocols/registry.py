@@ -20,12 +20,14 @@ def builtin_protocols() -> list[ProtocolSpec]:
     """Every protocol the agent ships, in detection order (most specific first)."""
     from receiver.protocols import http1
 
+    from receiver.protocols import postgresql
 
     from receiver.protocols import http2
 
 
     return [
         ProtocolSpec("http2", http2.detect, http2.Http2Session),
+        ProtocolSpec("postgresql", postgresql.detect, postgresql.PostgresSession),
         ProtocolSpec("http", http1.detect, http1.Http1Session),
     ]
 

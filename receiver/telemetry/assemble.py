@@ -9,11 +9,13 @@ trace id.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from receiver.capture.connections import TrackedTransaction
-from receiver.protocols.base import Role
+from receiver.protocols.base import Role, Transaction
 from receiver.telemetry.clock import MonotonicToWall
+from receiver.telemetry.db_semconv import Http2AsHttp, grpc_parts, mysql_parts, postgresql_parts, redis_parts
 from receiver.telemetry.http_semconv import http_span_parts, split_target
 from receiver.telemetry.linking import TraceLinker
 from receiver.telemetry.model import LogRecord, SeverityNumber, Span, SpanKind, StatusCode
@@ -114,6 +116,27 @@ def _http1_traceparent(tx) -> TraceParent | None:
     return parse_traceparent(req.header("traceparent"), req.header("tracestate"))
 
 
+def _http2_traceparent(tx) -> TraceParent | None:
+    tp = ts = None
+    for k, v in tx.request.headers:
+        if k == "traceparent":
+            tp = v
+        elif k == "tracestate":
+            ts = v
+    return parse_traceparent(tp, ts)
+
+
+def _no_context(tx) -> None:
+    return None
+
+
+def _client_only(parts: Callable) -> Callable:
+    def mapped(tt: TrackedTransaction):
+        return parts(tt) if tt.transaction.role == Role.CLIENT else None
+
+    return mapped
+
+
 class TelemetryAssembler:
     def __init__(
         self,
@@ -138,7 +161,12 @@ class TelemetryAssembler:
         # protocol -> (mapping to span parts, incoming/outgoing trace context reader)
         self._mappings: dict[str, tuple[Callable, Callable[[object], TraceParent | None]]] = {
             "http1": (self._http_parts, _http1_traceparent),
+            "http2": (self._http2_parts, _http2_traceparent),
+            "postgresql": (_client_only(postgresql_parts), _no_context),
+            "mysql": (_client_only(mysql_parts), _no_context),
+            "redis": (_client_only(redis_parts), _no_context),
         }
+        self.server_side_db_skipped = 0
 
     def register(self, protocol: str, parts: Callable, traceparent: Callable | None = None) -> None:
         """Add a protocol mapping: ``parts(tt) -> (name, attrs, status, message, metric_attrs,
@@ -158,7 +186,11 @@ class TelemetryAssembler:
             self.unsupported += 1
             return
         parts_fn, tp_fn = mapping
-        name, attrs, status, message, metric_attrs, metric_name = parts_fn(tt)
+        parts = parts_fn(tt)
+        if parts is None:  # e.g. a database server's view of a call its client already reports
+            self.server_side_db_skipped += 1
+            return
+        name, attrs, status, message, metric_attrs, metric_name = parts
         resource = self._resources.get(tt.pid)
         start = self._clock.to_unix_ns(tx.start_ns)
         end = self._clock.to_unix_ns(max(tx.end_ns, tx.start_ns))
@@ -223,3 +255,14 @@ class TelemetryAssembler:
             path, _, _ = split_target(tt.transaction.request.target)
             route = self._routes.route(path)
         return http_span_parts(tt, route)
+
+    def _http2_parts(self, tt: TrackedTransaction):
+        tx = tt.transaction
+        if tx.request.is_grpc:
+            return grpc_parts(tt)
+        view = Transaction(
+            tx.protocol, tx.role, Http2AsHttp(tx.request, True),
+            Http2AsHttp(tx.response, False) if tx.response is not None and tx.response.status else None,
+            tx.start_ns, tx.end_ns, tx.request_size, tx.response_size,
+        )
+        return self._http_parts(replace(tt, transaction=view))

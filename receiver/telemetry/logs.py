@@ -31,6 +31,35 @@ _WORDS = {
     "ALERT": SeverityNumber.FATAL,
 }
 _WORD_RE = re.compile(r"\b(" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+# Secrets applications print (request lines with tokens, dumped headers) are scrubbed from
+# captured log lines before they leave the host.
+_SECRET_QUERY = re.compile(
+    r"(?i)\b(access_token|refresh_token|id_token|token|password|passwd|pwd|secret|client_secret|api_key|apikey|"
+    r"key|sig|signature|auth)=([^&\s\"',;]+)"
+)
+_SECRET_HEADER = re.compile(
+    r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie|x-api-key)(\"?\s*[:=]\s*\"?)"
+    r"((?:bearer|basic|digest)\s+)?[^\s\",;]+"
+)
+
+
+_SECRET_JSON = re.compile(
+    r"(?i)(\"(?:access_token|refresh_token|token|password|passwd|secret|client_secret|api_key|apikey|authorization|"
+    r"cookie)\"\s*:\s*\")([^\"]*)(\")"
+)
+
+
+def scrub_secrets(line: str) -> str:
+    """Replace values of sensitive query keys, JSON fields and credential headers with REDACTED."""
+    if '"' in line and ":" in line:
+        line = _SECRET_JSON.sub(lambda m: f"{m.group(1)}REDACTED{m.group(3)}", line)
+    if "=" in line:
+        line = _SECRET_QUERY.sub(lambda m: f"{m.group(1)}=REDACTED", line)
+    if ":" in line or "=" in line:
+        line = _SECRET_HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3) or ''}REDACTED", line)
+    return line
+
+
 _JSON_KEYS = ("level", "severity", "lvl", "loglevel", "log.level", "levelname", "severity_text")
 
 
@@ -124,7 +153,7 @@ def log_record(line: LogLine, resource: Resource, unix_ns: int, observed_ns: int
     return LogRecord(
         time_unix_nano=unix_ns,
         observed_time_unix_nano=observed_ns,
-        body=line.text,
+        body=scrub_secrets(line.text),
         resource=resource,
         severity_number=sev,
         severity_text=text,

@@ -67,9 +67,10 @@ def parse_spans(text: str) -> list[ReceivedSpan]:
         if line.startswith("Attributes:") and cur is not None:
             section = "attrs"
             continue
-        if line.startswith(("ScopeSpans", "InstrumentationScope", "ResourceMetrics", "ResourceLogs", "Metric #", "LogRecord #")):
+        if line.startswith(("ScopeSpans", "InstrumentationScope", "ResourceMetric", "ResourceLog", "Metric #",
+                            "LogRecord #")):
             section = None if not line.startswith("ScopeSpans") else section
-            if line.startswith(("ResourceMetrics", "ResourceLogs")):
+            if line.startswith(("ResourceMetric", "ResourceLog", "Metric #", "LogRecord #")):
                 cur = None
             continue
         m = _ATTR.match(line)
@@ -96,6 +97,63 @@ def parse_spans(text: str) -> list[ReceivedSpan]:
             elif key == "Status code":
                 cur.status_code = val
     return spans
+
+
+@dataclass
+class ReceivedLog:
+    body: str
+    severity_text: str = ""
+    trace_id: str = ""
+    span_id: str = ""
+    attributes: dict = field(default_factory=dict)
+    resource: dict = field(default_factory=dict)
+
+
+def parse_logs(text: str) -> list[ReceivedLog]:
+    """Log records from rotel's detailed logs debug log."""
+    logs: list[ReceivedLog] = []
+    resource: dict = {}
+    section = None
+    cur: ReceivedLog | None = None
+    for raw in _ANSI.sub("", text).splitlines():
+        line = raw.rstrip()
+        if line.startswith(("ResourceLog", "ResourceSpans", "ResourceMetric")):
+            resource, section, cur = {}, None, None
+            continue
+        if line.startswith("Resource attributes:"):
+            section = "resource"
+            continue
+        if line.startswith("LogRecord #"):
+            cur = ReceivedLog("", resource=dict(resource))
+            logs.append(cur)
+            section = "log"
+            continue
+        if line.startswith("Span #"):
+            cur, section = None, None
+            continue
+        if line.startswith("Attributes:") and cur is not None:
+            section = "attrs"
+            continue
+        m = _ATTR.match(line)
+        if m:
+            key, kind, val = m.group(1).strip(), m.group(2), m.group(3)
+            if section == "resource":
+                resource[key] = _value(kind, val)
+            elif section == "attrs" and cur is not None:
+                cur.attributes[key] = _value(kind, val)
+            continue
+        if cur is not None and ":" in line:
+            key, _, val = line.partition(":")
+            key, val = key.strip(), val.strip()
+            if key == "Body":
+                cur.body = val[4:-1] if val.startswith("Str(") else val
+            elif key == "SeverityText":
+                cur.severity_text = val
+            elif key == "Trace ID":
+                cur.trace_id = val
+            elif key == "Span ID":
+                cur.span_id = val
+    return logs
 
 
 class RotelCollector:
@@ -140,6 +198,9 @@ class RotelCollector:
 
     def spans(self) -> list[ReceivedSpan]:
         return parse_spans(self.text())
+
+    def logs(self) -> list[ReceivedLog]:
+        return parse_logs(self.text())
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

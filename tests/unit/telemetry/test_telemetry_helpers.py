@@ -140,3 +140,20 @@ def test_service_graph_pairs_and_virtual_nodes():
     failed = {dict(p.attributes)["server"]: p.value for p in ms["traces_service_graph_request_failed"].points}
     assert failed == {"b": 1, "postgresql": 0}
     assert ms["traces_service_graph_request_server"].points[0].count == 1
+
+
+@pytest.mark.parametrize(
+    "line,secret",
+    [
+        ("GET /secret?token=tok-7d1c2&page=2", "tok-7d1c2"),
+        ("Authorization: Bearer abc.def.ghi", "abc.def.ghi"),
+        ("Cookie: session=xyz123", "xyz123"),
+        ('{"password": "hunter2", "user": "bob"}', "hunter2"),
+        ("login password=hunter2 ok", "hunter2"),
+    ],
+)
+def test_log_lines_are_scrubbed_of_secrets(line, secret):
+    from receiver.telemetry.logs import scrub_secrets
+
+    out = scrub_secrets(line)
+    assert secret not in out and "REDACTED" in out
