@@ -18,10 +18,11 @@ class ProtocolSpec:
 
 def builtin_protocols() -> list[ProtocolSpec]:
     """Every protocol the agent ships, in detection order (most specific first)."""
-    from receiver.protocols import http1, http2, postgresql, redis
+    from receiver.protocols import http1, http2, mysql, postgresql, redis
 
     return [
         ProtocolSpec("http2", http2.detect, http2.Http2Session),
+        ProtocolSpec("mysql", mysql.detect, mysql.MysqlSession),
         ProtocolSpec("postgresql", postgresql.detect, postgresql.PostgresSession),
         ProtocolSpec("redis", redis.detect, redis.RedisSession),
         ProtocolSpec("http", http1.detect, http1.Http1Session),

@@ -33,14 +33,14 @@ def is_client(tt: TrackedTransaction) -> bool:
 
 
 def _peer(tt: TrackedTransaction, attrs: dict) -> list[tuple[str, object]]:
-    """server.address/port (the database) and network.peer.*; metric attrs for the server."""
+    """server.address/port (the database, as dialled) and network.peer.* (the real backend
+    when the destination was NAT'd); metric attrs for the server."""
     t = tt.tuple
     metric: list[tuple[str, object]] = []
     if t.remote_port:
         attrs["server.address"] = t.remote_addr
         attrs["server.port"] = t.remote_port
-        attrs["network.peer.address"] = t.remote_addr
-        attrs["network.peer.port"] = t.remote_port
+        attrs["network.peer.address"], attrs["network.peer.port"] = tt.nat_peer or (t.remote_addr, t.remote_port)
         metric += [("server.address", t.remote_addr), ("server.port", t.remote_port)]
         attrs["network.transport"] = "tcp"
     else:
@@ -112,11 +112,15 @@ def mysql_parts(tt: TrackedTransaction):
     message = None
     rows = None
     if resp is None:
-        code, message = "_OTHER", "connection closed"
+        if command != "QUIT":  # COM_QUIT never gets an answer
+            code, message = "_OTHER", "connection closed"
     else:
         if resp.kind.value == "error":
             code, message = str(resp.error_code), f"{resp.sql_state} {resp.error_message}".strip()
-        rows = resp.row_count if resp.kind.value == "result_set" else (resp.affected_rows or None)
+        if resp.result_sets > 0:
+            rows = resp.row_count  # a lower bound when the response was truncated
+        elif resp.affected_rows:
+            rows = resp.affected_rows
     namespace = req.new_schema or req.schema or None
     return _sql_parts(tt, system, query, namespace, fallback, "mysql", code, message, rows)
 
@@ -173,8 +177,7 @@ def grpc_parts(tt: TrackedTransaction):
         attrs["server.address"] = host or t.remote_addr
         attrs["server.port"] = port or t.remote_port
         metric += [("server.address", attrs["server.address"]), ("server.port", attrs["server.port"])]
-    attrs["network.peer.address"] = t.remote_addr
-    attrs["network.peer.port"] = t.remote_port
+    attrs["network.peer.address"], attrs["network.peer.port"] = tt.nat_peer or (t.remote_addr, t.remote_port)
     status, message = StatusCode.UNSET, ""
     code = resp.grpc_status if resp is not None else None
     if code is not None:
