@@ -40,7 +40,7 @@ def _peer(tt: TrackedTransaction, attrs: dict) -> list[tuple[str, object]]:
     if t.remote_port:
         attrs["server.address"] = t.remote_addr
         attrs["server.port"] = t.remote_port
-        attrs["network.peer.address"], attrs["network.peer.port"] = tt.nat_peer or (t.remote_addr, t.remote_port)
+        attrs["network.peer.address"], attrs["network.peer.port"] = getattr(tt, "nat_peer", None) or (t.remote_addr, t.remote_port)
         metric += [("server.address", t.remote_addr), ("server.port", t.remote_port)]
         attrs["network.transport"] = "tcp"
     else:
@@ -177,7 +177,7 @@ def grpc_parts(tt: TrackedTransaction):
         attrs["server.address"] = host or t.remote_addr
         attrs["server.port"] = port or t.remote_port
         metric += [("server.address", attrs["server.address"]), ("server.port", attrs["server.port"])]
-    attrs["network.peer.address"], attrs["network.peer.port"] = tt.nat_peer or (t.remote_addr, t.remote_port)
+    attrs["network.peer.address"], attrs["network.peer.port"] = getattr(tt, "nat_peer", None) or (t.remote_addr, t.remote_port)
     status, message = StatusCode.UNSET, ""
     code = resp.grpc_status if resp is not None else None
     if code is not None:
