@@ -2,6 +2,11 @@
 
 Exit codes: 0 ok; 1 the kernel/privileges do not allow running (check) or a runtime failure;
 2 a configuration error (one message naming the key and file:line).
+
+``run`` stops on SIGTERM or SIGINT: capture stops, processors and sending queues flush for at
+most ``service.shutdown_timeout`` (what cannot be sent is counted and logged, or kept on disk
+by a persistent queue), then exit 0.  A second signal ends the process at once (the signal's
+default action); a shutdown stuck past the timeout plus :data:`SHUTDOWN_GRACE` exits with 1.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ import threading
 from receiver import __version__
 
 log = logging.getLogger("ebpf-receiver")
+
+# Seconds past service.shutdown_timeout before a stuck shutdown is cut short.  Generous: releasing
+# the kernel objects comes on top of the timeout and takes seconds on a busy machine.
+SHUTDOWN_GRACE = 15.0
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
@@ -67,6 +76,7 @@ def cmd_run(args) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    _keep_secrets_out_of_the_log(config)
     if args.dry_run:
         print(json.dumps(redacted_dict(config), indent=2, default=str))
         return 0
@@ -75,12 +85,12 @@ def cmd_run(args) -> int:
     from receiver.pipeline import Agent
 
     stop = threading.Event()
-    signals_seen = []
 
     def _on_signal(signum, _frame):
-        signals_seen.append(signum)
-        if len(signals_seen) > 1:
-            os._exit(128 + signum)  # second signal: leave at once (kernel objects die with us)
+        # A second signal takes the default action — the kernel ends the process at once, even
+        # while the main thread is inside a long C call (kernel objects die with us).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         stop.set()
 
     signal.signal(signal.SIGTERM, _on_signal)
@@ -107,10 +117,64 @@ def cmd_run(args) -> int:
         while not stop.wait(1.0):
             pass
     finally:
-        log.info("shutting down")
+        timeout = config.service.shutdown_timeout
+        log.info("shutting down (up to %gs; a second SIGTERM or SIGINT exits at once)", timeout)
+        _start_watchdog(timeout + SHUTDOWN_GRACE)
         agent.shutdown()
     log.info("stopped")
     return 0
+
+
+# Libraries that log the data they decode at debug level: the agent decodes other processes'
+# traffic (HTTP/2 headers carry credentials), so these never log below WARNING.
+_PAYLOAD_LOGGERS = ("hpack",)
+
+
+class _RedactSecrets(logging.Filter):
+    """Replaces secret header values (and their longer words) in every log record."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        from receiver.exporters.base import redact
+
+        super().__init__()
+        self._redact = lambda text: redact(text, secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self._redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        return True
+
+
+def _keep_secrets_out_of_the_log(config) -> None:
+    """Secret header values never reach stderr, whoever logs them (a library, a backend's
+    error echoed back); libraries that log decoded traffic stay quiet."""
+    from receiver.exporters.base import secret_fragments
+
+    for name in _PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    values = [v for exporter in config.exporters.values() for v in getattr(exporter, "headers", {}).values()]
+    secrets = secret_fragments(values)
+    if secrets:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_RedactSecrets(secrets))
+
+
+def _start_watchdog(seconds: float) -> None:
+    """Exit with 1 if shutdown is still running after ``seconds`` (a stuck component)."""
+
+    def expired() -> None:
+        os.write(2, f"ebpf-receiver: shutdown still running after {seconds:g}s: exiting\n".encode())
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expired)
+    timer.daemon = True
+    timer.start()
 
 
 def main(argv=None) -> int:

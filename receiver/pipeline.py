@@ -4,6 +4,11 @@ Collector semantics: each pipeline is receivers → processors (in order) → fa
 exporters.  Exporters are shared between pipelines that name them; processors are one
 instance per pipeline.  Start order is downstream first (exporters, processors, extensions,
 then receivers); shutdown is the reverse and idempotent.
+
+Metrics pipelines with push exporters get a :class:`PeriodicMetricReader` that pushes the
+metrics derived from traffic (RED, service graph) and — unless
+``service.telemetry.metrics.level`` is ``none`` — the agent's own ``ebpf_receiver_*`` metrics
+(the same ones the Prometheus exporter serves), with a last push at shutdown.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from receiver.exporters.prometheus import PrometheusExporter
 from receiver.extensions.health_check import HealthCheckExtension
 from receiver.processors.batch import BatchProcessor
 from receiver.telemetry.red_metrics import RedMetrics
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.telemetry.self_metrics import SelfMetrics, agent_resource
 from receiver.telemetry.service_graph import ServiceGraph
 
 log = logging.getLogger(__name__)
@@ -52,8 +57,8 @@ class FanOut:
 
 
 class PeriodicMetricReader:
-    """Pushes a snapshot of the RED metrics to push exporters every ``interval`` seconds
-    (pull exporters like Prometheus read on scrape instead)."""
+    """Pushes a snapshot of ``source()`` (traffic metrics, self metrics) to push exporters
+    every ``interval`` seconds (pull exporters like Prometheus read on scrape instead)."""
 
     def __init__(self, source, consumer, interval: float) -> None:
         self._source = source
@@ -72,7 +77,11 @@ class PeriodicMetricReader:
             self.flush()
 
     def flush(self) -> None:
-        metrics = self._source()
+        try:
+            metrics = self._source()
+        except Exception:
+            log.exception("metric reader: cannot collect metrics")
+            return
         if metrics:
             self._consumer.consume_metrics(metrics)
 
@@ -97,6 +106,9 @@ class Agent:
         self.registry = registry or CollectorRegistry()
         self.self_metrics = SelfMetrics(self.registry)
         self.red_metrics = RedMetrics()
+        self._self_telemetry = config.service.telemetry.metrics.level != "none"
+        self._self_resource = agent_resource()
+        self._last_self_metrics: list = []  # taken before capture stops (see shutdown)
         self.service_graph = ServiceGraph()
         self._debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval
@@ -139,7 +151,7 @@ class Agent:
                 push = [e for e in exporters if not isinstance(e, PrometheusExporter)]
                 if push:
                     head = self._chain(p.processors, FanOut(push))
-                    self.readers.append(PeriodicMetricReader(self.collect_metrics, head, self._push_interval))
+                    self.readers.append(PeriodicMetricReader(self._pushed_metrics, head, self._push_interval))
                 continue
             head = self._chain(p.processors, FanOut(exporters))
             if signal == "traces":
@@ -159,11 +171,20 @@ class Agent:
                 red_metrics=self.red_metrics,
                 service_graph=self.service_graph,
             )
-            self.registry.register(CaptureMetricsCollector(self.receiver))
+            self.self_metrics.add_collector(CaptureMetricsCollector(self.receiver))
 
     def collect_metrics(self) -> list:
         """Everything the agent derives from traffic: RED histograms and the service graph."""
         return self.red_metrics.collect() + self.service_graph.collect()
+
+    def _pushed_metrics(self) -> list:
+        """What a metric reader pushes: :meth:`collect_metrics`, then the agent's own metrics."""
+        metrics = self.collect_metrics()
+        if self._self_telemetry:
+            own = self.self_metrics.snapshot(self._self_resource)
+            names = {m.name for m in own}
+            metrics = metrics + own + [m for m in self._last_self_metrics if m.name not in names]
+        return metrics
 
     def _chain(self, processor_ids, tail):
         head = tail
@@ -204,6 +225,10 @@ class Agent:
         deadline = time.monotonic() + budget
         for x in self.extensions.values():
             x.ready = False
+        if self.readers and self._self_telemetry:
+            # The kernel counters can be read only while the BPF objects are loaded: keep them
+            # for the readers' last push, which comes after capture has stopped.
+            self._last_self_metrics = self.self_metrics.snapshot(self._self_resource)
         if self.receiver is not None:
             self.receiver.shutdown(timeout=min(5.0, budget))
         for r in self.readers:

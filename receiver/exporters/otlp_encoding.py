@@ -222,6 +222,11 @@ def encode_request(signal: Signal, batch: list):
         raise PermanentExportError(f"cannot encode {signal.value}: {e}") from e
 
 
+def serialize_request(signal: Signal, batch: list) -> bytes:
+    """The serialized export request for one batch (what the persistent queue stores)."""
+    return encode_request(signal, batch).SerializeToString()
+
+
 def rejected_items(signal: Signal, response) -> tuple[int, str]:
     """The partial-success part of an export response: (rejected count, error message)."""
     if not response.HasField("partial_success"):

@@ -8,6 +8,10 @@ Error classification follows the OTLP specification and the Collector's otlpexpo
 
 Endpoint: ``host:port`` (plaintext if ``tls.insecure``, else TLS), or with an ``http://``
 (plaintext) or ``https://`` (TLS) scheme, which wins over ``tls.insecure``.
+
+Requests go out already serialized (``Export`` methods called without a request serializer), so
+a batch from the persistent queue is sent as the bytes that were stored.  Header values are
+secrets: they are removed from error texts before those are logged.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import logging
 from typing import TYPE_CHECKING, Callable
 
 import grpc
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from receiver import __version__
 from receiver.exporters.base import (
@@ -27,8 +31,10 @@ from receiver.exporters.base import (
     QueuedRetryingSender,
     RetryableExportError,
     Signal,
+    redact,
+    secret_fragments,
 )
-from receiver.exporters.otlp_encoding import encode_request, rejected_items
+from receiver.exporters.otlp_encoding import rejected_items, serialize_request
 from receiver.exporters.rpc_status import parse_status
 
 if TYPE_CHECKING:
@@ -48,10 +54,19 @@ RETRYABLE_CODES = frozenset(
     }
 )
 
+# The OTLP Export methods: full method name and response type, per signal.
+EXPORT_METHODS = {
+    Signal.TRACES: ("/opentelemetry.proto.collector.trace.v1.TraceService/Export", ExportTraceServiceResponse),
+    Signal.METRICS: ("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", ExportMetricsServiceResponse),
+    Signal.LOGS: ("/opentelemetry.proto.collector.logs.v1.LogsService/Export", ExportLogsServiceResponse),
+}
+
 _COMPRESSION = {"gzip": grpc.Compression.Gzip, "none": grpc.Compression.NoCompression, "": grpc.Compression.NoCompression}
 
 
-def classify_rpc_error(code: grpc.StatusCode, details: str | None, trailing_metadata) -> ExportError:
+def classify_rpc_error(
+    code: grpc.StatusCode, details: str | None, trailing_metadata, secrets: tuple[str, ...] = ()
+) -> ExportError:
     """Turn a failed call's status into a permanent or retryable export error."""
     retry_delay = None
     for key, value in trailing_metadata or ():
@@ -59,7 +74,7 @@ def classify_rpc_error(code: grpc.StatusCode, details: str | None, trailing_meta
             status = parse_status(value)
             if status is not None:
                 retry_delay = status.retry_delay
-    message = f"gRPC {code.name}: {details or ''}".rstrip(": ")
+    message = redact(f"gRPC {code.name}: {details or ''}".rstrip(": "), secrets)
     if code in RETRYABLE_CODES or (code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_delay is not None):
         return RetryableExportError(message, retry_delay)
     return PermanentExportError(message)
@@ -102,37 +117,53 @@ class OtlpGrpcPusher:
         self._target, self._use_tls = parse_grpc_endpoint(config.endpoint, config.tls.insecure)
         self._credentials = channel_credentials(config.tls) if self._use_tls else None
         self._metadata = tuple((k.lower(), v) for k, v in config.headers.items())
+        self._secrets = secret_fragments(config.headers.values())
         self._compression = _COMPRESSION[config.compression]
         self._timeout = config.timeout
+        # gRPC reconnects on its own schedule (by default backing off up to 120 s): keep it
+        # within ours, so a collector that comes back is used at our next retry, not minutes later.
+        retry = config.retry_on_failure
+        self._reconnect_backoff_ms = (max(1, int(retry.initial_interval * 1000)), max(1, int(retry.max_interval * 1000)))
         self._channel: grpc.Channel | None = None
         self._calls: dict[Signal, Callable] = {}
 
     def start(self) -> None:
-        options = [("grpc.primary_user_agent", f"ebpf-receiver/{__version__}")]
+        options = [
+            ("grpc.primary_user_agent", f"ebpf-receiver/{__version__}"),
+            ("grpc.initial_reconnect_backoff_ms", self._reconnect_backoff_ms[0]),
+            ("grpc.max_reconnect_backoff_ms", self._reconnect_backoff_ms[1]),
+        ]
         if self._credentials is not None:
             self._channel = grpc.secure_channel(self._target, self._credentials, options=options)
         else:
             self._channel = grpc.insecure_channel(self._target, options=options)
-        ch = self._channel
         self._calls = {
-            Signal.TRACES: trace_service_pb2_grpc.TraceServiceStub(ch).Export,
-            Signal.METRICS: metrics_service_pb2_grpc.MetricsServiceStub(ch).Export,
-            Signal.LOGS: logs_service_pb2_grpc.LogsServiceStub(ch).Export,
+            signal: self._channel.unary_unary(method, request_serializer=None, response_deserializer=response.FromString)
+            for signal, (method, response) in EXPORT_METHODS.items()
         }
 
+    def serialize(self, signal: Signal, batch: list) -> bytes:
+        return serialize_request(signal, batch)
+
     def push(self, signal: Signal, batch: list) -> int:
-        request = encode_request(signal, batch)
+        return self.push_serialized(signal, serialize_request(signal, batch))
+
+    def push_serialized(self, signal: Signal, data: bytes) -> int:
+        call = self._calls.get(signal)
+        if call is None:
+            raise RetryableExportError("exporter is not started")
         try:
-            response = self._calls[signal](
-                request, timeout=self._timeout, metadata=self._metadata, compression=self._compression
-            )
+            response = call(data, timeout=self._timeout, metadata=self._metadata, compression=self._compression)
         except grpc.RpcError as e:
-            raise classify_rpc_error(e.code(), e.details(), e.trailing_metadata()) from None
+            raise classify_rpc_error(e.code(), e.details(), e.trailing_metadata(), self._secrets) from None
         except ValueError as e:  # "Cannot invoke RPC on closed channel!": shutdown raced the push
             raise RetryableExportError(str(e)) from None
         rejected, message = rejected_items(signal, response)
         if rejected or message:
-            log.warning("%s partially rejected by %s: %d rejected: %s", signal.value, self._target, rejected, message)
+            log.warning(
+                "%s partially rejected by %s: %d rejected: %s",
+                signal.value, self._target, rejected, redact(message, self._secrets),
+            )
         return rejected
 
     def shutdown(self) -> None:

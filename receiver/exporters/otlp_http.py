@@ -12,6 +12,10 @@ a partial success, whose rejected items are counted, not retried.
 TLS comes from the URL scheme (``https://``); ``tls.ca_file`` replaces the system trust store,
 ``tls.cert_file``/``key_file`` give a client certificate, ``tls.insecure_skip_verify`` disables
 verification.
+
+A batch from the persistent queue arrives as a serialized protobuf request: sent as is, or
+re-encoded to OTLP/JSON.  Header values are secrets: they are removed from error texts (a
+backend may echo them in an error body) before those are logged.
 """
 
 from __future__ import annotations
@@ -28,13 +32,23 @@ from typing import TYPE_CHECKING
 import requests
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from receiver import __version__
-from receiver.exporters.base import PermanentExportError, QueuedRetryingSender, RetryableExportError, Signal
-from receiver.exporters.otlp_encoding import encode_request, rejected_items
+from receiver.exporters.base import (
+    PermanentExportError,
+    QueuedRetryingSender,
+    RetryableExportError,
+    Signal,
+    redact,
+    secret_fragments,
+)
+from receiver.exporters.otlp_encoding import encode_request, rejected_items, serialize_request
 from receiver.exporters.rpc_status import parse_status
 
 if TYPE_CHECKING:
@@ -46,6 +60,11 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
 _PATHS = {Signal.TRACES: "/v1/traces", Signal.METRICS: "/v1/metrics", Signal.LOGS: "/v1/logs"}
+_REQUESTS = {
+    Signal.TRACES: ExportTraceServiceRequest,
+    Signal.METRICS: ExportMetricsServiceRequest,
+    Signal.LOGS: ExportLogsServiceRequest,
+}
 _RESPONSES = {
     Signal.TRACES: ExportTraceServiceResponse,
     Signal.METRICS: ExportMetricsServiceResponse,
@@ -126,6 +145,7 @@ class OtlpHttpPusher:
             **({"Content-Encoding": "gzip"} if self._gzip else {}),
             **config.headers,
         }
+        self._secrets = secret_fragments(config.headers.values())
         self._verify: bool | str = False if tls.insecure_skip_verify else (tls.ca_file or True)
         self._cert = (tls.cert_file, tls.key_file) if tls.cert_file else None
         self._session: requests.Session | None = None
@@ -138,9 +158,22 @@ class OtlpHttpPusher:
         session.trust_env = False  # no proxies or netrc from the environment for telemetry
         self._session = session
 
+    def serialize(self, signal: Signal, batch: list) -> bytes:
+        return serialize_request(signal, batch)
+
     def push(self, signal: Signal, batch: list) -> int:
         request = encode_request(signal, batch)
-        body = to_otlp_json(request) if self._json else request.SerializeToString()
+        return self._post(signal, to_otlp_json(request) if self._json else request.SerializeToString())
+
+    def push_serialized(self, signal: Signal, data: bytes) -> int:
+        if self._json:
+            try:
+                data = to_otlp_json(_REQUESTS[signal].FromString(data))
+            except DecodeError as e:
+                raise PermanentExportError(f"stored {signal.value} request does not decode: {e}") from None
+        return self._post(signal, data)
+
+    def _post(self, signal: Signal, body: bytes) -> int:
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
         url = self._urls[signal]
@@ -150,14 +183,16 @@ class OtlpHttpPusher:
         try:
             response = session.post(url, data=body, timeout=self._timeout)
         except requests.RequestException as e:  # connection refused/reset, timeout, TLS failure
-            raise RetryableExportError(f"POST {url}: {e.__class__.__name__}: {e}") from None
+            raise RetryableExportError(redact(f"POST {url}: {e.__class__.__name__}: {e}", self._secrets)) from None
         status = response.status_code
         if 200 <= status < 300:
             rejected, message = self._partial_success(signal, response)
             if rejected or message:
-                log.warning("%s partially rejected by %s: %d rejected: %s", signal.value, url, rejected, message)
+                log.warning(
+                    "%s partially rejected by %s: %d rejected: %s", signal.value, url, rejected, redact(message, self._secrets)
+                )
             return rejected
-        message = f"POST {url}: HTTP {status}{_error_detail(response)}"
+        message = redact(f"POST {url}: HTTP {status}{_error_detail(response)}", self._secrets)
         if status in RETRYABLE_STATUSES:
             raise RetryableExportError(message, parse_retry_after(response.headers.get("Retry-After")))
         raise PermanentExportError(message)

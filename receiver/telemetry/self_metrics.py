@@ -7,13 +7,70 @@ an attribute here; callers resolve ``.labels(...)`` children once, outside their
 
 Item units: spans for traces, log records for logs, *data points* for metrics (as the
 OpenTelemetry Collector counts them).
+
+The same numbers can be pushed over OTLP: :meth:`SelfMetrics.snapshot` converts the samples of
+the agent's own metric families (these counters and gauges, plus collectors added with
+:meth:`SelfMetrics.add_collector`, such as the capture layer's) into :class:`Metric` objects —
+counters become cumulative monotonic sums named like the Prometheus family (without
+``_total``), gauges become gauges — under one :func:`agent_resource`.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+import uuid
+from typing import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import Metric as PromMetric
+
+from receiver import __version__
+from receiver.telemetry.model import Metric, MetricKind, Resource, SumPoint
 
 _PREFIX = "ebpf_receiver_"
+AGENT_SERVICE_NAME = "ebpf-receiver"
+
+
+def agent_resource(instance_id: str | None = None) -> Resource:
+    """The resource of the agent's own telemetry (the Collector's convention for its own)."""
+    return Resource.from_dict(
+        {
+            "service.name": AGENT_SERVICE_NAME,
+            "service.version": __version__,
+            "service.instance.id": instance_id or str(uuid.uuid4()),
+            "host.name": socket.gethostname(),
+            "process.pid": os.getpid(),
+        }
+    )
+
+
+def families_to_metrics(
+    families: Iterable[PromMetric], resource: Resource, start_time_unix_nano: int, time_unix_nano: int
+) -> list[Metric]:
+    """prometheus_client metric families → our cumulative :class:`Metric` model.
+
+    Counters → monotonic sums (the ``_total`` samples; ``_created`` is replaced by
+    ``start_time_unix_nano``), gauges → gauges; other types are skipped.  Label pairs become
+    point attributes.
+    """
+    out: list[Metric] = []
+    for family in families:
+        if family.type == "counter":
+            wanted, kind, start = family.name + "_total", MetricKind.SUM, start_time_unix_nano
+        elif family.type == "gauge":
+            wanted, kind, start = family.name, MetricKind.GAUGE, 0
+        else:
+            continue
+        points = [
+            SumPoint(tuple(sorted(sample.labels.items())), start, time_unix_nano, sample.value)
+            for sample in family.samples
+            if sample.name == wanted
+        ]
+        if points:
+            out.append(Metric(family.name, family.documentation, family.unit or "", kind, points, resource))
+    return out
 
 
 class SelfMetrics:
@@ -29,7 +86,9 @@ class SelfMetrics:
       backend answered with a partial success rejecting them);
     * ``exporter_dropped_items_total{reason}`` — items never (fully) attempted:
       ``queue_full`` (evicted from a full sending queue), ``shutdown`` (still queued or
-      backing off when shutdown ran out of time, or offered after shutdown);
+      backing off when shutdown ran out of time, or offered after shutdown; a persistent
+      queue keeps such batches on disk instead), ``storage_error`` (the persistent queue
+      could not write or read the batch);
     * ``exporter_retries_total`` — retry attempts (one per re-send of a batch);
     * ``exporter_queue_size`` / ``exporter_queue_capacity`` — batches queued / the bound.
 
@@ -39,6 +98,8 @@ class SelfMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.start_time_unix_nano = time.time_ns()
+        self._extra_collectors: list = []
         r = self.registry
         self.exporter_sent_items = Counter(
             _PREFIX + "exporter_sent_items",
@@ -54,7 +115,7 @@ class SelfMetrics:
         )
         self.exporter_dropped_items = Counter(
             _PREFIX + "exporter_dropped_items",
-            "Items dropped before export completed (queue_full, shutdown).",
+            "Items dropped before export completed (queue_full, shutdown, storage_error).",
             ["exporter", "signal", "reason"],
             registry=r,
         )
@@ -82,3 +143,29 @@ class SelfMetrics:
             ["signal", "trigger"],
             registry=r,
         )
+
+    def add_collector(self, collector) -> None:
+        """Register another collector of the agent's own metrics (served and snapshotted)."""
+        self.registry.register(collector)
+        self._extra_collectors.append(collector)
+
+    def families(self) -> list[PromMetric]:
+        """The current samples of every self metric, as prometheus_client families."""
+        own = (
+            self.exporter_sent_items,
+            self.exporter_failed_items,
+            self.exporter_dropped_items,
+            self.exporter_retries,
+            self.exporter_queue_size,
+            self.exporter_queue_capacity,
+            self.processor_batch_sends,
+        )
+        out: list[PromMetric] = []
+        for collector in (*own, *self._extra_collectors):
+            out.extend(collector.collect())
+        return out
+
+    def snapshot(self, resource: Resource, time_unix_nano: int | None = None) -> list[Metric]:
+        """The self metrics as OTLP-ready :class:`Metric` objects (for push exporters)."""
+        now = time.time_ns() if time_unix_nano is None else time_unix_nano
+        return families_to_metrics(self.families(), resource, self.start_time_unix_nano, now)

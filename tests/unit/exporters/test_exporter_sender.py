@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 
@@ -287,9 +288,26 @@ def test_synchronous_mode_without_queue():
     assert reg.get_sample_value("ebpf_receiver_exporter_queue_capacity", {"exporter": "otlp/test"}) == 0
 
 
-def test_persistent_storage_is_refused():
-    with pytest.raises(ValueError, match="storage"):
-        make(FakePusher(), queue=QueueConfig(storage="/var/lib/x"))
+def test_what_shutdown_drops_is_logged(caplog):
+    pusher = FakePusher(default=RetryableExportError("unavailable"))
+    sender, reg = make(pusher, retry=RetryConfig(initial_interval=60, max_interval=60, max_elapsed_time=0))
+    sender.start()
+    sender.consume_traces(["a", "b"])
+    wait_for(lambda: len(pusher.pushed) == 1)  # in flight, backing off
+    sender.consume_traces(["c"])
+    sender.consume_logs(["l"])
+    with caplog.at_level("WARNING", logger="receiver.exporters.base"):
+        sender.shutdown(0.1)
+    assert value(reg, "dropped_items_total", signal="traces", reason="shutdown") == 3
+    assert value(reg, "dropped_items_total", signal="logs", reason="shutdown") == 1
+    # each drop is logged once, whether in flight (the worker still tries each queued batch
+    # once while time is left) or still queued when time ran out
+    logged = {"traces": 0, "logs": 0}
+    for record in caplog.records:
+        m = re.fullmatch(r"exporter otlp/test: shutdown: dropped (\d+) (\w+) (in flight \(unavailable\)|still queued)", record.getMessage())
+        if m:
+            logged[m[2]] += int(m[1])
+    assert logged == {"traces": 3, "logs": 1}
 
 
 def test_every_item_is_accounted_for_under_concurrency():

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent import futures
 
 import grpc
 import pytest
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given
 from hypothesis import strategies as st
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from receiver.config import OtlpExporterConfig, RetryConfig, TLSClientConfig
@@ -22,56 +16,11 @@ from receiver.exporters.otlp_grpc import OtlpGrpcExporter, classify_rpc_error, p
 from receiver.exporters.rpc_status import parse_status_minimal, parse_status_protobuf
 from receiver.telemetry.model import LogRecord, Resource, Span, SpanKind
 from receiver.telemetry.self_metrics import SelfMetrics
+from tests.unit.exporters.otlp_sinks import grpc_server_credentials, start_grpc_sink, status_details
 
 
 RES = Resource.from_dict({"service.name": "svc"})
 FAST_RETRY = RetryConfig(initial_interval=0.01, max_interval=0.02, max_elapsed_time=5)
-
-
-def status_details(code: grpc.StatusCode, retry_delay: float | None) -> bytes:
-    status = status_pb2.Status(code=code.value[0], message="slow down")
-    if retry_delay is not None:
-        info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=int(retry_delay), nanos=int(retry_delay % 1 * 1e9)))
-        detail = any_pb2.Any()
-        detail.Pack(info)
-        status.details.append(detail)
-    return status.SerializeToString()
-
-
-class FaultyOtlpServer(trace_service_pb2_grpc.TraceServiceServicer, logs_service_pb2_grpc.LogsServiceServicer):
-    """Answers each Export with the next scripted outcome, then OK.
-
-    Outcomes: ``("fail", code, retry_delay_or_None)``, ``("sleep", seconds)``, ``("reject", n)``.
-    """
-
-    def __init__(self, script=()):
-        self.script = list(script)
-        self.requests: list = []
-        self.metadata: list[dict] = []
-        self.times: list[float] = []
-        self.lock = threading.Lock()
-
-    def _answer(self, request, context, response):
-        with self.lock:
-            self.requests.append(request)
-            self.metadata.append(dict(context.invocation_metadata()))
-            self.times.append(time.monotonic())
-            outcome = self.script.pop(0) if self.script else ("ok",)
-        if outcome[0] == "fail":
-            _, code, delay = outcome
-            context.set_trailing_metadata((("grpc-status-details-bin", status_details(code, delay)),))
-            context.abort(code, f"injected {code.name}")
-        if outcome[0] == "sleep":
-            time.sleep(outcome[1])
-        if outcome[0] == "reject":
-            response.partial_success.rejected_spans = outcome[1]
-            response.partial_success.error_message = "rejected some"
-        return response
-
-    def Export(self, request, context):  # both services share the method name
-        if isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
-            return self._answer(request, context, logs_service_pb2.ExportLogsServiceResponse())
-        return self._answer(request, context, trace_service_pb2.ExportTraceServiceResponse())
 
 
 @pytest.fixture
@@ -79,15 +28,7 @@ def otlp_server():
     servers = []
 
     def start(script=(), credentials=None):
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        servicer = FaultyOtlpServer(script)
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(servicer, server)
-        if credentials is None:
-            port = server.add_insecure_port("127.0.0.1:0")
-        else:
-            port = server.add_secure_port("127.0.0.1:0", credentials)
-        server.start()
+        server, servicer, port = start_grpc_sink(script, credentials)
         servers.append(server)
         return servicer, port
 
@@ -251,15 +192,7 @@ def test_unreachable_endpoint_is_dropped_at_shutdown():
 
 
 def test_mutual_tls(otlp_server, tls_files):
-    def read(p):
-        with open(p, "rb") as f:
-            return f.read()
-
-    creds = grpc.ssl_server_credentials(
-        [(read(tls_files.server_key), read(tls_files.server_cert))],
-        root_certificates=read(tls_files.ca_cert),
-        require_client_auth=True,
-    )
+    creds = grpc_server_credentials(tls_files, require_client_cert=True)
     server, port = otlp_server(credentials=creds)
     tls = TLSClientConfig(ca_file=tls_files.ca_cert, cert_file=tls_files.client_cert, key_file=tls_files.client_key)
     exporter, reg = make_exporter(port, host="localhost", tls=tls)
@@ -285,3 +218,19 @@ def test_bad_config_is_refused_at_construction():
         make_exporter(1, tls=TLSClientConfig(insecure_skip_verify=True))
     with pytest.raises(ValueError, match="together"):
         make_exporter(1, tls=TLSClientConfig(cert_file="/x"))
+
+
+def test_status_details_echoing_a_header_value_are_redacted(otlp_server, caplog):
+    secret = "s3cr3t-CANARY-4b7a"
+    server, port = otlp_server([("fail", grpc.StatusCode.UNAUTHENTICATED, None, f"unknown key {secret}")])
+    exporter, reg = make_exporter(port, headers={"x-api-key": secret})
+    error = classify_rpc_error(grpc.StatusCode.UNAUTHENTICATED, f"bad key {secret}", (), (secret,))
+    assert str(error) == "gRPC UNAUTHENTICATED: bad key [REDACTED]"
+    with caplog.at_level("DEBUG"):
+        exporter.start()
+        exporter.consume_traces(spans(1))
+        exporter.shutdown(5)
+    assert server.metadata[0]["x-api-key"] == secret
+    assert count(reg, "failed_items_total", signal="traces", reason="permanent") == 1
+    assert "gRPC UNAUTHENTICATED: unknown key [REDACTED]" in caplog.text
+    assert secret not in caplog.text

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import email.utils
-import gzip
 import json
 import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -21,52 +18,14 @@ from prometheus_client import CollectorRegistry
 from receiver.config import OtlpHttpExporterConfig, RetryConfig, TLSClientConfig
 from receiver.exporters.otlp_http import OtlpHttpExporter, parse_retry_after, to_otlp_json
 from receiver.exporters.otlp_encoding import encode_traces
-from receiver.telemetry.model import Metric, MetricKind, Resource, Span, SpanKind, SumPoint
+from receiver.exporters.base import Signal
+from receiver.telemetry.model import LogRecord, Metric, MetricKind, Resource, Span, SpanKind, SumPoint
 from receiver.telemetry.self_metrics import SelfMetrics
+from tests.unit.exporters.otlp_sinks import start_http_sink
 
 
 RES = Resource.from_dict({"service.name": "svc"})
 FAST_RETRY = RetryConfig(initial_interval=0.01, max_interval=0.02, max_elapsed_time=5)
-
-
-class Recorded:
-    def __init__(self, path, headers, body):
-        self.path, self.headers, self.body = path, headers, body
-
-    def payload(self) -> bytes:
-        return gzip.decompress(self.body) if self.headers.get("Content-Encoding") == "gzip" else self.body
-
-
-class FaultyOtlpHttpServer(ThreadingHTTPServer):
-    """Answers each POST with the next scripted (status, headers, body), then 200 with no body."""
-
-    daemon_threads = True
-
-    def __init__(self, script=()):
-        self.script = list(script)
-        self.received: list[Recorded] = []
-        self.times: list[float] = []
-        self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        server = self.server
-        with server.lock:
-            server.received.append(Recorded(self.path, dict(self.headers), body))
-            server.times.append(time.monotonic())
-            status, headers, out = server.script.pop(0) if server.script else (200, {}, b"")
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -74,12 +33,9 @@ def http_server():
     servers = []
 
     def start(script=(), ssl_context=None):
-        server = FaultyOtlpHttpServer(script)
-        if ssl_context is not None:
-            server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        server, url = start_http_sink(script, ssl_context)
         servers.append(server)
-        return server, f"{'https' if ssl_context else 'http'}://127.0.0.1:{server.server_address[1]}"
+        return server, url
 
     yield start
     for server in servers:
@@ -246,3 +202,36 @@ def test_bad_config_is_refused():
         make_exporter("http://x", encoding="thrift")
     with pytest.raises(ValueError, match="compression"):
         make_exporter("http://x", compression="br")
+
+
+SECRET = "s3cr3t-CANARY-9d2e"
+
+
+def test_a_backend_echoing_the_api_key_does_not_put_it_in_the_log(http_server, caplog):
+    echo = f"invalid api key: Bearer {SECRET}".encode()
+    server, url = http_server([(401, {"Content-Type": "text/plain"}, echo), (503, {}, SECRET.encode())])
+    exporter, reg = make_exporter(url, headers={"Authorization": f"Bearer {SECRET}"})
+    with caplog.at_level("DEBUG"):
+        run(exporter, traces=spans(1), logs=[LogRecord(1, "x", RES)])
+    assert server.received[0].headers["Authorization"] == f"Bearer {SECRET}"  # sent, of course
+    assert count(reg, "failed_items_total", signal="traces", reason="permanent") == 1
+    assert count(reg, "sent_items_total", signal="logs") == 1  # after the 503
+    text = caplog.text
+    assert "invalid api key: [REDACTED]" in text
+    assert SECRET not in text and SECRET[:10] not in text
+
+
+def test_serialized_requests_are_sent_as_stored_or_as_json(http_server):
+    from receiver.exporters.otlp_http import OtlpHttpPusher
+
+    server, url = http_server()
+    for encoding in ("proto", "json"):
+        pusher = OtlpHttpPusher(OtlpHttpExporterConfig(endpoint=url, encoding=encoding, compression="none"))
+        pusher.start()
+        data = pusher.serialize(Signal.TRACES, spans(2))
+        assert pusher.push_serialized(Signal.TRACES, data) == 0
+        pusher.shutdown()
+    proto, as_json = server.received
+    assert proto.body == data
+    assert as_json.headers["Content-Type"] == "application/json"
+    assert as_json.span_ids() == proto.span_ids() == [s.span_id.hex() for s in spans(2)]
