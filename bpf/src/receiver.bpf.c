@@ -55,6 +55,8 @@ struct erx_abi_types {
 	enum erx_syscall syscall;
 	enum erx_transport transport;
 	enum erx_counter counter;
+	enum erx_ignore ignore;
+	enum erx_pid_exclusion pid_exclusion;
 };
 
 static __attribute__((used, noinline)) int erx_abi_types(struct erx_abi_types *types)

@@ -25,6 +25,7 @@ REQUIRED_TRACEPOINTS = (
     "sock/inet_sock_set_state",
     "sched/sched_process_exec",
     "sched/sched_process_exit",
+    "task/task_newtask",
 )
 
 
@@ -74,7 +75,7 @@ def check_tracepoints() -> CheckResult:
 def check_uprobes() -> CheckResult:
     ok = Path("/sys/bus/event_source/devices/uprobe/type").exists()
     return CheckResult("uprobes", ok, "uprobe PMU present" if ok else "no uprobe PMU", required=False,
-                       fix="" if ok else "CONFIG_UPROBE_EVENTS=y (needed for TLS capture)")
+                       fix="" if ok else "CONFIG_UPROBE_EVENTS=y (needed for TLS plaintext)")
 
 
 def check_kprobes() -> CheckResult:

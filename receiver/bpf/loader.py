@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.libbpf import Libbpf, errno_text, open_libbpf
@@ -66,6 +67,26 @@ class LoaderKnobs:
     max_connections: int = 65536
     excluded_pids: tuple[int, ...] = ()
     excluded_ports: tuple[int, ...] = ()
+    filter_pids: bool = False  # consult erx_excluded_pids even when excluded_pids is empty (discovery rules)
+    # The agent's pid namespace (see agent_pid_namespace()); (0, 0) in the initial one.
+    agent_pidns: tuple[int, int] = (0, 0)
+    pidns_only: bool = False  # with agent_pidns: trace only that namespace's processes
+
+
+# The inode of the initial pid namespace (PROC_PID_INIT_INO).
+INIT_PIDNS_INO = 0xEFFFFFFC
+
+
+def agent_pid_namespace(proc_root: str = "/proc") -> tuple[int, int]:
+    """(st_dev, st_ino) of this process's pid namespace, or (0, 0) when it is the initial one
+    (or cannot be read): the kernel side then compares pids as it reports them."""
+    try:
+        st = Path(proc_root, "self", "ns", "pid").stat()
+    except OSError:
+        return (0, 0)
+    if st.st_ino == INIT_PIDNS_INO:
+        return (0, 0)
+    return (st.st_dev, st.st_ino)
 
 
 def default_object_path(name: str = "receiver.bpf.o") -> Path:
@@ -102,6 +123,8 @@ class BpfLoader:
         self._obj = None
         self._links: list = []
         self._tls_links: dict[str, list] = {}
+        # Libraries are attached from the discovery thread: close() waits for an attach in progress.
+        self._tls_lock = threading.Lock()
         self._log: list[str] = []
         self._state = "new"  # new -> opened -> loaded -> attached -> closed
         self.mounted_tracefs = False
@@ -143,7 +166,9 @@ class BpfLoader:
         cfg.wakeup_bytes = k.wakeup_bytes
         cfg.capture_logs = 1 if k.capture_logs else 0
         cfg.filter_ports = 1 if k.excluded_ports else 0
-        cfg.filter_pids = 1 if k.excluded_pids else 0
+        cfg.filter_pids = 1 if k.excluded_pids or k.filter_pids else 0
+        cfg.agent_pidns_dev, cfg.agent_pidns_ino = k.agent_pidns
+        cfg.pidns_only = 1 if k.pidns_only and k.agent_pidns[1] else 0
         data = bytearray(ffi.buffer(ptr, size[0]))
         data[: self.abi.sizeof("erx_config")] = bytes(self.abi.ffi.buffer(cfg))
         self._check(lib.bpf_map__set_initial_value(rodata, bytes(data), len(data)), "setting .rodata")
@@ -181,12 +206,16 @@ class BpfLoader:
             prog = lib.bpf_object__next_program(self._obj, prog)
         self._state = "attached"
 
-    def start(self) -> None:
-        """open + configure + load + attach; on failure everything is released."""
+    def start(self, before_attach: Callable[["BpfLoader"], None] | None = None) -> None:
+        """open + configure + load + attach; on failure everything is released.
+        ``before_attach(loader)`` runs once the maps exist and before any program runs (to
+        fill filters that must hold from the first event)."""
         try:
             self.open()
             self.configure()
             self.load()
+            if before_attach is not None:
+                before_attach(self)
             self.attach()
         except BaseException:
             self.close()
@@ -194,19 +223,20 @@ class BpfLoader:
 
     def close(self) -> None:
         """Detach every link and free the object.  Safe to call twice, and before start."""
-        if self._state == "closed":
-            return
-        lib = self.libbpf.lib
-        links, self._links = self._links, []
-        for tls_links in self._tls_links.values():
-            links.extend(tls_links)
-        self._tls_links = {}
-        for link in links:
-            lib.bpf_link__destroy(link)
-        if self._obj is not None:
-            lib.bpf_object__close(self._obj)
-            self._obj = None
-        self._state = "closed"
+        with self._tls_lock:
+            if self._state == "closed":
+                return
+            lib = self.libbpf.lib
+            links, self._links = self._links, []
+            for tls_links in self._tls_links.values():
+                links.extend(tls_links)
+            self._tls_links = {}
+            for link in links:
+                lib.bpf_link__destroy(link)
+            if self._obj is not None:
+                lib.bpf_object__close(self._obj)
+                self._obj = None
+            self._state = "closed"
 
     def __enter__(self) -> "BpfLoader":
         self.start()
@@ -219,6 +249,10 @@ class BpfLoader:
         """Attach the TLS plaintext uprobes to one library or executable file (all processes
         mapping it share the probes).  Raises BpfLoadError when SSL_read/SSL_write cannot be
         attached; optional symbols (the _ex forms, SSL_set_fd) are skipped when absent."""
+        with self._tls_lock:
+            return self._attach_tls_library(path)
+
+    def _attach_tls_library(self, path: str) -> TlsAttachment:
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         if self._state != "attached":
             raise BpfLoadError("attach_tls_library() needs a started loader")
@@ -247,8 +281,9 @@ class BpfLoader:
         return TlsAttachment(path=path, probes=len(links), missing=tuple(sorted(set(missing))))
 
     def detach_tls_library(self, path: str) -> None:
-        for link in self._tls_links.pop(path, []):
-            self.libbpf.lib.bpf_link__destroy(link)
+        with self._tls_lock:
+            for link in self._tls_links.pop(path, []):
+                self.libbpf.lib.bpf_link__destroy(link)
 
     @property
     def tls_libraries(self) -> list[str]:
@@ -294,20 +329,51 @@ class BpfLoader:
             out.append(sum(values[c] for c in range(ncpu)))
         return out
 
-    def ignore_connection(self, conn_id: int) -> None:
-        """Tell the kernel side to stop sending data of this connection."""
+    def ignore_connection(self, conn_id: int, socket_only: bool = False) -> None:
+        """Tell the kernel side to stop sending data of this connection; ``socket_only``:
+        only its socket syscalls' bytes (TLS ciphertext), not TLS library plaintext."""
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         key = ffi.new("uint64_t *", conn_id)
-        val = ffi.new("uint8_t *", 1)
+        val = ffi.new("uint8_t *", self.abi.const("ERX_IGNORE_SOCKET" if socket_only else "ERX_IGNORE_ALL"))
         lib.bpf_map_update_elem(self.map_fd("erx_ignored_conns"), key, val, 0)
+
+    def set_pid_excluded(self, pid: int, excluded: bool, until_exec: bool = False) -> bool:
+        """Add pid to (or remove it from) erx_excluded_pids, consulted when the knobs turned
+        filter_pids on; ``until_exec``: the kernel drops the entry when the process execs
+        (ERX_PID_NOT_INCLUDED).  False when the kernel refused (the map is full)."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        if self._obj is None:  # closed (or not opened): nothing to update
+            return False
+        fd = self.map_fd("erx_excluded_pids")
+        key = ffi.new("uint32_t *", pid)
+        if excluded:
+            why = self.abi.const("ERX_PID_NOT_INCLUDED" if until_exec else "ERX_PID_EXCLUDED")
+            return lib.bpf_map_update_elem(fd, key, ffi.new("uint8_t *", why), 0) == 0
+        lib.bpf_map_delete_elem(fd, key)  # ENOENT (not there) is fine
+        return True
+
+    def excluded_pids(self) -> dict[int, int]:
+        """What erx_excluded_pids holds now: pid -> enum erx_pid_exclusion."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        fd = self.map_fd("erx_excluded_pids")
+        out: dict[int, int] = {}
+        key, nxt, val = ffi.new("uint32_t *"), ffi.new("uint32_t *"), ffi.new("uint8_t *")
+        prev = ffi.NULL
+        while lib.bpf_map_get_next_key(fd, prev, nxt) == 0:
+            if lib.bpf_map_lookup_elem(fd, nxt, val) == 0:
+                out[nxt[0]] = val[0]
+            key[0] = nxt[0]
+            prev = key
+        return out
 
     # -- internals -------------------------------------------------------------------------
 
     def _fill_filters(self) -> None:
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         one = ffi.new("uint8_t *", 1)
+        excluded = ffi.new("uint8_t *", self.abi.const("ERX_PID_EXCLUDED"))
         for pid in self.knobs.excluded_pids:
-            lib.bpf_map_update_elem(self.map_fd("erx_excluded_pids"), ffi.new("uint32_t *", pid), one, 0)
+            lib.bpf_map_update_elem(self.map_fd("erx_excluded_pids"), ffi.new("uint32_t *", pid), excluded, 0)
         for port in self.knobs.excluded_ports:
             lib.bpf_map_update_elem(self.map_fd("erx_excluded_ports"), ffi.new("uint16_t *", port), one, 0)
 

@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
-from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
+from receiver.bpf.loader import BpfLoader, LoaderKnobs, agent_pid_namespace, default_object_path
 from receiver.capture.connections import ConnectionTracker, TrackerLimits
 from receiver.capture.events import ConnEvent, DataEvent, EventDecoder, ProcEvent
+from receiver.capture.netns import NetnsResolver
 from receiver.capture.ringbuf import RingBufferReader
+from receiver.discovery import ProcessDiscovery
 from receiver.protocols.base import Direction
 from receiver.protocols.registry import ProtocolRegistry
 from receiver.telemetry.assemble import TelemetryAssembler
@@ -86,6 +88,7 @@ class EbpfReceiver:
             disabled=[n for n, p in protocols.items() if not getattr(p, "enabled", True)],
             max_buffer=config.max_buffer_per_connection,
         )
+        self.netns = NetnsResolver()  # namespaces, their addresses, NAT (used by the capture thread)
         self.tracker = ConnectionTracker(
             self.registry,
             TrackerLimits(
@@ -93,6 +96,16 @@ class EbpfReceiver:
                 idle_timeout_ns=int(config.connection_idle_timeout * 1e9),
             ),
             on_uninteresting=self._ignore_in_kernel,
+            on_tls_ciphertext=self._ignore_ciphertext_in_kernel,
+            netns=self.netns,
+        )
+        # Which processes are traced (rules, in the kernel) and their TLS libraries.
+        self._pidns = agent_pid_namespace()
+        self.discovery = ProcessDiscovery(
+            config.discovery,
+            exclude_pids=config.exclude_pids,
+            agent_pid=self._agent_pid,
+            events_in_our_pid_namespace=self._pidns == (0, 0),
         )
         self.clock = MonotonicToWall()
         self.assembler = TelemetryAssembler(self._resources, self.clock, red_metrics, service_graph=service_graph)
@@ -118,13 +131,19 @@ class EbpfReceiver:
             max_connections=cfg.max_connections,
             excluded_pids=tuple(cfg.exclude_pids),
             excluded_ports=tuple(cfg.exclude_ports),
+            filter_pids=self.discovery.filters_pids,
+            agent_pidns=self._pidns,
+            # In a pod, include rules also leave out what this /proc cannot show: the node.
+            pidns_only=bool(cfg.discovery.include),
         )
         self._loader = BpfLoader(object_path=self._object_path, knobs=knobs)
-        self._loader.start()
+        self._loader.start(before_attach=self.discovery.prepare)
         try:
             self.decoder = EventDecoder(self._loader.abi)
             self._reader = RingBufferReader(self._loader)
+            self.discovery.start(self._loader)
         except BaseException:
+            self.discovery.shutdown()
             self._loader.close()
             raise
         self._thread = threading.Thread(target=self._run, name="ebpf-capture", daemon=True)
@@ -134,9 +153,11 @@ class EbpfReceiver:
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop capturing, drain what the ring buffer still holds, release the kernel objects."""
         self._stop.set()
+        self.discovery.shutdown(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self.netns.close()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -191,7 +212,9 @@ class EbpfReceiver:
             if self._on_event is not None:
                 self._on_event(ev)
             kind = ev.kind
-            if kind == dec.EV_DATA:
+            if kind == dec.EV_DATA or kind == dec.EV_SENDFILE:
+                # sendfile bytes are counted, not captured: a known-length gap in the stream
+                # that parsers skip using lengths on the wire (a body served by sendfile).
                 stats.data_events += 1
                 txs = tracker.on_data(ev)
                 if txs:
@@ -211,6 +234,7 @@ class EbpfReceiver:
                 stats.proc_events += 1
                 self._resources.forget(ev.pid)
                 self._resources.remember_comm(ev.pid, ev.comm)
+                self.discovery.on_proc_event(ev.pid, kind == dec.EV_PROC_EXEC)
                 if kind == dec.EV_PROC_EXIT:
                     tracker.drop_pid(ev.pid)
             else:
@@ -252,6 +276,11 @@ class EbpfReceiver:
     def _ignore_in_kernel(self, conn_id: int) -> None:
         if self._loader is not None and self._loader.state == "attached":
             self._loader.ignore_connection(conn_id)
+
+    def _ignore_ciphertext_in_kernel(self, conn_id: int) -> None:
+        """TLS ciphertext: no more socket bytes, but plaintext if its library gets attached."""
+        if self._loader is not None and self._loader.state == "attached":
+            self._loader.ignore_connection(conn_id, socket_only=True)
 
 
 __all__ = ["EbpfReceiver", "CaptureStats", "ConnEvent", "DataEvent", "ProcEvent"]

@@ -7,6 +7,7 @@ Layouts come from the ABI header through :mod:`receiver.bpf.abi`; each record ki
 from __future__ import annotations
 
 import ipaddress
+import operator
 import socket
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ class DataEvent:
     total_len: int
     fd: int
     payload: bytes
+    flags: int = 0  # ERX_FLAG_* (ERX_FLAG_TLS: plaintext read at the TLS library)
 
 
 @dataclass(slots=True)
@@ -97,6 +99,7 @@ class EventDecoder:
         self.EV_CONN_CLOSE = c("ERX_EV_CONN_CLOSE")
         self.EV_PROC_EXEC = c("ERX_EV_PROC_EXEC")
         self.EV_PROC_EXIT = c("ERX_EV_PROC_EXIT")
+        self.FLAG_TLS = c("ERX_FLAG_TLS")
         self._data, names = abi.struct_format("erx_data_event", stop_at="payload")
         self._data_names = names
         self._conn, self._conn_names = abi.struct_format("erx_conn_event")
@@ -108,13 +111,26 @@ class EventDecoder:
         self._di = {n: i for i, n in enumerate(names)}
         self._ci = {n: i for i, n in enumerate(self._conn_names)}
         self._pi = {n: i for i, n in enumerate(self._proc_names)}
+        # Hot path: one itemgetter per group of fields, in the order the event takes them.
+        d = self._di
+        self._data_head = operator.itemgetter(*(d[f"hdr.{n}"] for n in (
+            "direction", "role", "syscall", "pid", "tid", "conn_id", "cgroup_id", "ts_enter_ns", "ts_exit_ns")))
+        self._data_tuple = operator.itemgetter(*(d[f"tuple.{n}"] for n in (
+            "saddr", "daddr", "sport", "dport", "family", "transport")))
+        self._data_tail = operator.itemgetter(d["total_len"], d["fd"])
+        self._i_captured = d["captured_len"]
+        self._i_flags = d["hdr.flags"]
+        self._data_kinds = frozenset((self.EV_DATA, self.EV_LOG, self.EV_SENDFILE))
 
     def _tuple(self, saddr: bytes, daddr: bytes, sport: int, dport: int, family: int, transport: int) -> Tuple:
-        key = (saddr, daddr, sport, dport, family, transport)
+        return self._tuple_of((saddr, daddr, sport, dport, family, transport))
+
+    def _tuple_of(self, key: tuple) -> Tuple:
         t = self._tuples.get(key)
         if t is None:
             if len(self._tuples) > 65536:
                 self._tuples.clear()
+            saddr, daddr, sport, dport, family, transport = key
             t = Tuple(family, transport, _addr(family, saddr), sport, _addr(family, daddr), dport)
             self._tuples[key] = t
         return t
@@ -126,37 +142,18 @@ class EventDecoder:
             return None
         kind = rec[0]
         try:
-            if kind in (self.EV_DATA, self.EV_LOG, self.EV_SENDFILE):
+            if kind in self._data_kinds:
                 v = self._data.unpack_from(rec)
-                d = self._di
-                captured = v[d["captured_len"]]
-                payload = rec[self._payload_off : self._payload_off + captured]
+                captured = v[self._i_captured]
+                off = self._payload_off
+                payload = rec[off : off + captured]
                 if len(payload) != captured:
                     self.malformed += 1
                     return None
-                return DataEvent(
-                    kind,
-                    v[d["hdr.direction"]],
-                    v[d["hdr.role"]],
-                    v[d["hdr.syscall"]],
-                    v[d["hdr.pid"]],
-                    v[d["hdr.tid"]],
-                    v[d["hdr.conn_id"]],
-                    v[d["hdr.cgroup_id"]],
-                    v[d["hdr.ts_enter_ns"]],
-                    v[d["hdr.ts_exit_ns"]],
-                    self._tuple(
-                        v[d["tuple.saddr"]],
-                        v[d["tuple.daddr"]],
-                        v[d["tuple.sport"]],
-                        v[d["tuple.dport"]],
-                        v[d["tuple.family"]],
-                        v[d["tuple.transport"]],
-                    ),
-                    v[d["total_len"]],
-                    v[d["fd"]],
-                    payload,
-                )
+                key = self._data_tuple(v)
+                tup = self._tuples.get(key) or self._tuple_of(key)
+                total_len, fd = self._data_tail(v)
+                return DataEvent(kind, *self._data_head(v), tup, total_len, fd, payload, v[self._i_flags])
             if kind in (self.EV_CONN_OPEN, self.EV_CONN_CLOSE):
                 v = self._conn.unpack_from(rec)
                 d = self._ci

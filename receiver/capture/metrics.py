@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from receiver.discovery.metrics import discovery_metric_families
+
 # Lost reasons: enum erx_counter index -> label (the index names come from the ABI header).
 _LOST = {"ERX_CNT_LOST_RINGBUF_FULL": "ringbuf_full", "ERX_CNT_LOST_NO_SCRATCH": "no_scratch"}
 
@@ -42,6 +44,8 @@ class CaptureMetricsCollector:
                 ("ERX_CNT_CONN_TABLE_FULL", "conn_table_full"),
                 ("ERX_CNT_INFLIGHT_FULL", "inflight_table_full"),
                 ("ERX_CNT_FILTERED", "filtered"),
+                ("ERX_CNT_TLS_CIPHERTEXT", "tls_ciphertext_suppressed"),
+                ("ERX_CNT_TLS_UNMAPPED", "tls_plaintext_unmapped"),
             ):
                 kernel_other.add_metric([label], counters[c(name)])
         delivered.add_metric([], r.delivered)
@@ -69,9 +73,32 @@ class CaptureMetricsCollector:
         dropped.add_metric(["idle"], r.tracker.expired)
         dropped.add_metric(["unknown_protocol"], r.tracker.undetected)
         yield dropped
+        resolver = getattr(r, "netns", None)
+        if resolver is not None:
+            nat = CounterMetricFamily(
+                "ebpf_receiver_nat_lookups", "Conntrack lookups of NAT'd client destinations, by result.",
+                labels=["result"],
+            )
+            for result, n in resolver.lookups.items():
+                nat.add_metric([result], n)
+            yield nat
+            namespaces = GaugeMetricFamily("ebpf_receiver_netns_tracked", "Network namespaces with a record.")
+            namespaces.add_metric([], resolver.namespace_count())
+            yield namespaces
         txs = CounterMetricFamily("ebpf_receiver_transactions", "Request/response pairs assembled.")
         txs.add_metric([], r.stats.transactions)
         yield txs
         spans = CounterMetricFamily("ebpf_receiver_spans", "Spans produced.")
         spans.add_metric([], r.stats.spans)
         yield spans
+        tls = CounterMetricFamily(
+            "ebpf_receiver_tls_connections",
+            "TLS connections: plaintext (read at an attached TLS library) or unattached (only ciphertext seen).",
+            labels=["state"],
+        )
+        tls.add_metric(["plaintext"], r.tracker.tls_plaintext)
+        tls.add_metric(["unattached"], r.tracker.tls_unattached)
+        yield tls
+        discovery = getattr(r, "discovery", None)
+        if discovery is not None:
+            yield from discovery_metric_families(discovery)

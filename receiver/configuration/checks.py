@@ -116,3 +116,20 @@ def pipeline_id(value: str) -> str | None:
     if slash and not name:
         return f"pipeline '{value}' has an empty name after '/'"
     return None
+
+
+_CONTAINER_ID_PREFIX = re.compile(r"[0-9a-f]{1,64}")
+
+
+def container_id_prefix(value: str) -> str | None:
+    """A container id, or a prefix of it (lowercase hex, up to 64 digits)."""
+    if not _CONTAINER_ID_PREFIX.fullmatch(value):
+        return f"must be a container id or a prefix of it (lowercase hex, up to 64 digits), got '{value}'"
+    return None
+
+
+def not_empty(value: str) -> str | None:
+    """Not empty."""
+    if not value:
+        return "must not be empty"
+    return None

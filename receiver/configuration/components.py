@@ -12,11 +12,13 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from receiver.configuration.checks import (
+    container_id_prefix,
     creatable_dir,
     grpc_endpoint,
     host_port,
     http_url,
     metric_namespace,
+    not_empty,
     readable_file,
     url_path,
 )
@@ -79,6 +81,13 @@ class QueueConfig(ConfigSection):
         check=creatable_dir,
     )
 
+    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        if self.storage is not None and not self.enabled:
+            yield "storage", (
+                "storage needs the sending queue: set enabled: true (a disabled queue sends synchronously "
+                "and keeps nothing)"
+            )
+
 
 @dataclass(frozen=True, slots=True)
 class RetryConfig(ConfigSection):
@@ -111,6 +120,13 @@ class OtlpExporterConfig(ConfigSection):
     timeout: float = setting(5.0, "Deadline of one export request.", kind="duration", above=0)
     sending_queue: QueueConfig = setting(QueueConfig(), "Queue in front of the exporter.")
     retry_on_failure: RetryConfig = setting(RetryConfig(), "Retries of failed exports.")
+
+    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        if self.tls.insecure_skip_verify:
+            yield "tls", (
+                "insecure_skip_verify is not supported by the otlp (gRPC) exporter: grpcio always verifies "
+                "the server certificate; give the server's CA in tls.ca_file, or use the otlphttp exporter"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +223,49 @@ class ProtocolConfig(ConfigSection):
 
 
 @dataclass(frozen=True, slots=True)
+class DiscoveryRule(ConfigSection):
+    """Matches a process when every fact it names matches."""
+
+    exe: str | None = setting(
+        None, "Glob on the executable's path; without '/', on its file name (nginx, python3*).", check=not_empty
+    )
+    cmdline: str | None = setting(None, "Glob on the command line, arguments joined by spaces.", check=not_empty)
+    port: int | None = setting(
+        None, "A local TCP port the process has a socket on (listening or connected).", minimum=1, maximum=65535
+    )
+    pid: int | None = setting(None, "The process id.", minimum=1, maximum=4194304)
+    container_id: str | None = setting(
+        None, "The process's container id, or a prefix of it (12 digits as docker ps shows).",
+        check=container_id_prefix,
+    )
+    cgroup: str | None = setting(None, "Glob on a cgroup path of the process (/proc/<pid>/cgroup).", check=not_empty)
+
+    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        if all(getattr(self, name) is None for name in ("exe", "cmdline", "port", "pid", "container_id", "cgroup")):
+            yield "exe", "a rule needs at least one of exe, cmdline, port, pid, container_id, cgroup"
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryConfig(ConfigSection):
+    """Which processes are traced, and TLS plaintext from the libraries they load."""
+
+    include: tuple[DiscoveryRule, ...] = setting(
+        (), "Trace only processes that match one of these rules (a process forked without exec follows its "
+        "parent); empty: every process (but the agent)."
+    )
+    exclude: tuple[DiscoveryRule, ...] = setting(
+        (), "Never trace processes that match one of these rules (wins over include)."
+    )
+    tls: bool = setting(
+        True, "Attach uprobes to the TLS libraries (OpenSSL, BoringSSL) processes load, for plaintext."
+    )
+    rescan_interval: float = setting(
+        2.0, "How often all processes are looked at again (new libraries, forks, port rules).",
+        kind="duration", above=0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class EbpfReceiverConfig(ConfigSection):
     """``ebpf``: captures socket traffic of local processes with eBPF."""
 
@@ -235,6 +294,9 @@ class EbpfReceiverConfig(ConfigSection):
     protocols: Mapping[str, ProtocolConfig] = setting(
         FrozenMap(), "Per-protocol settings; protocols not listed are enabled and detected on any port.",
         keys=PROTOCOL_NAMES,
+    )
+    discovery: DiscoveryConfig = setting(
+        DiscoveryConfig(), "Which processes are traced (applied in the kernel), TLS library discovery."
     )
 
     def cross_field_problems(self) -> Iterator[tuple[str, str]]:

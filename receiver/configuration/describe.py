@@ -83,6 +83,8 @@ def _section_docs(cls: type, prefix: str) -> Iterator[SettingDoc]:
             yield from _section_docs(tp, key + ".")
         elif typing.get_origin(tp) is collections.abc.Mapping and is_dataclass(typing.get_args(tp)[1]):
             yield from _section_docs(typing.get_args(tp)[1], key + ".<name>.")
+        elif typing.get_origin(tp) is tuple and is_dataclass(typing.get_args(tp)[0]):
+            yield from _section_docs(typing.get_args(tp)[0], key + "[].")
 
 
 def _type_text(tp: Any, meta: Mapping[str, Any]) -> str:
@@ -91,6 +93,8 @@ def _type_text(tp: Any, meta: Mapping[str, Any]) -> str:
         return "mapping"
     origin = typing.get_origin(tp)
     if origin is tuple:
+        if is_dataclass(typing.get_args(tp)[0]):
+            return "list of mappings"
         return "list of " + _type_text(typing.get_args(tp)[0], meta)
     if origin is collections.abc.Mapping:
         return "map of string to " + _type_text(typing.get_args(tp)[1], {})

@@ -104,11 +104,14 @@ class SpanWork:
 
 
 def _client_view(tt: TrackedTransaction) -> tuple:
-    """The tuple as the client sees it: (client addr, client port, server addr, server port)."""
+    """The tuple as the client sees it: (client addr, client port, server addr, server port,
+    scope) — the server being the real backend of a NAT'd destination, the scope the shared
+    namespace of loopback peers."""
     t = tt.tuple
     if tt.transaction.role == Role.SERVER:
-        return (t.remote_addr, t.remote_port, t.local_addr, t.local_port)
-    return (t.local_addr, t.local_port, t.remote_addr, t.remote_port)
+        return (t.remote_addr, t.remote_port, t.local_addr, t.local_port, tt.link_scope)
+    addr, port = tt.nat_peer or (t.remote_addr, t.remote_port)
+    return (t.local_addr, t.local_port, addr, port, tt.link_scope)
 
 
 def _http1_traceparent(tx) -> TraceParent | None:

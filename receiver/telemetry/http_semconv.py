@@ -68,10 +68,11 @@ def http_span_parts(tt: TrackedTransaction, route: str | None):
     server = tx.role == Role.SERVER
     method = req.method if req.method in KNOWN_METHODS else "_OTHER"
     path, query, _ = split_target(req.target)
+    scheme = "https" if tt.tls else "http"  # tls: plaintext read at the TLS library
     attrs: dict[str, object] = {
         "http.request.method": method,
         "url.path": path,
-        "url.scheme": "http",
+        "url.scheme": scheme,
         "network.protocol.name": "http",
         "network.protocol.version": req.version,
         "network.transport": "tcp",
@@ -88,7 +89,7 @@ def http_span_parts(tt: TrackedTransaction, route: str | None):
     host, host_port = host_and_port(req.header("host"))
     metric_attrs: list[tuple[str, object]] = [
         ("http.request.method", method),
-        ("url.scheme", "http"),
+        ("url.scheme", scheme),
         ("network.protocol.version", req.version),
     ]
     if server:
@@ -101,8 +102,11 @@ def http_span_parts(tt: TrackedTransaction, route: str | None):
         attrs["server.port"] = host_port or tup.remote_port
         metric_attrs.append(("server.address", attrs["server.address"]))
         metric_attrs.append(("server.port", attrs["server.port"]))
-    attrs["network.peer.address"] = tup.remote_addr
-    attrs["network.peer.port"] = tup.remote_port
+    # The socket's remote end, or the real backend a NAT'd (Service / virtual IP) destination
+    # reached; server.address above stays what the client dialled.
+    peer_addr, peer_port = tt.nat_peer or (tup.remote_addr, tup.remote_port)
+    attrs["network.peer.address"] = peer_addr
+    attrs["network.peer.port"] = peer_port
     attrs["network.local.address"] = tup.local_addr
     attrs["network.local.port"] = tup.local_port
     if route:

@@ -93,6 +93,18 @@ enum erx_counter {
 	ERX_CNT_MAX = 9,
 };
 
+/* Values of the map erx_ignored_conns (conn id -> why user space switched it off). */
+enum erx_ignore {
+	ERX_IGNORE_ALL = 1,     /* nothing of this connection is wanted */
+	ERX_IGNORE_SOCKET = 2,  /* its socket bytes are TLS ciphertext: TLS library plaintext still is */
+};
+
+/* Values of the map erx_excluded_pids (pid -> why it is not traced). */
+enum erx_pid_exclusion {
+	ERX_PID_EXCLUDED = 1,     /* exclude_pids or an exclude rule: kept across exec */
+	ERX_PID_NOT_INCLUDED = 2, /* matches no include rule: dropped at exec (user space decides again) */
+};
+
 /* Socket endpoints. Addresses are 16 bytes: IPv4 in the first 4 bytes. Ports in host order.
  * For unix sockets the ports hold nothing and the addresses are zero. */
 struct erx_tuple {
@@ -158,7 +170,13 @@ struct erx_config {
 	__u8 capture_logs;   /* emit ERX_EV_LOG for writes to fd 1/2 */
 	__u8 filter_ports;   /* consult erx_excluded_ports */
 	__u8 filter_pids;    /* consult erx_excluded_pids */
-	__u8 _pad0[5];
+	__u8 pidns_only;     /* with agent_pidns_ino: trace only tasks of that pid namespace */
+	__u8 _pad0[4];
+	/* The agent's pid namespace (st_dev, st_ino of /proc/self/ns/pid) when it is not the
+	 * initial one (a pod): agent_tgid and erx_excluded_pids then hold pids as seen there.
+	 * Both 0 in the initial namespace (pids compared as the kernel reports them). */
+	__u64 agent_pidns_dev;
+	__u64 agent_pidns_ino;
 };
 
 /* abi:end */

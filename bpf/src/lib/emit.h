@@ -17,8 +17,36 @@ static __always_inline __u64 erx_rb_flags(void)
 	return avail >= erx_cfg.wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/* The current task's tgid as the agent numbers processes: unchanged in the initial pid
+ * namespace (the fast path: the branch is dead code when the knob is 0); in the agent's own
+ * namespace (a pod) its pid there. False when the task is outside that namespace. */
+static __always_inline bool erx_agent_view(__u32 *tgid)
+{
+	struct bpf_pidns_info ns;
+
+	if (!erx_cfg.agent_pidns_ino)
+		return true;
+	if (bpf_get_ns_current_pid_tgid(erx_cfg.agent_pidns_dev, erx_cfg.agent_pidns_ino, &ns, sizeof(ns)))
+		return false;
+	*tgid = ns.tgid;
+	return true;
+}
+
+/* Is the current task (thread-group id tgid) the agent, or a task whose process records are
+ * not wanted (outside the agent's pid namespace when pidns_only is set)? */
+static __always_inline bool erx_pid_hidden(__u32 tgid)
+{
+	if (!erx_agent_view(&tgid))
+		return erx_cfg.pidns_only;
+	return tgid == erx_cfg.agent_tgid;
+}
+
+/* Is the current task (thread-group id tgid) not traced: the agent, excluded by user space
+ * (erx_excluded_pids), or outside the agent's pid namespace when pidns_only is set? */
 static __always_inline bool erx_pid_excluded(__u32 tgid)
 {
+	if (!erx_agent_view(&tgid))
+		return erx_cfg.pidns_only;
 	if (tgid == erx_cfg.agent_tgid)
 		return true;
 	if (erx_cfg.filter_pids && bpf_map_lookup_elem(&erx_excluded_pids, &tgid))

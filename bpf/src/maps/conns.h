@@ -26,7 +26,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, __u8);
+	__type(value, __u8);  /* enum erx_ignore */
 } erx_ignored_conns SEC(".maps");
 
 /* Source of connection ids (never 0). */

@@ -5,9 +5,9 @@
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);   /* tgid */
-	__type(value, __u8);
+	__uint(max_entries, 32768); /* include rules exclude every other process */
+	__type(key, __u32);   /* tgid (as the agent numbers them: see erx_config.agent_pidns_ino) */
+	__type(value, __u8);  /* enum erx_pid_exclusion */
 } erx_excluded_pids SEC(".maps");
 
 struct {

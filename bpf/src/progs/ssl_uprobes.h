@@ -32,6 +32,7 @@ static __always_inline int erx_ssl_exit(long ret)
 	struct erx_inflight inf = {};
 	struct erx_ssl_key k = {};
 	struct erx_conn_state *c;
+	__u8 *ign;
 	__u64 *sk;
 	__u64 n;
 
@@ -64,6 +65,13 @@ static __always_inline int erx_ssl_exit(long ret)
 	if (!c)
 		return 0;
 	c->tls = 1;
+	ign = bpf_map_lookup_elem(&erx_ignored_conns, &c->id);
+	if (c->ignored || (ign && *ign == ERX_IGNORE_ALL)) {
+		/* An excluded port, or switched off by user space: its plaintext is not wanted either
+		 * (ERX_IGNORE_SOCKET, ciphertext seen before the library was attached, lets it through). */
+		erx_count(ERX_CNT_FILTERED);
+		return 0;
+	}
 	if (call.direction == ERX_DIR_EGRESS)
 		__sync_fetch_and_add(&c->bytes_sent, n);
 	else

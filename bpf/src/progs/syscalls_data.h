@@ -238,15 +238,35 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 		return erx_data_exit(ERX_RET(ctx), flags);                                         \
 	}
 
+#define ERX_MSG_PEEK 2
+
+/* recvfrom/recvmsg/recvmmsg with MSG_PEEK leave the bytes queued: the read that takes them is
+ * captured, the peek is not (nginx peeks at a TLS ClientHello before its TLS library reads it;
+ * a peek would hand a parser the same bytes twice). */
+#define ERX_RECV_SYSCALL(name, sys, flags, addr_expr, count_expr, flags_arg)                       \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                                \
+	int erx_enter_##name(void *ctx)                                                            \
+	{                                                                                          \
+		if (ERX_ARG(ctx, flags_arg) & ERX_MSG_PEEK)                                        \
+			return 0;                                                                  \
+		return erx_data_enter(sys, ERX_DIR_INGRESS, flags, (int)ERX_ARG(ctx, 0), ERX_ARG(ctx, 1), \
+				      addr_expr, count_expr);                                      \
+	}                                                                                          \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
+	int erx_exit_##name(void *ctx)                                                             \
+	{                                                                                          \
+		return erx_data_exit(ERX_RET(ctx), flags);                                         \
+	}
+
 ERX_DATA_SYSCALL(read, ERX_SYS_READ, ERX_DIR_INGRESS, 0, 1, 0, 0)
 ERX_DATA_SYSCALL(write, ERX_SYS_WRITE, ERX_DIR_EGRESS, 0, 1, 0, 0)
 ERX_DATA_SYSCALL(readv, ERX_SYS_READV, ERX_DIR_INGRESS, ERX_INF_IOV, 1, 0, (__u32)ERX_ARG(ctx, 2))
 ERX_DATA_SYSCALL(writev, ERX_SYS_WRITEV, ERX_DIR_EGRESS, ERX_INF_IOV, 1, 0, (__u32)ERX_ARG(ctx, 2))
-ERX_DATA_SYSCALL(recvfrom, ERX_SYS_RECVFROM, ERX_DIR_INGRESS, 0, 1, ERX_ARG(ctx, 4), 0)
+ERX_RECV_SYSCALL(recvfrom, ERX_SYS_RECVFROM, 0, ERX_ARG(ctx, 4), 0, 3)
 ERX_DATA_SYSCALL(sendto, ERX_SYS_SENDTO, ERX_DIR_EGRESS, 0, 1, ERX_ARG(ctx, 4), 0)
-ERX_DATA_SYSCALL(recvmsg, ERX_SYS_RECVMSG, ERX_DIR_INGRESS, ERX_INF_MSG, 1, 0, 0)
+ERX_RECV_SYSCALL(recvmsg, ERX_SYS_RECVMSG, ERX_INF_MSG, 0, 0, 2)
 ERX_DATA_SYSCALL(sendmsg, ERX_SYS_SENDMSG, ERX_DIR_EGRESS, ERX_INF_MSG, 1, 0, 0)
-ERX_DATA_SYSCALL(recvmmsg, ERX_SYS_RECVMMSG, ERX_DIR_INGRESS, ERX_INF_MMSG, 1, 0, (__u32)ERX_ARG(ctx, 2))
+ERX_RECV_SYSCALL(recvmmsg, ERX_SYS_RECVMMSG, ERX_INF_MMSG, 0, (__u32)ERX_ARG(ctx, 2), 3)
 ERX_DATA_SYSCALL(sendmmsg, ERX_SYS_SENDMMSG, ERX_DIR_EGRESS, ERX_INF_MMSG, 1, 0, (__u32)ERX_ARG(ctx, 2))
 /* sendfile64(out_fd, in_fd, offset, count): bytes counted on out_fd, no payload. */
 ERX_DATA_SYSCALL(sendfile64, ERX_SYS_SENDFILE, ERX_DIR_EGRESS, 0, 1, 0, 0)

@@ -4,6 +4,7 @@ capabilities, ports, probes, mounts) agrees with that configuration and with the
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,26 +205,27 @@ def test_sidecar_shares_the_pod_process_namespace_and_exports_to_its_collector(t
     agent_health = port_of(config.extensions["health_check"].endpoint)
     assert collector_health != agent_health
     assert collector["livenessProbe"]["httpGet"]["port"] == collector_health
-    # Self-exclusion by pid does not work in a pod PID namespace: the agent's and the
-    # collector's ports are excluded instead.
-    excluded = set(config.receivers["ebpf"].exclude_ports)
-    assert {
-        port_of(config.exporters["prometheus"].endpoint), agent_health, port_of(grpc), collector_health
-    } <= excluded
-    assert app["ports"][0]["containerPort"] not in excluded
-    # The collector keeps only this pod's spans.
+    # The agent excludes itself by its pid in the pod's PID namespace: no port exclusions are
+    # needed; include rules scope capture to the application (and, in a pod PID namespace, leave
+    # out everything outside it), so neither the agent nor the collector is traced.
+    discovery = config.receivers["ebpf"].discovery
+    assert discovery.include and not config.receivers["ebpf"].exclude_ports
+    assert app["image"].startswith("python:3.11") and all(rule.exe for rule in discovery.include)
+    assert any(fnmatch.fnmatchcase("python3.11", rule.exe) for rule in discovery.include)  # the image's python
+    assert not any(fnmatch.fnmatchcase("otelcol-contrib", rule.exe) for rule in discovery.include)
+    assert not any(fnmatch.fnmatchcase("ebpf-receiver", rule.exe) for rule in discovery.include)
+    # The collector names the service after the pod (process attributes need the host PID namespace).
     pipeline = collector_config["service"]["pipelines"]["traces"]
-    assert "filter/this-pod" in pipeline["processors"]
-    conditions = collector_config["processors"]["filter/this-pod"]["traces"]["span"]
-    assert any("network.local.address" in c and "${env:POD_IP}" in c for c in conditions)
+    assert "resource/this-pod" in pipeline["processors"]
     env = {e["name"]: e for e in collector["env"]}
-    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert env["K8S_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
 def test_sidecar_says_what_it_cannot_do():
     head = SIDECAR.read_text().split("apiVersion:", 1)[0]
-    assert "discovery" in head and "planned" in head
-    assert "shareProcessNamespace" in head and "self-exclusion" in head
+    assert "shareProcessNamespace" in head and "self-exclusion" in head and "discovery.include" in head
+    assert "planned" not in head
+    assert "DaemonSet" in head  # where process attributes do work
 
 
 # --- Compose --------------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""What the TLS and discovery end-to-end tests share: a sink for the in-process receiver's
+spans, transactions and data events, and waiting for spans."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+from receiver.capture.events import DataEvent
+
+WAIT_S = 30.0
+
+
+class Sink:
+    """Spans (traces consumer), transactions (``on_transactions``) and, per pid, the flags and
+    local ports of data events (``on_event``), thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spans: list = []
+        self._txs: list = []
+        self.data: dict[int, list[tuple[int, int]]] = collections.defaultdict(list)  # pid -> [(flags, local port)]
+
+    def consume_traces(self, spans) -> None:
+        with self._lock:
+            self._spans.extend(spans)
+
+    def on_transactions(self, batch) -> None:
+        with self._lock:
+            self._txs.extend(batch)
+
+    def on_event(self, ev) -> None:
+        if isinstance(ev, DataEvent):
+            with self._lock:
+                self.data[ev.pid].append((ev.flags, ev.tuple.local_port))
+
+    def spans(self, predicate=lambda s: True) -> list:
+        with self._lock:
+            return [s for s in self._spans if predicate(s)]
+
+    def transactions(self, predicate=lambda t: True) -> list:
+        with self._lock:
+            return [t for t in self._txs if predicate(t)]
+
+    def data_events(self, predicate) -> list[tuple[int, int, int]]:
+        """(pid, flags, local port) of the data events matching predicate(pid, flags, port)."""
+        with self._lock:
+            return [(pid, f, p) for pid, evs in self.data.items() for f, p in evs if predicate(pid, f, p)]
+
+
+def wait_for(get, count: int, what: str, timeout: float = WAIT_S) -> list:
+    """get() once it returns at least count items (and a moment later, to see extras)."""
+    deadline = time.monotonic() + timeout
+    found: list = []
+    while time.monotonic() < deadline:
+        found = get()
+        if len(found) >= count:
+            time.sleep(0.3)
+            return get()
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {count} {what}; got {len(found)}: {found}")
+
+
+def pid_of(span) -> int:
+    return int(span.resource.get("process.pid", 0))
