@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 CONTAINER_ENGINE ?= docker
 IMAGE ?= ebpf-receiver:$(VERSION)
 
-.PHONY: run test deps deps-test venv bpf bench check clean wheel docs docs-check image
+.PHONY: run test deps deps-test venv venv-bench bpf bench check clean wheel docs docs-check image
 
 run: deps venv bpf
 	$(VENV)/bin/ebpf-receiver run $(if $(CONFIG),--config $(CONFIG))
@@ -21,7 +21,7 @@ test: deps-test venv bpf
 check: deps venv bpf
 	$(VENV)/bin/ebpf-receiver check
 
-bench: deps-test venv bpf
+bench: deps-test venv-bench bpf
 	$(PY) -m bench $(BENCH_ARGS)
 
 deps:
@@ -35,6 +35,12 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+# The bench extra on top of the test venv, reinstalled when pyproject.toml changes.
+venv-bench: $(VENV)/.installed-bench
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	@touch $@
 
 bpf:
