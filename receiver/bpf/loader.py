@@ -9,6 +9,7 @@ and the fix, with the relevant libbpf/verifier log lines.
 from __future__ import annotations
 
 import errno
+from concurrent.futures import ThreadPoolExecutor
 import resource
 import threading
 from dataclasses import dataclass, field
@@ -231,8 +232,7 @@ class BpfLoader:
             for tls_links in self._tls_links.values():
                 links.extend(tls_links)
             self._tls_links = {}
-            for link in links:
-                lib.bpf_link__destroy(link)
+            _destroy_links(lib, links)
             if self._obj is not None:
                 lib.bpf_object__close(self._obj)
                 self._obj = None
@@ -424,6 +424,18 @@ class BpfLoader:
                 return fn()
             finally:
                 lib.libbpf_set_print(old)
+
+
+def _destroy_links(lib, links: list) -> None:
+    """Detach links concurrently: each detach waits for an RCU grace period in the kernel
+    (~50-100 ms), so one after another they made shutdown take seconds; cffi releases the GIL
+    during the call, so the waits overlap."""
+    if len(links) <= 1:
+        for link in links:
+            lib.bpf_link__destroy(link)
+        return
+    with ThreadPoolExecutor(max_workers=min(32, len(links)), thread_name_prefix="bpf-detach") as pool:
+        list(pool.map(lib.bpf_link__destroy, links))
 
 
 def _relevant_log_lines(log: list[str], n: int = 25) -> list[str]:
