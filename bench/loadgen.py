@@ -12,7 +12,11 @@ bottleneck, and the report says so.
 
 Workers are separate processes (``python -m bench.loadgen --worker``) started before the run
 and released together by one ``go <monotonic start time>`` line, so their pids are known in
-advance (the agent is told not to trace them).  Everything is bounded: ``rate × seconds``
+advance (the agent is told not to trace them).  They are started detached (``setsid -f``):
+the agent's process discovery takes a child that runs its parent's executable for a fork
+without exec and gives it the parent's decision, which would override ``exclude_pids`` for a
+Python worker of this Python harness.  A worker exits when its stdin closes before ``go`` (the
+harness died) and, once running, at its deadline.  Everything is bounded: ``rate × seconds``
 requests, and a deadline of ``seconds + grace``.
 """
 
@@ -21,7 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -30,8 +36,6 @@ from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from bench.procstat import die_with_parent
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -248,26 +252,38 @@ class ConstantRateLoad:
         for i in range(self.processes):
             n = count // self.processes + (1 if i < count % self.processes else 0)
             lat = workdir / f"lat-{id(self)}-{i}.bin"
-            cmd = [sys.executable, "-m", "bench.loadgen", "--worker", "--host", host, "--port", str(port),
-                   "--path", path, "--rate", repr(rate / self.processes), "--count", str(n),
+            cmd = ["setsid", "-f", sys.executable, "-m", "bench.loadgen", "--worker", "--host", host,
+                   "--port", str(port), "--path", path, "--rate", repr(rate / self.processes), "--count", str(n),
                    "--connections", str(per_conn), "--lat-file", str(lat)]
-            p = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 preexec_fn=die_with_parent)
+            p = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             self.workers.append((p, lat))
+        self._pids: list[int] = []
         for p, _ in self.workers:
-            if p.stdout.readline().strip() != "ready":
+            word, _, pid = p.stdout.readline().partition(" ")
+            p.wait(10)  # setsid itself, which forked the worker and left
+            if word != "ready":
                 self.kill()
                 raise RuntimeError("load generator worker did not start")
+            self._pids.append(int(pid))
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p, _ in self.workers]
+        return list(self._pids)
 
     def kill(self) -> None:
+        """Stop workers still running (they are not our children: by pid)."""
+        for pid in getattr(self, "_pids", []):
+            try:
+                if os.getpid() != pid and Path(f"/proc/{pid}/cmdline").read_bytes().find(b"bench.loadgen") >= 0:
+                    os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         for p, _ in self.workers:
-            if p.poll() is None:
-                p.kill()
-                p.wait(5)
+            for f in (p.stdin, p.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
 
     def run(self) -> LoadResult:
         t0 = time.monotonic() + 0.3  # every worker connects first
@@ -278,8 +294,9 @@ class ConstantRateLoad:
         reports = []
         try:
             for p, _ in self.workers:
-                line = p.stdout.readline()
-                p.wait(max(1.0, deadline - time.monotonic() + 5))
+                line = p.stdout.readline()  # the report, written once the worker is done
+                if not line:
+                    raise RuntimeError("a load generator worker died without reporting")
                 reports.append(json.loads(line))
         finally:
             self.kill()
@@ -324,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lat-file", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print("ready", flush=True)
-        go, t0, deadline = sys.stdin.readline().split()
-        assert go == "go"
+        print(f"ready {os.getpid()}", flush=True)
+        words = sys.stdin.readline().split()
+        if len(words) != 3 or words[0] != "go":
+            return 1  # the harness went away
+        _, t0, deadline = words
         report = run_worker(args.host, args.port, args.path, args.rate, args.count, args.connections,
                             float(t0), float(deadline), args.lat_file)
         print(json.dumps(report), flush=True)

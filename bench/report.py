@@ -60,7 +60,9 @@ def half_saturation_rate(runs: list[dict]) -> float | None:
     return min(rates, key=lambda r: abs(r - sat.median / 2)) if rates else None
 
 
-def _verdict(ok: bool) -> str:
+def _verdict(ok: bool | None) -> str:
+    if ok is None:
+        return "**invalid**"
     return "pass" if ok else "**miss**"
 
 
@@ -147,7 +149,12 @@ def evaluate(runs: list[dict]) -> list[Target]:
     bare, otel, agent = (_runs(runs, "flask", m) for m in ("bare", "otel", "agent"))
     if bare and otel and agent:
         rel = summarise(_flask_relative(bare, otel, agent))
-        if rel.n:
+        traced = _col(agent, "spans_pct")
+        if rel.n and traced.n and traced.median < 90:
+            t.append(Target("flask_ratio", "Flask: agent's added CPU ≤ 0.15 × the OTel SDK's added CPU",
+                            f"{rel.median:.2f}×, but the agent delivered spans for only {traced.median:.0f} % of "
+                            f"the requests", None, "invalid: the agent did not trace the app", ("flask",)))
+        elif rel.n:
             net = summarise(_flask_relative(bare, otel, agent, "net_cpu_us_per_req"))
             t.append(Target("flask_ratio", "Flask: agent's added CPU ≤ 0.15 × the OTel SDK's added CPU",
                             f"{rel.median:.2f}× ({rel.low:.2f}–{rel.high:.2f}); net of baseline {net.median:.2f}×",
@@ -232,13 +239,14 @@ def render(data: dict) -> str:
     targets = [Target(**t) for t in data["targets"]]
     if targets:
         out += ["## Targets", "", _table(["target", "measured (median, range)", "verdict", "margin"], [
-            [t.text, t.measured, "—" if t.passed is None else _verdict(t.passed), t.margin] for t in targets
+            [t.text, t.measured, _verdict(t.passed), t.margin] for t in targets
         ]), ""]
     out += _render_saturated(runs, data)
     out += _render_fixed(runs, data)
     out += _render_flask(runs, data)
     out += _render_micro(data.get("micro"))
     out += _render_syscalls(runs)
+    out += _render_anomalies(runs)
     out += _render_profiles(data.get("profiles", {}), targets)
     out += _render_method(data)
     return "\n".join(out) + "\n"
@@ -445,6 +453,27 @@ def _render_syscalls(runs) -> list[str]:
         "tracepoints with empty programs, *on* the agent's programs finding that the fd is not a socket.",
         "",
     ]
+
+
+def _render_anomalies(runs) -> list[str]:
+    """Runs whose numbers need a second look: requests not traced although nothing was lost, or
+    many spans of other processes (the agent was busy with more than the benchmark)."""
+    notes = []
+    for r in runs:
+        v = r["values"]
+        if r["mode"] not in ("on", "agent") or r["scenario"] == "profile" or v.get("spans_pct") is None:
+            continue
+        where = f"{r['scenario']} {r['mode']} round {r['round']}" + (
+            f" at {r['params']['rate']:,.0f} req/s" if r["params"].get("rate") else "")
+        if v["spans_pct"] < 99 and not v.get("events_lost"):
+            notes.append(f"- {where}: spans for {v['spans_pct']:.1f} % of the requests with no kernel event lost.")
+        requests = v.get("completed") or v.get("requests") or 0
+        if v.get("foreign_spans", 0) > 0.1 * max(requests, 1):
+            notes.append(f"- {where}: {v['foreign_spans']:,} spans of other processes "
+                         f"({100 * v['foreign_spans'] / max(requests, 1):.0f} % of the requests).")
+    if not notes:
+        return []
+    return ["## Runs to look at", ""] + notes + [""]
 
 
 def _render_profiles(profiles: dict, targets: list[Target]) -> list[str]:

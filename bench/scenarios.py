@@ -12,7 +12,6 @@ processes are counted apart (``foreign_spans``).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -78,8 +77,11 @@ class Context:
         self.sink.stop()
 
     def agent(self, exclude_pids: list[int]) -> Agent:
+        # Not this harness: its children that run Python (gunicorn, the sink) would inherit the
+        # exclusion (see bench/loadgen.py); it has no traffic of its own the agent could see
+        # except on the excluded sink and metrics ports.
         self._agents += 1
-        return Agent(self.workdir, self.sink.port, exclude_pids + [os.getpid()], name=f"agent-{self._agents}").start()
+        return Agent(self.workdir, self.sink.port, exclude_pids, name=f"agent-{self._agents}").start()
 
     def start_mode(self, mode: str, exclude_pids: list[int]):
         if mode in ("on", "agent"):
@@ -87,7 +89,7 @@ class Context:
         if mode == "floor":
             return Floor().start()
         if mode == "drain":
-            return Floor(drain=True, exclude_pids=exclude_pids + [os.getpid()]).start()
+            return Floor(drain=True, exclude_pids=exclude_pids).start()
         return None
 
     def record(self, run: Run) -> Run:
