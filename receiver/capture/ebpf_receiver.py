@@ -28,6 +28,7 @@ from receiver.telemetry.logs import LogLineAssembler, log_record
 from receiver.telemetry.model import Span
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.resources import ProcessResources
+from receiver.telemetry.sampling import ALWAYS_ON, Sampler
 
 log = logging.getLogger(__name__)
 INGRESS = Direction.INGRESS
@@ -108,7 +109,11 @@ class EbpfReceiver:
             events_in_our_pid_namespace=self._pidns == (0, 0),
         )
         self.clock = MonotonicToWall()
-        self.assembler = TelemetryAssembler(self._resources, self.clock, red_metrics, service_graph=service_graph)
+        sampler_cfg = getattr(config, "sampler", None)
+        sampler = Sampler(sampler_cfg.name, sampler_cfg.ratio) if sampler_cfg is not None else ALWAYS_ON
+        self.assembler = TelemetryAssembler(
+            self._resources, self.clock, red_metrics, service_graph=service_graph, sampler=sampler
+        )
         self._log_assembler = LogLineAssembler()
 
     # -- lifecycle -------------------------------------------------------------------------

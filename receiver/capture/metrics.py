@@ -91,6 +91,12 @@ class CaptureMetricsCollector:
         spans = CounterMetricFamily("ebpf_receiver_spans", "Spans produced.")
         spans.add_metric([], r.stats.spans)
         yield spans
+        sampled_out = CounterMetricFamily(
+            "ebpf_receiver_spans_sampled_out",
+            "Spans not exported by the head sampler (their durations are still in the RED metrics).",
+        )
+        sampled_out.add_metric([], r.assembler.sampled_out)
+        yield sampled_out
         tls = CounterMetricFamily(
             "ebpf_receiver_tls_connections",
             "TLS connections: plaintext (read at an attached TLS library) or unattached (only ciphertext seen).",

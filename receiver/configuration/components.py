@@ -24,6 +24,7 @@ from receiver.configuration.checks import (
 )
 from receiver.configuration.mappings import FrozenMap, SecretMap
 from receiver.configuration.section import ConfigSection, setting
+from receiver.telemetry.sampling import SAMPLER_NAMES
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -266,6 +267,23 @@ class DiscoveryConfig(ConfigSection):
 
 
 @dataclass(frozen=True, slots=True)
+class SamplerConfig(ConfigSection):
+    """Head sampling of the traces that start (or continue) here; names as OTEL_TRACES_SAMPLER."""
+
+    name: str = setting(
+        "parentbased_always_on",
+        "always_on, always_off, traceidratio, or parentbased_* of one of them: keep the caller's decision "
+        "(the W3C sampled flag) for traces that arrive with a traceparent. Sampled-out spans are not exported, "
+        "but still counted in the RED metrics.",
+        choices=SAMPLER_NAMES,
+    )
+    ratio: float = setting(
+        1.0, "Fraction of traces kept by traceidratio (decided on the trace id, like the SDKs).",
+        minimum=0.0, maximum=1.0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class EbpfReceiverConfig(ConfigSection):
     """``ebpf``: captures socket traffic of local processes with eBPF."""
 
@@ -298,6 +316,7 @@ class EbpfReceiverConfig(ConfigSection):
     discovery: DiscoveryConfig = setting(
         DiscoveryConfig(), "Which processes are traced (applied in the kernel), TLS library discovery."
     )
+    sampler: SamplerConfig = setting(SamplerConfig(), "Which traces are exported as spans.")
 
     def cross_field_problems(self) -> Iterator[tuple[str, str]]:
         if self.wakeup_bytes > self.ring_buffer_size:

@@ -48,6 +48,7 @@ def error_log_record(span: Span) -> LogRecord:
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.resources import ProcessResources
 from receiver.telemetry.routes import RouteTemplater
+from receiver.telemetry.sampling import ALWAYS_ON, SAMPLED, Sampler
 from receiver.telemetry.service_graph import ServiceGraph
 from receiver.telemetry.trace_context import IdGenerator, TraceParent, parse_traceparent
 
@@ -151,6 +152,7 @@ class TelemetryAssembler:
         skip_sdk_client_spans: bool = True,
         hold_ns: int = 3 * 10**9,
         service_graph: ServiceGraph | None = None,
+        sampler: Sampler = ALWAYS_ON,
     ) -> None:
         self._graph = service_graph
         self._resources = resources
@@ -159,7 +161,8 @@ class TelemetryAssembler:
         self._routes = routes or RouteTemplater()
         self._ids = ids or IdGenerator()
         self._skip_sdk = skip_sdk_client_spans
-        self.linker = TraceLinker(self._ids, hold_ns=hold_ns)
+        self.linker = TraceLinker(self._ids, hold_ns=hold_ns, sampler=sampler)
+        self.sampled_out = 0  # spans not exported by the sampler (still in the RED metrics)
         self.unsupported = 0  # transactions of a protocol with no mapping
         # protocol -> (mapping to span parts, incoming/outgoing trace context reader)
         self._mappings: dict[str, tuple[Callable, Callable[[object], TraceParent | None]]] = {
@@ -234,20 +237,29 @@ class TelemetryAssembler:
     def _split(self, ready: list) -> tuple[list[Span], list[LogRecord]]:
         spans: list[Span] = []
         logs: list[LogRecord] = []
+        observed: list[Span] = []  # every span, sampled or not: the service graph counts calls
         record = self._metrics.record if self._metrics is not None else None
         for m in ready:
             if isinstance(m, SpanWork):
                 s = m.span
-                spans.append(s)
+                observed.append(s)
+                sampled = s.flags & SAMPLED
+                if sampled:
+                    spans.append(s)
+                else:
+                    self.sampled_out += 1
                 if record is not None and m.metric is not None:
                     name, resource, attrs, value, end = m.metric
-                    record(name, resource, attrs, value, end, s.trace_id, s.span_id)
+                    if sampled:
+                        record(name, resource, attrs, value, end, s.trace_id, s.span_id)
+                    else:  # no exemplar: it would point at a trace nobody exported
+                        record(name, resource, attrs, value, end)
                 if s.status_code == StatusCode.ERROR:
                     logs.append(error_log_record(s))
             else:
                 logs.append(m)
-        if spans and self._graph is not None:
-            self._graph.observe(spans)
+        if observed and self._graph is not None:
+            self._graph.observe(observed)
         return spans, logs
 
     # -- protocol mappings -----------------------------------------------------------------

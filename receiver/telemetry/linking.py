@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from receiver.telemetry.sampling import ALWAYS_ON, Sampler
 from receiver.telemetry.trace_context import IdGenerator, TraceParent
 
 
@@ -73,8 +74,10 @@ class PeerLink:
 
 
 class TraceLinker:
-    def __init__(self, ids: IdGenerator, hold_ns: int = 3 * 10**9, max_pending: int = 65536) -> None:
+    def __init__(self, ids: IdGenerator, hold_ns: int = 3 * 10**9, max_pending: int = 65536,
+                 sampler: Sampler = ALWAYS_ON) -> None:
         self._ids = ids
+        self._sampler = sampler
         self._hold = hold_ns
         self._max = max_pending
         self._serving_by_thread: dict[tuple[int, int], ServingContext] = {}
@@ -134,7 +137,7 @@ class TraceLinker:
         group.members.append(span)
         if traceparent is not None:
             span.parent_span_id = traceparent.span_id
-            self._resolve(group, traceparent.trace_id, traceparent.flags, traceparent.trace_state)
+            self._resolve_remote(group, traceparent)
             return
         if peer_key is not None:
             link = self._link(peer_key, call_index)
@@ -145,7 +148,7 @@ class TraceLinker:
             else:
                 link.server_group = group
             return
-        self._resolve(group, self._ids.trace_id(), 1, "")
+        self._resolve_root(group)
 
     def client_span(self, span, pid: int, tid: int, peer_key: tuple | None, call_index: int,
                     outgoing: TraceParent | None, now_ns: int, skip_sdk_spans: bool = True) -> bool:
@@ -165,7 +168,7 @@ class TraceLinker:
             span.parent_span_id = outgoing.span_id
             group = self._new_group(now_ns)
             group.members.append(span)
-            self._resolve(group, outgoing.trace_id, outgoing.flags, outgoing.trace_state)
+            self._resolve_remote(group, outgoing)
             return True
         if ctx is not None:
             span.parent_span_id = ctx.span_id
@@ -182,7 +185,7 @@ class TraceLinker:
                 self._remember_link((peer_key, call_index), link)
         group.members.append(span)
         if ctx is None:
-            self._resolve(group, self._ids.trace_id(), 1, "")
+            self._resolve_root(group)
         return True
 
     def log_record(self, record, pid: int, tid: int, now_ns: int) -> None:
@@ -205,7 +208,7 @@ class TraceLinker:
             self._pending.pop(gid)
             if not g.resolved:
                 self.released_unlinked += 1
-                self._resolve(g, self._ids.trace_id(), 1, "")
+                self._resolve_root(g)
         # Stale serving contexts (a request that never got an answer) stop parenting.
         for key in [k for k, c in self._serving_by_thread.items() if c.start_ns + self._hold < now_ns]:
             c = self._serving_by_thread.pop(key)
@@ -218,7 +221,7 @@ class TraceLinker:
     def flush_all(self) -> list:
         for g in list(self._pending.values()):
             if not g.resolved:
-                self._resolve(g, self._ids.trace_id(), 1, "")
+                self._resolve_root(g)
         self._pending.clear()
         out, self._ready = self._ready, []
         return out
@@ -250,6 +253,15 @@ class TraceLinker:
         else:
             parent.children.append(child)
             self._pending.pop(id(child), None)
+
+    def _resolve_root(self, group: PendingTrace) -> None:
+        """The group starts a trace here: a new trace id, sampled or not by the sampler."""
+        trace_id = self._ids.trace_id()
+        self._resolve(group, trace_id, self._sampler.root(trace_id), "")
+
+    def _resolve_remote(self, group: PendingTrace, tp: TraceParent) -> None:
+        """The group continues W3C context read from the wire."""
+        self._resolve(group, tp.trace_id, self._sampler.remote(tp.trace_id, tp.flags), tp.trace_state)
 
     def _resolve(self, group: PendingTrace, trace_id: bytes, flags: int, state: str) -> None:
         stack = [group]

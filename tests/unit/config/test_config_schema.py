@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from receiver.configuration.components import SamplerConfig
 from receiver.config import (
     COMPONENT_CONFIGS,
     AgentConfig,
@@ -65,7 +66,8 @@ def test_registry():
         (EbpfReceiverConfig, dict(capture_size=4096, ring_buffer_size=16 * MIB, poll_interval=0.02, wakeup_bytes=MIB,
                                   capture_logs=False, exclude_ports=(), exclude_pids=(), max_connections=65536,
                                   max_buffer_per_connection=65536, connection_idle_timeout=300.0, protocols={},
-                                  discovery=DiscoveryConfig())),
+                                  discovery=DiscoveryConfig(), sampler=SamplerConfig())),
+        (SamplerConfig, dict(name="parentbased_always_on", ratio=1.0)),
         (DiscoveryConfig, dict(include=(), exclude=(), tls=True, rescan_interval=2.0)),
         (PipelineConfig, dict(receivers=(), processors=(), exporters=())),
         (ServiceConfig, dict(extensions=(), pipelines={}, shutdown_timeout=10.0)),

@@ -1,0 +1,86 @@
+"""Head sampling of kernel-made traces: which traces are exported as spans.
+
+The names and semantics are the OpenTelemetry SDK's (``OTEL_TRACES_SAMPLER``):
+
+* ``always_on`` / ``always_off``;
+* ``traceidratio``: a trace is kept when the low 8 bytes of its trace id, read as an unsigned
+  big-endian integer, are below ``ratio × 2^64`` — the same decision every SDK and the Collector's
+  ``probabilistic_sampler`` make from the same trace id, so services agree without talking;
+* ``parentbased_*``: a trace that arrived with W3C context (``traceparent``) keeps the caller's
+  decision (its *sampled* flag); only traces that start here use the named root sampler.
+
+The decision is taken once per trace, when the trace id is decided (see
+:mod:`receiver.telemetry.linking`), and travels as the W3C *sampled* flag, so every span of a
+trace — server, client, same-host peers — gets the same answer.  Spans sampled out are not
+exported, but their duration still goes to the RED metrics (without an exemplar, which would
+point at a trace nobody has), so rates, errors and latencies stay exact at any ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SAMPLER_NAMES = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+SAMPLED = 0x01  # W3C trace-flags bit
+
+_BOUND_SCALE = 1 << 64
+
+
+@dataclass(frozen=True, slots=True)
+class Sampler:
+    """A head sampler: ``root(trace_id)`` for traces that start here, ``remote(trace_id,
+    flags)`` for traces continuing a caller's W3C context.  Both return trace flags."""
+
+    name: str = "parentbased_always_on"
+    ratio: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.name not in SAMPLER_NAMES:
+            raise ValueError(f"unknown sampler {self.name!r}; one of {', '.join(SAMPLER_NAMES)}")
+        if not 0.0 <= self.ratio <= 1.0:
+            raise ValueError("sampler ratio must be within 0..1")
+
+    @property
+    def parent_based(self) -> bool:
+        return self.name.startswith("parentbased_")
+
+    def _root_kind(self) -> str:
+        return self.name.removeprefix("parentbased_")
+
+    def root(self, trace_id: bytes) -> int:
+        """Trace flags for a trace that starts at this node."""
+        kind = self._root_kind()
+        if kind == "always_on":
+            return SAMPLED
+        if kind == "always_off":
+            return 0
+        return SAMPLED if _ratio_keeps(trace_id, self.ratio) else 0
+
+    def remote(self, trace_id: bytes, flags: int) -> int:
+        """Trace flags for a trace whose context came from the wire with ``flags``: the caller's
+        decision when parent-based, this sampler's own otherwise (other flag bits kept)."""
+        if self.parent_based:
+            return flags
+        return (flags & ~SAMPLED) | self.root(trace_id)
+
+
+def _ratio_keeps(trace_id: bytes, ratio: float) -> bool:
+    if ratio >= 1.0:
+        return True
+    if ratio <= 0.0:
+        return False
+    low = int.from_bytes(trace_id[-8:], "big")
+    return low < round(ratio * _BOUND_SCALE)
+
+
+ALWAYS_ON = Sampler("parentbased_always_on", 1.0)
+
+__all__ = ["ALWAYS_ON", "SAMPLED", "SAMPLER_NAMES", "Sampler"]
