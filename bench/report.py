@@ -345,6 +345,20 @@ def _render_fixed(runs, data) -> list[str]:
                 f"agent).  Before each run the agent's baseline was measured over 2 s with no load from the "
                 f"benchmark (polling, and tracing the other processes of this shared machine): {_f(base, 3)} "
                 f"cores; *net* subtracts that rate over the run's window.", ""]
+    sampled = _runs(runs, "fixed", "sampled")
+    if sampled:
+        rate = sampled[0]["params"]["rate"]
+        on = _runs(runs, "fixed", "on", rate=rate)
+        out += [
+            f"**With head sampling** (`sampler: {{name: parentbased_traceidratio, ratio: 0.1}}`: spans of 10 % "
+            f"of the traces, RED metrics of every request; {rate:,.0f} req/s, {len(sampled)} round(s)): agent "
+            f"CPU {_f(_col(sampled, 'agent_cpu_s_per_10k'), 3)} s per 10k requests (net of baseline "
+            f"{_f(_col(sampled, 'agent_net_cpu_s_per_10k'), 3)}) against {_f(_col(on, 'agent_cpu_s_per_10k'), 3)} "
+            f"with every span; spans / requests {_f(_col(sampled, 'spans_pct'), 1, ' %')}, p99 "
+            f"{_f(_col(sampled, 'p99_us'))} µs, RSS peak {_f(_col(sampled, 'agent_hwm_mb'))} MB, events lost "
+            f"{_f(_col(sampled, 'events_lost'))}.",
+            "",
+        ]
     sf = _runs(runs, "fixed-sendfile", "on")
     if sf:
         v = sf[0]["values"]

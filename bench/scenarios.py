@@ -23,6 +23,8 @@ from bench.services import Agent, Floor, Gunicorn, Nginx, Sink, Workdir
 from bench.wrk import Wrk
 
 HOST = "127.0.0.1"
+SAMPLED_RATIO = 0.1  # the "sampled" mode: 10 % of traces exported, RED metrics of every request
+SAMPLED_RATE = 5000.0  # the fixed rate that also runs in the sampled mode
 
 
 @dataclass
@@ -76,16 +78,19 @@ class Context:
     def close(self) -> None:
         self.sink.stop()
 
-    def agent(self, exclude_pids: list[int]) -> Agent:
+    def agent(self, exclude_pids: list[int], sampler_ratio: float | None = None) -> Agent:
         # Not this harness: its children that run Python (gunicorn, the sink) would inherit the
         # exclusion (see bench/loadgen.py); it has no traffic of its own the agent could see
         # except on the excluded sink and metrics ports.
         self._agents += 1
-        return Agent(self.workdir, self.sink.port, exclude_pids, name=f"agent-{self._agents}").start()
+        return Agent(self.workdir, self.sink.port, exclude_pids, name=f"agent-{self._agents}",
+                     sampler_ratio=sampler_ratio).start()
 
     def start_mode(self, mode: str, exclude_pids: list[int]):
         if mode in ("on", "agent"):
             return self.agent(exclude_pids)
+        if mode == "sampled":
+            return self.agent(exclude_pids, sampler_ratio=SAMPLED_RATIO)
         if mode == "floor":
             return Floor().start()
         if mode == "drain":
@@ -118,7 +123,13 @@ class AgentProbe:
 
     def finish(self, sink: Sink, target_pids: set[int], expected: int, quiet: float = 1.5,
                timeout: float = 60.0) -> dict:
-        st = wait_delivered(sink, lambda s: spans_of_pids(s, target_pids), expected, quiet, timeout)
+        if self.agent.sampler_ratio is None:
+            count = lambda s: spans_of_pids(s, target_pids)  # noqa: E731
+        else:  # spans exported + spans sampled out (this one counts every process's)
+            out0 = self.m0.get("ebpf_receiver_spans_sampled_out_total", 0.0)
+            count = lambda s: spans_of_pids(s, target_pids) + (  # noqa: E731
+                self.agent.self_metrics().get("ebpf_receiver_spans_sampled_out_total", 0.0) - out0)
+        st = wait_delivered(sink, count, expected, quiet, timeout)
         cpu = procstat.cpu_seconds(self.agent.pid) - self.cpu0
         window = time.monotonic() - self.t0
         rss, hwm = procstat.memory(self.agent.pid)
@@ -143,6 +154,7 @@ class AgentProbe:
             "exporter_dropped": d("ebpf_receiver_exporter_dropped_items_total"),
             "spans": target,
             "foreign_spans": st["spans"] - target,
+            "spans_sampled_out": d("ebpf_receiver_spans_sampled_out_total"),
         }
 
 
@@ -234,7 +246,7 @@ def _fixed_run(ctx: Context, nginx: Nginx, rate: float, mode: str, rnd: int, sec
     handle = None
     try:
         handle = ctx.start_mode(mode, load.pids)
-        probe = AgentProbe(handle) if mode == "on" else None
+        probe = AgentProbe(handle) if mode in ("on", "sampled") else None
         pids = nginx.pids
         ng0 = procstat.tree_cpu_seconds(pids)
         busy, la = BusyMeter(), procstat.load_average()[0]
@@ -276,7 +288,7 @@ def nginx_fixed(ctx: Context, half_saturation: float | None) -> None:
     try:
         for rnd in range(o.fixed_rounds):
             for rate in rates:
-                for mode in ("off", "on"):
+                for mode in ("off", "on", "sampled") if rate == SAMPLED_RATE else ("off", "on"):
                     _fixed_run(ctx, nginx, rate, mode, rnd, o.fixed_seconds)
     finally:
         nginx.stop()

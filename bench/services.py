@@ -140,7 +140,7 @@ AGENT_CONFIG = """\
 receivers:
   ebpf:
     exclude_ports: [{exclude_ports}]
-    exclude_pids: [{exclude_pids}]
+    exclude_pids: [{exclude_pids}]{sampler}
 processors:
   batch: {{}}
 exporters:
@@ -180,8 +180,10 @@ class Agent:
 
     kind = "on"
 
-    def __init__(self, workdir: Workdir, sink_port: int, exclude_pids: list[int], name: str = "agent") -> None:
+    def __init__(self, workdir: Workdir, sink_port: int, exclude_pids: list[int], name: str = "agent",
+                 sampler_ratio: float | None = None) -> None:
         self.workdir = workdir
+        self.sampler_ratio = sampler_ratio  # None: every span (the default sampler)
         self.sink_port = sink_port
         self.metrics_port = free_port()
         self.exclude_pids = exclude_pids
@@ -196,6 +198,8 @@ class Agent:
             exclude_pids=", ".join(str(p) for p in self.exclude_pids),
             sink_port=self.sink_port,
             metrics_port=self.metrics_port,
+            sampler="" if self.sampler_ratio is None else
+            f"\n    sampler: {{name: parentbased_traceidratio, ratio: {self.sampler_ratio}}}",
         ))
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(

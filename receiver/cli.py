@@ -12,6 +12,7 @@ default action); a shutdown stuck past the timeout plus :data:`SHUTDOWN_GRACE` e
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -99,6 +100,7 @@ def cmd_run(args) -> int:
     agent = Agent(config)
     try:
         agent.start()
+        _tune_garbage_collector()
     except BpfLoadError as err:
         log.error("%s", err)
         agent.shutdown(timeout=2.0)
@@ -123,6 +125,21 @@ def cmd_run(args) -> int:
         agent.shutdown()
     log.info("stopped")
     return 0
+
+
+# Young-generation collections every this many allocations (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_garbage_collector() -> None:
+    """The hot path allocates a few short-lived objects per event and keeps almost none: the
+    cycle collector finds nothing in them.  What exists once the agent is up (modules, loader,
+    tables) is moved out of the collector's view, and young collections run less often: about
+    4 % less CPU per traced request (bench/replay.py), with memory still bounded because the
+    objects are freed by reference counting, not by the collector."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 # Libraries that log the data they decode at debug level: the agent decodes other processes'

@@ -16,7 +16,7 @@ from receiver.capture.connections import TrackedTransaction
 from receiver.protocols.base import Role, Transaction
 from receiver.telemetry.clock import MonotonicToWall
 from receiver.telemetry.db_semconv import Http2AsHttp, grpc_parts, mysql_parts, postgresql_parts, redis_parts
-from receiver.telemetry.http_semconv import http_span_parts, split_target
+from receiver.telemetry.http_semconv import HttpSpanMapper, split_target
 from receiver.telemetry.linking import TraceLinker
 from receiver.telemetry.model import LogRecord, SeverityNumber, Span, SpanKind, StatusCode
 
@@ -161,6 +161,7 @@ class TelemetryAssembler:
         self._routes = routes or RouteTemplater()
         self._ids = ids or IdGenerator()
         self._skip_sdk = skip_sdk_client_spans
+        self._http = HttpSpanMapper()
         self.linker = TraceLinker(self._ids, hold_ns=hold_ns, sampler=sampler)
         self.sampled_out = 0  # spans not exported by the sampler (still in the RED metrics)
         self.unsupported = 0  # transactions of a protocol with no mapping
@@ -269,7 +270,7 @@ class TelemetryAssembler:
         if tt.transaction.role == Role.SERVER:
             path, _, _ = split_target(tt.transaction.request.target)
             route = self._routes.route(path)
-        return http_span_parts(tt, route)
+        return self._http.parts(tt, route)
 
     def _http2_parts(self, tt: TrackedTransaction):
         tx = tt.transaction

@@ -60,75 +60,107 @@ def host_and_port(host_header: str | None) -> tuple[str | None, int | None]:
         return host or None, None
 
 
-def http_span_parts(tt: TrackedTransaction, route: str | None):
-    """Returns (name, attributes, status, status_message, metric_attributes, metric_name)."""
-    tx = tt.transaction
-    req, resp = tx.request, tx.response
-    tup = tt.tuple
-    server = tx.role == Role.SERVER
-    method = req.method if req.method in KNOWN_METHODS else "_OTHER"
-    path, query, _ = split_target(req.target)
-    scheme = "https" if tt.tls else "http"  # tls: plaintext read at the TLS library
-    attrs: dict[str, object] = {
-        "http.request.method": method,
-        "url.path": path,
-        "url.scheme": scheme,
-        "network.protocol.name": "http",
-        "network.protocol.version": req.version,
-        "network.transport": "tcp",
-    }
-    if method == "_OTHER":
-        attrs["http.request.method_original"] = req.method[:64]
-    if query is not None:
-        attrs["url.query"] = redact_query(query)
-    ua = req.header("user-agent")
-    if ua:
-        attrs["user_agent.original"] = ua[:512]
-    if req.body_size:
-        attrs["http.request.body.size"] = req.body_size
-    host, host_port = host_and_port(req.header("host"))
-    metric_attrs: list[tuple[str, object]] = [
-        ("http.request.method", method),
-        ("url.scheme", scheme),
-        ("network.protocol.version", req.version),
-    ]
-    if server:
-        attrs["server.address"] = host or tup.local_addr
-        attrs["server.port"] = host_port or tup.local_port
-        attrs["client.address"] = tup.remote_addr
-        attrs["client.port"] = tup.remote_port
-    else:
-        attrs["server.address"] = host or tup.remote_addr
-        attrs["server.port"] = host_port or tup.remote_port
-        metric_attrs.append(("server.address", attrs["server.address"]))
-        metric_attrs.append(("server.port", attrs["server.port"]))
-    # The socket's remote end, or the real backend a NAT'd (Service / virtual IP) destination
-    # reached; server.address above stays what the client dialled.
-    peer_addr, peer_port = tt.nat_peer or (tup.remote_addr, tup.remote_port)
-    attrs["network.peer.address"] = peer_addr
-    attrs["network.peer.port"] = peer_port
-    attrs["network.local.address"] = tup.local_addr
-    attrs["network.local.port"] = tup.local_port
-    if route:
-        attrs["http.route"] = route
-        metric_attrs.append(("http.route", route))
-    status = StatusCode.UNSET
-    message = ""
-    if resp is not None:
-        code = resp.status_code
-        attrs["http.response.status_code"] = code
-        metric_attrs.append(("http.response.status_code", code))
-        if resp.body_size:
-            attrs["http.response.body.size"] = resp.body_size
-        if code >= 500 or (not server and code >= 400):
+class HttpSpanMapper:
+    """HTTP/1.x (and HTTP/2 seen as HTTP) transactions → span parts.
+
+    Most attributes of a span are the same for every request of one connection (addresses,
+    ports, scheme, protocol version, the ``Host`` header): they are built once per distinct
+    combination and copied.  Metric attribute sets repeat even more; each distinct one is built
+    and sorted once.  Both caches are bounded (cleared when full).
+    """
+
+    def __init__(self, max_cached: int = 4096) -> None:
+        self._max = max_cached
+        self._bases: dict[tuple, tuple[dict, tuple]] = {}
+        self._metric_sets: dict[tuple, tuple] = {}
+
+    def _base(self, tt: TrackedTransaction, req, server: bool, scheme: str) -> tuple[dict, tuple]:
+        tup = tt.tuple
+        host_header = req.header("host")
+        key = (tup, tt.nat_peer, server, scheme, req.version, host_header)
+        hit = self._bases.get(key)
+        if hit is not None:
+            return hit
+        attrs: dict[str, object] = {
+            "url.scheme": scheme,
+            "network.protocol.name": "http",
+            "network.protocol.version": req.version,
+            "network.transport": "tcp",
+        }
+        host, host_port = host_and_port(host_header)
+        metric_base: tuple = (("url.scheme", scheme), ("network.protocol.version", req.version))
+        if server:
+            attrs["server.address"] = host or tup.local_addr
+            attrs["server.port"] = host_port or tup.local_port
+            attrs["client.address"] = tup.remote_addr
+            attrs["client.port"] = tup.remote_port
+        else:
+            attrs["server.address"] = host or tup.remote_addr
+            attrs["server.port"] = host_port or tup.remote_port
+            metric_base += (("server.address", attrs["server.address"]), ("server.port", attrs["server.port"]))
+        # The socket's remote end, or the real backend a NAT'd (Service / virtual IP) destination
+        # reached; server.address above stays what the client dialled.
+        peer_addr, peer_port = tt.nat_peer or (tup.remote_addr, tup.remote_port)
+        attrs["network.peer.address"] = peer_addr
+        attrs["network.peer.port"] = peer_port
+        attrs["network.local.address"] = tup.local_addr
+        attrs["network.local.port"] = tup.local_port
+        if len(self._bases) >= self._max:
+            self._bases.clear()
+        hit = self._bases[key] = (attrs, metric_base)
+        return hit
+
+    def _metric_attrs(self, key: tuple) -> tuple:
+        m = self._metric_sets.get(key)
+        if m is None:
+            if len(self._metric_sets) >= self._max:
+                self._metric_sets.clear()
+            m = self._metric_sets[key] = tuple(sorted(key))
+        return m
+
+    def parts(self, tt: TrackedTransaction, route: str | None):
+        """Returns (name, attributes, status, status_message, metric_attributes, metric_name)."""
+        tx = tt.transaction
+        req, resp = tx.request, tx.response
+        server = tx.role == Role.SERVER
+        method = req.method if req.method in KNOWN_METHODS else "_OTHER"
+        path, query, _ = split_target(req.target)
+        scheme = "https" if tt.tls else "http"  # tls: plaintext read at the TLS library
+        base, metric = self._base(tt, req, server, scheme)
+        attrs = base.copy()
+        attrs["http.request.method"] = method
+        attrs["url.path"] = path
+        metric += (("http.request.method", method),)
+        if method == "_OTHER":
+            attrs["http.request.method_original"] = req.method[:64]
+        if query is not None:
+            attrs["url.query"] = redact_query(query)
+        ua = req.header("user-agent")
+        if ua:
+            attrs["user_agent.original"] = ua[:512]
+        if req.body_size:
+            attrs["http.request.body.size"] = req.body_size
+        if route:
+            attrs["http.route"] = route
+            metric += (("http.route", route),)
+        status = StatusCode.UNSET
+        message = ""
+        if resp is not None:
+            code = resp.status_code
+            attrs["http.response.status_code"] = code
+            metric += (("http.response.status_code", code),)
+            if resp.body_size:
+                attrs["http.response.body.size"] = resp.body_size
+            if code >= 500 or (not server and code >= 400):
+                status = StatusCode.ERROR
+                attrs["error.type"] = str(code)
+                metric += (("error.type", str(code)),)
+        else:
             status = StatusCode.ERROR
-            attrs["error.type"] = str(code)
-            metric_attrs.append(("error.type", str(code)))
-    else:
-        status = StatusCode.ERROR
-        attrs["error.type"] = "no_response"
-        metric_attrs.append(("error.type", "no_response"))
-        message = "connection closed before a response"
-    name = f"{method} {route}" if route else method
-    metric_name = "http.server.request.duration" if server else "http.client.request.duration"
-    return name, attrs, status, message, tuple(sorted(metric_attrs)), metric_name
+            attrs["error.type"] = "no_response"
+            metric += (("error.type", "no_response"),)
+            message = "connection closed before a response"
+        name = f"{method} {route}" if route else method
+        metric_name = "http.server.request.duration" if server else "http.client.request.duration"
+        return name, attrs, status, message, self._metric_attrs(metric), metric_name
+

@@ -18,8 +18,6 @@ point at a trace nobody has), so rates, errors and latencies stay exact at any r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 SAMPLER_NAMES = (
     "always_on",
     "always_off",
@@ -34,35 +32,46 @@ SAMPLED = 0x01  # W3C trace-flags bit
 _BOUND_SCALE = 1 << 64
 
 
-@dataclass(frozen=True, slots=True)
 class Sampler:
     """A head sampler: ``root(trace_id)`` for traces that start here, ``remote(trace_id,
     flags)`` for traces continuing a caller's W3C context.  Both return trace flags."""
 
-    name: str = "parentbased_always_on"
-    ratio: float = 1.0
+    __slots__ = ("name", "ratio", "parent_based", "_root_kind", "_bound")
 
-    def __post_init__(self) -> None:
-        if self.name not in SAMPLER_NAMES:
-            raise ValueError(f"unknown sampler {self.name!r}; one of {', '.join(SAMPLER_NAMES)}")
-        if not 0.0 <= self.ratio <= 1.0:
+    def __init__(self, name: str = "parentbased_always_on", ratio: float = 1.0) -> None:
+        if name not in SAMPLER_NAMES:
+            raise ValueError(f"unknown sampler {name!r}; one of {', '.join(SAMPLER_NAMES)}")
+        if not 0.0 <= ratio <= 1.0:
             raise ValueError("sampler ratio must be within 0..1")
+        self.name = name
+        self.ratio = ratio
+        self.parent_based = name.startswith("parentbased_")
+        self._root_kind = name.removeprefix("parentbased_")
+        # traceidratio keeps low-8-bytes < bound; always_on/off are the bounds 2^64 and 0.
+        if self._root_kind == "always_on":
+            self._bound = _BOUND_SCALE
+        elif self._root_kind == "always_off":
+            self._bound = 0
+        else:
+            self._bound = _BOUND_SCALE if ratio >= 1.0 else round(ratio * _BOUND_SCALE)
 
-    @property
-    def parent_based(self) -> bool:
-        return self.name.startswith("parentbased_")
+    def __repr__(self) -> str:
+        return f"Sampler({self.name!r}, {self.ratio!r})"
 
-    def _root_kind(self) -> str:
-        return self.name.removeprefix("parentbased_")
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sampler) and (self.name, self.ratio) == (other.name, other.ratio)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.ratio))
 
     def root(self, trace_id: bytes) -> int:
         """Trace flags for a trace that starts at this node."""
-        kind = self._root_kind()
-        if kind == "always_on":
+        bound = self._bound
+        if bound == _BOUND_SCALE:
             return SAMPLED
-        if kind == "always_off":
+        if bound == 0:
             return 0
-        return SAMPLED if _ratio_keeps(trace_id, self.ratio) else 0
+        return SAMPLED if int.from_bytes(trace_id[8:16], "big") < bound else 0
 
     def remote(self, trace_id: bytes, flags: int) -> int:
         """Trace flags for a trace whose context came from the wire with ``flags``: the caller's
@@ -70,15 +79,6 @@ class Sampler:
         if self.parent_based:
             return flags
         return (flags & ~SAMPLED) | self.root(trace_id)
-
-
-def _ratio_keeps(trace_id: bytes, ratio: float) -> bool:
-    if ratio >= 1.0:
-        return True
-    if ratio <= 0.0:
-        return False
-    low = int.from_bytes(trace_id[-8:], "big")
-    return low < round(ratio * _BOUND_SCALE)
 
 
 ALWAYS_ON = Sampler("parentbased_always_on", 1.0)

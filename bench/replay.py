@@ -1,0 +1,142 @@
+"""The agent's user space alone, on recorded kernel output: CPU per traced request, by stage.
+
+``record`` loads the agent's BPF object (the agent's knobs, the load generator excluded), drives
+nginx at a constant rate and writes every ring-buffer record to a file (length-prefixed).
+``run`` feeds that file to the agent's capture → parse → assemble path in batches, as the
+capture thread gets them from the ring, releases the spans, and encodes them as the OTLP
+exporter does — timing each stage on one core (``time.thread_time``), with no kernel, no
+competition and no sink, so two versions of the code can be compared on the very same input.
+
+    python -m bench.replay record --out /tmp/nginx.rec --rate 5000 --seconds 4
+    python -m bench.replay run /tmp/nginx.rec [--repeat 3] [--profile out.prof]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+
+_LEN = struct.Struct("<I")
+BATCH = 256  # records per process_records call (a 20 ms poll at ~10k records/s)
+
+
+def record(out: Path, rate: float, seconds: float) -> int:
+    from bench.loadgen import ConstantRateLoad
+    from bench.services import Nginx, Workdir
+    from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
+    from receiver.capture.ringbuf import RingBufferReader
+
+    wd = Workdir()
+    nginx = Nginx(wd, workers=1, sendfile=False).start()
+    load = ConstantRateLoad("127.0.0.1", nginx.port, "/", rate, seconds, wd.path)
+    loader = BpfLoader(default_object_path(), LoaderKnobs(agent_tgid=os.getpid(), excluded_pids=tuple(load.pids)))
+    records: list[bytes] = []
+    stop = threading.Event()
+    try:
+        loader.start()
+        reader = RingBufferReader(loader)
+
+        def drain() -> None:
+            while not stop.wait(0.01):
+                records.extend(reader.poll(0))
+
+        t = threading.Thread(target=drain, daemon=True)
+        t.start()
+        res = load.run()
+        time.sleep(0.3)
+        stop.set()
+        t.join()
+        records.extend(reader.poll(0))
+        reader.close()
+    finally:
+        stop.set()
+        load.kill()
+        loader.close()
+        nginx.stop()
+    with open(out, "wb") as f:
+        for r in records:
+            f.write(_LEN.pack(len(r)))
+            f.write(r)
+    print(f"{len(records)} records for {res.completed} requests → {out}", file=sys.stderr)
+    return 0
+
+
+def read_records(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    out, off = [], 0
+    while off + 4 <= len(data):
+        (n,) = _LEN.unpack_from(data, off)
+        out.append(data[off + 4 : off + 4 + n])
+        off += 4 + n
+    return out
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.spans: list = []
+
+    def consume_traces(self, spans: list) -> None:
+        self.spans.extend(spans)
+
+
+def run_once(records: list[bytes]) -> dict:
+    from receiver.bpf.abi import load_abi
+    from receiver.capture.ebpf_receiver import EbpfReceiver
+    from receiver.capture.events import EventDecoder
+    from receiver.configuration.components import EbpfReceiverConfig
+    from receiver.exporters.otlp_encoding import Signal, serialize_request
+    from receiver.telemetry.red_metrics import RedMetrics
+
+    sink = _Collect()
+    red = RedMetrics()
+    rx = EbpfReceiver(EbpfReceiverConfig(), traces=[sink], red_metrics=red, agent_pid=os.getpid())
+    rx.decoder = EventDecoder(load_abi())
+    t0 = time.thread_time()
+    for i in range(0, len(records), BATCH):
+        rx.process_records(records[i : i + BATCH])
+    rx._emit(rx.tracker.expire(time.monotonic_ns() + 10**18), flush=True)
+    t1 = time.thread_time()
+    spans = sink.spans
+    size = 0
+    for i in range(0, len(spans), 512):
+        size += len(serialize_request(Signal.TRACES, spans[i : i + 512]))
+    t2 = time.thread_time()
+    n = max(len(spans), 1)
+    return {"records": len(records), "spans": len(spans), "capture_us_per_span": 1e6 * (t1 - t0) / n,
+            "encode_us_per_span": 1e6 * (t2 - t1) / n, "total_us_per_span": 1e6 * (t2 - t0) / n,
+            "bytes_per_span": size / n}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.replay", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    rec = sub.add_parser("record", help="capture ring-buffer records of nginx under load")
+    rec.add_argument("--out", type=Path, required=True)
+    rec.add_argument("--rate", type=float, default=5000)
+    rec.add_argument("--seconds", type=float, default=4)
+    run = sub.add_parser("run", help="time the agent's user space on recorded records")
+    run.add_argument("file", type=Path)
+    run.add_argument("--repeat", type=int, default=3)
+    run.add_argument("--profile", type=Path, help="write a cProfile of one pass here")
+    args = ap.parse_args(argv)
+    if args.cmd == "record":
+        return record(args.out, args.rate, args.seconds)
+    records = read_records(args.file)
+    results = [run_once(records) for _ in range(args.repeat)]
+    best = min(results, key=lambda r: r["total_us_per_span"])
+    print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in best.items()))
+    if args.profile:
+        import cProfile
+
+        cProfile.runctx("run_once(records)", globals(), {"records": records, "run_once": run_once},
+                        str(args.profile))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
