@@ -162,6 +162,7 @@ class TelemetryAssembler:
         self._ids = ids or IdGenerator()
         self._skip_sdk = skip_sdk_client_spans
         self._http = HttpSpanMapper()
+        self._sampler = sampler
         self.linker = TraceLinker(self._ids, hold_ns=hold_ns, sampler=sampler)
         self.sampled_out = 0  # spans not exported by the sampler (still in the RED metrics)
         self.unsupported = 0  # transactions of a protocol with no mapping
@@ -193,6 +194,17 @@ class TelemetryAssembler:
             self.unsupported += 1
             return
         parts_fn, tp_fn = mapping
+        tp = tp_fn(tx)
+        solo = None
+        if tx.role == Role.SERVER and tp is None and not tt.peer_local:
+            # Nothing links this request to another span: its trace starts here, now.
+            span_id = self.linker.take_solo_server(tt.conn_id)
+            if span_id is not None:
+                trace_id = self._ids.trace_id()
+                flags = self._sampler.root(trace_id)
+                if not flags & SAMPLED and self._metric_only(tt):
+                    return
+                solo = (trace_id, span_id, flags)
         parts = parts_fn(tt)
         if parts is None:  # e.g. a database server's view of a call its client already reports
             self.server_side_db_skipped += 1
@@ -215,14 +227,38 @@ class TelemetryAssembler:
             status_message=message,
         )
         work = SpanWork(span, (metric_name, resource, metric_attrs, (end - start) / 1e9, end))
+        if solo is not None:
+            span.trace_id, span.span_id, span.flags = solo
+            self.linker.release(work)
+            return
         peer_key = _client_view(tt) if tt.peer_local else None
-        tp = tp_fn(tx)
         if server:
             self.linker.server_span(work, tt.conn_id, peer_key, tt.call_index, tp, now_ns)
         elif not self.linker.client_span(
             work, tt.pid, tt.tid, peer_key, tt.call_index, tp, now_ns, skip_sdk_spans=self._skip_sdk
         ):
             return
+
+    def _metric_only(self, tt: TrackedTransaction) -> bool:
+        """A sampled-out request of a protocol that can skip its span: record its duration in the
+        RED metrics (no exemplar) and nothing else.  False when its span must still be built
+        (an error: the span feeds the error log record; or no metric-only mapping)."""
+        tx = tt.transaction
+        if tx.protocol != "http1" or self._metrics is None:
+            return False
+        route = None
+        if tx.role == Role.SERVER:
+            route = self._routes.route(split_target(tx.request.target)[0])
+        m = self._http.metric_only(tt, route)
+        if m is None:
+            return False
+        name, attrs = m
+        resource = self._resources.get(tt.pid)
+        start = self._clock.to_unix_ns(tx.start_ns)
+        end = self._clock.to_unix_ns(max(tx.end_ns, tx.start_ns))
+        self._metrics.record(name, resource, attrs, (end - start) / 1e9, end)
+        self.sampled_out += 1
+        return True
 
     def add_log(self, record: LogRecord, pid: int, tid: int, now_ns: int) -> None:
         self.linker.log_record(record, pid, tid, now_ns)

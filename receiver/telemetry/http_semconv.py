@@ -118,6 +118,25 @@ class HttpSpanMapper:
             m = self._metric_sets[key] = tuple(sorted(key))
         return m
 
+    def metric_only(self, tt: TrackedTransaction, route: str | None) -> tuple[str, tuple] | None:
+        """(metric name, metric attributes) of a transaction whose span is sampled out; None
+        when the transaction is an error (its span still feeds the error log record)."""
+        tx = tt.transaction
+        req, resp = tx.request, tx.response
+        if resp is None:
+            return None
+        server = tx.role == Role.SERVER
+        code = resp.status_code
+        if code >= 500 or (not server and code >= 400):
+            return None
+        method = req.method if req.method in KNOWN_METHODS else "_OTHER"
+        _, metric = self._base(tt, req, server, "https" if tt.tls else "http")
+        metric += (("http.request.method", method), ("http.response.status_code", code))
+        if route:
+            metric += (("http.route", route),)
+        name = "http.server.request.duration" if server else "http.client.request.duration"
+        return name, self._metric_attrs(metric)
+
     def parts(self, tt: TrackedTransaction, route: str | None):
         """Returns (name, attributes, status, status_message, metric_attributes, metric_name)."""
         tx = tt.transaction

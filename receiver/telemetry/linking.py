@@ -118,6 +118,26 @@ class TraceLinker:
 
     # -- decisions -------------------------------------------------------------------------
 
+    def take_solo_server(self, conn_id: int) -> bytes | None:
+        """The server request on ``conn_id`` finished with nothing waiting on it (no client
+        spans, log records or SDK candidates in its serving group) and no context of its own:
+        end its serving context and return its span id, so the caller can start a trace right
+        away (:meth:`release`).  None when the request has dependents: use :meth:`server_span`."""
+        ctx = self._serving_by_conn.get(conn_id)
+        if ctx is None:
+            return self._ids.span_id()
+        g = ctx.group
+        if g.members or g.children or ctx.sdk_candidates:
+            return None
+        del self._serving_by_conn[conn_id]
+        self._serving_by_thread.pop((ctx.pid, ctx.tid), None)
+        self._pending.pop(id(g), None)
+        return ctx.span_id
+
+    def release(self, member) -> None:
+        """A span whose trace is already decided (see :meth:`take_solo_server`)."""
+        self._ready.append(member)
+
     def server_span(self, span, conn_id: int, peer_key: tuple | None, call_index: int,
                     traceparent: TraceParent | None, now_ns: int) -> None:
         """Place a finished server span (its ``trace_id`` may be empty; ``span_id`` is
