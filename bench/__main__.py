@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench import micro
 
             scenarios.log("micro benchmarks")
-            data["micro"] = micro.run_all(o.quick)
+            data["micro"] = micro.run_all(o.quick, workdir.path)
             scenarios.syscall_overhead(ctx, rounds=3 if o.quick else 5)
         data["runs"] = scenarios.runs_as_dicts(ctx)
         targets = report.evaluate(data["runs"])

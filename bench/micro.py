@@ -4,8 +4,10 @@
 * parse + stitch: every recorded fixture of ``tests/fixtures/<proto>/`` fed to a fresh session
   of that protocol the way the agent feeds it (server's view, payload cut at ``capture_size``
   4 KiB with the real length), repeated for a time budget → transactions/s and MB/s;
-* OTLP encoding: :func:`receiver.exporters.otlp_encoding.encode_traces` (+ ``SerializeToString``,
-  what the gRPC exporter sends) of batches of HTTP server spans shaped like the agent's.
+* OTLP encoding: what the OTLP exporters run, :class:`receiver.exporters.otlp_wire.OtlpWireEncoder`
+  (spans → serialized export request, in one step), on batches of HTTP server spans shaped like
+  the agent's — with the encoder's caches warm (as in a running agent) and empty — next to the
+  reference message encoder (``encode_traces`` + ``SerializeToString``, what was sent before).
 """
 
 from __future__ import annotations
@@ -97,8 +99,9 @@ def bench_parsers(seconds_each: float = 1.0) -> list[ParserResult]:
 @dataclass
 class EncodeResult:
     batch_size: int
-    spans_per_s_encode: float  # encode_traces only (protobuf objects built)
-    spans_per_s_encode_serialize: float  # + SerializeToString (what goes on the wire)
+    spans_per_s_encode: float  # the exporters' path: OtlpWireEncoder.traces, spans → request bytes, caches warm
+    spans_per_s_encode_cold: float  # OtlpWireEncoder with empty caches (a new encoder per batch)
+    spans_per_s_reference: float  # encode_traces + SerializeToString (message objects: OTLP/JSON, tests)
     bytes_per_span: float
 
 
@@ -134,28 +137,33 @@ def sample_spans(n: int, resources: int = 4) -> list:
     return spans
 
 
+def _spans_per_s(encode, size: int, seconds: float) -> float:
+    """Spans/s of one core running ``encode()`` (one batch of ``size`` spans) for ``seconds`` of CPU."""
+    n = 0
+    t0 = time.thread_time()
+    while True:
+        encode()
+        n += size
+        cpu = time.thread_time() - t0
+        if cpu >= seconds:
+            return n / cpu
+
+
 def bench_encoding(batch_sizes=(512, 8192), seconds_each: float = 1.0) -> list[EncodeResult]:
     from receiver.exporters.otlp_encoding import encode_traces
+    from receiver.exporters.otlp_wire import OtlpWireEncoder
 
     out = []
     for size in batch_sizes:
         spans = sample_spans(size)
-        encode_traces(spans)  # warm-up
-        rates = []
-        nbytes = 0
-        for serialize in (False, True):
-            n = 0
-            t0 = time.thread_time()
-            while True:
-                req = encode_traces(spans)
-                if serialize:
-                    nbytes = len(req.SerializeToString())
-                n += size
-                cpu = time.thread_time() - t0
-                if cpu >= seconds_each:
-                    break
-            rates.append(n / cpu)
-        out.append(EncodeResult(size, rates[0], rates[1], nbytes / size))
+        encoder = OtlpWireEncoder()
+        data = encoder.traces(spans)  # warm-up, and the caches of a running exporter
+        if data != encode_traces(spans).SerializeToString():
+            raise RuntimeError("the wire encoder disagrees with the reference encoder")
+        warm = _spans_per_s(lambda: encoder.traces(spans), size, seconds_each)
+        cold = _spans_per_s(lambda: OtlpWireEncoder().traces(spans), size, seconds_each)
+        reference = _spans_per_s(lambda: encode_traces(spans).SerializeToString(), size, seconds_each)
+        out.append(EncodeResult(size, warm, cold, reference, len(data) / size))
     return out
 
 
@@ -166,13 +174,29 @@ def bench_capture(rate: float, seconds: float) -> dict:
     return asdict(r)
 
 
-def run_all(quick: bool) -> dict:
+def bench_replay(workdir: Path, rate: float = 5000.0, seconds: float = 3.0, repeat: int = 3) -> dict:
+    """The agent's user space per request on recorded kernel output of nginx (bench/replay.py):
+    every span, and with 10 % head sampling."""
+    from bench import replay
+
+    path = workdir / "replay-nginx.rec"
+    replay.record(path, rate, seconds)
+    records = replay.read_records(path)
+    best = lambda ratio: min((replay.run_once(records, ratio) for _ in range(repeat)),  # noqa: E731
+                             key=lambda r: r["total_us_per_request"])
+    return {"rate": rate, "seconds": seconds, "all_spans": best(None), "sampled_10pct": best(0.1)}
+
+
+def run_all(quick: bool, workdir: Path | None = None) -> dict:
     budget = 0.5 if quick else 2.0
-    return {
+    out = {
         "capture": bench_capture(100_000 if quick else 200_000, 2.0 if quick else 5.0),
         "parsers": [asdict(r) for r in bench_parsers(budget)],
         "encoding": [asdict(r) for r in bench_encoding(seconds_each=budget)],
     }
+    if workdir is not None:
+        out["replay"] = bench_replay(workdir, seconds=2.0 if quick else 4.0)
+    return out
 
 
 # -- what a hooked and an unhooked syscall cost (run in a child process: traced, not excluded) --

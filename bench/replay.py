@@ -89,9 +89,11 @@ def run_once(records: list[bytes], sampler_ratio: float | None = None) -> dict:
     from receiver.capture.ebpf_receiver import EbpfReceiver
     from receiver.capture.events import EventDecoder
     from receiver.configuration.components import EbpfReceiverConfig, SamplerConfig
-    from receiver.exporters.otlp_encoding import Signal, serialize_request
+    from receiver.exporters.otlp_encoding import Signal
+    from receiver.exporters.otlp_wire import OtlpWireEncoder
     from receiver.telemetry.red_metrics import RedMetrics
 
+    encoder = OtlpWireEncoder()  # what the OTLP exporters send with
     sink = _Collect()
     red = RedMetrics()
     cfg = EbpfReceiverConfig()
@@ -107,7 +109,7 @@ def run_once(records: list[bytes], sampler_ratio: float | None = None) -> dict:
     spans = sink.spans
     size = 0
     for i in range(0, len(spans), 512):
-        size += len(serialize_request(Signal.TRACES, spans[i : i + 512]))
+        size += len(encoder.serialize(Signal.TRACES, spans[i : i + 512]))
     t2 = time.thread_time()
     # per request: every server transaction is a request, whether its span was exported or not
     n = max(rx.stats.transactions, 1)

@@ -1,15 +1,20 @@
-"""Pure OTLP encoding: neutral telemetry objects in, OTLP protobuf export requests out.
+"""Pure OTLP encoding: neutral telemetry objects in, OTLP protobuf export request messages out.
 
-No I/O; shared by the gRPC and HTTP transports.  Items are grouped by :class:`Resource` (one
-``Resource*`` message per distinct resource, in order of first appearance), all under the one
-instrumentation scope ``ebpf-receiver`` with the package version.  Attribute values map to
-``AnyValue`` by Python type (``tuple``/``list`` → ``array_value``; an int outside int64 becomes
-its decimal string; ``None`` an empty value).  Metrics are cumulative.
+No I/O.  This is the reference encoding.  The transports send the bytes of
+:class:`~receiver.exporters.otlp_wire.OtlpWireEncoder` instead: the same bytes as these messages
+serialized, written without building messages (it hands unusual items to :func:`add_span` /
+:func:`add_log_record`, and metrics to :func:`encode_metrics`).  The messages serve OTLP/JSON.
+
+Items are grouped by :class:`Resource` (one ``Resource*`` message per distinct resource, in order
+of first appearance), all under the one instrumentation scope ``ebpf-receiver`` with the package
+version.  Attribute values map to ``AnyValue`` by Python type (``tuple``/``list`` →
+``array_value``; an int outside int64 becomes its decimal string; ``None`` an empty value).
+Metrics are cumulative.
 
 Also here: reading the partial success of an export response (:func:`rejected_items`).
 
-This runs for every span, so it builds protobuf children in place (``repeated.add()`` and field
-assignment) instead of constructing intermediate messages.
+It builds protobuf children in place (``repeated.add()`` and field assignment) instead of
+constructing intermediate messages.
 """
 
 from __future__ import annotations
@@ -83,12 +88,33 @@ def _set_scope(scope) -> None:
     scope.version = SCOPE_VERSION
 
 
+def add_span(repeated, span: Span) -> None:
+    """Append one ``Span`` message for ``span`` to a repeated field (``ScopeSpans.spans``)."""
+    out = repeated.add(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        trace_state=span.trace_state,
+        name=span.name,
+        kind=span.kind,
+        start_time_unix_nano=span.start_unix_nano,
+        end_time_unix_nano=span.end_unix_nano,
+        flags=span.flags,
+    )
+    if span.attributes:
+        set_attributes(out.attributes, span.attributes.items())
+    if span.status_code or span.status_message:
+        status = out.status
+        status.code = span.status_code
+        status.message = span.status_message
+
+
 def encode_traces(spans: Iterable[Span]) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     add_resource = request.resource_spans.add
     by_resource: dict[Resource, object] = {}
     last_resource = None
-    add_span = None
+    span_list = None
     for span in spans:
         resource = span.resource
         if resource is not last_resource:
@@ -99,26 +125,25 @@ def encode_traces(spans: Iterable[Span]) -> ExportTraceServiceRequest:
                 scope_spans = resource_spans.scope_spans.add()
                 _set_scope(scope_spans.scope)
                 by_resource[resource] = scope_spans
-            add_span = scope_spans.spans.add
+            span_list = scope_spans.spans
             last_resource = resource
-        out = add_span(
-            trace_id=span.trace_id,
-            span_id=span.span_id,
-            parent_span_id=span.parent_span_id,
-            trace_state=span.trace_state,
-            name=span.name,
-            kind=span.kind,
-            start_time_unix_nano=span.start_unix_nano,
-            end_time_unix_nano=span.end_unix_nano,
-            flags=span.flags,
-        )
-        if span.attributes:
-            set_attributes(out.attributes, span.attributes.items())
-        if span.status_code or span.status_message:
-            status = out.status
-            status.code = span.status_code
-            status.message = span.status_message
+        add_span(span_list, span)
     return request
+
+
+def add_log_record(repeated, record: LogRecord) -> None:
+    """Append one ``LogRecord`` message for ``record`` to a repeated field (``ScopeLogs.log_records``)."""
+    out = repeated.add(
+        time_unix_nano=record.time_unix_nano,
+        observed_time_unix_nano=record.observed_time_unix_nano,
+        severity_number=record.severity_number,
+        severity_text=record.severity_text,
+        trace_id=record.trace_id,
+        span_id=record.span_id,
+    )
+    out.body.string_value = record.body
+    if record.attributes:
+        set_attributes(out.attributes, record.attributes.items())
 
 
 def encode_logs(records: Iterable[LogRecord]) -> ExportLogsServiceRequest:
@@ -126,7 +151,7 @@ def encode_logs(records: Iterable[LogRecord]) -> ExportLogsServiceRequest:
     add_resource = request.resource_logs.add
     by_resource: dict[Resource, object] = {}
     last_resource = None
-    add_record = None
+    record_list = None
     for record in records:
         resource = record.resource
         if resource is not last_resource:
@@ -137,19 +162,9 @@ def encode_logs(records: Iterable[LogRecord]) -> ExportLogsServiceRequest:
                 scope_logs = resource_logs.scope_logs.add()
                 _set_scope(scope_logs.scope)
                 by_resource[resource] = scope_logs
-            add_record = scope_logs.log_records.add
+            record_list = scope_logs.log_records
             last_resource = resource
-        out = add_record(
-            time_unix_nano=record.time_unix_nano,
-            observed_time_unix_nano=record.observed_time_unix_nano,
-            severity_number=record.severity_number,
-            severity_text=record.severity_text,
-            trace_id=record.trace_id,
-            span_id=record.span_id,
-        )
-        out.body.string_value = record.body
-        if record.attributes:
-            set_attributes(out.attributes, record.attributes.items())
+        add_log_record(record_list, record)
     return request
 
 
@@ -223,7 +238,8 @@ def encode_request(signal: Signal, batch: list):
 
 
 def serialize_request(signal: Signal, batch: list) -> bytes:
-    """The serialized export request for one batch (what the persistent queue stores)."""
+    """The serialized export request for one batch, via messages (the exporters use
+    :meth:`~receiver.exporters.otlp_wire.OtlpWireEncoder.serialize`, same bytes, faster)."""
     return encode_request(signal, batch).SerializeToString()
 
 

@@ -9,8 +9,10 @@ Error classification follows the OTLP specification and the Collector's otlpexpo
 Endpoint: ``host:port`` (plaintext if ``tls.insecure``, else TLS), or with an ``http://``
 (plaintext) or ``https://`` (TLS) scheme, which wins over ``tls.insecure``.
 
-Requests go out already serialized (``Export`` methods called without a request serializer), so
-a batch from the persistent queue is sent as the bytes that were stored.  Header values are
+Requests go out already serialized (``Export`` methods called without a request serializer, so
+bytes pass through): a batch is written straight to wire format by the pusher's
+:class:`~receiver.exporters.otlp_wire.OtlpWireEncoder`, and one from the persistent queue is
+sent as the bytes that were stored.  Header values are
 secrets: they are removed from error texts before those are logged.
 """
 
@@ -34,7 +36,8 @@ from receiver.exporters.base import (
     redact,
     secret_fragments,
 )
-from receiver.exporters.otlp_encoding import rejected_items, serialize_request
+from receiver.exporters.otlp_encoding import rejected_items
+from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.rpc_status import parse_status
 
 if TYPE_CHECKING:
@@ -126,6 +129,7 @@ class OtlpGrpcPusher:
         self._reconnect_backoff_ms = (max(1, int(retry.initial_interval * 1000)), max(1, int(retry.max_interval * 1000)))
         self._channel: grpc.Channel | None = None
         self._calls: dict[Signal, Callable] = {}
+        self._encoder = OtlpWireEncoder()
 
     def start(self) -> None:
         options = [
@@ -143,10 +147,10 @@ class OtlpGrpcPusher:
         }
 
     def serialize(self, signal: Signal, batch: list) -> bytes:
-        return serialize_request(signal, batch)
+        return self._encoder.serialize(signal, batch)
 
     def push(self, signal: Signal, batch: list) -> int:
-        return self.push_serialized(signal, serialize_request(signal, batch))
+        return self.push_serialized(signal, self._encoder.serialize(signal, batch))
 
     def push_serialized(self, signal: Signal, data: bytes) -> int:
         call = self._calls.get(signal)

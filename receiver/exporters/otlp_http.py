@@ -13,8 +13,10 @@ TLS comes from the URL scheme (``https://``); ``tls.ca_file`` replaces the syste
 ``tls.cert_file``/``key_file`` give a client certificate, ``tls.insecure_skip_verify`` disables
 verification.
 
-A batch from the persistent queue arrives as a serialized protobuf request: sent as is, or
-re-encoded to OTLP/JSON.  Header values are secrets: they are removed from error texts (a
+Protobuf bodies are written straight to wire format by the pusher's
+:class:`~receiver.exporters.otlp_wire.OtlpWireEncoder`; OTLP/JSON bodies are made from the
+reference message encoder.  A batch from the persistent queue arrives as a serialized protobuf
+request: sent as is, or re-encoded to OTLP/JSON.  Header values are secrets: they are removed from error texts (a
 backend may echo them in an error body) before those are logged.
 """
 
@@ -48,7 +50,8 @@ from receiver.exporters.base import (
     redact,
     secret_fragments,
 )
-from receiver.exporters.otlp_encoding import encode_request, rejected_items, serialize_request
+from receiver.exporters.otlp_encoding import encode_request, rejected_items
+from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.rpc_status import parse_status
 
 if TYPE_CHECKING:
@@ -149,6 +152,7 @@ class OtlpHttpPusher:
         self._verify: bool | str = False if tls.insecure_skip_verify else (tls.ca_file or True)
         self._cert = (tls.cert_file, tls.key_file) if tls.cert_file else None
         self._session: requests.Session | None = None
+        self._encoder = OtlpWireEncoder()
 
     def start(self) -> None:
         session = requests.Session()
@@ -159,11 +163,12 @@ class OtlpHttpPusher:
         self._session = session
 
     def serialize(self, signal: Signal, batch: list) -> bytes:
-        return serialize_request(signal, batch)
+        return self._encoder.serialize(signal, batch)
 
     def push(self, signal: Signal, batch: list) -> int:
-        request = encode_request(signal, batch)
-        return self._post(signal, to_otlp_json(request) if self._json else request.SerializeToString())
+        if self._json:
+            return self._post(signal, to_otlp_json(encode_request(signal, batch)))
+        return self._post(signal, self._encoder.serialize(signal, batch))
 
     def push_serialized(self, signal: Signal, data: bytes) -> int:
         if self._json:

@@ -1,0 +1,610 @@
+"""OTLP export requests written straight in protobuf wire format: telemetry objects in, bytes out.
+
+This is what the OTLP exporters send (and what the persistent queue stores).  Its output parses
+to a message equal to the one :mod:`receiver.exporters.otlp_encoding` builds (byte for byte the
+same, as upb serializes fields in field-number order): that module stays the reference, and the
+one used where message objects are needed (OTLP/JSON, metrics).
+
+Why hand-write protobuf: the exporter thread is the agent's largest CPU consumer per traced
+request, and protobuf-python (upb) has no API cheaper than building one message object per span,
+one ``KeyValue``/``AnyValue`` pair per attribute, and serializing the tree afterwards.  Most of
+that work repeats itself: a span's attributes are mostly the same (key, value) pairs as the
+previous span's (method, scheme, server address, status code...).  Writing the wire format
+ourselves lets :class:`OtlpWireEncoder` serialize each distinct ``KeyValue`` once and reuse the
+bytes (a bounded cache), serialize each ``Resource`` and the instrumentation scope once, and join
+the pieces of a whole request with a single copy.
+
+The wire format needed is small: length-delimited fields (tag, varint length, payload), varints,
+fixed64/fixed32 little-endian.  Field tags are derived from the generated descriptors, so no field
+number is written by hand.
+
+Anything off the agent's usual shapes (an ``int`` instead of a :class:`SpanKind`, a ``bytearray``
+id, an attribute value of an odd type) is delegated to the reference encoder for that one item,
+so the result, including which inputs are rejected, is the same by construction.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from itertools import chain, repeat
+from operator import attrgetter
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from google.protobuf.descriptor import FieldDescriptor
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as LogRecordProto
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
+
+from receiver.exporters.base import PermanentExportError, Signal
+from receiver.exporters.otlp_encoding import (
+    SCOPE_NAME,
+    SCOPE_VERSION,
+    add_log_record,
+    add_span,
+    encode_metrics,
+    set_any_value,
+    set_attributes,
+)
+from receiver.telemetry.model import LogRecord, Resource, SeverityNumber, Span, SpanKind, StatusCode
+
+# -- wire primitives ------------------------------------------------------------------------------
+
+_WIRE_TYPES = {
+    FieldDescriptor.TYPE_STRING: 2,
+    FieldDescriptor.TYPE_BYTES: 2,
+    FieldDescriptor.TYPE_MESSAGE: 2,
+    FieldDescriptor.TYPE_FIXED64: 1,
+    FieldDescriptor.TYPE_DOUBLE: 1,
+    FieldDescriptor.TYPE_FIXED32: 5,
+    FieldDescriptor.TYPE_ENUM: 0,
+    FieldDescriptor.TYPE_BOOL: 0,
+    FieldDescriptor.TYPE_INT64: 0,
+    FieldDescriptor.TYPE_UINT32: 0,
+}
+
+_ONE_BYTE = tuple(bytes((i,)) for i in range(0x80))  # the varints of 0..127
+_UINT64_MASK = (1 << 64) - 1
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_DOUBLE = struct.Struct("<d")
+_TWO_BYTES = struct.Struct("<BB").pack
+_THREE_BYTES = struct.Struct("<BBB").pack
+
+
+def varint(n: int) -> bytes:
+    """The base-128 varint of a non-negative integer (``ValueError`` for a negative one)."""
+    if 0 <= n < 0x80:
+        return _ONE_BYTE[n]
+    if 0x80 <= n < 0x4000:  # lengths of spans and attribute blocks
+        return _TWO_BYTES(n & 0x7F | 0x80, n >> 7)
+    if 0x4000 <= n < 0x200000:  # ports
+        return _THREE_BYTES(n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14)
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)  # ValueError if n was negative
+    return bytes(out)
+
+
+def field_tag(message_type, name: str) -> bytes:
+    """The encoded tag (field number and wire type) of field ``name`` of a generated message type."""
+    field = message_type.DESCRIPTOR.fields_by_name[name]
+    return varint(field.number << 3 | _WIRE_TYPES[field.type])
+
+
+def length_delimited(tag: bytes, payload: bytes) -> bytes:
+    """One length-delimited field: tag, varint length, payload."""
+    return tag + varint(len(payload)) + payload
+
+
+# -- attribute values ----------------------------------------------------------------------------
+
+_AV_STRING = field_tag(AnyValue, "string_value")
+_AV_INT = field_tag(AnyValue, "int_value")
+_AV_DOUBLE = field_tag(AnyValue, "double_value")
+_AV_BYTES = field_tag(AnyValue, "bytes_value")
+_AV_ARRAY = field_tag(AnyValue, "array_value")
+_AV_TRUE = field_tag(AnyValue, "bool_value") + b"\x01"
+_AV_FALSE = field_tag(AnyValue, "bool_value") + b"\x00"
+_ARRAY_VALUES = field_tag(ArrayValue, "values")
+_KV_KEY = field_tag(KeyValue, "key")
+_KV_VALUE = field_tag(KeyValue, "value")
+
+
+def any_value(value: object) -> bytes | None:
+    """The serialized ``AnyValue`` for an attribute value, None when it has none (``None``).
+
+    The type dispatch mirrors :func:`~receiver.exporters.otlp_encoding.set_any_value`; the
+    uncommon types go to it.
+    """
+    t = type(value)
+    if t is str:
+        return length_delimited(_AV_STRING, value.encode())
+    if t is bool:
+        return _AV_TRUE if value else _AV_FALSE
+    if t is int:
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return _AV_INT + varint(value & _UINT64_MASK)
+        return length_delimited(_AV_STRING, str(value).encode())  # as the reference: its decimal string
+    if t is float:
+        return _AV_DOUBLE + _DOUBLE.pack(value)
+    if t is bytes:
+        return length_delimited(_AV_BYTES, value)
+    if isinstance(value, (tuple, list)):
+        items = b"".join([length_delimited(_ARRAY_VALUES, any_value(item) or b"") for item in value])
+        return length_delimited(_AV_ARRAY, items)
+    if value is None:
+        return None
+    message = AnyValue()
+    set_any_value(message, value)
+    return message.SerializeToString() if message.WhichOneof("value") else None
+
+
+def key_value(key: str, value: object) -> bytes:
+    """The serialized ``KeyValue`` (without its field tag) of one attribute."""
+    if type(key) is not str:  # let protobuf accept or reject it, as the reference does
+        message = KeyValue(key=key)
+        set_any_value(message.value, value)
+        return message.SerializeToString()
+    encoded = any_value(value)
+    out = length_delimited(_KV_KEY, key.encode()) if key else b""
+    return out if encoded is None else out + length_delimited(_KV_VALUE, encoded)
+
+
+# The exact types for which ``==`` between two values implies the same encoding and ``==``
+# across them is always False: a ``(key, value)`` pair of these can be a cache key as it is
+# (``dict.items()`` makes it).  Any other value type is looked up as ``(key, value, type)``:
+# ``1 == 1.0 == True``, ``0.0 == -0.0``, a ``str`` subclass may print differently.
+_PLAIN_VALUE_TYPES = frozenset({str, int, bytes})
+_MAX_CACHED_LEN = 256  # longer texts rarely repeat, and would loosen the bound in bytes
+
+# A KeyValue.value of a short text: tag, length, then the AnyValue: tag, length, text.
+_SHORT_STRING_FIELD = b"%b%b%b" + _KV_VALUE + b"%b" + _AV_STRING + b"%b%b"
+# KeyValue.value fields of ints of one, two and three varint bytes.
+_SMALL_INT_FIELDS = tuple(_KV_VALUE + _ONE_BYTE[len(_AV_INT) + 1] + _AV_INT + _ONE_BYTE[i] for i in range(0x80))
+_INT_PREFIX_2 = _KV_VALUE + _ONE_BYTE[len(_AV_INT) + 2] + _AV_INT
+_INT_PREFIX_3 = _KV_VALUE + _ONE_BYTE[len(_AV_INT) + 3] + _AV_INT
+_INT_FIELD_2 = struct.Struct(f"<{len(_INT_PREFIX_2)}sBB").pack
+_INT_FIELD_3 = struct.Struct(f"<{len(_INT_PREFIX_3)}sBBB").pack
+
+
+def _value_field(value: object) -> bytes:
+    """The ``value`` field of a ``KeyValue`` (empty for ``None``)."""
+    encoded = any_value(value)
+    return b"" if encoded is None else length_delimited(_KV_VALUE, encoded)
+
+
+class KeyValueFields(dict):
+    """Serialized ``KeyValue`` fields (tag, length, message) of one repeated attributes field.
+
+    A dict keyed by ``(key, value)`` pairs, or ``(key, value, type)`` when a batch has values not
+    of :data:`_PLAIN_VALUE_TYPES`, whose misses are encoded by :meth:`__missing__`: a hit costs
+    one C-level lookup, and :meth:`blocks` looks up a whole batch's attributes in nested ``map``
+    calls, with no Python code run per attribute unless it misses.
+
+    It is bounded: at ``max_entries`` it is emptied, and refills with what recurs (floats,
+    tuples and texts over :data:`_MAX_CACHED_LEN` characters are never kept).  One key holds at
+    most a quarter of it, so a high-cardinality attribute (a path with ids, ephemeral ports)
+    cannot keep flushing the recurring ones; once ``4 * max_entries`` misses were refused that
+    way, it is emptied too, so a key whose values have settled gets its share again.  Safe to
+    share between threads: it only ever holds correct entries, an entry lost to a concurrent
+    reset is encoded again, and the bounds may be overshot by a few entries.
+    """
+
+    __slots__ = ("tag", "max_entries", "_share", "_keys", "_per_key", "_refused")
+
+    def __init__(self, tag: bytes, max_entries: int) -> None:
+        super().__init__()
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.tag = tag
+        self.max_entries = max_entries
+        self._share = max(1, max_entries // 4)  # entries one key may hold
+        self._keys: dict[str, bytes] = {}  # key → its encoded ``key`` field
+        self._per_key: dict[str, int] = {}  # key → entries it holds
+        self._refused = 0  # misses not kept because their key had its share
+
+    def __missing__(self, item: tuple) -> bytes:
+        key, value = item[0], item[1]
+        field = self.encode(key, value)
+        t = type(value)
+        if t is int or t is bool or (t is str or t is bytes) and len(value) <= _MAX_CACHED_LEN:
+            per_key = self._per_key
+            held = per_key.get(key, 0)
+            if held < self._share:
+                if len(self) >= self.max_entries:
+                    self.reset()
+                    held = 0
+                self[item] = field
+                per_key[key] = held + 1
+            else:
+                self._refused += 1
+                if self._refused >= self.max_entries << 2:
+                    self.reset()
+        return field
+
+    def reset(self) -> None:
+        """Forget every entry (when full, or when high-cardinality keys were refused for long)."""
+        self.clear()
+        self._per_key.clear()
+        self._refused = 0
+
+    def encode(self, key: str, value: object) -> bytes:
+        """One attribute's field, uncached (short texts and small ints written in one go)."""
+        keys = self._keys
+        key_field = keys.get(key)
+        if key_field is None:
+            if type(key) is not str:  # let protobuf accept or reject it, as the reference does
+                return length_delimited(self.tag, key_value(key, value))
+            if len(keys) >= self.max_entries:
+                keys.clear()
+            key_field = keys[key] = length_delimited(_KV_KEY, key.encode()) if key else b""
+        t = type(value)
+        if t is str:
+            data = value.encode()
+            n = len(data)
+            size = len(key_field) + n + 4
+            if size < 0x80:
+                lengths = _ONE_BYTE[size], _ONE_BYTE[n + 2], _ONE_BYTE[n]
+                return _SHORT_STRING_FIELD % (self.tag, lengths[0], key_field, lengths[1], lengths[2], data)
+            value_field = length_delimited(_KV_VALUE, length_delimited(_AV_STRING, data))
+        elif t is int and 0 <= value < 0x200000:  # ports, status codes, sizes: 1 to 3 varint bytes
+            if value < 0x80:
+                value_field = _SMALL_INT_FIELDS[value]
+            elif value < 0x4000:
+                value_field = _INT_FIELD_2(_INT_PREFIX_2, value & 0x7F | 0x80, value >> 7)
+            else:
+                value_field = _INT_FIELD_3(_INT_PREFIX_3, value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14)
+        else:
+            value_field = _value_field(value)
+        n = len(key_field) + len(value_field)
+        return b"%b%b%b%b" % (self.tag, _ONE_BYTE[n] if n < 0x80 else varint(n), key_field, value_field)
+
+    def blocks(self, mappings: Sequence[Mapping[str, object]]) -> list[bytes]:
+        """For each mapping, the fields of its attributes joined in its order.
+
+        The ``(key, value)`` lookups are safe only if every value of the batch is of an exact
+        plain type: checked first, in one pass over the batch (cheaper than typed keys).
+        """
+        values = chain.from_iterable
+        try:
+            if _PLAIN_VALUE_TYPES.issuperset(map(type, values(map(dict.values, mappings)))):
+                lookups = map(map, repeat(self.__getitem__), map(dict.items, mappings))
+            else:
+                lookups = map(self._typed_lookups, mappings)
+            return list(map(b"".join, lookups))
+        except TypeError:  # an unhashable value (a list), or not a dict: encoded without the cache
+            encode = self.encode
+            return [b"".join([encode(k, v) for k, v in attributes.items()]) for attributes in mappings]
+
+    def _typed_lookups(self, attributes: Mapping[str, object]) -> Iterator[bytes]:
+        values = attributes.values()
+        return map(self.__getitem__, zip(attributes, values, map(type, values)))
+
+
+# -- spans ---------------------------------------------------------------------------------------
+
+_SPAN_TRACE_ID = field_tag(SpanProto, "trace_id")
+_SPAN_SPAN_ID = field_tag(SpanProto, "span_id")
+_SPAN_TRACE_STATE = field_tag(SpanProto, "trace_state")
+_SPAN_PARENT = field_tag(SpanProto, "parent_span_id")
+_SPAN_NAME = field_tag(SpanProto, "name")
+_SPAN_KIND = field_tag(SpanProto, "kind")
+_SPAN_START = field_tag(SpanProto, "start_time_unix_nano")
+_SPAN_END = field_tag(SpanProto, "end_time_unix_nano")
+_SPAN_ATTRIBUTES = field_tag(SpanProto, "attributes")
+_SPAN_STATUS = field_tag(SpanProto, "status")
+_SPAN_FLAGS = field_tag(SpanProto, "flags")
+_STATUS_MESSAGE = field_tag(Status, "message")
+_STATUS_CODE = field_tag(Status, "code")
+
+# kind, start and end in one call (every agent span has all three non-zero and a one-byte kind)
+_KIND_START_END = struct.Struct(f"<{len(_SPAN_KIND)}sB{len(_SPAN_START)}sQ{len(_SPAN_END)}sQ")
+_START = struct.Struct(f"<{len(_SPAN_START)}sQ")
+_END = struct.Struct(f"<{len(_SPAN_END)}sQ")
+_FLAGS = struct.Struct(f"<{len(_SPAN_FLAGS)}sI")
+_STATUS_CODES = {code: _STATUS_CODE + varint(code) for code in StatusCode if code}
+
+
+def _status(code: StatusCode, message: str) -> bytes:
+    """The ``status`` field of a span whose status is not the default."""
+    body = length_delimited(_STATUS_MESSAGE, message.encode()) if message else b""
+    if code:
+        body += _STATUS_CODES[code]
+    return length_delimited(_SPAN_STATUS, body)
+
+
+# The usual agent span: a 16-byte trace id, an 8-byte span id, no trace state, an 8-byte parent
+# id or none, a name shorter than 128 bytes (one length byte), non-zero start and end times.
+# Written with one ``%``: ids, [parent,] name length, name, kind/start/end, attributes, the rest.
+_USUAL_SPAN = _SPAN_TRACE_ID + b"\x10%b" + _SPAN_SPAN_ID + b"\x08%b" + _SPAN_NAME + b"%b%b%b%b%b"
+_USUAL_CHILD_SPAN = (
+    _SPAN_TRACE_ID + b"\x10%b" + _SPAN_SPAN_ID + b"\x08%b" + _SPAN_PARENT + b"\x08%b" + _SPAN_NAME + b"%b%b%b%b%b"
+)
+_FLAGS_1 = _FLAGS.pack(_SPAN_FLAGS, 1)
+
+
+def _span_head(trace_id: bytes, span_id: bytes, trace_state: str, parent: bytes, name: bytes) -> bytes:
+    """Fields 1-5 of a span (ids, trace state, name), each omitted when empty."""
+    out = length_delimited(_SPAN_TRACE_ID, trace_id) if trace_id else b""
+    if span_id:
+        out += length_delimited(_SPAN_SPAN_ID, span_id)
+    if trace_state:
+        out += length_delimited(_SPAN_TRACE_STATE, trace_state.encode())
+    if parent:
+        out += length_delimited(_SPAN_PARENT, parent)
+    if name:
+        out += length_delimited(_SPAN_NAME, name)
+    return out
+
+
+def _span_kind_times(kind: SpanKind, start: int, end: int) -> bytes:
+    """Fields 6-8 of a span (kind, start and end times), each omitted when zero."""
+    out = _SPAN_KIND + varint(kind) if kind else b""
+    if start:
+        out += _START.pack(_SPAN_START, start)
+    if end:
+        out += _END.pack(_SPAN_END, end)
+    return out
+
+
+def _reference_span(span: Span) -> bytes:
+    """A span's serialized ``Span`` message, built by the reference encoder."""
+    holder = ScopeSpans()
+    add_span(holder.spans, span)
+    return holder.spans[0].SerializeToString()
+
+
+def _span_message(span: Span, attributes: bytes) -> bytes:
+    """A span's serialized ``Span`` message, given its serialized attributes.
+
+    Fields are written in field-number order, the defaults (empty, zero) omitted, as protobuf does.
+    """
+    trace_id, span_id, trace_state, parent = span.trace_id, span.span_id, span.trace_state, span.parent_span_id
+    name, kind, start, end = span.name, span.kind, span.start_unix_nano, span.end_unix_nano
+    code, message, flags = span.status_code, span.status_message, span.flags
+    if not (
+        type(trace_id) is bytes and type(span_id) is bytes and type(trace_state) is str and type(parent) is bytes
+        and type(name) is str and type(kind) is SpanKind and type(start) is int and type(end) is int
+        and type(code) is StatusCode and type(message) is str and type(flags) is int
+    ):
+        return _reference_span(span)
+    name = name.encode()
+    try:
+        tail = _FLAGS_1 if flags == 1 else _FLAGS.pack(_SPAN_FLAGS, flags) if flags else b""
+        if code or message:
+            tail = _status(code, message) + tail
+        if len(trace_id) == 16 and len(span_id) == 8 and not trace_state and 0 < len(name) < 0x80 and start and end:
+            times = _KIND_START_END.pack(_SPAN_KIND, kind, _SPAN_START, start, _SPAN_END, end)
+            name_length = _ONE_BYTE[len(name)]
+            if not parent:
+                return _USUAL_SPAN % (trace_id, span_id, name_length, name, times, attributes, tail)
+            if len(parent) == 8:
+                return _USUAL_CHILD_SPAN % (trace_id, span_id, parent, name_length, name, times, attributes, tail)
+        head = _span_head(trace_id, span_id, trace_state, parent, name)
+        return b"".join((head, _span_kind_times(kind, start, end), attributes, tail))
+    except struct.error:  # a time or the flags out of range: the reference rejects them
+        return _reference_span(span)
+
+
+# -- logs ----------------------------------------------------------------------------------------
+
+_LOG_TIME = field_tag(LogRecordProto, "time_unix_nano")
+_LOG_SEVERITY = field_tag(LogRecordProto, "severity_number")
+_LOG_SEVERITY_TEXT = field_tag(LogRecordProto, "severity_text")
+_LOG_BODY = field_tag(LogRecordProto, "body")
+_LOG_ATTRIBUTES = field_tag(LogRecordProto, "attributes")
+_LOG_TRACE_ID = field_tag(LogRecordProto, "trace_id")
+_LOG_SPAN_ID = field_tag(LogRecordProto, "span_id")
+_LOG_OBSERVED = field_tag(LogRecordProto, "observed_time_unix_nano")
+_LOG_TIME_FIELD = struct.Struct(f"<{len(_LOG_TIME)}sQ")
+_LOG_OBSERVED_FIELD = struct.Struct(f"<{len(_LOG_OBSERVED)}sQ")
+_SEVERITIES = {s: _LOG_SEVERITY + varint(s) for s in SeverityNumber if s}
+
+_RESOURCE_OF = attrgetter("resource")
+_LOG_FIELDS = attrgetter(
+    "time_unix_nano", "severity_number", "severity_text", "body", "trace_id", "span_id", "observed_time_unix_nano"
+)
+_PLAIN_LOG = (int, SeverityNumber, str, str, bytes, bytes, int)
+
+
+def _reference_log_record(record: LogRecord) -> bytes:
+    """A record's serialized ``LogRecord`` message, built by the reference encoder."""
+    holder = ScopeLogs()
+    add_log_record(holder.log_records, record)
+    return holder.log_records[0].SerializeToString()
+
+
+def _log_message(record: LogRecord, attributes: bytes) -> bytes:
+    """A record's serialized ``LogRecord`` message, given its serialized attributes."""
+    fields = _LOG_FIELDS(record)
+    if tuple(map(type, fields)) != _PLAIN_LOG:
+        return _reference_log_record(record)
+    time, severity, severity_text, body, trace_id, span_id, observed = fields
+    parts = []
+    try:
+        if time:
+            parts.append(_LOG_TIME_FIELD.pack(_LOG_TIME, time))
+        if severity:
+            parts.append(_SEVERITIES[severity])
+        if severity_text:
+            parts.append(length_delimited(_LOG_SEVERITY_TEXT, severity_text.encode()))
+        parts.append(length_delimited(_LOG_BODY, length_delimited(_AV_STRING, body.encode())))
+        parts.append(attributes)
+        if trace_id:
+            parts.append(length_delimited(_LOG_TRACE_ID, trace_id))
+        if span_id:
+            parts.append(length_delimited(_LOG_SPAN_ID, span_id))
+        if observed:
+            parts.append(_LOG_OBSERVED_FIELD.pack(_LOG_OBSERVED, observed))
+    except struct.error:  # a time out of range: the reference rejects it
+        return _reference_log_record(record)
+    return b"".join(parts)
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The tags of an export request's nesting: request → Resource* → Scope* → item."""
+
+    resource_group: bytes  # request.resource_spans / resource_logs
+    resource: bytes  # Resource*.resource
+    scope_group: bytes  # Resource*.scope_spans / scope_logs
+    scope: bytes  # Scope*.scope
+    item: bytes  # Scope*.spans / log_records
+
+    @classmethod
+    def of(
+        cls, request, group_field: str, resource_group, scope_field: str, scope_group, item_field: str
+    ) -> "_Layout":
+        return cls(
+            field_tag(request, group_field),
+            field_tag(resource_group, "resource"),
+            field_tag(resource_group, scope_field),
+            field_tag(scope_group, "scope"),
+            field_tag(scope_group, item_field),
+        )
+
+
+_TRACES = _Layout.of(ExportTraceServiceRequest, "resource_spans", ResourceSpans, "scope_spans", ScopeSpans, "spans")
+_LOGS = _Layout.of(ExportLogsServiceRequest, "resource_logs", ResourceLogs, "scope_logs", ScopeLogs, "log_records")
+
+
+class _LengthPrefixes(dict):
+    """Tag + varint length of an item field, by length: looked up in C for a whole batch."""
+
+    __slots__ = ("tag", "max_entries")
+
+    def __init__(self, tag: bytes, max_entries: int) -> None:
+        super().__init__()
+        self.tag = tag
+        self.max_entries = max_entries
+
+    def __missing__(self, length: int) -> bytes:
+        prefix = self.tag + varint(length)
+        if len(self) >= self.max_entries:
+            self.clear()
+        self[length] = prefix
+        return prefix
+
+
+def _resource_message(resource: Resource) -> bytes:
+    """The serialized ``Resource`` message (reference encoder: done once per resource)."""
+    message = ResourceProto()
+    set_attributes(message.attributes, resource.attributes)
+    return message.SerializeToString()
+
+
+_SCOPE = InstrumentationScope(name=SCOPE_NAME, version=SCOPE_VERSION).SerializeToString()
+
+
+class OtlpWireEncoder:
+    """Serialized OTLP export requests for batches of spans, log records and metrics.
+
+    Owns the caches (serialized attributes per repeated field, resources), each bounded by
+    ``max_entries``; one encoder per exporter.  Metrics, a few points per collection interval,
+    go through the reference message encoder.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._span_attributes = KeyValueFields(_SPAN_ATTRIBUTES, max_entries)
+        self._log_attributes = KeyValueFields(_LOG_ATTRIBUTES, max_entries)
+        self._span_prefixes = _LengthPrefixes(_TRACES.item, max_entries)
+        self._log_prefixes = _LengthPrefixes(_LOGS.item, max_entries)
+        self._resources: dict[tuple[bytes, int], tuple[Resource, bytes]] = {}
+        self._max_resources = max_entries
+
+    def serialize(self, signal: Signal, batch: list) -> bytes:
+        """The serialized export request for a batch; :class:`PermanentExportError` if it cannot be encoded."""
+        try:
+            if signal is Signal.TRACES:
+                return self.traces(batch)
+            if signal is Signal.LOGS:
+                return self.logs(batch)
+            return encode_metrics(batch).SerializeToString()
+        except (ValueError, TypeError) as e:
+            raise PermanentExportError(f"cannot encode {signal.value}: {e}") from e
+
+    def traces(self, spans: Iterable[Span]) -> bytes:
+        """A serialized ``ExportTraceServiceRequest``."""
+        spans = spans if type(spans) is list else list(spans)
+        attributes = self._span_attributes.blocks([span.attributes for span in spans])
+        messages = list(map(_span_message, spans, attributes))
+        return self._request(_TRACES, self._span_prefixes, list(map(_RESOURCE_OF, spans)), messages)
+
+    def logs(self, records: Iterable[LogRecord]) -> bytes:
+        """A serialized ``ExportLogsServiceRequest``."""
+        records = records if type(records) is list else list(records)
+        attributes = self._log_attributes.blocks([record.attributes for record in records])
+        messages = list(map(_log_message, records, attributes))
+        return self._request(_LOGS, self._log_prefixes, list(map(_RESOURCE_OF, records)), messages)
+
+    def _request(
+        self, layout: _Layout, prefixes: _LengthPrefixes, resources: list[Resource], messages: list[bytes]
+    ) -> bytes:
+        """Item messages grouped by resource (in order of first appearance) under the one scope.
+
+        Each item's field goes into its group as two pieces (tag + length, message), and the
+        whole request is joined once at the end, the enclosing lengths summed from the pieces.
+        Grouping runs in C, by resource identity; distinct but equal resources (which the
+        reference merges) take the ordered Python loop.
+        """
+        ids = list(map(id, resources))
+        groups: defaultdict[int, list[bytes]] = defaultdict(list)
+        pieces = zip(map(prefixes.__getitem__, map(len, messages)), messages)
+        deque(map(list.extend, map(groups.__getitem__, ids), pieces), maxlen=0)  # consume
+        firsts = dict(zip(ids, resources))  # id → its resource
+        if len(set(firsts.values())) < len(groups):  # (also: TypeError for an unhashable one, as the reference)
+            return self._request_merging(layout, prefixes, resources, messages)
+        return self._join(layout, [(firsts[i], pieces) for i, pieces in groups.items()])
+
+    def _request_merging(
+        self, layout: _Layout, prefixes: _LengthPrefixes, resources: list[Resource], messages: list[bytes]
+    ) -> bytes:
+        """:meth:`_request` grouping equal resources, as the reference does (a dict of resources)."""
+        groups: dict[Resource, list[bytes]] = {}
+        for resource, message in zip(resources, messages):
+            pieces = groups.get(resource)
+            if pieces is None:
+                pieces = groups[resource] = []
+            pieces += (prefixes[len(message)], message)
+        return self._join(layout, list(groups.items()))
+
+    def _join(self, layout: _Layout, groups: list[tuple[Resource, list[bytes]]]) -> bytes:
+        """The request: one Resource* per group (its resource, the scope, the items' pieces)."""
+        scope = length_delimited(layout.scope, _SCOPE)
+        out: list[bytes] = []
+        for resource, pieces in groups:
+            scope_group_size = len(scope) + sum(map(len, pieces))
+            scope_group = layout.scope_group + varint(scope_group_size)
+            resource_field = self._resource_field(layout, resource)
+            size = len(resource_field) + len(scope_group) + scope_group_size
+            out += (layout.resource_group, varint(size), resource_field, scope_group, scope)
+            out += pieces
+        return b"".join(out)
+
+    def _resource_field(self, layout: _Layout, resource: Resource) -> bytes:
+        """The ``resource`` field of a group (absent for an empty resource), cached per resource.
+
+        Keyed by identity, not equality (``("a", 1)`` equals ``("a", True)``); the entry holds the
+        resource, so its id is not reused while cached.  The agent shares one resource per process.
+        """
+        key = (layout.resource, id(resource))
+        entry = self._resources.get(key)
+        if entry is not None and entry[0] is resource:
+            return entry[1]
+        message = _resource_message(resource)
+        field = length_delimited(layout.resource, message) if message else b""
+        if len(self._resources) >= self._max_resources:
+            self._resources.clear()
+        self._resources[key] = (resource, field)
+        return field
