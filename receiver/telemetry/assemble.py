@@ -16,7 +16,7 @@ from receiver.capture.connections import TrackedTransaction
 from receiver.protocols.base import Role, Transaction
 from receiver.telemetry.clock import MonotonicToWall
 from receiver.telemetry.db_semconv import Http2AsHttp, grpc_parts, mysql_parts, postgresql_parts, redis_parts
-from receiver.telemetry.http_semconv import HttpSpanMapper, split_target
+from receiver.telemetry.http_semconv import HttpSpanMapper
 from receiver.telemetry.linking import TraceLinker
 from receiver.telemetry.model import LogRecord, SeverityNumber, Span, SpanKind, StatusCode
 
@@ -117,7 +117,8 @@ def _client_view(tt: TrackedTransaction) -> tuple:
 
 def _http1_traceparent(tx) -> TraceParent | None:
     req = tx.request
-    return parse_traceparent(req.header("traceparent"), req.header("tracestate"))
+    tp = req.header("traceparent")
+    return parse_traceparent(tp, req.header("tracestate")) if tp is not None else None
 
 
 def _http2_traceparent(tx) -> TraceParent | None:
@@ -161,7 +162,7 @@ class TelemetryAssembler:
         self._routes = routes or RouteTemplater()
         self._ids = ids or IdGenerator()
         self._skip_sdk = skip_sdk_client_spans
-        self._http = HttpSpanMapper()
+        self._http = HttpSpanMapper(self._routes)
         self._sampler = sampler
         self.linker = TraceLinker(self._ids, hold_ns=hold_ns, sampler=sampler)
         self.sampled_out = 0  # spans not exported by the sampler (still in the RED metrics)
@@ -211,24 +212,18 @@ class TelemetryAssembler:
             return
         name, attrs, status, message, metric_attrs, metric_name = parts
         resource = self._resources.get(tt.pid)
-        start = self._clock.to_unix_ns(tx.start_ns)
-        end = self._clock.to_unix_ns(max(tx.end_ns, tx.start_ns))
+        offset = self._clock.offset_ns
+        start = tx.start_ns + offset
+        end = max(tx.end_ns, tx.start_ns) + offset
         server = tx.role == Role.SERVER
-        span = Span(
-            trace_id=b"",
-            span_id=self._ids.span_id(),
-            name=name,
-            kind=SpanKind.SERVER if server else SpanKind.CLIENT,
-            start_unix_nano=start,
-            end_unix_nano=end,
-            resource=resource,
-            attributes=attrs,
-            status_code=status,
-            status_message=message,
-        )
+        if solo is not None:
+            trace_id, span_id, flags = solo
+        else:
+            trace_id, span_id, flags = b"", self._ids.span_id(), 1
+        span = Span(trace_id, span_id, name, SpanKind.SERVER if server else SpanKind.CLIENT, start, end, resource,
+                    b"", "", attrs, status, message, flags)
         work = SpanWork(span, (metric_name, resource, metric_attrs, (end - start) / 1e9, end))
         if solo is not None:
-            span.trace_id, span.span_id, span.flags = solo
             self.linker.release(work)
             return
         peer_key = _client_view(tt) if tt.peer_local else None
@@ -246,17 +241,13 @@ class TelemetryAssembler:
         tx = tt.transaction
         if tx.protocol != "http1" or self._metrics is None:
             return False
-        route = None
-        if tx.role == Role.SERVER:
-            route = self._routes.route(split_target(tx.request.target)[0])
-        m = self._http.metric_only(tt, route)
+        m = self._http.metric_only(tt)
         if m is None:
             return False
         name, attrs = m
         resource = self._resources.get(tt.pid)
-        start = self._clock.to_unix_ns(tx.start_ns)
         end = self._clock.to_unix_ns(max(tx.end_ns, tx.start_ns))
-        self._metrics.record(name, resource, attrs, (end - start) / 1e9, end)
+        self._metrics.record(name, resource, attrs, (max(tx.end_ns, tx.start_ns) - tx.start_ns) / 1e9, end)
         self.sampled_out += 1
         return True
 
@@ -302,11 +293,7 @@ class TelemetryAssembler:
     # -- protocol mappings -----------------------------------------------------------------
 
     def _http_parts(self, tt: TrackedTransaction):
-        route = None
-        if tt.transaction.role == Role.SERVER:
-            path, _, _ = split_target(tt.transaction.request.target)
-            route = self._routes.route(path)
-        return self._http.parts(tt, route)
+        return self._http.parts(tt)
 
     def _http2_parts(self, tt: TrackedTransaction):
         tx = tt.transaction

@@ -27,5 +27,10 @@ class MonotonicToWall:
         if mono_now_ns - self._measured_at > self._refresh_ns:
             self.refresh()
 
+    @property
+    def offset_ns(self) -> int:
+        """Unix-epoch ns minus monotonic ns (add it to a kernel timestamp)."""
+        return self._offset
+
     def to_unix_ns(self, mono_ns: int) -> int:
         return mono_ns + self._offset

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 from receiver.capture.connections import TrackedTransaction
 from receiver.protocols.base import Role
 from receiver.telemetry.model import StatusCode
+from receiver.telemetry.routes import RouteTemplater
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
 SENSITIVE_QUERY_KEYS = frozenset(
@@ -69,7 +70,8 @@ class HttpSpanMapper:
     and sorted once.  Both caches are bounded (cleared when full).
     """
 
-    def __init__(self, max_cached: int = 4096) -> None:
+    def __init__(self, routes: RouteTemplater | None = None, max_cached: int = 4096) -> None:
+        self._routes = routes or RouteTemplater()
         self._max = max_cached
         self._bases: dict[tuple, tuple[dict, tuple]] = {}
         self._metric_sets: dict[tuple, tuple] = {}
@@ -118,7 +120,11 @@ class HttpSpanMapper:
             m = self._metric_sets[key] = tuple(sorted(key))
         return m
 
-    def metric_only(self, tt: TrackedTransaction, route: str | None) -> tuple[str, tuple] | None:
+    def _route(self, server: bool, path: str) -> str | None:
+        """``http.route`` of a server request: the templated path (client spans have none)."""
+        return self._routes.route(path) if server else None
+
+    def metric_only(self, tt: TrackedTransaction) -> tuple[str, tuple] | None:
         """(metric name, metric attributes) of a transaction whose span is sampled out; None
         when the transaction is an error (its span still feeds the error log record)."""
         tx = tt.transaction
@@ -132,18 +138,20 @@ class HttpSpanMapper:
         method = req.method if req.method in KNOWN_METHODS else "_OTHER"
         _, metric = self._base(tt, req, server, "https" if tt.tls else "http")
         metric += (("http.request.method", method), ("http.response.status_code", code))
+        route = self._route(server, split_target(req.target)[0])
         if route:
             metric += (("http.route", route),)
         name = "http.server.request.duration" if server else "http.client.request.duration"
         return name, self._metric_attrs(metric)
 
-    def parts(self, tt: TrackedTransaction, route: str | None):
+    def parts(self, tt: TrackedTransaction):
         """Returns (name, attributes, status, status_message, metric_attributes, metric_name)."""
         tx = tt.transaction
         req, resp = tx.request, tx.response
         server = tx.role == Role.SERVER
         method = req.method if req.method in KNOWN_METHODS else "_OTHER"
         path, query, _ = split_target(req.target)
+        route = self._route(server, path)
         scheme = "https" if tt.tls else "http"  # tls: plaintext read at the TLS library
         base, metric = self._base(tt, req, server, scheme)
         attrs = base.copy()
