@@ -446,13 +446,17 @@ def _render_micro(micro) -> list[str]:
                 "exporter and with empty caches, next to the reference encoder "
                 "(`otlp_encoding.py`: protobuf message objects, then `SerializeToString`):", "",
                 _table(["batch", "spans/s (exporter path, warm)", "spans/s (empty caches)",
-                        "spans/s (reference)", "exporter ÷ reference", "bytes/span"], [
+                        "spans/s (reference)", "exporter ÷ reference", "bytes/span", "+ gzip µs/span"], [
                     [str(e["batch_size"]), f"{e['spans_per_s_encode']:,.0f}",
                      f"{e.get('spans_per_s_encode_cold', float('nan')):,.0f}",
                      f"{e.get('spans_per_s_reference', e.get('spans_per_s_encode_serialize', float('nan'))):,.0f}",
                      f"{e['spans_per_s_encode'] / e.get('spans_per_s_reference', e['spans_per_s_encode']):.1f}×",
-                     f"{e['bytes_per_span']:.0f}"]
+                     f"{e['bytes_per_span']:.0f}", f"{e.get('gzip_us_per_span', float('nan')):.2f}"]
                     for e in micro["encoding"]]),
+                "",
+                "*+ gzip*: what `compression: gzip` (the OTLP exporters' default, as in the Collector) adds per "
+                "span (zlib level 6 on the encoded request).  The benchmark's agent sends to a local sink with "
+                "`compression: none`, as a sidecar next to its Collector should.",
                 ""]
     r = micro.get("replay")
     if r:

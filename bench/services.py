@@ -147,6 +147,7 @@ exporters:
   otlp:
     endpoint: 127.0.0.1:{sink_port}
     tls: {{insecure: true}}
+    compression: none  # a local sink: gzip (the default) would cost CPU for no gain (see micro)
   prometheus:
     endpoint: 127.0.0.1:{metrics_port}
 service:
