@@ -35,6 +35,9 @@ from receiver.protocols.base import Direction, ProtocolSession, Role, Transactio
 from receiver.protocols.registry import ProtocolRegistry
 
 
+_SERVER = int(Role.SERVER)
+
+
 @dataclass(slots=True)
 class Connection:
     conn_id: int
@@ -54,10 +57,15 @@ class Connection:
     netns: int = 0  # network namespace inode, when known and needed (loopback, NAT'd client)
     nat_peer: tuple[str, int] | None = None  # real destination of a DNAT'd client connection
     endpoint_key: tuple | None = None  # its key in the endpoint tables (local peer finding)
+    mirror: tuple | None = None  # the key its local peer has in the endpoint tables (scope 0)
+    mirror_ns: tuple | None = None  # the same in its namespace's scope (loopback, namespace known)
+    loopback: bool = False  # its local address is a loopback one
+    peer_scope: int | None = None  # _peer_scope of it, as of the endpoint tables' version below
+    peer_scope_version: int = -1
 
     @property
     def is_server(self) -> bool:
-        return self.kernel_role == Role.SERVER or self.learned_role == Role.SERVER
+        return self.kernel_role == _SERVER or self.learned_role == _SERVER
 
 
 @dataclass(slots=True)
@@ -84,6 +92,9 @@ class TrackerLimits:
     detect_limit_bytes: int = 4096  # give up detecting after this many bytes
 
 
+_DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)  # by value (Direction(d) is slower)
+
+
 class ConnectionTracker:
     def __init__(
         self,
@@ -103,6 +114,7 @@ class ConnectionTracker:
             tls_flag = load_abi().const("ERX_FLAG_TLS")
         self._tls_flag = tls_flag
         self._conns: OrderedDict[int, Connection] = OrderedDict()
+        self._move_to_end = self._conns.move_to_end
         # (local addr, local port, remote addr, remote port, scope) -> conn id, to find local
         # peers; remote is the NAT'd destination when there is one, scope the namespace inode
         # for loopback addresses (0: not loopback, or namespace unknown)
@@ -112,6 +124,7 @@ class ConnectionTracker:
         # last bytes are processed (same batch), and must still count as local then.
         self._closed_endpoints: OrderedDict[tuple, int] = OrderedDict()
         self._closed_grace_ns = 5 * 10**9
+        self._endpoints_version = 0  # bumped whenever the three tables above may change
         self.evicted = 0  # connections dropped because the table was full
         self.expired = 0  # connections dropped because idle
         self.undetected = 0  # connections whose protocol was not recognised
@@ -124,42 +137,46 @@ class ConnectionTracker:
         return len(self._conns)
 
     def on_data(self, ev: DataEvent) -> list[TrackedTransaction]:
-        c = self._conns.get(ev.conn_id)
+        conn_id = ev.conn_id
+        c = self._conns.get(conn_id)
         if c is None:
-            c = self._new(ev.conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns)
+            c = self._new(conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns)
         else:
-            self._conns.move_to_end(ev.conn_id)
+            self._move_to_end(conn_id)
             c.last_seen_ns = ev.ts_exit_ns
         c.last_tid = ev.tid
+        payload = ev.payload
         if ev.flags & self._tls_flag:
             if not c.tls:
                 self._to_plaintext(c)
         elif c.tls:
             self.tls_ciphertext_ignored += 1
             return []
-        elif not c.inspected and ev.payload:
+        elif not c.inspected and payload:
             c.inspected = True
-            if is_tls_record(ev.payload):
+            if is_tls_record(payload):
                 self._unattached_tls(c)
                 return []
-        if c.session is None:
+        d = ev.direction
+        session = c.session
+        if session is None:
             if c.protocol == "":  # already given up on this connection
                 return []
-            proto = self._registry.detect(ev.payload, ev.tuple, Direction(ev.direction))
+            proto = self._registry.detect(payload, ev.tuple, _DIRECTIONS[d] if d == 0 or d == 1 else Direction(d))
             if proto is None:
-                c.undetected_bytes += len(ev.payload) or ev.total_len
+                c.undetected_bytes += len(payload) or ev.total_len
                 if c.undetected_bytes >= self._limits.detect_limit_bytes:
                     c.protocol = ""
                     self.undetected += 1
                     if self._on_uninteresting is not None:
-                        self._on_uninteresting(ev.conn_id)
+                        self._on_uninteresting(conn_id)
                 return []
             c.protocol = proto
-            c.session = self._registry.new_session(proto, kernel_role=Role(ev.role))
-        before = c.session.parse_errors
-        txs = c.session.feed(Direction(ev.direction), ev.payload, ev.ts_exit_ns, ev.total_len)
-        if c.session.parse_errors != before:
-            self._count_errors(c.protocol, c.session.parse_errors - before)
+            session = c.session = self._registry.new_session(proto, kernel_role=Role(ev.role))
+        before = session.parse_errors
+        txs = session.feed(_DIRECTIONS[d] if d == 0 or d == 1 else Direction(d), payload, ev.ts_exit_ns, ev.total_len)
+        if session.parse_errors != before:
+            self._count_errors(c.protocol, session.parse_errors - before)
         if not txs:
             return []
         return self._track(c, txs, ev.tid, ev.cgroup_id)
@@ -252,7 +269,9 @@ class ConnectionTracker:
             self._pop(next(iter(self._conns)))
             self.evicted += 1
         c = Connection(conn_id=conn_id, pid=pid, tuple=tup, kernel_role=role, last_seen_ns=ts)
+        c.loopback = is_loopback(tup.local_addr)
         if tup.local_port:
+            self._endpoints_version += 1
             scope = 0
             if self.netns is not None:
                 if is_loopback(tup.local_addr):
@@ -269,6 +288,11 @@ class ConnectionTracker:
                 self._loopback_scopes.move_to_end(scope)
                 if len(self._loopback_scopes) > 256:
                     self._loopback_scopes.popitem(last=False)
+        if tup.remote_port:  # what _peer_scope looks up first, for every transaction
+            addr, port = c.nat_peer or (tup.remote_addr, tup.remote_port)
+            c.mirror = (addr, port, tup.local_addr, tup.local_port, 0)
+            if c.netns:
+                c.mirror_ns = (addr, port, tup.local_addr, tup.local_port, c.netns)
         port_proto = self._registry.protocol_for_ports(tup.local_port, tup.remote_port)
         if port_proto is not None:
             c.protocol = port_proto
@@ -279,6 +303,7 @@ class ConnectionTracker:
     def _pop(self, conn_id: int) -> Connection | None:
         c = self._conns.pop(conn_id, None)
         if c is not None and c.endpoint_key is not None:
+            self._endpoints_version += 1
             key = c.endpoint_key
             if self._by_endpoints.get(key) == conn_id:
                 del self._by_endpoints[key]
@@ -292,15 +317,37 @@ class ConnectionTracker:
         return c
 
     def _track(self, c: Connection, txs: list[Transaction], tid: int, cgroup_id: int) -> list[TrackedTransaction]:
-        scope = self._peer_scope(c.tuple, c.netns, c.nat_peer)
-        peer = scope is not None
-        out = []
+        scope = c.peer_scope if c.peer_scope_version == self._endpoints_version else self._scope_of(c)
         c.learned_role = txs[0].role
-        for t in txs:
-            out.append(TrackedTransaction(t, c.pid, tid, c.conn_id, c.tuple, cgroup_id, c.tx_count, peer, c.tls,
-                                          nat_peer=c.nat_peer, link_scope=scope or 0))
-            c.tx_count += 1
-        return out
+        n = c.tx_count
+        if len(txs) == 1:
+            c.tx_count = n + 1
+            return [TrackedTransaction(txs[0], c.pid, tid, c.conn_id, c.tuple, cgroup_id, n, scope is not None, c.tls,
+                                       c.nat_peer, scope or 0)]
+        peer = scope is not None
+        pid, conn_id, tup, tls, nat_peer = c.pid, c.conn_id, c.tuple, c.tls, c.nat_peer
+        c.tx_count = n + len(txs)
+        return [TrackedTransaction(t, pid, tid, conn_id, tup, cgroup_id, i, peer, tls, nat_peer, scope or 0)
+                for i, t in enumerate(txs, n)]
+
+    def _scope_of(self, c: Connection) -> int | None:
+        """``_peer_scope`` of a connection, worked out with the keys it looks up first made once
+        (``_new``), and kept (``_track`` reuses it until the endpoint tables change)."""
+        version = self._endpoints_version
+        mirror = c.mirror
+        by, closed = self._by_endpoints, self._closed_endpoints
+        if mirror is None:  # no remote port: no peer
+            scope = None
+        elif not c.loopback:
+            scope = 0 if mirror in by or mirror in closed else None
+        elif c.mirror_ns is not None:
+            mirror_ns = c.mirror_ns
+            scope = c.netns if (mirror_ns in by or mirror_ns in closed or mirror in by or mirror in closed) else None
+        else:
+            scope = self._peer_scope(c.tuple, c.netns, c.nat_peer)
+        c.peer_scope = scope
+        c.peer_scope_version = version
+        return scope
 
     def _flush(self, c: Connection, ts: int) -> list[TrackedTransaction]:
         before = c.session.parse_errors

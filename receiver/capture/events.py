@@ -9,18 +9,28 @@ from __future__ import annotations
 import ipaddress
 import operator
 import socket
+import struct
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
-from receiver.bpf.abi import Abi
+try:
+    from _collections import _tuplegetter
+except ImportError:  # pragma: no cover - other interpreters
+    def _tuplegetter(index, doc):  # type: ignore[no-redef]
+        return property(operator.itemgetter(index), doc=doc)
+
+from receiver.bpf.abi import _CTYPE_FORMAT, Abi
 
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
 AF_UNIX = socket.AF_UNIX
+_tuple_new = tuple.__new__
 
 
-@dataclass(frozen=True, slots=True)
-class Tuple:
-    """Local and remote endpoints of a socket (ports in host order)."""
+class Tuple(NamedTuple):
+    """Local and remote endpoints of a socket (ports in host order).
+
+    A named tuple: immutable, and hashed in C (it keys per-connection caches downstream)."""
 
     family: int
     transport: int
@@ -30,23 +40,89 @@ class Tuple:
     remote_port: int
 
 
-@dataclass(slots=True)
-class DataEvent:
-    kind: int
-    direction: int
-    role: int
-    syscall: int
-    pid: int
-    tid: int
-    conn_id: int
-    cgroup_id: int
-    ts_enter_ns: int
-    ts_exit_ns: int
-    tuple: Tuple
-    total_len: int
-    fd: int
-    payload: bytes
-    flags: int = 0  # ERX_FLAG_* (ERX_FLAG_TLS: plaintext read at the TLS library)
+class DataEvent(tuple):  # type: ignore[type-arg]
+    """One data record: bytes a process read or wrote (or counted, for sendfile).
+
+    Built once per record on the capture thread, so it is a tuple subclass (immutable, built
+    in one step): the constructor takes the fields in ``_fields`` order, and they are stored in
+    ``_LAYOUT`` order — the record's scalar fields in the order of ``struct erx_data_event``
+    (so a decoded record is its unpacked scalars plus two items), then ``tuple`` and
+    ``payload``.  ``captured_len`` is ``len(payload)``."""
+
+    __slots__ = ()
+    _fields = ("kind", "direction", "role", "syscall", "pid", "tid", "conn_id", "cgroup_id", "ts_enter_ns",
+               "ts_exit_ns", "tuple", "total_len", "fd", "payload", "flags")
+    _LAYOUT = ("kind", "direction", "role", "syscall", "pid", "tid", "flags", "conn_id", "cgroup_id", "ts_enter_ns",
+               "ts_exit_ns", "total_len", "captured_len", "fd", "tuple", "payload")
+
+    def __new__(
+        cls,
+        kind: int,
+        direction: int,
+        role: int,
+        syscall: int,
+        pid: int,
+        tid: int,
+        conn_id: int,
+        cgroup_id: int,
+        ts_enter_ns: int,
+        ts_exit_ns: int,
+        tuple: Tuple,  # noqa: A002 - the field's name
+        total_len: int,
+        fd: int,
+        payload: bytes,
+        flags: int = 0,  # ERX_FLAG_* (ERX_FLAG_TLS: plaintext read at the TLS library)
+    ) -> DataEvent:
+        return _tuple_new(cls, (kind, direction, role, syscall, pid, tid, flags, conn_id, cgroup_id, ts_enter_ns,
+                                ts_exit_ns, total_len, len(payload), fd, tuple, payload))
+
+    kind: int = _tuplegetter(0, "ERX_EV_DATA, ERX_EV_LOG or ERX_EV_SENDFILE")  # type: ignore[assignment]
+    direction: int = _tuplegetter(1, "Direction: 0 egress (written), 1 ingress (read)")  # type: ignore[assignment]
+    role: int = _tuplegetter(2, "Role the kernel saw (connect/accept side)")  # type: ignore[assignment]
+    syscall: int = _tuplegetter(3, "ERX_SYS_*")  # type: ignore[assignment]
+    pid: int = _tuplegetter(4, "process id")  # type: ignore[assignment]
+    tid: int = _tuplegetter(5, "thread id")  # type: ignore[assignment]
+    flags: int = _tuplegetter(6, "ERX_FLAG_*")  # type: ignore[assignment]
+    conn_id: int = _tuplegetter(7, "kernel connection id")  # type: ignore[assignment]
+    cgroup_id: int = _tuplegetter(8, "cgroup id")  # type: ignore[assignment]
+    ts_enter_ns: int = _tuplegetter(9, "syscall entry, monotonic ns")  # type: ignore[assignment]
+    ts_exit_ns: int = _tuplegetter(10, "syscall exit, monotonic ns")  # type: ignore[assignment]
+    total_len: int = _tuplegetter(11, "bytes the syscall transferred")  # type: ignore[assignment]
+    captured_len: int = _tuplegetter(12, "bytes captured: len(payload)")  # type: ignore[assignment]
+    fd: int = _tuplegetter(13, "file descriptor")  # type: ignore[assignment]
+    payload: bytes = _tuplegetter(15, "captured bytes (at most total_len)")  # type: ignore[assignment]
+
+    def _values(self) -> tuple:
+        get = tuple.__getitem__
+        return tuple(get(self, self._LAYOUT.index(f)) for f in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return tuple.__ne__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]  # as the (mutable) dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"DataEvent({', '.join(f'{n}={v!r}' for n, v in zip(self._fields, self._values()))})"
+
+    def __getnewargs__(self) -> tuple:
+        return self._values()
+
+    def __iter__(self):
+        raise TypeError("DataEvent is not iterable")
+
+    def __lt__(self, other: object) -> bool:
+        return NotImplemented
+
+    __le__ = __gt__ = __ge__ = __lt__
+
+    tuple: Tuple = _tuplegetter(14, "the socket's endpoints")  # type: ignore[assignment,misc]
 
 
 @dataclass(slots=True)
@@ -78,6 +154,38 @@ class ProcEvent:
     comm: str
 
 
+def _scalars_struct(abi: Abi, name: str, stop_at: str, skip: str, size: int) -> struct.Struct | None:
+    """A struct unpacking the fields of ``struct name`` up to ``stop_at`` without those whose name
+    starts with ``skip`` (nor padding): None unless they are scalars that come out in
+    DataEvent's layout order, and the struct covers ``size`` bytes."""
+    fmt = ["<"]
+    names = []
+    pos = 0
+    for fname, off, ctype, length in abi.flat_fields(name):
+        if fname == stop_at:
+            break
+        if off > pos:
+            fmt.append(f"{off - pos}x")
+            pos = off
+        code = _CTYPE_FORMAT[ctype]
+        width = struct.calcsize(code) * (length or 1)
+        if fname.startswith(skip) or fname.split(".")[-1].startswith("_pad"):
+            fmt.append(f"{width}x")
+        elif length:
+            return None
+        else:
+            fmt.append(code)
+            names.append(fname.split(".")[-1])
+        pos += width
+    end = abi.offsetof(name, stop_at)
+    if end > pos:
+        fmt.append(f"{end - pos}x")
+    s = struct.Struct("".join(fmt))
+    if s.size != size or tuple(names) != DataEvent._LAYOUT[:-2]:
+        return None
+    return s
+
+
 def _addr(family: int, raw: bytes) -> str:
     if family == AF_INET:
         return socket.inet_ntop(AF_INET, raw[:4])
@@ -105,22 +213,62 @@ class EventDecoder:
         self._conn, self._conn_names = abi.struct_format("erx_conn_event")
         self._proc, self._proc_names = abi.struct_format("erx_proc_event")
         self._payload_off = abi.offsetof("erx_data_event", "payload")
-        self._tuples: dict[tuple, Tuple] = {}
+        self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
         self.malformed = 0
         # Field positions in the unpacked tuples, derived from the names (not retyped).
         self._di = {n: i for i, n in enumerate(names)}
         self._ci = {n: i for i, n in enumerate(self._conn_names)}
         self._pi = {n: i for i, n in enumerate(self._proc_names)}
-        # Hot path: one itemgetter per group of fields, in the order the event takes them.
+        # Hot path: the record's scalar fields in DataEvent's layout.  That is the order of the
+        # record, so one unpack of the scalars alone gives them (_fast_decode; the endpoints are
+        # only unpacked for endpoint bytes not seen lately); were it not, one itemgetter would
+        # reorder the full unpack (decode).
         d = self._di
-        self._data_head = operator.itemgetter(*(d[f"hdr.{n}"] for n in (
-            "direction", "role", "syscall", "pid", "tid", "conn_id", "cgroup_id", "ts_enter_ns", "ts_exit_ns")))
+        self._data_fields = operator.itemgetter(*(
+            d[n if n in ("total_len", "captured_len", "fd") else f"hdr.{n}"] for n in DataEvent._LAYOUT[:-2]))
         self._data_tuple = operator.itemgetter(*(d[f"tuple.{n}"] for n in (
             "saddr", "daddr", "sport", "dport", "family", "transport")))
-        self._data_tail = operator.itemgetter(d["total_len"], d["fd"])
         self._i_captured = d["captured_len"]
-        self._i_flags = d["hdr.flags"]
         self._data_kinds = frozenset((self.EV_DATA, self.EV_LOG, self.EV_SENDFILE))
+        # The endpoint bytes of a data record key the Tuple cache (no unpacking needed to look up).
+        tuple_fields = [(off, ctype, n) for name, off, ctype, n in abi.flat_fields("erx_data_event")
+                        if name.startswith("tuple.")]
+        self._tuple_start = min(off for off, _, _ in tuple_fields)
+        self._tuple_end = max(off + abi.ffi.sizeof(ctype) * (n or 1) for off, ctype, n in tuple_fields)
+        self._scalars = _scalars_struct(abi, "erx_data_event", "payload", "tuple.", self._data.size)
+        if self._scalars is not None:
+            self.decode = self._fast_decode()  # type: ignore[method-assign]
+
+    def _fast_decode(self) -> Callable[[bytes], DataEvent | ConnEvent | ProcEvent | None]:
+        """:meth:`decode` for a record layout in DataEvent's order, with everything it uses bound
+        in a closure: data records (nearly all of them) take one unpack of their scalars and no
+        attribute lookup; other records go through :meth:`decode` itself."""
+        data_kinds = self._data_kinds
+        scalars = self._scalars.unpack_from  # type: ignore[union-attr]
+        i_captured = DataEvent._LAYOUT.index("captured_len")
+        off = self._payload_off
+        t0, t1 = self._tuple_start, self._tuple_end
+        tuples_get = self._tuples.get  # the dict is only ever cleared, never replaced
+        tuple_of = self._data_tuple_of
+        generic = EventDecoder.decode.__get__(self)
+        new = _tuple_new
+
+        def decode(rec: bytes) -> DataEvent | ConnEvent | ProcEvent | None:
+            """One record → event, or None (counted in ``malformed``)."""
+            if rec and rec[0] in data_kinds:
+                try:
+                    v = scalars(rec)
+                    end = off + v[i_captured]
+                    if len(rec) >= end:
+                        key = rec[t0:t1]
+                        return new(DataEvent, v + (tuples_get(key) or tuple_of(key, rec), rec[off:end]))
+                except Exception:  # struct.error on a short record: count it, never raise to the poller
+                    pass
+                self.malformed += 1
+                return None
+            return generic(rec)
+
+        return decode
 
     def _tuple(self, saddr: bytes, daddr: bytes, sport: int, dport: int, family: int, transport: int) -> Tuple:
         return self._tuple_of((saddr, daddr, sport, dport, family, transport))
@@ -135,6 +283,15 @@ class EventDecoder:
             self._tuples[key] = t
         return t
 
+    def _data_tuple_of(self, key: bytes, rec: bytes) -> Tuple:
+        """The endpoints of a data record whose endpoint bytes (``key``) are not cached."""
+        saddr, daddr, sport, dport, family, transport = self._data_tuple(self._data.unpack_from(rec))
+        t = Tuple(family, transport, _addr(family, saddr), sport, _addr(family, daddr), dport)
+        if len(self._tuples) > 65536:
+            self._tuples.clear()
+        self._tuples[key] = t
+        return t
+
     def decode(self, rec: bytes):
         """One record → event, or None (counted in ``malformed``)."""
         if not rec:
@@ -144,16 +301,14 @@ class EventDecoder:
         try:
             if kind in self._data_kinds:
                 v = self._data.unpack_from(rec)
-                captured = v[self._i_captured]
                 off = self._payload_off
-                payload = rec[off : off + captured]
-                if len(payload) != captured:
+                end = off + v[self._i_captured]
+                if len(rec) < end:
                     self.malformed += 1
                     return None
-                key = self._data_tuple(v)
-                tup = self._tuples.get(key) or self._tuple_of(key)
-                total_len, fd = self._data_tail(v)
-                return DataEvent(kind, *self._data_head(v), tup, total_len, fd, payload, v[self._i_flags])
+                key = rec[self._tuple_start : self._tuple_end]
+                tup = self._tuples.get(key) or self._data_tuple_of(key, rec)
+                return _tuple_new(DataEvent, self._data_fields(v) + (tup, rec[off:end]))
             if kind in (self.EV_CONN_OPEN, self.EV_CONN_CLOSE):
                 v = self._conn.unpack_from(rec)
                 d = self._ci

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from receiver.protocols.base import ParseState
 
-from .types import Headers
+from .types import Headers, fields_of_raw
 
 SUCCESS = ParseState.SUCCESS
 NEEDS_MORE_DATA = ParseState.NEEDS_MORE_DATA
@@ -74,6 +74,28 @@ _FIELD_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r?\n")
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _MAX_CONTENT_LENGTH = 1 << 62
+_LONE_CR = re.compile(rb"\r(?!\n)")
+# Whole heads of CRLF lines with plain field lines (a CR inside a line is checked apart), at
+# most one Content-Length (its value captured) and at most one Transfer-Encoding, "chunked":
+# groups (version digit, status, reason, fields, length, chunked, chunked, length) and (method,
+# target, version digit, fields, length, chunked, chunked, length).
+_OTHER_FIELDS = rb"(?:(?![cCtT](?i:ontent-length|ransfer-encoding):)" + _TOKEN + rb"++:.*\r\n)*+"
+_LENGTH_FIELD = rb"(?i:content-length):[ \t]*+([0-9]{1,19})[ \t]*+\r\n" + _OTHER_FIELDS
+_CHUNKED_FIELD = rb"(?i:transfer-encoding):[ \t]*+((?i:chunked))[ \t]*+\r\n" + _OTHER_FIELDS
+_CRLF_FIELDS = (rb"(" + _OTHER_FIELDS + rb"(?>" + _LENGTH_FIELD + rb"(?:" + _CHUNKED_FIELD + rb")?|"
+                + _CHUNKED_FIELD + rb"(?:" + _LENGTH_FIELD + rb")?)?+)\r\n")
+_STATUS_HEAD = re.compile(rb"HTTP/1\.([0-9]) ([1-9][0-9]{2})(?:[ \t]([^\r\n]*?))?[ \t]*\r\n" + _CRLF_FIELDS)
+_REQUEST_HEAD = re.compile(
+    rb"(" + _TOKEN + rb"{1,%d}) (" % MAX_METHOD + _TARGET + rb"+) HTTP/1\.([0-9])\r\n" + _CRLF_FIELDS
+)
+_VERSIONS = {48 + d: f"1.{d}" for d in range(10)}  # minor version digit -> "1.d"
+# Strings shared by every head that spells them so (no decoding, one object).
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")}
+_REASONS = {r.encode(): r for r in ("OK", "Created", "Accepted", "No Content", "Moved Permanently", "Found",
+                                     "See Other", "Not Modified", "Bad Request", "Unauthorized", "Forbidden",
+                                     "Not Found", "Internal Server Error", "Bad Gateway", "Service Unavailable",
+                                     "Gateway Timeout", "Continue", "Switching Protocols")}
+_tuple_new = tuple.__new__
 
 
 class MessageHead(NamedTuple):
@@ -85,7 +107,7 @@ class MessageHead(NamedTuple):
     status_code: int  # responses only, else 0
     reason: str  # responses only, else ""
     version: str  # "1.1", "1.0"
-    headers: Headers
+    headers: Headers | bytes  # bytes: the raw field section (``parse_head(..., lazy=True)``)
     head_size: int
     content_length: int  # -1 when absent
     chunked: bool  # Transfer-Encoding ends in chunked
@@ -169,7 +191,7 @@ def _content_length(value: str, current: int) -> int:
 
 
 def parse_head(
-    buf: bytes | bytearray, pos: int, end: int, kind: MessageKind | None, max_head: int
+    buf: bytes | bytearray, pos: int, end: int, kind: MessageKind | None, max_head: int, lazy: bool = False
 ) -> tuple[ParseState, MessageHead | None, int]:
     """Parse the message head starting exactly at ``buf[pos]``.
 
@@ -177,9 +199,44 @@ def parse_head(
     SUCCESS with the head and its length; NEEDS_MORE_DATA (nothing consumed) while the head is
     incomplete and still plausible; IGNORED with the number of leading empty-line bytes to drop
     (RFC 9112 §2.2); INVALID when this is not a valid head or it does not fit in ``max_head``.
+
+    ``lazy``: the head's ``headers`` may be the raw field section (``bytes``, validated: see
+    :mod:`.types`) rather than the parsed pairs, for :class:`~.types.Http1Request` and
+    :class:`~.types.Http1Response` to parse only if asked.
     """
-    limit = min(end, pos + max_head)
+    limit = pos + max_head
+    if limit > end:
+        limit = end
     first = buf[pos]
+    # Fast path: a whole head of CRLF lines, plain field lines, at most one Content-Length and
+    # at most one Transfer-Encoding, "chunked" (the general path below agrees on every head this
+    # accepts, and decides on everything else).
+    if first == 72 and kind is not REQUEST and buf.startswith(b"HTTP/", pos):  # "H"
+        m = _STATUS_HEAD.match(buf, pos, limit)
+        if m is not None:
+            minor, status, reason, raw, length, chunked, chunked2, length2 = m.groups()
+            if not _LONE_CR.search(raw):
+                length = length or length2
+                content_length = int(length) if length is not None else -1
+                if content_length <= _MAX_CONTENT_LENGTH:
+                    size = m.end() - pos
+                    reason = _REASONS.get(reason) or (reason.decode("latin-1") if reason else "")
+                    return SUCCESS, _tuple_new(MessageHead, (
+                        False, "", "", int(status), reason, _VERSIONS[minor[0]], raw if lazy else fields_of_raw(raw),
+                        size, content_length, (chunked or chunked2) is not None, False)), size
+    elif kind is not RESPONSE:
+        m = _REQUEST_HEAD.match(buf, pos, limit)
+        if m is not None:
+            method, target, minor, raw, length, chunked, chunked2, length2 = m.groups()
+            if not _LONE_CR.search(raw):
+                length = length or length2
+                content_length = int(length) if length is not None else -1
+                if content_length <= _MAX_CONTENT_LENGTH:
+                    size = m.end() - pos
+                    return SUCCESS, _tuple_new(MessageHead, (
+                        True, _METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"), 0, "",
+                        _VERSIONS[minor[0]], raw if lazy else fields_of_raw(raw), size, content_length,
+                        (chunked or chunked2) is not None, False)), size
     if first == 13 or first == 10:  # empty lines before a message
         n = pos
         while n < limit and buf[n] in (13, 10):

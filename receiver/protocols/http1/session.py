@@ -14,7 +14,13 @@ The direction that carries requests is learnt from the first message parsed in e
 direction; the traced process is the CLIENT if it sent (EGRESS) the requests.
 
 Only an unparsed head (or an incomplete chunk-size or trailer line) is ever buffered, and never
-more than ``max_buffer`` bytes per direction.
+more than ``max_buffer`` bytes per direction.  Besides, each direction remembers its last head
+(up to 512 bytes) and what it parsed to: keep-alive connections often send the same head again,
+and a head's parse depends on its bytes only.
+
+Hot path: a complete message in one feed (the usual capture of a request or of a response with
+a small body) goes from bytes to a finished exchange without touching the body reader; the
+message types are built without their constructor call (see :mod:`.types`).
 """
 
 from __future__ import annotations
@@ -39,12 +45,22 @@ from .types import Http1Request, Http1Response
 
 DEFAULT_MAX_BUFFER = 64 * 1024
 DEFAULT_MAX_PENDING = 128
+_MAX_REMEMBERED_HEAD = 512  # longest head a stream remembers (to skip parsing it again)
 
 _SKIP = 0
 _HEAD = 1
 _BODY = 2
 _TUNNEL = 3
 
+_NONE = BodyFraming.NONE
+_LENGTH = BodyFraming.LENGTH
+_CHUNKED = BodyFraming.CHUNKED
+_UNTIL_CLOSE = BodyFraming.UNTIL_CLOSE
+_TUNNEL_FRAMING = BodyFraming.TUNNEL
+_tuple_new = tuple.__new__  # builds Http1Request/Http1Response without a call (see .types)
+
+_EGRESS = Direction.EGRESS
+_INGRESS = Direction.INGRESS
 _SUCCESS = ParseState.SUCCESS
 _NEEDS_MORE_DATA = ParseState.NEEDS_MORE_DATA
 _IGNORED = ParseState.IGNORED
@@ -54,7 +70,8 @@ _INVALID = ParseState.INVALID
 class _Stream:
     """Parsing state of one direction of the connection."""
 
-    __slots__ = ("direction", "kind", "buf", "buf_ts", "state", "head", "exchange", "reader", "resynced")
+    __slots__ = ("direction", "kind", "buf", "buf_ts", "state", "head", "exchange", "reader", "resynced",
+                 "last_bytes", "last_head", "last_kind")
 
     def __init__(self, direction: Direction, max_buffer: int) -> None:
         self.direction = direction
@@ -64,8 +81,13 @@ class _Stream:
         self.state = _SKIP
         self.head: MessageHead | None = None  # the message whose body is being read
         self.exchange: Exchange | None = None
-        self.reader = BodyReader(max_buffer)
+        self.reader: BodyReader | None = None  # made for the first body that is not all in one feed
         self.resynced = False  # frames may have been lost since the last message parsed
+        # The last head parsed, byte for byte, and what it parsed to (with the kind then): a
+        # keep-alive connection often repeats its heads, and parsing is a function of the bytes.
+        self.last_bytes: bytes | None = None
+        self.last_head: MessageHead | None = None
+        self.last_kind: MessageKind | None = None
 
     def lose_sync(self) -> None:
         """Forget buffered bytes and hunt for the next message start."""
@@ -92,7 +114,7 @@ class Http1Session:
         self.internal_errors = 0  # exceptions caught at the top level: parser bugs, never wire data
         self._max_line = min(MAX_START_LINE, self.max_buffer)
         self._stitcher = Http1Stitcher(max_pending)
-        self._streams = (_Stream(Direction.EGRESS, self.max_buffer), _Stream(Direction.INGRESS, self.max_buffer))
+        self._streams = (_Stream(_EGRESS, self.max_buffer), _Stream(_INGRESS, self.max_buffer))
         self._closed = False
 
     # -- read-only views ---------------------------------------------------------------------
@@ -137,11 +159,10 @@ class Http1Session:
         try:
             stream = self._streams[direction]
             size = len(data)
-            missing = total_len - size if total_len is not None and total_len > size else 0
             if size:
                 self._parse(stream, data, ts_ns, out)
-            if missing:
-                self._skip_missing(stream, missing, ts_ns, out)
+            if total_len is not None and total_len > size:
+                self._skip_missing(stream, total_len - size, ts_ns, out)
             if len(stream.buf) > self.max_buffer:  # not reached: every path bounds itself
                 self.parse_errors += 1
                 stream.lose_sync()
@@ -182,7 +203,7 @@ class Http1Session:
         if carried:
             buf += data
             view: bytes | bytearray = buf
-        elif isinstance(data, bytes | bytearray):
+        elif data.__class__ is bytes or isinstance(data, bytes | bytearray):
             view = data
         else:
             view = bytes(data)
@@ -193,6 +214,7 @@ class Http1Session:
         # is carried over from earlier feeds starts at a line start, and a capture (one write)
         # very often starts a message.
         line_start = True
+        found = None  # (SUCCESS, head, length) of a head parsed while hunting
         while pos < end:
             state = stream.state
             if state == _BODY:
@@ -209,11 +231,25 @@ class Http1Session:
                     stream.resynced = True
                     line_start = True
             elif state == _HEAD:
-                result, head, used = parse_head(view, pos, end, stream.kind, max_buffer)
+                if found is not None:  # parsed while hunting (below)
+                    result, head, used = found
+                    found = None
+                else:
+                    last = stream.last_bytes
+                    if last is not None and view.startswith(last, pos) and stream.last_kind is stream.kind:
+                        # The same head again: it parses the same (parse_head reads nothing past it).
+                        start_ts = stream.buf_ts if pos < carried else ts
+                        head = stream.last_head
+                        pos = self._on_head(stream, head, start_ts, ts, out, pos + len(last), end)  # type: ignore
+                        continue
+                    result, head, used = parse_head(view, pos, end, stream.kind, max_buffer, True)
                 if result is _SUCCESS:
+                    if used <= _MAX_REMEMBERED_HEAD:
+                        stream.last_bytes = bytes(view[pos : pos + used])
+                        stream.last_head = head
+                        stream.last_kind = stream.kind
                     start_ts = stream.buf_ts if pos < carried else ts
-                    pos += used
-                    self._on_head(stream, head, start_ts, ts, out)  # type: ignore[arg-type]
+                    pos = self._on_head(stream, head, start_ts, ts, out, pos + used, end)  # type: ignore[arg-type]
                 elif result is _NEEDS_MORE_DATA:
                     break
                 elif result is _IGNORED:
@@ -225,6 +261,16 @@ class Http1Session:
                     stream.resynced = True
                     line_start = False
             elif state == _SKIP:
+                if line_start:
+                    # A whole head right here is what the hunt would find first (a status line at
+                    # a line start; a request line whose version starts within _max_line): take it.
+                    found = parse_head(view, pos, end, stream.kind, max_buffer, True)
+                    head = found[1]
+                    if head is not None and (not head.is_request or len(head.method) + len(head.target) + 2
+                                             <= self._max_line):
+                        stream.state = _HEAD
+                        continue
+                    found = None
                 result, start = find_message_start(view, pos, end, line_start, stream.kind, self._max_line)
                 if pos < carried < end and (result is _INVALID or start >= carried):
                     # What was carried over did not become a start line; the feed may start one.
@@ -273,36 +319,71 @@ class Http1Session:
             self.parse_errors += 1
         stream.lose_sync()
 
-    def _on_head(self, stream: _Stream, head: MessageHead, start_ts: int, ts: int, out: list[Transaction]) -> None:
+    def _on_head(
+        self, stream: _Stream, head: MessageHead, start_ts: int, ts: int, out: list[Transaction], pos: int, end: int
+    ) -> int:
+        """A head was parsed and consumed up to ``pos``; returns how far the message is consumed:
+        a body of known length already in the buffer (``[pos, end)``) is taken at once."""
         stitcher = self._stitcher
+        is_request, method, target, status, reason, version, headers, head_size, content_length, chunked, _ = head
         if stream.kind is None:
-            self._learn_roles(stream, head.is_request)
+            self._learn_roles(stream, is_request)
         resynced = stream.resynced
         stream.resynced = False
-        stream.head = head
-        if head.is_request:
-            stream.exchange = stitcher.begin_request(head.method, start_ts)
+        if is_request:
+            open_ = stitcher._open
+            if len(open_) < stitcher.max_pending:  # Http1Stitcher.begin_request, within the bound
+                exchange = Exchange(method, start_ts)
+                open_.append(exchange)
+                stitcher._unanswered.append(exchange)
+            else:
+                exchange = stitcher.begin_request(method, start_ts)
+            if not chunked and (content_length <= 0 or end - pos >= content_length):
+                # The whole request is here: no body, or all of it (body bytes are not kept).
+                length = content_length if content_length > 0 else 0
+                exchange.request = _tuple_new(Http1Request, (
+                    method, target, version, [headers, None], length, head_size, head_size + length, False, (), False))
+                if exchange.response is not None:
+                    stitcher.flush(out)
+                return pos + length
             framing, length = request_body_framing(head)
         else:
-            exchange = stitcher.next_unanswered(start_ts, resynced)
-            status = head.status_code
-            if status < 200 and status != 101:  # interim: noted, never paired
-                stitcher.note_interim(exchange, status)
-                stream.head = None
-                return
-            stitcher.answer(exchange)
-            stream.exchange = exchange
+            unanswered = stitcher._unanswered
+            if not resynced and status >= 200 and unanswered and unanswered[0].start_ns <= start_ts:
+                # Http1Stitcher.next_unanswered + answer, for a final response in order
+                exchange = unanswered.popleft()
+            else:
+                exchange = stitcher.next_unanswered(start_ts, resynced)
+                if status < 200 and status != 101:  # interim: noted, never paired
+                    stitcher.note_interim(exchange, status)
+                    stream.head = None
+                    return pos
+                stitcher.answer(exchange)
             framing, length = response_body_framing(head, exchange.method if exchange is not None else None)
-        stream.reader.reset(framing, length)
-        if framing is BodyFraming.NONE:
-            self._finish_message(stream, ts, out, truncated=False)
-        elif framing is BodyFraming.TUNNEL:
+            if framing is _NONE or (framing is _LENGTH and end - pos >= length):
+                # The whole response is here.
+                if exchange is not None:
+                    exchange.response = _tuple_new(Http1Response, (
+                        version, status, reason, [headers, None], length, head_size, head_size + length, False, (),
+                        False, False, exchange.interim))
+                    exchange.end_ns = ts
+                    if exchange.request is not None:
+                        stitcher.flush(out)
+                return pos + length
+        stream.head = head
+        stream.exchange = exchange
+        reader = stream.reader
+        if reader is None:
+            reader = stream.reader = BodyReader(self.max_buffer)
+        reader.reset(framing, length)
+        if framing is _TUNNEL_FRAMING:
             self._finish_message(stream, ts, out, truncated=False)
             for each in self._streams:
                 each.buf.clear()
                 each.state = _TUNNEL
         else:
             stream.state = _BODY
+        return pos
 
     def _learn_roles(self, stream: _Stream, is_request: bool) -> None:
         other = self._streams[1 - stream.direction]
@@ -323,34 +404,15 @@ class Http1Session:
         if truncated:
             reader.truncate()
         framing = reader.framing
-        if head.is_request:
-            request = Http1Request(
-                head.method,
-                head.target,
-                head.version,
-                head.headers,
-                reader.body_size,
-                head.head_size,
-                head.head_size + reader.wire_size,
-                framing is BodyFraming.CHUNKED,
-                reader.trailers,
-                truncated,
-            )
+        is_request, method, target, status, reason, version, headers, head_size = head[:8]
+        if is_request:
+            request = _tuple_new(Http1Request, (
+                method, target, version, [headers, None], reader.body_size, head_size, head_size + reader.wire_size,
+                framing is _CHUNKED, reader.trailers, truncated))
             if exchange is not None:
                 self._stitcher.complete_request(exchange, request, out)
-        else:
-            response = Http1Response(
-                head.version,
-                head.status_code,
-                head.reason,
-                head.headers,
-                reader.body_size,
-                head.head_size,
-                head.head_size + reader.wire_size,
-                framing is BodyFraming.CHUNKED,
-                reader.trailers,
-                truncated,
-                framing is BodyFraming.UNTIL_CLOSE,
-                exchange.interim if exchange is not None else (),
-            )
+        elif exchange is not None:
+            response = _tuple_new(Http1Response, (
+                version, status, reason, [headers, None], reader.body_size, head_size, head_size + reader.wire_size,
+                framing is _CHUNKED, reader.trailers, truncated, framing is _UNTIL_CLOSE, exchange.interim))
             self._stitcher.complete_response(exchange, response, ts, out)

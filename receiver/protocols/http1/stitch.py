@@ -109,7 +109,7 @@ class Http1Stitcher:
         """The request of ``exchange`` is complete."""
         exchange.request = request
         if exchange.response is not None:
-            self._flush(out)
+            self.flush(out)
 
     def complete_response(
         self, exchange: Exchange | None, response: Http1Response, end_ns: int, out: list[Transaction]
@@ -120,9 +120,10 @@ class Http1Stitcher:
         exchange.response = response
         exchange.end_ns = end_ns
         if exchange.request is not None:
-            self._flush(out)
+            self.flush(out)
 
-    def _flush(self, out: list[Transaction]) -> None:
+    def flush(self, out: list[Transaction]) -> None:
+        """Emit the exchanges at the head of the queue that are complete (in request order)."""
         open_ = self._open
         role = self.role
         while open_:
@@ -150,7 +151,7 @@ class Http1Stitcher:
 
         Requests never answered come out with ``response=None`` and ``end_ns=ts_ns``.
         """
-        self._flush(out)
+        self.flush(out)
         role = self.role
         for exchange in self._open:
             request = exchange.request

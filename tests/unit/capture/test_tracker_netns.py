@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 from receiver.capture.connections import ConnectionTracker
-from receiver.capture.events import DataEvent, Tuple
+from receiver.capture.events import ConnEvent, DataEvent, Tuple
 from receiver.protocols.base import Direction, Role
 from receiver.protocols.registry import ProtocolRegistry
 from receiver.telemetry.assemble import TelemetryAssembler
@@ -151,3 +151,25 @@ def test_process_exit_and_expiry_reach_the_resolver():
     tr.drop_pid(10)
     tr.expire(10**12)
     assert r.forgotten == [10] and r.maintained == 1
+
+
+def test_a_peer_seen_later_is_found_and_one_gone_for_long_is_forgotten():
+    """Whether a connection has a local peer is worked out again whenever connections come or
+    go: not once and for all."""
+    tr = tracker(FakeResolver({20: 7}))
+    server = (2, 20, lo(8080, 40000))
+    sid, spid, st = server
+
+    def served(ts):
+        tr.on_data(ev(sid, spid, Role.SERVER, Direction.INGRESS, st, REQ, ts))
+        (tt,) = tr.on_data(ev(sid, spid, Role.SERVER, Direction.EGRESS, st, RESP, ts + 1))
+        return tt
+
+    assert not served(1000).peer_local  # the client is not traced (yet)
+    tts = call(tr, (1, 10, lo(40000, 8080)), server, 2000)
+    assert all(t.peer_local for t in tts)
+    tr.on_conn(ConnEvent(3, Role.CLIENT, 0, 10, 10, 1, 0, 3000, 3000, lo(40000, 8080), 3, 0, 0), True)
+    assert served(3000).peer_local  # closed lately: its last bytes may still come
+    tr.on_conn(ConnEvent(2, Role.UNKNOWN, 0, 30, 30, 9, 0, 10**12, 10**12, lo(1, 2), 3, 0, 0), False)
+    tr.on_conn(ConnEvent(3, Role.UNKNOWN, 0, 30, 30, 9, 0, 10**12, 10**12, lo(1, 2), 3, 0, 0), True)
+    assert not served(10**12).peer_local  # closed long ago
