@@ -205,27 +205,31 @@ class EbpfReceiver:
     def process_records(self, records: list[bytes]) -> None:
         decode = self.decoder.decode
         tracker = self.tracker
+        on_data, get_conn = tracker.on_data, tracker.get
         stats = self.stats
         dec = self.decoder
+        ev_data, ev_sendfile = dec.EV_DATA, dec.EV_SENDFILE
+        on_event = self._on_event
         on_server_ingress = self.assembler.on_server_ingress
         finished = []
+        data_events = 0
         stats.records += len(records)
         for rec in records:
             ev = decode(rec)
             if ev is None:
                 continue
-            if self._on_event is not None:
-                self._on_event(ev)
+            if on_event is not None:
+                on_event(ev)
             kind = ev.kind
-            if kind == dec.EV_DATA or kind == dec.EV_SENDFILE:
+            if kind == ev_data or kind == ev_sendfile:
                 # sendfile bytes are counted, not captured: a known-length gap in the stream
                 # that parsers skip using lengths on the wire (a body served by sendfile).
-                stats.data_events += 1
-                txs = tracker.on_data(ev)
+                data_events += 1
+                txs = on_data(ev)
                 if txs:
                     finished.extend(txs)
                 if ev.direction == INGRESS:
-                    c = tracker.get(ev.conn_id)
+                    c = get_conn(ev.conn_id)
                     if c is not None and c.is_server:
                         on_server_ingress(ev.pid, ev.tid, ev.conn_id, ev.ts_exit_ns)
             elif kind == dec.EV_CONN_OPEN or kind == dec.EV_CONN_CLOSE:
@@ -244,6 +248,7 @@ class EbpfReceiver:
                     tracker.drop_pid(ev.pid)
             else:
                 stats.by_kind[kind] = stats.by_kind.get(kind, 0) + 1
+        stats.data_events += data_events
         self._emit(finished)
 
     def _emit(self, finished, flush: bool = False) -> None:
