@@ -551,8 +551,10 @@ def _render_method(data) -> list[str]:
         "- **off**: no BPF at all.  **floor**: `bench/floor.py` loads `receiver_floor.bpf.o` (the same "
         "tracepoints, empty programs) with the agent's loader and sleeps: the cost of the hook design "
         "itself.  **drain**: `bench/drain.py`, the agent's object and ring buffer, records dropped.  "
-        "**on**: `ebpf-receiver run` with traces → batch → OTLP/gRPC to `bench/otlp_sink.py` "
-        "(its own process, counts spans by process) and metrics on the Prometheus endpoint.",
+        "**on**: `ebpf-receiver run` with traces → batch → OTLP/gRPC (`compression: none`: a local "
+        "sink) to `bench/otlp_sink.py` (its own process, counts spans by process) and metrics on the "
+        "Prometheus endpoint; every span exported (the default sampler).  **sampled** (5k req/s only): "
+        "the same with `sampler: {name: parentbased_traceidratio, ratio: 0.1}`.",
         "- The load generators' pids and this harness are in the agent's `exclude_pids`, the sink's and "
         "metrics ports in `exclude_ports`: each request is traced once, at the server.  Everything else "
         "on the machine is traced as usual; its spans are counted apart.",
