@@ -19,7 +19,7 @@ static __always_inline void erx_emit_proc(__u8 kind, __s32 exit_code)
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->exit_code = exit_code;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, erx_rb_flags());
+	bpf_ringbuf_submit(e, erx_rb_flags(sizeof(*e), true));
 }
 
 /* Exec is reported for excluded processes too: a new program is a new decision for the

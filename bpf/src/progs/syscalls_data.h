@@ -136,7 +136,7 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
 	size = captured;
 	ERX_BOUND(size, 0x7fff);
 	size += offsetof(struct erx_data_event, payload);
-	if (bpf_ringbuf_output(&erx_events, e, size, erx_rb_flags()))
+	if (bpf_ringbuf_output(&erx_events, e, size, erx_rb_flags(size, false)))
 		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
 }
 
