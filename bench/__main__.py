@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", help="also write every run as JSON here (default: in the work directory)")
     ap.add_argument("--render", metavar="RESULTS_JSON",
                     help="run nothing: render the report again from a previous run's raw results")
+    ap.add_argument("--amend", metavar="RESULTS_JSON", action="append", default=[],
+                    help="with --render: the runs of the scenarios this later run measured replace the "
+                         "first run's (the report says which, by which command, on which commit)")
     return ap
 
 
@@ -189,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
 def _render_again(args, argv: list[str]) -> int:
     """The report from a previous run's raw results (targets evaluated again, profiles kept)."""
     data = json.loads(Path(args.render).read_text())
+    for path in args.amend:
+        later = json.loads(Path(path).read_text())
+        scenarios_ = {r["scenario"] for r in later["runs"]}
+        data["runs"] = [r for r in data["runs"] if r["scenario"] not in scenarios_] + later["runs"]
+        data.setdefault("amended", []).append(
+            f"{', '.join(sorted(scenarios_))} re-measured {later['started']} → {later['finished']} by "
+            f"`{later['command']}`" + (f" on {later['code']}" if later.get("code") else ""))
     data["targets"] = [asdict(t) for t in report.evaluate(data["runs"])]
     data["rendered_with"] = " ".join([".venv/bin/python -m bench"] + [shlex.quote(a) for a in argv])
     text = report.render(data)

@@ -227,6 +227,9 @@ def render(data: dict) -> str:
         *([f"Code measured: {data['code']}.", ""] if data.get("code") else []),
         *([f"Tables rendered again from that run's raw results by `{data['rendered_with']}`.", ""]
           if data.get("rendered_with") else []),
+        *[f"**Amended**: runs of {note}; they replace that scenario's runs of the run above." for note in
+          data.get("amended", [])],
+        *([""] if data.get("amended") else []),
         "## Machine",
         "",
         _table(["", ""], [
