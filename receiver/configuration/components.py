@@ -296,7 +296,7 @@ class EbpfReceiverConfig(ConfigSection):
     )
     poll_interval: float = setting(0.02, "Longest wait between two ring-buffer polls.", kind="duration", above=0)
     wakeup_bytes: int = setting(
-        1 * MIB, "Wake the reader early once this many bytes are waiting; 0 wakes on every event.",
+        1 * MIB, "Wake the reader early each time this many more bytes are waiting; 0 wakes on every event.",
         kind="bytes", minimum=0,
     )
     capture_logs: bool = setting(False, "Also turn writes to stdout/stderr into log records.")

@@ -245,9 +245,9 @@ class TelemetryAssembler:
         if m is None:
             return False
         name, attrs = m
-        resource = self._resources.get(tt.pid)
-        end = self._clock.to_unix_ns(max(tx.end_ns, tx.start_ns))
-        self._metrics.record(name, resource, attrs, (max(tx.end_ns, tx.start_ns) - tx.start_ns) / 1e9, end)
+        end_ns = max(tx.end_ns, tx.start_ns)
+        self._metrics.record(name, self._resources.get(tt.pid), attrs, (end_ns - tx.start_ns) / 1e9,
+                             end_ns + self._clock.offset_ns)
         self.sampled_out += 1
         return True
 

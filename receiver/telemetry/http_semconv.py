@@ -61,6 +61,11 @@ def host_and_port(host_header: str | None) -> tuple[str | None, int | None]:
         return host or None, None
 
 
+def is_error_status(code: int, server: bool) -> bool:
+    """Semantic conventions: 5xx is an error for both sides, 4xx only for the client."""
+    return code >= 500 or (not server and code >= 400)
+
+
 class HttpSpanMapper:
     """HTTP/1.x (and HTTP/2 seen as HTTP) transactions → span parts.
 
@@ -133,7 +138,7 @@ class HttpSpanMapper:
             return None
         server = tx.role == Role.SERVER
         code = resp.status_code
-        if code >= 500 or (not server and code >= 400):
+        if is_error_status(code, server):
             return None
         method = req.method if req.method in KNOWN_METHODS else "_OTHER"
         _, metric = self._base(tt, req, server, "https" if tt.tls else "http")
@@ -178,7 +183,7 @@ class HttpSpanMapper:
             metric += (("http.response.status_code", code),)
             if resp.body_size:
                 attrs["http.response.body.size"] = resp.body_size
-            if code >= 500 or (not server and code >= 400):
+            if is_error_status(code, server):
                 status = StatusCode.ERROR
                 attrs["error.type"] = str(code)
                 metric += (("error.type", str(code)),)

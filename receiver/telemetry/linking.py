@@ -143,14 +143,6 @@ class TraceLinker:
         """Place a finished server span (its ``trace_id`` may be empty; ``span_id`` is
         replaced by the serving context's pre-allocated one when there is one)."""
         ctx = self._serving_by_conn.pop(conn_id, None)
-        if ctx is None and traceparent is None and peer_key is None:
-            # A trace of its own, decided now (the common case of a remote, uninstrumented client).
-            trace_id = self._ids.trace_id()
-            span.trace_id = trace_id
-            span.flags = self._sampler.root(trace_id)
-            span.trace_state = ""
-            self._ready.append(span)
-            return
         if ctx is not None:
             self._serving_by_thread.pop((ctx.pid, ctx.tid), None)
             span.span_id = ctx.span_id

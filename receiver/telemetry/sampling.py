@@ -58,12 +58,6 @@ class Sampler:
     def __repr__(self) -> str:
         return f"Sampler({self.name!r}, {self.ratio!r})"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sampler) and (self.name, self.ratio) == (other.name, other.ratio)
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.ratio))
-
     def root(self, trace_id: bytes) -> int:
         """Trace flags for a trace that starts at this node."""
         bound = self._bound

@@ -5,12 +5,12 @@ decision is shared by its client and server spans, and W3C context from the call
 from __future__ import annotations
 
 import subprocess
-import urllib.request
 
 import pytest
 
 from tests.support.agent import AgentProcess
 from tests.support.ports import free_port, wait_until
+from tests.support.prometheus import OPENMETRICS, metric_sum, scrape
 from tests.support.rotel import RotelCollector
 from tests.support.servers import NginxServer
 
@@ -41,19 +41,6 @@ service:
     traces: {{receivers: [ebpf], processors: [batch], exporters: [otlp]}}
     metrics: {{receivers: [ebpf], exporters: [prometheus]}}
 """
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        return r.read().decode()
-
-
-def metric_sum(text: str, prefix: str, *needles: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(prefix) and all(n in line for n in needles):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def curl(urls: list[str], *headers: str) -> None:
@@ -124,11 +111,8 @@ def test_ratio_sampling_keeps_red_metrics_exact_and_traces_whole(tmp_path):
             # Exemplars only point at exported traces (spans of the last requests may still be on
             # their way: wait for them, a bounded time).
             def exemplar_trace_ids() -> set[str]:
-                om = urllib.request.Request(f"http://127.0.0.1:{prom_port}/metrics",
-                                            headers={"Accept": "application/openmetrics-text"})
-                with urllib.request.urlopen(om, timeout=5) as r:
-                    return {part.split('trace_id="', 1)[1][:32] for part in r.read().decode().split("# {")[1:]
-                            if 'trace_id="' in part}
+                text = scrape(prom_port, OPENMETRICS)
+                return {part.split('trace_id="', 1)[1][:32] for part in text.split("# {")[1:] if 'trace_id="' in part}
 
             def exemplars_exported():
                 ids = exemplar_trace_ids()

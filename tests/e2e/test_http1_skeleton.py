@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import urllib.request
 
 import pytest
 
 from tests.support.agent import AgentProcess
 from tests.support.ports import free_port, wait_until
+from tests.support.prometheus import metric_sum, scrape
 from tests.support.rotel import RotelCollector
 from tests.support.servers import NginxServer
 
@@ -58,20 +58,8 @@ def bpf_prog_ids() -> set[int]:
     return {p["id"] for p in json.loads(out) if p.get("name", "").startswith("erx_")}
 
 
-def scrape(port: int, accept: str | None = None) -> str:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
-    if accept:
-        req.add_header("Accept", accept)
-    with urllib.request.urlopen(req, timeout=5) as r:
-        return r.read().decode()
-
-
 def server_count(text: str, service: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("http_server_request_duration_seconds_count{") and f'job="{service}"' in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return metric_sum(text, "http_server_request_duration_seconds_count{", f'job="{service}"')
 
 
 @pytest.fixture
