@@ -109,7 +109,7 @@ class EncodeResult:
 
 def sample_spans(n: int, resources: int = 4) -> list:
     """HTTP server spans with the attributes the agent sets on an nginx request."""
-    from receiver.telemetry.model import Resource, Span, SpanKind
+    from receiver.model.telemetry import Resource, Span, SpanKind
 
     res = [
         Resource.from_dict({

@@ -85,10 +85,8 @@ class _Collect:
 
 
 def run_once(records: list[bytes], sampler_ratio: float | None = None) -> dict:
-    from receiver.bpf.abi import load_abi
-    from receiver.capture.ebpf_receiver import EbpfReceiver
-    from receiver.capture.events import EventDecoder
-    from receiver.configuration.components import EbpfReceiverConfig, SamplerConfig
+    from receiver.receivers.ebpf.receiver import EbpfReceiver
+    from receiver.receivers.ebpf.config import EbpfReceiverConfig, SamplerConfig
     from receiver.exporters.otlp_encoding import Signal
     from receiver.exporters.otlp_wire import OtlpWireEncoder
     from receiver.telemetry.red_metrics import RedMetrics
@@ -100,11 +98,10 @@ def run_once(records: list[bytes], sampler_ratio: float | None = None) -> dict:
     if sampler_ratio is not None:
         cfg = EbpfReceiverConfig(sampler=SamplerConfig("parentbased_traceidratio", sampler_ratio))
     rx = EbpfReceiver(cfg, traces=[sink], red_metrics=red, agent_pid=os.getpid())
-    rx.decoder = EventDecoder(load_abi())
     t0 = time.thread_time()
     for i in range(0, len(records), BATCH):
         rx.process_records(records[i : i + BATCH])
-    rx._emit(rx.tracker.expire(time.monotonic_ns() + 10**18), flush=True)
+    rx.flush()
     t1 = time.thread_time()
     spans = sink.spans
     size = 0
@@ -112,8 +109,8 @@ def run_once(records: list[bytes], sampler_ratio: float | None = None) -> dict:
         size += len(encoder.serialize(Signal.TRACES, spans[i : i + 512]))
     t2 = time.thread_time()
     # per request: every server transaction is a request, whether its span was exported or not
-    n = max(rx.stats.transactions, 1)
-    return {"records": len(records), "requests": rx.stats.transactions, "spans": len(spans),
+    n = max(rx.protocols.transactions, 1)
+    return {"records": len(records), "requests": rx.protocols.transactions, "spans": len(spans),
             "capture_us_per_request": 1e6 * (t1 - t0) / n, "encode_us_per_request": 1e6 * (t2 - t1) / n,
             "total_us_per_request": 1e6 * (t2 - t0) / n, "bytes_per_span": size / max(len(spans), 1)}
 

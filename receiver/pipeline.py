@@ -1,4 +1,5 @@
-"""Builds the running agent from an :class:`~receiver.config.AgentConfig`.
+"""Builds the running agent from an :class:`~receiver.config.AgentConfig` and the factories of a
+:class:`~receiver.component.ComponentRegistry` (no component is named here).
 
 Collector semantics: each pipeline is receivers → processors (in order) → fan-out to
 exporters.  Exporters are shared between pipelines that name them; processors are one
@@ -21,15 +22,9 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
-from receiver.capture.ebpf_receiver import EbpfReceiver
-from receiver.capture.metrics import CaptureMetricsCollector
+from receiver.component import ComponentRegistry, CreateSettings, ReceiverConsumers
 from receiver.config import AgentConfig, parse_component_id, pipeline_signal
-from receiver.exporters.debug import DebugExporter
-from receiver.exporters.otlp_grpc import OtlpGrpcExporter
-from receiver.exporters.otlp_http import OtlpHttpExporter
-from receiver.exporters.prometheus import PrometheusExporter
-from receiver.extensions.health_check import HealthCheckExtension
-from receiver.processors.batch import BatchProcessor
+from receiver.distribution import default_registry
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.self_metrics import SelfMetrics, agent_resource
 from receiver.telemetry.service_graph import ServiceGraph
@@ -101,77 +96,71 @@ class Agent:
         registry: CollectorRegistry | None = None,
         debug_stream: TextIO | None = None,
         metrics_push_interval: float = 15.0,
+        components: ComponentRegistry | None = None,
     ) -> None:
         self.config = config
         self.registry = registry or CollectorRegistry()
+        self.components = components or default_registry()
         self.self_metrics = SelfMetrics(self.registry)
         self.red_metrics = RedMetrics()
         self._self_telemetry = config.service.telemetry.metrics.level != "none"
         self._self_resource = agent_resource()
         self._last_self_metrics: list = []  # taken before capture stops (see shutdown)
         self.service_graph = ServiceGraph()
-        self._debug_stream = debug_stream or sys.stderr
+        self.debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval
         self.exporters: dict[str, object] = {}
         self.processors: list = []
         self.readers: list[PeriodicMetricReader] = []
         self.extensions: dict[str, object] = {}
-        self.receiver: EbpfReceiver | None = None
+        self.receivers: dict[str, object] = {}
         self._started = False
         self._stopped = False
         self._build()
 
+    @property
+    def receiver(self):
+        """The first receiver (most configurations have one: ``ebpf``)."""
+        return next(iter(self.receivers.values()), None)
+
     # -- construction ----------------------------------------------------------------------
 
+    def _create(self, kind: str, component_id: str, *args):
+        type_, _ = parse_component_id(component_id)
+        factory = self.components.get(kind, type_)
+        if factory is None:  # validation rejects unknown types before we get here
+            raise ValueError(f"no {kind[:-1]} factory of type {type_!r}")
+        settings = CreateSettings(component_id, self.self_metrics, self)
+        return factory.create(settings, getattr(self.config, kind)[component_id], *args)
+
     def _exporter(self, exporter_id: str):
-        if exporter_id in self.exporters:
-            return self.exporters[exporter_id]
-        cfg = self.config.exporters[exporter_id]
-        type_, _ = parse_component_id(exporter_id)
-        if type_ == "debug":
-            exp = DebugExporter(exporter_id, cfg, self.self_metrics, stream=self._debug_stream)
-        elif type_ == "otlp":
-            exp = OtlpGrpcExporter(exporter_id, cfg, self.self_metrics)
-        elif type_ == "otlphttp":
-            exp = OtlpHttpExporter(exporter_id, cfg, self.self_metrics)
-        elif type_ == "prometheus":
-            exp = PrometheusExporter(cfg, self.collect_metrics, self.registry)
-        else:  # validation rejects unknown types before we get here
-            raise ValueError(f"no exporter of type {type_!r}")
-        self.exporters[exporter_id] = exp
-        return exp
+        if exporter_id not in self.exporters:
+            self.exporters[exporter_id] = self._create("exporters", exporter_id)
+        return self.exporters[exporter_id]
 
     def _build(self) -> None:
-        trace_heads = []
-        log_heads = []
+        heads: dict[str, dict[str, list]] = {}  # receiver id -> signal -> first consumers
         for pipeline_id, p in self.config.service.pipelines.items():
             signal = pipeline_signal(pipeline_id)
+            for receiver_id in p.receivers:
+                heads.setdefault(receiver_id, {})
             exporters = [self._exporter(e) for e in p.exporters]
             if signal == "metrics":
-                push = [e for e in exporters if not isinstance(e, PrometheusExporter)]
+                # Metrics derived from traffic are state read on an interval: pull exporters
+                # (Prometheus) read it on scrape; push exporters get a periodic reader.
+                push = [e for e in exporters if not getattr(e, "pull", False)]
                 if push:
                     head = self._chain(p.processors, FanOut(push))
                     self.readers.append(PeriodicMetricReader(self._pushed_metrics, head, self._push_interval))
                 continue
             head = self._chain(p.processors, FanOut(exporters))
-            if signal == "traces":
-                trace_heads.append(head)
-            elif signal == "logs":
-                log_heads.append(head)
+            for receiver_id in p.receivers:
+                heads[receiver_id].setdefault(signal, []).append(head)
         for ext_id in self.config.service.extensions:
-            type_, _ = parse_component_id(ext_id)
-            if type_ == "health_check":
-                self.extensions[ext_id] = HealthCheckExtension(self.config.extensions[ext_id])
-        ebpf_ids = [r for r in self.config.receivers if parse_component_id(r)[0] == "ebpf"]
-        if ebpf_ids:
-            self.receiver = EbpfReceiver(
-                self.config.receivers[ebpf_ids[0]],
-                traces=trace_heads,
-                logs=log_heads,
-                red_metrics=self.red_metrics,
-                service_graph=self.service_graph,
-            )
-            self.self_metrics.add_collector(CaptureMetricsCollector(self.receiver))
+            self.extensions[ext_id] = self._create("extensions", ext_id)
+        for receiver_id, by_signal in heads.items():
+            consumers = ReceiverConsumers(traces=tuple(by_signal.get("traces", ())), logs=tuple(by_signal.get("logs", ())))
+            self.receivers[receiver_id] = self._create("receivers", receiver_id, consumers)
 
     def collect_metrics(self) -> list:
         """Everything the agent derives from traffic: RED histograms and the service graph."""
@@ -189,13 +178,8 @@ class Agent:
     def _chain(self, processor_ids, tail):
         head = tail
         for proc_id in reversed(processor_ids):
-            type_, _ = parse_component_id(proc_id)
-            if type_ == "batch":
-                proc = BatchProcessor(self.config.processors[proc_id], [head], self.self_metrics)
-            else:
-                raise ValueError(f"no processor of type {type_!r}")
-            self.processors.append(proc)
-            head = proc
+            head = self._create("processors", proc_id, head)
+            self.processors.append(head)
         return head
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -212,8 +196,8 @@ class Agent:
             r.start()
         for x in self.extensions.values():
             x.start()
-        if self.receiver is not None:
-            self.receiver.start()
+        for r in self.receivers.values():
+            r.start()
         for x in self.extensions.values():
             x.ready = True
 
@@ -229,8 +213,8 @@ class Agent:
             # The kernel counters can be read only while the BPF objects are loaded: keep them
             # for the readers' last push, which comes after capture has stopped.
             self._last_self_metrics = self.self_metrics.snapshot(self._self_resource)
-        if self.receiver is not None:
-            self.receiver.shutdown(timeout=min(5.0, budget))
+        for r in self.receivers.values():
+            r.shutdown(timeout=min(5.0, budget))
         for r in self.readers:
             r.shutdown(max(0.1, deadline - time.monotonic()))
         for p in reversed(self.processors):  # upstream first, so each flushes into a live next

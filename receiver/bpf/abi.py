@@ -44,7 +44,7 @@ def abi_source(text: str) -> str:
     return re.sub(r"/\*.*?\*/", "", region, flags=re.S)
 
 
-_CTYPE_FORMAT = {
+CTYPE_FORMAT = {
     "uint8_t": "B",
     "int8_t": "b",
     "uint16_t": "H",
@@ -98,7 +98,7 @@ class Abi:
             if off > pos:
                 fmt.append(f"{off - pos}x")
                 pos = off
-            code = _CTYPE_FORMAT[ctype]
+            code = CTYPE_FORMAT[ctype]
             size = struct.calcsize(code)
             if length:
                 if code in "Bb":

@@ -11,7 +11,7 @@ import operator
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable
 
 try:
     from _collections import _tuplegetter
@@ -19,7 +19,8 @@ except ImportError:  # pragma: no cover - other interpreters
     def _tuplegetter(index, doc):  # type: ignore[no-redef]
         return property(operator.itemgetter(index), doc=doc)
 
-from receiver.bpf.abi import _CTYPE_FORMAT, Abi
+from receiver.bpf.abi import CTYPE_FORMAT, Abi
+from receiver.model.endpoints import Tuple
 
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
@@ -27,17 +28,6 @@ AF_UNIX = socket.AF_UNIX
 _tuple_new = tuple.__new__
 
 
-class Tuple(NamedTuple):
-    """Local and remote endpoints of a socket (ports in host order).
-
-    A named tuple: immutable, and hashed in C (it keys per-connection caches downstream)."""
-
-    family: int
-    transport: int
-    local_addr: str
-    local_port: int
-    remote_addr: str
-    remote_port: int
 
 
 class DataEvent(tuple):  # type: ignore[type-arg]
@@ -167,7 +157,7 @@ def _scalars_struct(abi: Abi, name: str, stop_at: str, skip: str, size: int) -> 
         if off > pos:
             fmt.append(f"{off - pos}x")
             pos = off
-        code = _CTYPE_FORMAT[ctype]
+        code = CTYPE_FORMAT[ctype]
         width = struct.calcsize(code) * (length or 1)
         if fname.startswith(skip) or fname.split(".")[-1].startswith("_pad"):
             fmt.append(f"{width}x")

@@ -1,36 +1,29 @@
-"""The settings of every component: one frozen dataclass per component type.
+"""Settings blocks shared by several components (TLS clients and servers), and the exporters'
+settings (sending queue, retries, per-exporter configs).
 
-Defaults live here and nowhere else.  :data:`COMPONENT_CONFIGS` maps ``(kind, type)`` — as in
-``exporters: {otlp/vendor: ...}`` — to the dataclass that validates and holds its settings.
+Defaults live in these dataclasses and nowhere else.  Each component type's config class is
+registered with its factory (:mod:`receiver.component`, :mod:`receiver.distribution`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import ClassVar
 
 from receiver.configuration.checks import (
-    container_id_prefix,
     creatable_dir,
     grpc_endpoint,
     host_port,
     http_url,
     metric_namespace,
-    not_empty,
     readable_file,
-    url_path,
 )
-from receiver.configuration.mappings import FrozenMap, SecretMap
+from receiver.configuration.mappings import SecretMap
 from receiver.configuration.section import ConfigSection, setting
-from receiver.telemetry.sampling import SAMPLER_NAMES
 
 KIB = 1024
 MIB = 1024 * KIB
-
-PROTOCOL_NAMES = ("http", "http2", "grpc", "postgresql", "mysql", "redis")
-
 
 # --- shared blocks -------------------------------------------------------------------------
 
@@ -179,160 +172,4 @@ class PrometheusExporterConfig(ConfigSection):
     enable_open_metrics: bool = setting(True, "Offer the OpenMetrics format (exemplars) to scrapers that ask.")
 
 
-# --- processors ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BatchProcessorConfig(ConfigSection):
-    """``batch``: groups items into batches before export."""
-
-    send_batch_size: int = setting(8192, "Send a batch once it holds this many items.", minimum=1)
-    send_batch_max_size: int = setting(
-        0, "Split batches larger than this; 0 means no limit.", minimum=0
-    )
-    timeout: float = setting(
-        0.2, "Send a non-empty batch after this long regardless of size.", kind="duration", minimum=0
-    )
-
-    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
-        if self.send_batch_max_size and self.send_batch_max_size < self.send_batch_size:
-            yield "send_batch_max_size", "send_batch_max_size must be 0 or at least send_batch_size"
-
-
 # --- extensions ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HealthCheckExtensionConfig(ConfigSection):
-    """``health_check``: an HTTP endpoint answering 200 while the agent is healthy."""
-
-    signals: ClassVar[frozenset[str]] = frozenset()
-
-    endpoint: str = setting("127.0.0.1:13133", "Address the health server listens on.", check=host_port)
-    path: str = setting("/", "URL path of the health check.", check=url_path)
-
-
-# --- receivers -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolConfig(ConfigSection):
-    ports: tuple[int, ...] = setting(
-        (), "Server ports known to carry this protocol; empty means detect it on any port.", minimum=1, maximum=65535
-    )
-    enabled: bool = setting(True, "Parse this protocol at all.")
-
-
-@dataclass(frozen=True, slots=True)
-class DiscoveryRule(ConfigSection):
-    """Matches a process when every fact it names matches."""
-
-    exe: str | None = setting(
-        None, "Glob on the executable's path; without '/', on its file name (nginx, python3*).", check=not_empty
-    )
-    cmdline: str | None = setting(None, "Glob on the command line, arguments joined by spaces.", check=not_empty)
-    port: int | None = setting(
-        None, "A local TCP port the process has a socket on (listening or connected).", minimum=1, maximum=65535
-    )
-    pid: int | None = setting(None, "The process id.", minimum=1, maximum=4194304)
-    container_id: str | None = setting(
-        None, "The process's container id, or a prefix of it (12 digits as docker ps shows).",
-        check=container_id_prefix,
-    )
-    cgroup: str | None = setting(None, "Glob on a cgroup path of the process (/proc/<pid>/cgroup).", check=not_empty)
-
-    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
-        if all(getattr(self, name) is None for name in ("exe", "cmdline", "port", "pid", "container_id", "cgroup")):
-            yield "exe", "a rule needs at least one of exe, cmdline, port, pid, container_id, cgroup"
-
-
-@dataclass(frozen=True, slots=True)
-class DiscoveryConfig(ConfigSection):
-    """Which processes are traced, and TLS plaintext from the libraries they load."""
-
-    include: tuple[DiscoveryRule, ...] = setting(
-        (), "Trace only processes that match one of these rules (a process forked without exec follows its "
-        "parent); empty: every process (but the agent)."
-    )
-    exclude: tuple[DiscoveryRule, ...] = setting(
-        (), "Never trace processes that match one of these rules (wins over include)."
-    )
-    tls: bool = setting(
-        True, "Attach uprobes to the TLS libraries (OpenSSL, BoringSSL) processes load, for plaintext."
-    )
-    rescan_interval: float = setting(
-        2.0, "How often all processes are looked at again (new libraries, forks, port rules).",
-        kind="duration", above=0,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class SamplerConfig(ConfigSection):
-    """Head sampling of the traces that start (or continue) here; names as OTEL_TRACES_SAMPLER."""
-
-    name: str = setting(
-        "parentbased_always_on",
-        "always_on, always_off, traceidratio, or parentbased_* of one of them: keep the caller's decision "
-        "(the W3C sampled flag) for traces that arrive with a traceparent. Sampled-out spans are not exported, "
-        "but still counted in the RED metrics.",
-        choices=SAMPLER_NAMES,
-    )
-    ratio: float = setting(
-        1.0, "Fraction of traces kept by traceidratio (decided on the trace id, like the SDKs).",
-        minimum=0.0, maximum=1.0,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class EbpfReceiverConfig(ConfigSection):
-    """``ebpf``: captures socket traffic of local processes with eBPF."""
-
-    capture_size: int = setting(
-        4096, "Bytes of payload captured per syscall.", kind="bytes", minimum=64, maximum=16 * KIB
-    )
-    ring_buffer_size: int = setting(
-        16 * MIB, "Size of the kernel→user ring buffer; a power of two.", kind="bytes",
-        minimum=4 * KIB, maximum=1024 * MIB, power_of_two=True,
-    )
-    poll_interval: float = setting(0.02, "Longest wait between two ring-buffer polls.", kind="duration", above=0)
-    wakeup_bytes: int = setting(
-        1 * MIB, "Wake the reader early each time this many more bytes are waiting; 0 wakes on every event.",
-        kind="bytes", minimum=0,
-    )
-    capture_logs: bool = setting(False, "Also turn writes to stdout/stderr into log records.")
-    exclude_ports: tuple[int, ...] = setting((), "Ports whose traffic is never captured.", minimum=1, maximum=65535)
-    exclude_pids: tuple[int, ...] = setting((), "Processes that are never traced.", minimum=1, maximum=4194304)
-    max_connections: int = setting(65536, "Most connections tracked at once (kernel and user space).", minimum=1)
-    max_buffer_per_connection: int = setting(
-        64 * KIB, "Most unparsed bytes kept per connection and direction.", kind="bytes", minimum=64
-    )
-    connection_idle_timeout: float = setting(
-        300.0, "Forget a connection after this long without traffic.", kind="duration", above=0
-    )
-    protocols: Mapping[str, ProtocolConfig] = setting(
-        FrozenMap(), "Per-protocol settings; protocols not listed are enabled and detected on any port.",
-        keys=PROTOCOL_NAMES,
-    )
-    discovery: DiscoveryConfig = setting(
-        DiscoveryConfig(), "Which processes are traced (applied in the kernel), TLS library discovery."
-    )
-    sampler: SamplerConfig = setting(SamplerConfig(), "Which traces are exported as spans.")
-
-    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
-        if self.wakeup_bytes > self.ring_buffer_size:
-            yield "wakeup_bytes", "wakeup_bytes must not exceed ring_buffer_size"
-        if self.max_buffer_per_connection < self.capture_size:
-            yield "max_buffer_per_connection", "max_buffer_per_connection must be at least capture_size"
-
-
-COMPONENT_CONFIGS: Mapping[tuple[str, str], type[ConfigSection]] = MappingProxyType(
-    {
-        ("receivers", "ebpf"): EbpfReceiverConfig,
-        ("processors", "batch"): BatchProcessorConfig,
-        ("exporters", "otlp"): OtlpExporterConfig,
-        ("exporters", "otlphttp"): OtlpHttpExporterConfig,
-        ("exporters", "debug"): DebugExporterConfig,
-        ("exporters", "prometheus"): PrometheusExporterConfig,
-        ("extensions", "health_check"): HealthCheckExtensionConfig,
-    }
-)

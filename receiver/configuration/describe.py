@@ -8,7 +8,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
 
-from receiver.configuration.components import COMPONENT_CONFIGS
 from receiver.configuration.decode import field_types, unwrap_optional
 from receiver.configuration.mappings import REDACTED
 from receiver.configuration.section import ConfigSection
@@ -28,7 +27,7 @@ class SettingDoc:
 
 
 def describe_schema(
-    components: Mapping[tuple[str, str], type[ConfigSection]] = COMPONENT_CONFIGS,
+    components: Mapping[tuple[str, str], type[ConfigSection]],
 ) -> dict[str, tuple[SettingDoc, ...]]:
     """Every key of every component type (``"exporters.otlp"``, ...) and of ``"service"``."""
     schema = {f"{kind}.{type_}": tuple(_section_docs(cls, "")) for (kind, type_), cls in components.items()}

@@ -12,7 +12,6 @@ import importlib.resources
 import os
 from collections.abc import Mapping, Sequence
 
-from receiver.configuration.components import COMPONENT_CONFIGS
 from receiver.configuration.decode import Decoder, did_you_mean
 from receiver.configuration.errors import ConfigError, Location
 from receiver.configuration.mappings import FrozenMap
@@ -31,6 +30,7 @@ TOP_LEVEL_KEYS = COMPONENT_KINDS + ("service",)
 
 _SINGULAR = {"receivers": "receiver", "processors": "processor", "exporters": "exporter", "extensions": "extension"}
 
+# (kind, type) → the config class of that component type (from the component registry).
 Registry = Mapping[tuple[str, str], type[ConfigSection]]
 
 
@@ -44,7 +44,7 @@ def load_config(
     paths: Sequence[str] | None,
     environ: Mapping[str, str] | None = None,
     *,
-    components: Registry = COMPONENT_CONFIGS,
+    components: Registry,
 ) -> AgentConfig:
     """Load and validate the given files (merged in order), or the embedded default if none.
 
@@ -67,7 +67,7 @@ def load_config_text(
     name: str = "<string>",
     environ: Mapping[str, str] | None = None,
     *,
-    components: Registry = COMPONENT_CONFIGS,
+    components: Registry,
 ) -> AgentConfig:
     """Load and validate one configuration given as text; ``name`` appears in error locations."""
     return build_config(parse_yaml(text, name), environ, components=components, source_files=(name,))
@@ -77,7 +77,7 @@ def build_config(
     tree: LocatedMap,
     environ: Mapping[str, str] | None = None,
     *,
-    components: Registry = COMPONENT_CONFIGS,
+    components: Registry,
     source_files: tuple[str, ...] = (),
 ) -> AgentConfig:
     """Validate a parsed (and merged) tree into an :class:`AgentConfig`."""

@@ -32,10 +32,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from receiver.discovery.metrics import discovery_metric_families
 from receiver.discovery.procfs import ProcFs, ProcStat, cgroup_paths, container_id
 from receiver.discovery.rules import Decision, DiscoveryRules, ProcessFacts
 from receiver.discovery.tls_libraries import FileId, TlsLibraries
-from receiver.telemetry.resources import ProcessResources
+from receiver.discovery.resources import ProcessResources
 
 log = logging.getLogger(__name__)
 
@@ -420,3 +421,11 @@ class ProcessDiscovery:
         if force or key != self._last_summary_key:
             self._last_summary_key = key
             log.info("discovery: %s", self.summary.line())
+
+    # -- self-metrics ------------------------------------------------------------------------
+
+    def collect(self):
+        return discovery_metric_families(self)
+
+    def describe(self) -> list:
+        return []

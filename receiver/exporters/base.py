@@ -57,7 +57,7 @@ from receiver.configuration.mappings import REDACTED
 if TYPE_CHECKING:
     from receiver.config import QueueConfig, RetryConfig
     from receiver.exporters.persistent_queue import BatchStorage, StoredBatch
-    from receiver.telemetry.model import LogRecord, Metric, Span
+    from receiver.model.telemetry import LogRecord, Metric, Span
     from receiver.telemetry.self_metrics import SelfMetrics
 
 log = logging.getLogger(__name__)

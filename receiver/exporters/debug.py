@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING, Callable, TextIO
 
 from receiver.exporters.base import Signal, count_items
-from receiver.telemetry.model import LogRecord, Metric, MetricKind, Span
+from receiver.model.telemetry import LogRecord, Metric, MetricKind, Span
 
 if TYPE_CHECKING:
     from receiver.config import DebugExporterConfig

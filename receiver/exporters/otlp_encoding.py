@@ -29,7 +29,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from receiver import __version__
 from receiver.exporters.base import PermanentExportError, Signal
-from receiver.telemetry.model import LogRecord, Metric, MetricKind, Resource, Span
+from receiver.model.telemetry import LogRecord, Metric, MetricKind, Resource, Span
 
 SCOPE_NAME = "ebpf-receiver"
 SCOPE_VERSION = __version__

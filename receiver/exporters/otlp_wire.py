@@ -52,7 +52,7 @@ from receiver.exporters.otlp_encoding import (
     set_any_value,
     set_attributes,
 )
-from receiver.telemetry.model import LogRecord, Resource, SeverityNumber, Span, SpanKind, StatusCode
+from receiver.model.telemetry import LogRecord, Resource, SeverityNumber, Span, SpanKind, StatusCode
 
 # -- wire primitives ------------------------------------------------------------------------------
 

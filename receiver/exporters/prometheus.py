@@ -46,7 +46,7 @@ from prometheus_client.samples import Exemplar as PromExemplar
 from prometheus_client.utils import floatToGoString
 
 from receiver.exporters.otlp_encoding import SCOPE_NAME, SCOPE_VERSION
-from receiver.telemetry.model import Metric, MetricKind, Resource
+from receiver.model.telemetry import Metric, MetricKind, Resource
 
 if TYPE_CHECKING:
     from receiver.config import PrometheusExporterConfig, TLSServerConfig
@@ -338,6 +338,8 @@ class PrometheusExporter:
     ``start()`` binds the port and registers the collector; ``shutdown()`` unregisters it and
     frees the port.  Both are idempotent.  :attr:`port` is the bound port (useful with port 0).
     """
+
+    pull = True  # scraped: the pipeline gives it no periodic metric reader
 
     def __init__(
         self,

@@ -4,10 +4,25 @@ agent is running and 503 while it starts or stops."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import ClassVar
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from receiver.config import HealthCheckExtensionConfig
+from receiver.configuration.checks import host_port, url_path
+from receiver.configuration.section import ConfigSection, setting
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckExtensionConfig(ConfigSection):
+    """``health_check``: an HTTP endpoint answering 200 while the agent is healthy."""
+
+    signals: ClassVar[frozenset[str]] = frozenset()
+
+    endpoint: str = setting("127.0.0.1:13133", "Address the health server listens on.", check=host_port)
+    path: str = setting("/", "URL path of the health check.", check=url_path)
+
+
 
 
 class HealthCheckExtension:

@@ -20,16 +20,36 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from receiver.configuration.section import ConfigSection, setting
 from receiver.exporters.base import Signal, TelemetryConsumer
 
 if TYPE_CHECKING:
-    from receiver.config import BatchProcessorConfig
-    from receiver.telemetry.model import LogRecord, Metric, Span
+    from receiver.model.telemetry import LogRecord, Metric, Span
     from receiver.telemetry.self_metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProcessorConfig(ConfigSection):
+    """``batch``: groups items into batches before export."""
+
+    send_batch_size: int = setting(8192, "Send a batch once it holds this many items.", minimum=1)
+    send_batch_max_size: int = setting(
+        0, "Split batches larger than this; 0 means no limit.", minimum=0
+    )
+    timeout: float = setting(
+        0.2, "Send a non-empty batch after this long regardless of size.", kind="duration", minimum=0
+    )
+
+    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        if self.send_batch_max_size and self.send_batch_max_size < self.send_batch_size:
+            yield "send_batch_max_size", "send_batch_max_size must be 0 or at least send_batch_size"
+
 
 _CONSUME = {Signal.TRACES: "consume_traces", Signal.METRICS: "consume_metrics", Signal.LOGS: "consume_logs"}
 

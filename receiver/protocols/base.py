@@ -15,8 +15,12 @@ Timestamps come in with the bytes.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from receiver.model.endpoints import Direction, Role
+from receiver.model.transaction import Transaction
+
+__all__ = ["Direction", "ParseState", "ProtocolSession", "Role", "Transaction"]
 
 
 class ParseState(enum.Enum):
@@ -26,43 +30,6 @@ class ParseState(enum.Enum):
     NEEDS_MORE_DATA = "needs_more_data"  # a frame has started but is incomplete; nothing consumed
     IGNORED = "ignored"  # a well-formed frame the protocol does not turn into a message; consumed
     INVALID = "invalid"  # not a frame: the caller resynchronises (skips to the next boundary)
-
-
-class Direction(enum.IntEnum):
-    """Direction of bytes relative to the traced process (values match bpf/src/abi/events.h)."""
-
-    EGRESS = 0  # the process wrote/sent them
-    INGRESS = 1  # the process read/received them
-
-
-class Role(enum.IntEnum):
-    """The traced process's side of a connection (values match bpf/src/abi/events.h)."""
-
-    UNKNOWN = 0
-    CLIENT = 1  # it sends requests (connect side)
-    SERVER = 2  # it receives requests (accept side)
-
-
-@dataclass(slots=True)
-class Transaction:
-    """One request paired with its response, as seen from one process.
-
-    ``role`` says which side the traced process played: CLIENT if it sent the request.
-    ``request``/``response`` are the protocol's own frozen message dataclasses.
-    Timestamps are kernel monotonic nanoseconds: request start = first byte of the request seen,
-    response end = last byte of the response seen.  Sizes are wire sizes (from lengths on the
-    wire, not from the number of bytes captured).
-    """
-
-    protocol: str
-    role: Role
-    request: Any
-    response: Any | None
-    start_ns: int
-    end_ns: int
-    request_size: int = 0
-    response_size: int = 0
-    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 class ProtocolSession(Protocol):

@@ -1,24 +1,28 @@
-"""Transactions → spans, RED metric observations and (later) log records.
+"""The telemetry stage: transactions → spans, RED metric observations and log records.
 
-One :class:`TelemetryAssembler` per pipeline: it knows the process resources, the clock
-conversion, the trace linker and the per-protocol semantic-convention mappings.  Spans are
-released by :meth:`take` once their trace is decided (see :mod:`receiver.telemetry.linking`);
-their RED metric observation is recorded at that moment so the exemplar carries the final
-trace id.
+One :class:`TelemetryAssembler` per receiver: it knows the process resources, the clock
+conversion, the trace linker and the per-protocol semantic-convention mappings.  The protocol
+stage hands it each batch's transactions (:meth:`on_transactions`), then ends the batch
+(:meth:`end_batch`): the spans and log records whose trace is decided (see
+:mod:`receiver.telemetry.linking`) go to the traces and logs consumers (the pipelines' first
+processors or exporters).  A span's RED metric observation is recorded when it is released, so
+the exemplar carries the final trace id.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Iterator, Protocol, Sequence
 
-from receiver.capture.connections import TrackedTransaction
+from prometheus_client.core import CounterMetricFamily
+
+from receiver.model.transaction import TrackedTransaction
 from receiver.protocols.base import Role, Transaction
 from receiver.telemetry.clock import MonotonicToWall
 from receiver.telemetry.db_semconv import Http2AsHttp, grpc_parts, mysql_parts, postgresql_parts, redis_parts
 from receiver.telemetry.http_semconv import HttpSpanMapper
 from receiver.telemetry.linking import TraceLinker
-from receiver.telemetry.model import LogRecord, SeverityNumber, Span, SpanKind, StatusCode
+from receiver.model.telemetry import LogRecord, SeverityNumber, Span, SpanKind, StatusCode
 
 # Attributes copied from an ERROR span onto the log record that reports the error.
 _ERROR_LOG_KEYS = (
@@ -46,7 +50,7 @@ def error_log_record(span: Span) -> LogRecord:
         span_id=span.span_id,
     )
 from receiver.telemetry.red_metrics import RedMetrics
-from receiver.telemetry.resources import ProcessResources
+from receiver.discovery.resources import ProcessResources
 from receiver.telemetry.routes import RouteTemplater
 from receiver.telemetry.sampling import ALWAYS_ON, SAMPLED, Sampler
 from receiver.telemetry.service_graph import ServiceGraph
@@ -142,6 +146,14 @@ def _client_only(parts: Callable) -> Callable:
     return mapped
 
 
+class TracesConsumer(Protocol):
+    def consume_traces(self, spans: list[Span]) -> None: ...
+
+
+class LogsConsumer(Protocol):
+    def consume_logs(self, records: list[LogRecord]) -> None: ...
+
+
 class TelemetryAssembler:
     def __init__(
         self,
@@ -154,7 +166,13 @@ class TelemetryAssembler:
         hold_ns: int = 3 * 10**9,
         service_graph: ServiceGraph | None = None,
         sampler: Sampler = ALWAYS_ON,
+        traces: Sequence[TracesConsumer] = (),
+        logs: Sequence[LogsConsumer] = (),
     ) -> None:
+        self._traces = list(traces)
+        self._logs = list(logs)
+        self.spans = 0  # spans handed to the traces consumers
+        self.log_records = 0  # log records handed to the logs consumers
         self._graph = service_graph
         self._resources = resources
         self._clock = clock
@@ -182,6 +200,39 @@ class TelemetryAssembler:
         metric_name)``; ``traceparent(tx)`` reads W3C context from the request, if the
         protocol carries any."""
         self._mappings[protocol] = (parts, traceparent or (lambda tx: None))
+
+    # -- the stage ---------------------------------------------------------------------------
+
+    def on_transactions(self, txs: list[TrackedTransaction], now_ns: int) -> None:
+        add = self.add
+        for tt in txs:
+            add(tt, now_ns)
+
+    def end_batch(self, now_ns: int, flush: bool = False) -> None:
+        """Release what is decided (everything with ``flush``) to the consumers."""
+        spans, logs = self.flush() if flush else self.take(now_ns)
+        if spans:
+            self.spans += len(spans)
+            for c in self._traces:
+                c.consume_traces(spans)
+        if logs:
+            self.log_records += len(logs)
+            for c in self._logs:
+                c.consume_logs(logs)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        spans = CounterMetricFamily("ebpf_receiver_spans", "Spans produced.")
+        spans.add_metric([], self.spans)
+        yield spans
+        sampled_out = CounterMetricFamily(
+            "ebpf_receiver_spans_sampled_out",
+            "Spans not exported by the head sampler (their durations are still in the RED metrics).",
+        )
+        sampled_out.add_metric([], self.sampled_out)
+        yield sampled_out
+
+    def describe(self) -> list:
+        return []
 
     # -- inputs ----------------------------------------------------------------------------
 

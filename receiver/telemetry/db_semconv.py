@@ -11,9 +11,9 @@ operation is exported.
 
 from __future__ import annotations
 
-from receiver.capture.connections import TrackedTransaction
+from receiver.model.transaction import TrackedTransaction
 from receiver.protocols.base import Role
-from receiver.telemetry.model import StatusCode
+from receiver.model.telemetry import StatusCode
 from receiver.telemetry.sql import analyze
 
 DB_METRIC = "db.client.operation.duration"

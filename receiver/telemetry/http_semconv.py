@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from receiver.capture.connections import TrackedTransaction
+from receiver.model.transaction import TrackedTransaction
 from receiver.protocols.base import Role
-from receiver.telemetry.model import StatusCode
+from receiver.model.telemetry import StatusCode
 from receiver.telemetry.routes import RouteTemplater
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})

@@ -12,7 +12,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from receiver.telemetry.model import LogRecord, Resource, SeverityNumber
+from receiver.model.telemetry import LogRecord, Resource, SeverityNumber
 
 _WORDS = {
     "TRACE": SeverityNumber.TRACE,
@@ -159,3 +159,33 @@ def log_record(line: LogLine, resource: Resource, unix_ns: int, observed_ns: int
         severity_text=text,
         attributes={"log.iostream": "stderr" if line.fd == 2 else "stdout", "thread.id": line.tid},
     )
+
+
+class LogCapture:
+    """Log capture: writes to stdout/stderr → lines → log records, stamped with the span the
+    writing thread serves (by ``add_log`` of the telemetry assembler).  ``resource_of`` and
+    ``to_unix_ns`` give the writer's resource and wall-clock time."""
+
+    def __init__(self, add_log, resource_of, to_unix_ns, monotonic_ns, lines: LogLineAssembler | None = None) -> None:
+        self._add_log = add_log
+        self._resource_of = resource_of
+        self._to_unix_ns = to_unix_ns
+        self._monotonic_ns = monotonic_ns
+        self._lines = lines or LogLineAssembler()
+
+    def on_write(self, ev) -> None:
+        """One captured write (a data event of kind ERX_EV_LOG)."""
+        self._emit(self._lines.feed(ev.pid, ev.tid, ev.fd, ev.payload, ev.ts_exit_ns))
+
+    def flush_idle(self, now_ns: int, everything: bool = False) -> None:
+        self._emit(self._lines.flush_idle(now_ns, everything=everything))
+
+    def _emit(self, lines: list[LogLine]) -> None:
+        if not lines:
+            return
+        now = self._monotonic_ns()
+        to_unix = self._to_unix_ns
+        observed = to_unix(now)
+        for line in lines:
+            rec = log_record(line, self._resource_of(line.pid), to_unix(line.mono_ns), observed)
+            self._add_log(rec, line.pid, line.tid, now)

@@ -25,7 +25,7 @@ import time
 from bisect import bisect_left
 from typing import Callable, Sequence
 
-from receiver.telemetry.model import AttrValue, Exemplar, HistogramPoint, Metric, MetricKind, Resource
+from receiver.model.telemetry import AttrValue, Exemplar, HistogramPoint, Metric, MetricKind, Resource
 
 DURATION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import Metric as PromMetric
 
 from receiver import __version__
-from receiver.telemetry.model import Metric, MetricKind, Resource, SumPoint
+from receiver.model.telemetry import Metric, MetricKind, Resource, SumPoint
 
 _PREFIX = "ebpf_receiver_"
 AGENT_SERVICE_NAME = "ebpf-receiver"

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from receiver.telemetry.model import Metric, MetricKind, Resource, Span, SpanKind, StatusCode, SumPoint
+from receiver.model.telemetry import Metric, MetricKind, Resource, Span, SpanKind, StatusCode, SumPoint
 from receiver.telemetry.red_metrics import RedMetrics
 
 PREFIX = "traces_service_graph_request"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.capture.ebpf_receiver import EbpfReceiver
+from receiver.receivers.ebpf.receiver import EbpfReceiver
 from receiver.config import load_config_text
 from tests.kernel.harness import bpftool_ids, held_bpf_ids, perf_event_fds
 from tests.support.ports import wait_until

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from receiver.config import OtlpExporterConfig, OtlpHttpExporterConfig, QueueConfig, RetryConfig, TLSClientConfig
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
-from receiver.telemetry.model import Resource, Span, SpanKind
+from receiver.model.telemetry import Resource, Span, SpanKind
 from receiver.telemetry.self_metrics import SelfMetrics
 from tests.support.ports import free_port, wait_until
 from tests.unit.exporters.otlp_sinks import start_grpc_sink, start_http_sink

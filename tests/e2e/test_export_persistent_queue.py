@@ -55,7 +55,7 @@ def exporter_from_config(config_path: str, exporter_id: str):
 
 def feed(config_path: str, exporter_id: str, tag: str, batches: int) -> None:
     """Queue ``batches`` batches, say so on stdout, then wait to be killed."""
-    from receiver.telemetry.model import Resource, Span, SpanKind
+    from receiver.model.telemetry import Resource, Span, SpanKind
 
     exporter, _ = exporter_from_config(config_path, exporter_id)
     exporter.start()

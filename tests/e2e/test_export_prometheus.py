@@ -19,7 +19,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from receiver.config import PrometheusExporterConfig
 from receiver.exporters.prometheus import PrometheusExporter
-from receiver.telemetry.model import Resource
+from receiver.model.telemetry import Resource
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.self_metrics import SelfMetrics
 from tests.support.ports import free_port, wait_until

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from receiver.config import OtlpExporterConfig, OtlpHttpExporterConfig, RetryConfig, TLSClientConfig
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
-from receiver.telemetry.model import LogRecord, Resource, SeverityNumber, Span, SpanKind, StatusCode
+from receiver.model.telemetry import LogRecord, Resource, SeverityNumber, Span, SpanKind, StatusCode
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.self_metrics import SelfMetrics
 from tests.support.ports import wait_until

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from receiver.bpf.abi import load_abi
-from receiver.capture.ebpf_receiver import EbpfReceiver
+from receiver.receivers.ebpf.receiver import EbpfReceiver
 from receiver.config import load_config
 from tests.support.ports import wait_until
 from tests.support.servers import NginxServer
@@ -44,5 +44,5 @@ def test_sendfile_bodies_are_skipped_by_length_not_parse_errors(tmp_path):
     assert [t.transaction.request.target for t in txs] == ["/big.bin", "/index.html", "/big.bin"]
     assert [t.transaction.response.status_code for t in txs] == [200, 200, 200]
     assert txs[0].transaction.response.body_size == 100_000
-    assert r.tracker.parse_errors_by_protocol.get("http", 0) == 0
+    assert r.protocols.parse_errors_by_protocol.get("http", 0) == 0
     assert sum(sendfile_bytes) >= 200_000, "nginx did not use sendfile: the test proves nothing"

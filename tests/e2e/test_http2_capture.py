@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.capture.connections import TrackedTransaction
-from receiver.capture.ebpf_receiver import EbpfReceiver
+from receiver.model.transaction import TrackedTransaction
+from receiver.receivers.ebpf.receiver import EbpfReceiver
 from receiver.config import load_config
 from receiver.protocols.base import Role
 from receiver.protocols.http2 import StreamEnd

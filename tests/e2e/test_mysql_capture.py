@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.capture.ebpf_receiver import EbpfReceiver
+from receiver.receivers.ebpf.receiver import EbpfReceiver
 from receiver.config import load_config
 from receiver.protocols.base import Role
 from receiver.protocols.mysql import Command, MysqlHandshake, ResponseKind
@@ -157,7 +157,7 @@ def test_mariadb_cli(mariadb, capture, transport):
     after = txs[txs.index(init_db) + 1]
     assert after.request.query == "select database()" and after.request.schema == "archive"
     assert txs[-1].request.command is Command.COM_QUIT and txs[-1].response is None
-    assert receiver.tracker.parse_errors_by_protocol.get("mysql", 0) == 0
+    assert receiver.protocols.parse_errors_by_protocol.get("mysql", 0) == 0
 
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
@@ -182,7 +182,7 @@ def test_pymysql_password_queries_and_init_db(mariadb, capture, transport):
     assert init_db.request.new_schema == "archive"
     assert txs[txs.index(init_db) + 1].request.schema == "archive"
     assert txs[-2].request.schema == session["schema"] == "shop"  # USE shop via COM_QUERY
-    assert receiver.tracker.parse_errors_by_protocol.get("mysql", 0) == 0
+    assert receiver.protocols.parse_errors_by_protocol.get("mysql", 0) == 0
 
 
 def test_connector_prepared_statements(mariadb, capture):
@@ -201,7 +201,7 @@ def test_connector_prepared_statements(mariadb, capture):
     assert [t.response.row_count for t in executes] == [e["rows"] for e in expected if e["command"] == "COM_STMT_EXECUTE"]
     failed = prepares[-1].response
     assert (failed.error_code, failed.sql_state) == (1146, "42S02")
-    assert receiver.tracker.parse_errors_by_protocol.get("mysql", 0) == 0
+    assert receiver.protocols.parse_errors_by_protocol.get("mysql", 0) == 0
 
 
 def test_deprecate_eof_and_cursors_over_unix_socket(mariadb, capture):

@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 
 from receiver.bpf.abi import load_abi
-from receiver.capture.events import Tuple
-from receiver.capture.netns import NetnsConfig, NetnsResolver
+from receiver.model.endpoints import Tuple
+from receiver.connections.netns import NetnsConfig, NetnsResolver
 from tests.support.agent import AgentProcess
 from tests.support.netns import TwoHosts
 from tests.support.ports import free_port, wait_until
@@ -114,7 +114,7 @@ def test_resolver_reads_addresses_and_conntrack_of_a_real_namespace(hosts):
     tcp = load_abi().const("ERX_TRANSPORT_TCP")
     before = _fds()
     # A generous budget: this machine may hold other namespaces, all read on first contact.
-    r = NetnsResolver(NetnsConfig(time_burst=5.0))
+    r = NetnsResolver(NetnsConfig(time_burst=5.0), transports={tcp: socket.IPPROTO_TCP})
     try:
         client_ns = os.stat(f"/run/netns/{h.client_ns}").st_ino
         ns = r.connection_netns(2**22 + 1, conns[0][0])  # a pid that does not exist

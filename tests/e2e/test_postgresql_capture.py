@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from receiver.capture.connections import TrackedTransaction
-from receiver.capture.ebpf_receiver import EbpfReceiver
+from receiver.model.transaction import TrackedTransaction
+from receiver.receivers.ebpf.receiver import EbpfReceiver
 from receiver.config import load_config
 from receiver.protocols.base import Role
 from receiver.protocols.postgresql import PgRequestKind, PgStatus

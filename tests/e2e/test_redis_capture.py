@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.capture.ebpf_receiver import EbpfReceiver
+from receiver.receivers.ebpf.receiver import EbpfReceiver
 from receiver.config import load_config
 from receiver.protocols.base import Role
 from tests.support.ports import free_port, wait_for_port

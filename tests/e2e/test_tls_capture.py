@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.capture.ebpf_receiver import EbpfReceiver
+from receiver.receivers.ebpf.receiver import EbpfReceiver
 from receiver.config import load_config_text
 from receiver.protocols.base import Role
 from tests.fixtures.record_http2 import GRPC_DIR, grpc_server

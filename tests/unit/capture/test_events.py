@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from receiver.bpf.abi import load_abi
-from receiver.capture.events import DataEvent, EventDecoder, Tuple
+from receiver.capture.events import DataEvent, EventDecoder
+from receiver.model.endpoints import Tuple
 
 ABI = load_abi()
 C = ABI.const

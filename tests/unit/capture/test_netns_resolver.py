@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from receiver.capture.events import Tuple
-from receiver.capture.netns import NetnsConfig, NetnsResolver
+from receiver.model.endpoints import Tuple
+from receiver.connections.netns import NetnsConfig, NetnsResolver
 
 TCP, UDP = 1, 2
 TRANSPORTS = {TCP: socket.IPPROTO_TCP, UDP: socket.IPPROTO_UDP}

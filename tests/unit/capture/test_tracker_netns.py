@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import socket
 
-from receiver.capture.connections import ConnectionTracker
-from receiver.capture.events import ConnEvent, DataEvent, Tuple
+from tests.support.chain import ParsingTracker
+from receiver.capture.events import ConnEvent, DataEvent
+from receiver.model.endpoints import Tuple
 from receiver.protocols.base import Direction, Role
 from receiver.protocols.registry import ProtocolRegistry
 from receiver.telemetry.assemble import TelemetryAssembler
 from receiver.telemetry.clock import MonotonicToWall
-from receiver.telemetry.model import SpanKind
-from receiver.telemetry.resources import ProcessResources
+from receiver.model.telemetry import SpanKind
+from receiver.discovery.resources import ProcessResources
 
 TCP = 1
 REQ = b"GET /items HTTP/1.1\r\nHost: 10.213.99.1\r\nUser-Agent: curl\r\n\r\n"
@@ -41,15 +42,15 @@ class FakeResolver:
         self.maintained += 1
 
 
-def tracker(resolver) -> ConnectionTracker:
-    return ConnectionTracker(ProtocolRegistry(), tls_flag=0x100, netns=resolver)
+def tracker(resolver) -> ParsingTracker:
+    return ParsingTracker(ProtocolRegistry(), tls_flag=0x100, netns=resolver)
 
 
 def ev(conn_id, pid, role, direction, t: Tuple, payload: bytes, ts: int) -> DataEvent:
     return DataEvent(1, direction, role, 2, pid, pid, conn_id, 0, ts, ts, t, len(payload), 3, payload)
 
 
-def call(tr: ConnectionTracker, client: tuple, server: tuple, ts: int = 1000) -> list:
+def call(tr: ParsingTracker, client: tuple, server: tuple, ts: int = 1000) -> list:
     """One request/response: client = (conn_id, pid, tuple), server likewise; the events in the
     order the kernel reports them."""
     cid, cpid, ct = client
@@ -139,7 +140,7 @@ def test_same_loopback_tuple_in_two_namespaces_at_once_stays_apart():
 
 
 def test_without_a_resolver_nothing_changes():
-    tr = ConnectionTracker(ProtocolRegistry(), tls_flag=0x100)
+    tr = ParsingTracker(ProtocolRegistry(), tls_flag=0x100)
     tts = call(tr, (1, 10, lo(40000, 8080)), (2, 20, lo(8080, 40000)))
     assert all(t.peer_local and t.link_scope == 0 and t.nat_peer is None for t in tts)
     assert tr.has_local_peer(lo(8080, 40000))

@@ -7,14 +7,15 @@ from __future__ import annotations
 import pytest
 
 from receiver.bpf.abi import load_abi
-from receiver.capture.connections import ConnectionTracker
-from receiver.capture.events import DataEvent, Tuple
-from receiver.capture.tls_records import is_tls_record
+from tests.support.chain import ParsingTracker
+from receiver.capture.events import DataEvent
+from receiver.model.endpoints import Tuple
+from receiver.connections.tls_records import is_tls_record
 from receiver.protocols.base import Direction, Role
 from receiver.protocols.registry import ProtocolRegistry
 from receiver.telemetry.assemble import TelemetryAssembler
 from receiver.telemetry.clock import MonotonicToWall
-from receiver.telemetry.resources import ProcessResources
+from receiver.discovery.resources import ProcessResources
 
 ABI = load_abi()
 TLS = ABI.const("ERX_FLAG_TLS")
@@ -40,15 +41,16 @@ class Kernel:
         self.ciphertext_only: list[int] = []
 
 
-def tracker(kernel: Kernel, **registry) -> ConnectionTracker:
-    return ConnectionTracker(
+def tracker(kernel: Kernel, **registry) -> ParsingTracker:
+    return ParsingTracker(
         ProtocolRegistry(**registry),
+        tls_flag=ABI.const("ERX_FLAG_TLS"),
         on_uninteresting=kernel.ignored.append,
         on_tls_ciphertext=kernel.ciphertext_only.append,
     )
 
 
-def serve(tr: ConnectionTracker, ts: int = 1000) -> list:
+def serve(tr: ParsingTracker, ts: int = 1000) -> list:
     out = tr.on_data(ev(Direction.INGRESS, REQ, True, ts))
     return out + tr.on_data(ev(Direction.EGRESS, RESP, True, ts + 1))
 

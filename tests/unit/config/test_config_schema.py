@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from receiver.configuration.components import SamplerConfig
+from receiver.receivers.ebpf.config import SamplerConfig
 from receiver.config import (
     COMPONENT_CONFIGS,
     AgentConfig,

@@ -20,7 +20,7 @@ from discovery_support import (
 from receiver.discovery import Decision, ProcessDiscovery
 from receiver.discovery.procfs import ProcFs
 from receiver.discovery.process_discovery import EXEC_SCAN_DELAY, EXEC_SECOND_LOOK
-from receiver.telemetry.resources import ProcessResources
+from receiver.discovery.resources import ProcessResources
 
 AGENT = 4242
 SSL = "/usr/lib/x86_64-linux-gnu/libssl.so.3"

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from receiver.config import DebugExporterConfig
 from receiver.exporters.debug import DebugExporter
-from receiver.telemetry.model import (
+from receiver.model.telemetry import (
     Exemplar,
     HistogramPoint,
     LogRecord,

@@ -19,7 +19,7 @@ from receiver.exporters.base import (
     backoff_interval,
     count_items,
 )
-from receiver.telemetry.model import HistogramPoint, Metric, MetricKind, SumPoint
+from receiver.model.telemetry import HistogramPoint, Metric, MetricKind, SumPoint
 from receiver.telemetry.self_metrics import SelfMetrics
 
 

@@ -20,7 +20,7 @@ from receiver.exporters.otlp_encoding import (
     encode_traces,
     rejected_items,
 )
-from receiver.telemetry.model import (
+from receiver.model.telemetry import (
     Exemplar,
     HistogramPoint,
     LogRecord,

@@ -14,7 +14,7 @@ from receiver.config import OtlpExporterConfig, RetryConfig, TLSClientConfig
 from receiver.exporters.base import PermanentExportError, RetryableExportError
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter, classify_rpc_error, parse_grpc_endpoint
 from receiver.exporters.rpc_status import parse_status_minimal, parse_status_protobuf
-from receiver.telemetry.model import LogRecord, Resource, Span, SpanKind
+from receiver.model.telemetry import LogRecord, Resource, Span, SpanKind
 from receiver.telemetry.self_metrics import SelfMetrics
 from tests.unit.exporters.otlp_sinks import grpc_server_credentials, start_grpc_sink, status_details
 

@@ -19,7 +19,7 @@ from receiver.config import OtlpHttpExporterConfig, RetryConfig, TLSClientConfig
 from receiver.exporters.otlp_http import OtlpHttpExporter, parse_retry_after, to_otlp_json
 from receiver.exporters.otlp_encoding import encode_traces
 from receiver.exporters.base import Signal
-from receiver.telemetry.model import LogRecord, Metric, MetricKind, Resource, Span, SpanKind, SumPoint
+from receiver.model.telemetry import LogRecord, Metric, MetricKind, Resource, Span, SpanKind, SumPoint
 from receiver.telemetry.self_metrics import SelfMetrics
 from tests.unit.exporters.otlp_sinks import start_http_sink
 

@@ -23,7 +23,7 @@ from receiver.exporters import otlp_wire
 from receiver.exporters.base import PermanentExportError, Signal
 from receiver.exporters.otlp_encoding import encode_logs, encode_metrics, encode_request, encode_traces
 from receiver.exporters.otlp_wire import KeyValueFields, OtlpWireEncoder, field_tag, varint
-from receiver.telemetry.model import (
+from receiver.model.telemetry import (
     LogRecord,
     Metric,
     MetricKind,

@@ -19,7 +19,7 @@ from receiver.exporters.prometheus import (
     prometheus_name,
     translate,
 )
-from receiver.telemetry.model import Metric, MetricKind, Resource, SumPoint
+from receiver.model.telemetry import Metric, MetricKind, Resource, SumPoint
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.self_metrics import SelfMetrics
 

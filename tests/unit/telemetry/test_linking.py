@@ -1,7 +1,7 @@
 """Trace linking decisions, driven with spans as the assembler hands them over."""
 
 from receiver.telemetry.linking import TraceLinker
-from receiver.telemetry.model import LogRecord, Resource, Span, SpanKind
+from receiver.model.telemetry import LogRecord, Resource, Span, SpanKind
 from receiver.telemetry.trace_context import IdGenerator, TraceParent
 
 R = Resource.from_dict({"service.name": "svc"})

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from receiver.telemetry.model import MetricKind, Resource
+from receiver.model.telemetry import MetricKind, Resource
 from receiver.telemetry.red_metrics import DURATION_BUCKETS, OVERFLOW_ATTRIBUTES, RedMetrics
 
 NAME = "http.server.request.duration"

@@ -7,9 +7,9 @@ import pytest
 from receiver.telemetry.assemble import SpanWork, TelemetryAssembler
 from receiver.telemetry.clock import MonotonicToWall
 from receiver.telemetry.linking import TraceLinker
-from receiver.telemetry.model import Resource, Span, SpanKind
+from receiver.model.telemetry import Resource, Span, SpanKind
 from receiver.telemetry.red_metrics import RedMetrics
-from receiver.telemetry.resources import ProcessResources
+from receiver.discovery.resources import ProcessResources
 from receiver.telemetry.sampling import SAMPLED, SAMPLER_NAMES, Sampler
 from receiver.telemetry.trace_context import IdGenerator, TraceParent
 

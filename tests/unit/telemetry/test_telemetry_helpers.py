@@ -7,8 +7,8 @@ import pytest
 
 from receiver.telemetry.http_semconv import redact_query, split_target
 from receiver.telemetry.logs import LogLineAssembler, severity_of
-from receiver.telemetry.model import Resource, SeverityNumber, Span, SpanKind, StatusCode
-from receiver.telemetry.resources import ProcessResources, derive_service_name, parse_resource_attributes
+from receiver.model.telemetry import Resource, SeverityNumber, Span, SpanKind, StatusCode
+from receiver.discovery.resources import ProcessResources, derive_service_name, parse_resource_attributes
 from receiver.telemetry.routes import RouteTemplater
 from receiver.telemetry.service_graph import ServiceGraph
 from receiver.telemetry.trace_context import parse_traceparent

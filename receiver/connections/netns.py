@@ -52,6 +52,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
 log = logging.getLogger(__name__)
 
 RESULTS = ("hit", "miss", "failure", "skipped")
@@ -199,6 +201,8 @@ class NetnsResolver:
         clock: Callable[[], float] = time.monotonic,
         transports: dict[int, int] | None = None,
     ) -> None:
+        """``transports``: ABI transport number (``ERX_TRANSPORT_*``) → IP protocol number, for
+        the transports whose NAT'd destinations are looked up (none when not given)."""
         self._cfg = config
         self._clock = clock
         if open_link is None:
@@ -207,14 +211,7 @@ class NetnsResolver:
             import pyroute2.iproute  # noqa: F401
         self._open_link = open_link or self._pyroute2_link
         self._libc = None
-        # ABI transport number -> IP protocol number (only these are looked up).
-        if transports is None:
-            from receiver.bpf.abi import load_abi
-
-            abi = load_abi()
-            transports = {abi.const("ERX_TRANSPORT_TCP"): socket.IPPROTO_TCP,
-                          abi.const("ERX_TRANSPORT_UDP"): socket.IPPROTO_UDP}
-        self._transports = transports
+        self._transports = dict(transports or {})
         self._pids: OrderedDict[int, int] = OrderedDict()
         self._namespaces: OrderedDict[int, Namespace] = OrderedDict()
         self._by_address: dict[str, int] = {}  # non-loopback address -> inode (0: ambiguous)
@@ -580,3 +577,17 @@ class NetnsResolver:
         neg = self._negative
         while neg and next(iter(neg.values())) <= now:
             neg.popitem(last=False)
+
+    # -- self-metrics ------------------------------------------------------------------------
+
+    def collect(self):
+        nat = CounterMetricFamily(
+            "ebpf_receiver_nat_lookups", "Conntrack lookups of NAT'd client destinations, by result.",
+            labels=["result"],
+        )
+        for result, n in self.lookups.items():
+            nat.add_metric([result], n)
+        yield nat
+        namespaces = GaugeMetricFamily("ebpf_receiver_netns_tracked", "Network namespaces with a record.")
+        namespaces.add_metric([], self.namespace_count())
+        yield namespaces

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from receiver import __version__
-from receiver.telemetry.model import Resource
+from receiver.model.telemetry import Resource
 
 _INTERPRETERS = re.compile(r"^(python[0-9.]*|pypy[0-9.]*|node|nodejs|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|bash|sh|dotnet)$")
 _RUNTIMES = (

@@ -1,0 +1,68 @@
+"""The components this distribution is built with (the Collector builder's ``components.go``).
+
+:func:`default_registry` returns them plus the factories installed packages register under the
+``ebpf_receiver.components`` entry-point group (see :mod:`receiver.component`).
+"""
+
+from __future__ import annotations
+
+from receiver.component import ComponentRegistry, CreateSettings, Factory, ReceiverConsumers
+from receiver.configuration.components import (
+    DebugExporterConfig,
+    OtlpExporterConfig,
+    OtlpHttpExporterConfig,
+    PrometheusExporterConfig,
+)
+from receiver.exporters.debug import DebugExporter
+from receiver.exporters.otlp_grpc import OtlpGrpcExporter
+from receiver.exporters.otlp_http import OtlpHttpExporter
+from receiver.exporters.prometheus import PrometheusExporter
+from receiver.extensions.health_check import HealthCheckExtension, HealthCheckExtensionConfig
+from receiver.processors.batch import BatchProcessor, BatchProcessorConfig
+from receiver.receivers.ebpf.config import EbpfReceiverConfig
+
+
+def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: ReceiverConsumers):
+    from receiver.receivers.ebpf.receiver import EbpfReceiver  # loads cffi/libbpf: only when used
+
+    receiver = EbpfReceiver(
+        config,
+        traces=consumers.traces,
+        logs=consumers.logs,
+        red_metrics=settings.host.red_metrics,
+        service_graph=settings.host.service_graph,
+    )
+    receiver.register_self_metrics(settings.self_metrics)
+    return receiver
+
+
+def builtin_factories() -> list[Factory]:
+    return [
+        Factory("receivers", "ebpf", EbpfReceiverConfig, _ebpf, "socket traffic of local processes, captured with eBPF"),
+        Factory("processors", "batch", BatchProcessorConfig,
+                lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics), "groups items into batches"),
+        Factory("exporters", "otlp", OtlpExporterConfig,
+                lambda s, cfg: OtlpGrpcExporter(s.id, cfg, s.self_metrics), "OTLP over gRPC"),
+        Factory("exporters", "otlphttp", OtlpHttpExporterConfig,
+                lambda s, cfg: OtlpHttpExporter(s.id, cfg, s.self_metrics), "OTLP over HTTP"),
+        Factory("exporters", "debug", DebugExporterConfig,
+                lambda s, cfg: DebugExporter(s.id, cfg, s.self_metrics, stream=s.host.debug_stream),
+                "prints telemetry"),
+        Factory("exporters", "prometheus", PrometheusExporterConfig,
+                lambda s, cfg: PrometheusExporter(cfg, s.host.collect_metrics, s.self_metrics.registry),
+                "serves metrics for scraping"),
+        Factory("extensions", "health_check", HealthCheckExtensionConfig,
+                lambda s, cfg: HealthCheckExtension(cfg), "HTTP health endpoint"),
+    ]
+
+
+def builtin_registry() -> ComponentRegistry:
+    """The built-in factories only (what the configuration schema and docs describe)."""
+    return ComponentRegistry.of(builtin_factories())
+
+
+def default_registry() -> ComponentRegistry:
+    """The built-ins plus the plug-ins installed in this environment."""
+    registry = builtin_registry()
+    registry.load_entry_points()
+    return registry

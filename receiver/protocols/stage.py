@@ -1,0 +1,168 @@
+"""The protocol stage: connection bytes → transactions, per connection.
+
+The connection tracker hands this stage the bytes of every connection worth parsing
+(``on_bytes``) and tells it when one ends (``on_close``).  Per connection it detects the protocol
+from the first bytes seen in either direction (or takes it from a per-port override), owns that
+protocol's session (sans-I/O: ``feed``/``close``), and wraps the transactions the session
+finishes with the connection facts telemetry needs (:class:`TrackedTransaction`).  They are
+handed to the next stage at the end of each batch (``end_batch``), so everything a batch
+reported about threads and connections is known before its transactions are linked.
+
+Connections whose protocol is not recognised within ``detect_limit_bytes`` are counted and,
+through ``on_uninteresting``, switched off in the kernel so their bytes stop travelling.  Parse
+errors are counted per protocol.  The stage imports no earlier stage: the connection object it
+is handed is typed by :class:`ParsedConnection` (structural), the local-peer query is a callable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Protocol
+
+from prometheus_client.core import CounterMetricFamily
+
+from receiver.model.endpoints import Direction, Role, Tuple
+from receiver.model.transaction import TrackedTransaction, Transaction
+from receiver.protocols.registry import ProtocolRegistry
+
+_DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)  # by value (Direction(d) is slower)
+_ROLES = (Role.UNKNOWN, Role.CLIENT, Role.SERVER)
+
+
+class ParsedConnection(Protocol):
+    """What this stage reads of a connection (receiver/connections/tracker.py ``Connection``)
+    and the fields it owns there."""
+
+    conn_id: int
+    pid: int
+    tuple: Tuple
+    kernel_role: int
+    last_tid: int
+    tls: bool
+    nat_peer: tuple[str, int] | None
+    # owned by this stage
+    session: Any
+    protocol: str | None
+    undetected_bytes: int
+    tx_count: int
+    learned_role: int
+
+
+class TransactionSink(Protocol):
+    """The next stage (telemetry)."""
+
+    def on_transactions(self, txs: list[TrackedTransaction], now_ns: int) -> None: ...
+
+    def end_batch(self, now_ns: int, flush: bool = False) -> None: ...
+
+
+class ProtocolStage:
+    def __init__(
+        self,
+        registry: ProtocolRegistry,
+        next_stage: TransactionSink,
+        peer_scope: Callable[[Any], int | None],
+        *,
+        detect_limit_bytes: int = 4096,
+        on_uninteresting: Callable[[int], None] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._next = next_stage
+        self._peer_scope = peer_scope
+        self._detect_limit = detect_limit_bytes
+        self._on_uninteresting = on_uninteresting
+        self._pending: list[TrackedTransaction] = []
+        self.transactions = 0  # handed to the next stage
+        self.undetected = 0  # connections whose protocol was not recognised
+        self.parse_errors_by_protocol: dict[str, int] = {}
+
+    # -- from the connection tracker ---------------------------------------------------------
+
+    def on_bytes(self, c: ParsedConnection, direction: int, payload: bytes, ts_ns: int, total_len: int, tid: int,
+                 cgroup_id: int) -> None:
+        session = c.session
+        d = _DIRECTIONS[direction] if direction == 0 or direction == 1 else Direction(direction)
+        if session is None:
+            if c.protocol == "":  # already given up on this connection
+                return
+            registry = self._registry
+            t = c.tuple
+            proto = registry.protocol_for_ports(t.local_port, t.remote_port) or registry.detect(payload, t, d)
+            if proto is None:
+                c.undetected_bytes += len(payload) or total_len
+                if c.undetected_bytes >= self._detect_limit:
+                    c.protocol = ""
+                    self.undetected += 1
+                    if self._on_uninteresting is not None:
+                        self._on_uninteresting(c.conn_id)
+                return
+            c.protocol = proto
+            role = c.kernel_role
+            session = c.session = registry.new_session(proto, kernel_role=_ROLES[role] if 0 <= role <= 2 else Role(role))
+        before = session.parse_errors
+        txs = session.feed(d, payload, ts_ns, total_len)
+        if session.parse_errors != before:
+            self._count_errors(c.protocol, session.parse_errors - before)
+        if txs:
+            self._track(c, txs, tid, cgroup_id)
+
+    def on_close(self, c: ParsedConnection, ts_ns: int) -> None:
+        session = c.session
+        if session is None:
+            return
+        before = session.parse_errors
+        txs = session.close(ts_ns)
+        if session.parse_errors != before:
+            self._count_errors(c.protocol, session.parse_errors - before)
+        if txs:
+            self._track(c, txs, c.last_tid, 0)
+
+    # -- to the next stage -----------------------------------------------------------------
+
+    def end_batch(self, now_ns: int, flush: bool = False) -> None:
+        """Hand the transactions of this batch on, then let the next stage release its output."""
+        pending = self._pending
+        if pending:
+            self._pending = []
+            self.transactions += len(pending)
+            self._next.on_transactions(pending, now_ns)
+        self._next.end_batch(now_ns, flush)
+
+    def _track(self, c: ParsedConnection, txs: list[Transaction], tid: int, cgroup_id: int) -> None:
+        scope = self._peer_scope(c)
+        c.learned_role = txs[0].role
+        n = c.tx_count
+        if len(txs) == 1:
+            c.tx_count = n + 1
+            self._pending.append(TrackedTransaction(txs[0], c.pid, tid, c.conn_id, c.tuple, cgroup_id, n,
+                                                    scope is not None, c.tls, c.nat_peer, scope or 0))
+            return
+        peer = scope is not None
+        pid, conn_id, tup, tls, nat_peer = c.pid, c.conn_id, c.tuple, c.tls, c.nat_peer
+        c.tx_count = n + len(txs)
+        self._pending.extend(TrackedTransaction(t, pid, tid, conn_id, tup, cgroup_id, i, peer, tls, nat_peer,
+                                                scope or 0) for i, t in enumerate(txs, n))
+
+    def _count_errors(self, proto: str | None, n: int) -> None:
+        key = proto or "unknown"
+        self.parse_errors_by_protocol[key] = self.parse_errors_by_protocol.get(key, 0) + n
+
+    # -- self-metrics ------------------------------------------------------------------------
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        errors = CounterMetricFamily(
+            "ebpf_receiver_parse_errors", "Protocol frames that could not be parsed.", labels=["protocol"]
+        )
+        for proto, n in sorted(self.parse_errors_by_protocol.items()):
+            errors.add_metric([proto], n)
+        yield errors
+        txs = CounterMetricFamily("ebpf_receiver_transactions", "Request/response pairs assembled.")
+        txs.add_metric([], self.transactions)
+        yield txs
+        dropped = CounterMetricFamily(
+            "ebpf_receiver_connections_dropped", "Connections forgotten, by reason.", labels=["reason"]
+        )
+        dropped.add_metric(["unknown_protocol"], self.undetected)
+        yield dropped
+
+    def describe(self) -> list:
+        return []

@@ -1,0 +1,1 @@
+"""Receivers: components that bring telemetry into the pipelines (today: ``ebpf``)."""

@@ -1,0 +1,83 @@
+"""Settings of the ``ebpf`` receiver (``receivers: {ebpf: ...}``); defaults live here only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from receiver.configuration.mappings import FrozenMap
+from receiver.configuration.section import ConfigSection, setting
+from receiver.discovery.config import DiscoveryConfig
+from receiver.telemetry.sampling import SAMPLER_NAMES
+
+KIB = 1024
+MIB = 1024 * KIB
+
+PROTOCOL_NAMES = ("http", "http2", "grpc", "postgresql", "mysql", "redis")
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolConfig(ConfigSection):
+    ports: tuple[int, ...] = setting(
+        (), "Server ports known to carry this protocol; empty means detect it on any port.", minimum=1, maximum=65535
+    )
+    enabled: bool = setting(True, "Parse this protocol at all.")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerConfig(ConfigSection):
+    """Head sampling of the traces that start (or continue) here; names as OTEL_TRACES_SAMPLER."""
+
+    name: str = setting(
+        "parentbased_always_on",
+        "always_on, always_off, traceidratio, or parentbased_* of one of them: keep the caller's decision "
+        "(the W3C sampled flag) for traces that arrive with a traceparent. Sampled-out spans are not exported, "
+        "but still counted in the RED metrics.",
+        choices=SAMPLER_NAMES,
+    )
+    ratio: float = setting(
+        1.0, "Fraction of traces kept by traceidratio (decided on the trace id, like the SDKs).",
+        minimum=0.0, maximum=1.0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EbpfReceiverConfig(ConfigSection):
+    """``ebpf``: captures socket traffic of local processes with eBPF."""
+
+    capture_size: int = setting(
+        4096, "Bytes of payload captured per syscall.", kind="bytes", minimum=64, maximum=16 * KIB
+    )
+    ring_buffer_size: int = setting(
+        16 * MIB, "Size of the kernel→user ring buffer; a power of two.", kind="bytes",
+        minimum=4 * KIB, maximum=1024 * MIB, power_of_two=True,
+    )
+    poll_interval: float = setting(0.02, "Longest wait between two ring-buffer polls.", kind="duration", above=0)
+    wakeup_bytes: int = setting(
+        1 * MIB, "Wake the reader early each time this many more bytes are waiting; 0 wakes on every event.",
+        kind="bytes", minimum=0,
+    )
+    capture_logs: bool = setting(False, "Also turn writes to stdout/stderr into log records.")
+    exclude_ports: tuple[int, ...] = setting((), "Ports whose traffic is never captured.", minimum=1, maximum=65535)
+    exclude_pids: tuple[int, ...] = setting((), "Processes that are never traced.", minimum=1, maximum=4194304)
+    max_connections: int = setting(65536, "Most connections tracked at once (kernel and user space).", minimum=1)
+    max_buffer_per_connection: int = setting(
+        64 * KIB, "Most unparsed bytes kept per connection and direction.", kind="bytes", minimum=64
+    )
+    connection_idle_timeout: float = setting(
+        300.0, "Forget a connection after this long without traffic.", kind="duration", above=0
+    )
+    protocols: Mapping[str, ProtocolConfig] = setting(
+        FrozenMap(), "Per-protocol settings; protocols not listed are enabled and detected on any port.",
+        keys=PROTOCOL_NAMES,
+    )
+    discovery: DiscoveryConfig = setting(
+        DiscoveryConfig(), "Which processes are traced (applied in the kernel), TLS library discovery."
+    )
+    sampler: SamplerConfig = setting(SamplerConfig(), "Which traces are exported as spans.")
+
+    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        if self.wakeup_bytes > self.ring_buffer_size:
+            yield "wakeup_bytes", "wakeup_bytes must not exceed ring_buffer_size"
+        if self.max_buffer_per_connection < self.capture_size:
+            yield "max_buffer_per_connection", "max_buffer_per_connection must be at least capture_size"

@@ -1,0 +1,278 @@
+"""The ``ebpf`` receiver: the composition root of the eBPF event path.
+
+It builds the stages and wires each to the next; a record flows one way and never comes back::
+
+    ring buffer → capture (RecordRouter: decode, route by kind)
+                → connections (ConnectionTracker: endpoints, TLS, namespaces/NAT)
+                → protocols (ProtocolStage: detect, parse, stitch → TrackedTransaction)
+                → telemetry (TelemetryAssembler: spans, RED metrics, links, logs)
+                → consumers (the pipelines: processors, exporters)
+
+Side outputs: writes to stdout/stderr go from capture to log capture (then to the assembler,
+which stamps them with the serving span); process exec/exit go to resources, discovery and the
+tracker.  Control goes the other way only as callbacks into the kernel loader (switch a
+connection off) — never as data.
+
+One capture thread polls the ring buffer every ``poll_interval``; after each batch it ends the
+batch at the protocol stage (transactions of the batch are linked and released together), and
+once a second it expires idle connections and refreshes the clock conversion.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Callable, Sequence
+
+from receiver.bpf.abi import Abi, load_abi
+from receiver.bpf.loader import BpfLoader, LoaderKnobs, agent_pid_namespace, default_object_path
+from receiver.capture.events import EventDecoder, ProcEvent
+from receiver.capture.ringbuf import RingBufferReader
+from receiver.capture.router import RecordRouter
+from receiver.connections.netns import NetnsResolver
+from receiver.connections.peers import LocalPeers
+from receiver.connections.tracker import ConnectionTracker, TrackerLimits
+from receiver.discovery import ProcessDiscovery
+from receiver.discovery.resources import ProcessResources
+from receiver.protocols.registry import ProtocolRegistry
+from receiver.protocols.stage import ProtocolStage
+from receiver.receivers.ebpf.config import EbpfReceiverConfig
+from receiver.receivers.ebpf.self_metrics import KernelCounters, MergedCollector
+from receiver.telemetry.assemble import LogsConsumer, TelemetryAssembler, TracesConsumer
+from receiver.telemetry.clock import MonotonicToWall
+from receiver.telemetry.logs import LogCapture
+from receiver.telemetry.red_metrics import RedMetrics
+from receiver.telemetry.sampling import ALWAYS_ON, Sampler
+
+log = logging.getLogger(__name__)
+
+
+class _TransactionTap:
+    """Hands each batch of transactions to an observer (tests, benches), then to the next stage."""
+
+    def __init__(self, observer: Callable[[list], None], next_stage) -> None:
+        self._observer = observer
+        self._next = next_stage
+
+    def on_transactions(self, txs: list, now_ns: int) -> None:
+        self._observer(txs)
+        self._next.on_transactions(txs, now_ns)
+
+    def end_batch(self, now_ns: int, flush: bool = False) -> None:
+        self._next.end_batch(now_ns, flush)
+
+
+class _ProcessEvents:
+    """exec/exit → process resources, discovery, and the tracker's per-process state."""
+
+    def __init__(self, resources: ProcessResources, discovery: ProcessDiscovery, tracker: ConnectionTracker) -> None:
+        self._resources = resources
+        self._discovery = discovery
+        self._tracker = tracker
+
+    def on_process(self, ev: ProcEvent, is_exec: bool) -> None:
+        self._resources.forget(ev.pid)
+        self._resources.remember_comm(ev.pid, ev.comm)
+        self._discovery.on_proc_event(ev.pid, is_exec)
+        if not is_exec:
+            self._tracker.drop_pid(ev.pid)
+
+
+class EbpfReceiver:
+    def __init__(
+        self,
+        config: EbpfReceiverConfig,
+        traces: Sequence[TracesConsumer] = (),
+        logs: Sequence[LogsConsumer] = (),
+        red_metrics: RedMetrics | None = None,
+        service_graph=None,
+        resources: ProcessResources | None = None,
+        object_path: str | None = None,
+        agent_pid: int | None = None,
+        on_event: Callable[[object], None] | None = None,
+        on_transactions: Callable[[list], None] | None = None,
+        abi: Abi | None = None,
+    ) -> None:
+        self._cfg = config
+        self._resources = resources or ProcessResources()
+        self._object_path = object_path or str(default_object_path())
+        self._agent_pid = agent_pid if agent_pid is not None else os.getpid()
+        self._loader: BpfLoader | None = None
+        self._reader: RingBufferReader | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._started = False
+        # The ABI is parsed once (by the loader's module) and handed to every stage that needs it.
+        self.abi = abi or load_abi()
+
+        # telemetry ← protocols ← connections ← capture, built from the end of the chain.
+        self.clock = MonotonicToWall()
+        sampler = Sampler(config.sampler.name, config.sampler.ratio) if config.sampler is not None else ALWAYS_ON
+        self.assembler = TelemetryAssembler(
+            self._resources, self.clock, red_metrics, service_graph=service_graph, sampler=sampler,
+            traces=traces, logs=logs,
+        )
+        to_telemetry = self.assembler if on_transactions is None else _TransactionTap(on_transactions, self.assembler)
+        protocols = config.protocols or {}
+        self.registry = ProtocolRegistry(
+            port_overrides={n: p.ports for n, p in protocols.items() if p.ports},
+            disabled=[n for n, p in protocols.items() if not p.enabled],
+            max_buffer=config.max_buffer_per_connection,
+        )
+        # Namespaces, their addresses, NAT'd destinations of TCP and UDP clients (capture thread).
+        self.netns = NetnsResolver(transports={self.abi.const("ERX_TRANSPORT_TCP"): socket.IPPROTO_TCP,
+                                               self.abi.const("ERX_TRANSPORT_UDP"): socket.IPPROTO_UDP})
+        peers = LocalPeers(config.max_connections)
+        self.protocols = ProtocolStage(self.registry, to_telemetry, peers.scope_of, on_uninteresting=self._ignore_in_kernel)
+        self.tracker = ConnectionTracker(
+            self.protocols,
+            self.abi.const("ERX_FLAG_TLS"),
+            TrackerLimits(
+                max_connections=config.max_connections,
+                idle_timeout_ns=int(config.connection_idle_timeout * 1e9),
+            ),
+            on_tls_ciphertext=self._ignore_ciphertext_in_kernel,
+            on_server_ingress=self.assembler.on_server_ingress,
+            netns=self.netns,
+            peers=peers,
+        )
+        self.logs = LogCapture(self.assembler.add_log, self._resources.get, self.clock.to_unix_ns, time.monotonic_ns)
+        # Which processes are traced (rules, in the kernel) and their TLS libraries.
+        self._pidns = agent_pid_namespace()
+        self.discovery = ProcessDiscovery(
+            config.discovery,
+            exclude_pids=config.exclude_pids,
+            agent_pid=self._agent_pid,
+            events_in_our_pid_namespace=self._pidns == (0, 0),
+            resources=self._resources,
+        )
+        self.router = RecordRouter(
+            EventDecoder(self.abi), self.tracker, self.logs, _ProcessEvents(self._resources, self.discovery, self.tracker),
+            on_event=on_event,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def loader(self) -> BpfLoader | None:
+        return self._loader
+
+    @property
+    def decoder(self) -> EventDecoder:
+        return self.router.decoder
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        cfg = self._cfg
+        knobs = LoaderKnobs(
+            agent_tgid=self._agent_pid,
+            capture_size=cfg.capture_size,
+            wakeup_bytes=cfg.wakeup_bytes,
+            capture_logs=cfg.capture_logs,
+            ring_buffer_size=cfg.ring_buffer_size,
+            max_connections=cfg.max_connections,
+            excluded_pids=tuple(cfg.exclude_pids),
+            excluded_ports=tuple(cfg.exclude_ports),
+            filter_pids=self.discovery.filters_pids,
+            agent_pidns=self._pidns,
+            # In a pod, include rules also leave out what this /proc cannot show: the node.
+            pidns_only=bool(cfg.discovery.include),
+        )
+        self._loader = BpfLoader(object_path=self._object_path, knobs=knobs, abi=self.abi)
+        self._loader.start(before_attach=self.discovery.prepare)
+        try:
+            self._reader = RingBufferReader(self._loader)
+            self.discovery.start(self._loader)
+        except BaseException:
+            self.discovery.shutdown()
+            self._loader.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name="ebpf-capture", daemon=True)
+        self._thread.start()
+        log.info("ebpf receiver attached %d programs", self._loader.link_count)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop capturing, drain what the ring buffer still holds, release the kernel objects."""
+        self._stop.set()
+        self.discovery.shutdown(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.netns.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        if self._loader is not None:
+            self._loader.close()
+
+    def register_self_metrics(self, self_metrics) -> None:
+        """Serve every stage's counters (and the kernel's) with the agent's own metrics."""
+        kernel = KernelCounters(self.kernel_counters, self.abi.const, lambda: self.delivered)
+        self_metrics.add_collector(MergedCollector(
+            (kernel, self.router, self.tracker, self.protocols, self.assembler, self.discovery)
+        ))
+
+    def kernel_counters(self) -> list[int]:
+        if self._loader is None or self._loader.state != "attached":
+            return []
+        return self._loader.read_counters()
+
+    @property
+    def delivered(self) -> int:
+        return self._reader.delivered if self._reader else 0
+
+    # -- the capture thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        interval_ms = max(1, int(self._cfg.poll_interval * 1000))
+        last_expire = time.monotonic_ns()
+        process, end_batch = self.router.process, self.protocols.end_batch
+        while not self._stop.is_set():
+            records = self._reader.poll(interval_ms)
+            if records:
+                process(records)
+            else:
+                self.logs.flush_idle(time.monotonic_ns())
+            # Release this batch's spans, or those whose trace decision timed out.
+            now = time.monotonic_ns()
+            if now - last_expire > 1_000_000_000:
+                last_expire = now
+                self.clock.maybe_refresh(now)
+                self.tracker.expire(now)
+            end_batch(now)
+        # Final drain: what the kernel submitted before detaching still counts.
+        records = self._reader.poll(0)
+        if records:
+            process(records)
+        self.flush()
+
+    def flush(self) -> None:
+        """Everything held goes out: partial log lines, open connections' sessions, pending spans."""
+        self.logs.flush_idle(0, everything=True)
+        now = time.monotonic_ns()
+        self.tracker.expire(now + 10**18)
+        self.protocols.end_batch(now, flush=True)
+
+    def process_records(self, records: list[bytes]) -> None:
+        """One batch through every stage (the capture thread's step; benches replay with it)."""
+        self.router.process(records)
+        self.protocols.end_batch(time.monotonic_ns())
+
+    # -- control: switching connections off in the kernel -------------------------------------
+
+    def _ignore_in_kernel(self, conn_id: int) -> None:
+        if self._loader is not None and self._loader.state == "attached":
+            self._loader.ignore_connection(conn_id)
+
+    def _ignore_ciphertext_in_kernel(self, conn_id: int) -> None:
+        """TLS ciphertext: no more socket bytes, but plaintext if its library gets attached."""
+        if self._loader is not None and self._loader.state == "attached":
+            self._loader.ignore_connection(conn_id, socket_only=True)
+
+
+__all__ = ["EbpfReceiver"]

@@ -1,0 +1,79 @@
+"""The ebpf receiver's self-telemetry, read at scrape time.
+
+Each stage reports its own counters (a ``collect()`` yielding prometheus_client metric
+families, the collector pattern); this module adds the kernel's (records produced, delivered and
+lost by reason, other kernel conditions) and serves them all as one collector, merging families
+that several stages report under one name (``ebpf_receiver_connections_dropped``: the tracker's
+``table_full``/``idle`` and the protocol stage's ``unknown_protocol``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric as PromMetric
+
+# Lost reasons: enum erx_counter index -> label (the index names come from the ABI header).
+_LOST = {"ERX_CNT_LOST_RINGBUF_FULL": "ringbuf_full", "ERX_CNT_LOST_NO_SCRATCH": "no_scratch"}
+_CONDITIONS = {
+    "ERX_CNT_PAYLOAD_READ_FAILED": "payload_read_failed",
+    "ERX_CNT_CONN_TABLE_FULL": "conn_table_full",
+    "ERX_CNT_INFLIGHT_FULL": "inflight_table_full",
+    "ERX_CNT_FILTERED": "filtered",
+    "ERX_CNT_TLS_CIPHERTEXT": "tls_ciphertext_suppressed",
+    "ERX_CNT_TLS_UNMAPPED": "tls_plaintext_unmapped",
+}
+
+
+class KernelCounters:
+    """``erx_counters`` (read from the loaded object) and the records user space received."""
+
+    def __init__(self, counters: Callable[[], list[int]], const: Callable[[str], int],
+                 delivered: Callable[[], int]) -> None:
+        self._counters = counters
+        self._const = const
+        self._delivered = delivered
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        counters = self._counters()
+        produced = CounterMetricFamily("ebpf_receiver_kernel_events_produced", "Records the kernel side tried to submit.")
+        delivered = CounterMetricFamily(
+            "ebpf_receiver_kernel_events_received", "Records read from the ring buffer by user space."
+        )
+        lost = CounterMetricFamily(
+            "ebpf_receiver_kernel_events_lost", "Records the kernel could not submit, by reason.", labels=["reason"]
+        )
+        other = CounterMetricFamily(
+            "ebpf_receiver_kernel_conditions", "Other kernel-side conditions, by kind.", labels=["condition"]
+        )
+        if counters:
+            c = self._const
+            produced.add_metric([], counters[c("ERX_CNT_PRODUCED")])
+            for name, label in _LOST.items():
+                lost.add_metric([label], counters[c(name)])
+            for name, label in _CONDITIONS.items():
+                other.add_metric([label], counters[c(name)])
+        delivered.add_metric([], self._delivered())
+        yield from (produced, delivered, lost, other)
+
+
+class MergedCollector:
+    """Serves the families of several collectors as one, merging same-named families."""
+
+    def __init__(self, collectors: Iterable) -> None:
+        self._collectors = list(collectors)
+
+    def collect(self) -> Iterator[PromMetric]:
+        merged: dict[str, PromMetric] = {}
+        for collector in self._collectors:
+            for family in collector.collect():
+                known = merged.get(family.name)
+                if known is None:
+                    merged[family.name] = family
+                else:
+                    known.samples.extend(family.samples)
+        yield from merged.values()
+
+    def describe(self) -> list:
+        return []
