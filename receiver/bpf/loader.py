@@ -19,6 +19,7 @@ from typing import Callable
 
 from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.libbpf import Libbpf, errno_text, open_libbpf
+from receiver.bpf.network_knobs import NETWORK_METRIC_BITS, NETWORK_PROGRAMS, NetworkKnobs
 from receiver.bpf.tracefs import ensure_tracefs
 
 # libbpf's print callback is process-wide; loads are serialised so each gets its own log.
@@ -73,41 +74,6 @@ class LoaderKnobs:
     agent_pidns: tuple[int, int] = (0, 0)
     pidns_only: bool = False  # with agent_pidns: trace only that namespace's processes
     network: NetworkKnobs | None = None  # network health metrics (None: all off, programs not loaded)
-
-
-@dataclass(frozen=True)
-class NetworkKnobs:
-    """What the kernel side of the network health metrics needs (from ``network_metrics``).
-
-    ``metrics`` holds names of :data:`NETWORK_METRIC_BITS`; histogram bounds are in seconds
-    (at most ``ERX_NET_BOUNDS`` each, converted to microseconds for the kernel)."""
-
-    metrics: frozenset[str] = frozenset()
-    sample_interval_s: float = 1.0
-    rtt_bounds_s: tuple[float, ...] = ()
-    connect_bounds_s: tuple[float, ...] = ()
-    max_series: int = 4096
-
-
-# network_metrics names -> the ABI's enum erx_net_metric constants.
-NETWORK_METRIC_BITS: dict[str, str] = {
-    "rtt": "ERX_NET_RTT",
-    "retransmits": "ERX_NET_RETRANSMITS",
-    "resets": "ERX_NET_RESETS",
-    "connect_failures": "ERX_NET_CONNECT_FAILURES",
-    "connect_duration": "ERX_NET_CONNECT_DURATION",
-    "flow": "ERX_NET_FLOW",
-    "tc_flow": "ERX_NET_TC_FLOW",
-}
-# Program -> the metrics that need it loaded (a program is loaded when one of them is on).
-NETWORK_PROGRAMS: dict[str, tuple[str, ...]] = {
-    "erx_tcp_state": ("rtt", "retransmits", "resets", "connect_failures", "connect_duration", "flow"),
-    "erx_tcp_retransmit": ("retransmits",),
-    "erx_tcp_receive_reset": ("resets",),
-    "erx_tcp_send_reset": ("resets",),
-    "erx_tc_ingress": ("tc_flow",),
-    "erx_tc_egress": ("tc_flow",),
-}
 
 
 # The inode of the initial pid namespace (PROC_PID_INIT_INO).
@@ -398,6 +364,23 @@ class BpfLoader:
                 continue
             out.append(sum(values[c] for c in range(ncpu)))
         return out
+
+    def program_fd(self, name: str) -> int:
+        """The fd of a loaded program (-1 when it was not loaded: its metric is off)."""
+        prog = self.libbpf.lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if prog == self.libbpf.ffi.NULL:
+            raise KeyError(f"BPF program {name!r} not in the object")
+        return self.libbpf.lib.bpf_program__fd(prog)
+
+    def tc_flow_attacher(self, netns: str | None = None):
+        """A :class:`~receiver.bpf.tc_attach.TcFlowAttacher` for the tc flow classifiers
+        (loaded only when the tc_flow metric is on)."""
+        from receiver.bpf.tc_attach import TcFlowAttacher
+
+        ingress, egress = self.program_fd("erx_tc_ingress"), self.program_fd("erx_tc_egress")
+        if ingress < 0 or egress < 0:
+            raise BpfLoadError("the tc flow classifiers are not loaded: turn network_metrics.tc_flow on")
+        return TcFlowAttacher(ingress, egress, netns=netns)
 
     def map_items(self, name: str, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
         """Every (key, value) of a hash map, as raw bytes (an entry deleted meanwhile is skipped)."""
