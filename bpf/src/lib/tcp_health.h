@@ -16,6 +16,9 @@
 /* ERX_TCP_CLOSE (7) is defined by progs/syscalls_conn.h's users too */
 #define ERX_TCP_STATE_CLOSE 7
 
+#define ERX_RCV_SHUTDOWN 1
+#define ERX_SEND_SHUTDOWN 2
+
 #define ERX_ECONNRESET 104
 #define ERX_ENETUNREACH 101
 #define ERX_ETIMEDOUT 110
@@ -146,6 +149,18 @@ static __always_inline void erx_tcp_sample(struct sock *sk, struct erx_tcp_sock 
 		__u64 received = BPF_CORE_READ(tp, bytes_received);
 		__u32 out = BPF_CORE_READ(tp, segs_out);
 		__u32 in = BPF_CORE_READ(tp, segs_in);
+		__u8 shutdown = BPF_CORE_READ(sk, sk_shutdown);
+
+		/* The counters follow sequence numbers: bytes_acked counts our SYN (active opens
+		 * only: a passive socket starts past its SYN-ACK) and, once acked, our FIN;
+		 * bytes_received the peer's FIN. Only payload is wanted. */
+		if (ts->active_open && acked)
+			acked -= 1;
+		if ((shutdown & ERX_SEND_SHUTDOWN) && acked &&
+		    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
+			acked -= 1; /* write_seq counts the FIN: everything up to it was acked */
+		if ((shutdown & ERX_RCV_SHUTDOWN) && received)
+			received -= 1;
 
 		if (acked > ts->bytes_acked) {
 			__sync_fetch_and_add(&s->bytes_sent, acked - ts->bytes_acked);
@@ -178,6 +193,9 @@ static __always_inline struct erx_tcp_sock *erx_tcp_sock_start(struct sock *sk, 
 	fresh.connect_start_ns = connect_start_ns;
 	fresh.cgroup_id = bpf_get_current_cgroup_id();
 	fresh.tid = (__u32)id;
+	/* Unknown side: the guess took the remote port for the service's, so we are the client. */
+	fresh.active_open = side == ERX_NET_SIDE_CLIENT ||
+			    (side == ERX_NET_SIDE_UNKNOWN && fresh.key.port == bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
 	if (bpf_map_update_elem(&erx_tcp_socks, &key, &fresh, BPF_ANY))
 		return NULL;
 	return bpf_map_lookup_elem(&erx_tcp_socks, &key);

@@ -25,7 +25,8 @@ struct erx_tcp_sock {
 	__u32 segs_out;
 	__u32 segs_in;
 	__u32 tid;              /* the thread that called connect() */
-	__u32 _pad0;
+	__u8 active_open;       /* this end sent the SYN (bytes_acked counts it) */
+	__u8 _pad0[3];
 };
 
 struct {
