@@ -334,11 +334,12 @@ class BpfLoader:
 
     @property
     def program_count(self) -> int:
+        """Programs loaded (those of network metrics that are off are not)."""
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         n = 0
         prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
         while prog != ffi.NULL:
-            n += 1
+            n += lib.bpf_program__fd(prog) >= 0
             prog = lib.bpf_object__next_program(self._obj, prog)
         return n
 

@@ -183,3 +183,54 @@ def test_network_health_over_an_impaired_link(link: ImpairedLink) -> None:
         assert packets >= (addr["sent"] + addr["received"]) // 1448  # at least one segment per MSS
     for m in metrics:
         assert m.kind in (MetricKind.SUM, MetricKind.HISTOGRAM)
+
+
+UDP_SENDER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(int(sys.argv[3])):
+    s.sendto(b"u" * int(sys.argv[4]), (sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def tc_total(metrics, name: str, **attrs) -> int:
+    return sum(
+        p.value for m in metrics if m.name == name for p in m.points
+        if all(dict(p.attributes).get(k) == v for k, v in attrs.items())
+    )
+
+
+def test_tc_counts_packets_no_local_socket_takes(link: ImpairedLink) -> None:
+    cfg = NetworkMetricsConfig(tc_flow=True, tc_interfaces=(link.server_veth,))
+    knobs = LoaderKnobs(agent_tgid=os.getpid(), ring_buffer_size=1 << 16, network=network_knobs(cfg))
+    with BpfLoader(default_object_path(), knobs) as loader:
+        assert loader.program_fd("erx_tcp_state") < 0  # only the tc programs of the metrics are loaded
+        nm = NetworkMetrics(loader, cfg, resource_for_pid=lambda pid: Resource.from_dict({"process.pid": pid}))
+        attacher = loader.tc_flow_attacher(netns=link.server_ns)
+        try:
+            attacher.attach(link.server_veth)
+            attacher.attach(link.server_veth)  # idempotent
+            # 10 datagrams to a port without a socket: the host receives them, no process does.
+            link.run(link.client_ns, sys.executable, "-I", "-c", UDP_SENDER, link.server_veth_addr,
+                     str(CLOSED_PORT), "10", "100")
+            # A TCP exchange with a listening server: its socket takes every packet.
+            server = link.popen(link.server_ns, sys.executable, "-I", str(PEER), "server", str(PORT), "1",
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            assert server.stdout.readline().strip() == b"ready"
+            target = {"addr": link.server_veth_addr, "port": PORT, "conns": 1, "rounds": 2, "req": 100, "resp": 100}
+            link.run(link.client_ns, sys.executable, "-I", str(PEER), "client", json.dumps({"targets": [target]}))
+            server.communicate(timeout=30)
+            metrics = nm.collect()
+        finally:
+            attacher.close()
+            attacher.close()
+    udp = {"source.address": link.client_veth_addr, "destination.address": link.server_veth_addr,
+           "network.transport": "udp", "server.port": CLOSED_PORT, "network.io.direction": "receive"}
+    assert tc_total(metrics, "network.flow.packets", **udp) == 10
+    # At tc the length is the frame's: Ethernet + IPv4 + UDP headers + payload.
+    assert tc_total(metrics, "network.flow.bytes", **udp) == 10 * (14 + 20 + 8 + 100)
+    tcp = {"source.address": link.client_veth_addr, "network.transport": "tcp", "server.port": PORT}
+    assert tc_total(metrics, "network.flow.packets", **tcp) == 0
+    # Detached: the namespace's veth has no filter of ours left.
+    out = link.run(link.server_ns, "tc", "filter", "show", "dev", link.server_veth, "ingress").stdout
+    assert b"erx_tc" not in out

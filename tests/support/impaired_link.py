@@ -62,6 +62,7 @@ class ImpairedLink:
         self.client_tun_addr, self.server_tun_addr = f"10.214.{n}.1", f"10.214.{n}.2"
         self.blackhole_addr = f"10.214.{n}.99"
         self.client_veth_addr, self.server_veth_addr = f"10.215.{n}.1", f"10.215.{n}.2"
+        self.client_veth, self.server_veth = f"erxvc{self.tag}", f"erxvs{self.tag}"
         self._fds: list[int] = []
         self._namespaces: list[str] = []
         self._stop = threading.Event()
@@ -95,7 +96,7 @@ class ImpairedLink:
             self._ip("link", "set", name, "netns", ns)
             self._ip("-n", ns, "addr", "add", f"{addr}/24", "dev", name)
             self._ip("-n", ns, "link", "set", name, "up")
-        vc, vs = f"erxvc{self.tag}", f"erxvs{self.tag}"
+        vc, vs = self.client_veth, self.server_veth
         self._ip("link", "add", vc, "netns", self.client_ns, "type", "veth", "peer", "name", vs, "netns", self.server_ns)
         for name, ns, addr in ((vc, self.client_ns, self.client_veth_addr), (vs, self.server_ns, self.server_veth_addr)):
             self._ip("-n", ns, "addr", "add", f"{addr}/24", "dev", name)

@@ -246,7 +246,7 @@ struct erx_tc_flow_key {
 
 struct erx_tc_flow_stats {
 	__u64 packets;
-	__u64 bytes; /* skb->len: the IP packet (L3 header included) */
+	__u64 bytes; /* skb->len at tc: the whole frame (link-layer header included, none on tun) */
 };
 
 /* One failed connect, queued in erx_net_failures (user space pops them). */
