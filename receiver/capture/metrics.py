@@ -46,6 +46,7 @@ class CaptureMetricsCollector:
                 ("ERX_CNT_FILTERED", "filtered"),
                 ("ERX_CNT_TLS_CIPHERTEXT", "tls_ciphertext_suppressed"),
                 ("ERX_CNT_TLS_UNMAPPED", "tls_plaintext_unmapped"),
+                ("ERX_CNT_NET_FAILURES_DROPPED", "connect_failure_events_dropped"),
             ):
                 kernel_other.add_metric([label], counters[c(name)])
         delivered.add_metric([], r.delivered)
