@@ -90,6 +90,7 @@ def link():
 def run_peers(link: ImpairedLink) -> tuple[dict, dict]:
     server = link.popen(link.server_ns, sys.executable, "-I", str(PEER), "server", str(PORT), str(2 * CONNS),
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [server]
     try:
         assert server.stdout.readline().strip() == b"ready"
         target = {"port": PORT, "conns": CONNS, "rounds": ROUNDS, "req": REQ, "resp": RESP, "pause_s": 0.03}
@@ -100,12 +101,13 @@ def run_peers(link: ImpairedLink) -> tuple[dict, dict]:
         }
         client = link.popen(link.client_ns, sys.executable, "-I", str(PEER), "client", json.dumps(params),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        procs.append(client)
         out, err = client.communicate(timeout=150)
         assert client.returncode == 0, err.decode()
         sout, serr = server.communicate(timeout=30)
         assert server.returncode == 0, serr.decode()
-    finally:
-        for p in (server,):
+    finally:  # nothing of ours outlives the test, whatever failed
+        for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait(5)
@@ -222,6 +224,9 @@ def test_tc_counts_packets_no_local_socket_takes(link: ImpairedLink) -> None:
             server.communicate(timeout=30)
             metrics = nm.collect()
         finally:
+            if "server" in locals() and server.poll() is None:
+                server.kill()
+                server.wait(5)
             attacher.close()
             attacher.close()
     udp = {"source.address": link.client_veth_addr, "destination.address": link.server_veth_addr,
