@@ -209,6 +209,7 @@ def test_tc_counts_packets_no_local_socket_takes(link: ImpairedLink) -> None:
         assert loader.program_fd("erx_tcp_state") < 0  # only the tc programs of the metrics are loaded
         nm = NetworkMetrics(loader, cfg, resource_for_pid=lambda pid: Resource.from_dict({"process.pid": pid}))
         attacher = loader.tc_flow_attacher(netns=link.server_ns)
+        server = None
         try:
             attacher.attach(link.server_veth)
             attacher.attach(link.server_veth)  # idempotent
@@ -224,7 +225,7 @@ def test_tc_counts_packets_no_local_socket_takes(link: ImpairedLink) -> None:
             server.communicate(timeout=30)
             metrics = nm.collect()
         finally:
-            if "server" in locals() and server.poll() is None:
+            if server is not None and server.poll() is None:
                 server.kill()
                 server.wait(5)
             attacher.close()
