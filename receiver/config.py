@@ -58,6 +58,7 @@ from receiver.distribution import builtin_registry, default_registry
 from receiver.extensions.health_check import HealthCheckExtensionConfig
 from receiver.processors.batch import BatchProcessorConfig
 from receiver.receivers.ebpf.config import PROTOCOL_NAMES, EbpfReceiverConfig, ProtocolConfig
+from receiver.telemetry.network_config import NetworkMetricsConfig
 
 # (kind, type) → config class of every built-in component type: what docs/configuration.md describes.
 COMPONENT_CONFIGS: Mapping[tuple[str, str], type[ConfigSection]] = MappingProxyType(
@@ -106,6 +107,7 @@ __all__ = [
     "FrozenMap",
     "HealthCheckExtensionConfig",
     "Location",
+    "NetworkMetricsConfig",
     "OtlpExporterConfig",
     "OtlpHttpExporterConfig",
     "PipelineConfig",

@@ -163,8 +163,14 @@ class Agent:
             self.receivers[receiver_id] = self._create("receivers", receiver_id, consumers)
 
     def collect_metrics(self) -> list:
-        """Everything the agent derives from traffic: RED histograms and the service graph."""
-        return self.red_metrics.collect() + self.service_graph.collect()
+        """Everything the agent derives from traffic: RED histograms, the service graph, and what
+        receivers keep themselves (network health)."""
+        out = self.red_metrics.collect() + self.service_graph.collect()
+        for r in self.receivers.values():
+            collect = getattr(r, "collect_metrics", None)
+            if collect is not None:
+                out += collect()
+        return out
 
     def _pushed_metrics(self) -> list:
         """What a metric reader pushes: :meth:`collect_metrics`, then the agent's own metrics."""

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* ebpf-receiver's kernel side: tracepoints only (syscalls, sock, sched), one ring buffer.
+/* ebpf-receiver's kernel side: tracepoints (syscalls, sock, tcp, sched), TLS uprobes, tc classifiers;
+ * one ring buffer.
  * Programs are grouped by attach family in progs/; maps in maps/; the ABI in abi/events.h. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -23,15 +24,21 @@ const volatile struct erx_config erx_cfg = {
 #include "maps/conns.h"
 #include "maps/filters.h"
 #include "maps/ssl.h"
+#include "maps/tcp_health.h"
 
 #include "lib/sock.h"
 #include "lib/emit.h"
 #include "lib/tls.h"
+#include "lib/tcp_health.h"
 
 #ifdef ERX_FLOOR
 /* The benchmark floor: the same tracepoints with empty programs (cost of the hook design). */
 #include "progs/floor.h"
 #else
+/* Before syscalls_conn.h: on inet_sock_set_state this program runs first (attach order), while
+ * the connection state it reads for a failed connect's id is still there. */
+#include "progs/tcp_health.h"
+#include "progs/tc_flow.h"
 #include "progs/syscalls_data.h"
 #include "progs/syscalls_conn.h"
 #include "progs/sched.h"
@@ -57,6 +64,14 @@ struct erx_abi_types {
 	enum erx_counter counter;
 	enum erx_ignore ignore;
 	enum erx_pid_exclusion pid_exclusion;
+	struct erx_net_key net_key;
+	struct erx_net_stats net_stats;
+	struct erx_tc_flow_key tc_flow_key;
+	struct erx_tc_flow_stats tc_flow_stats;
+	struct erx_conn_failure conn_failure;
+	enum erx_net_metric net_metric;
+	enum erx_net_side net_side;
+	enum erx_net_failure net_failure;
 };
 
 static __attribute__((used, noinline)) int erx_abi_types(struct erx_abi_types *types)

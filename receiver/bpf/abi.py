@@ -24,7 +24,19 @@ typedef uint8_t __u8; typedef uint16_t __u16; typedef uint32_t __u32; typedef ui
 typedef int8_t __s8; typedef int16_t __s16; typedef int32_t __s32; typedef int64_t __s64;
 """
 
-STRUCTS = ("erx_tuple", "erx_event_header", "erx_data_event", "erx_conn_event", "erx_proc_event", "erx_config")
+STRUCTS = (
+    "erx_tuple",
+    "erx_event_header",
+    "erx_data_event",
+    "erx_conn_event",
+    "erx_proc_event",
+    "erx_config",
+    "erx_net_key",
+    "erx_net_stats",
+    "erx_tc_flow_key",
+    "erx_tc_flow_stats",
+    "erx_conn_failure",
+)
 
 
 def header_path() -> Path:

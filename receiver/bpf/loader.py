@@ -19,6 +19,7 @@ from typing import Callable
 
 from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.libbpf import Libbpf, errno_text, open_libbpf
+from receiver.bpf.network_knobs import NETWORK_METRIC_BITS, NETWORK_PROGRAMS, NetworkKnobs
 from receiver.bpf.tracefs import ensure_tracefs
 
 # libbpf's print callback is process-wide; loads are serialised so each gets its own log.
@@ -72,6 +73,7 @@ class LoaderKnobs:
     # The agent's pid namespace (see agent_pid_namespace()); (0, 0) in the initial one.
     agent_pidns: tuple[int, int] = (0, 0)
     pidns_only: bool = False  # with agent_pidns: trace only that namespace's processes
+    network: NetworkKnobs | None = None  # network health metrics (None: all off, programs not loaded)
 
 
 # The inode of the initial pid namespace (PROC_PID_INIT_INO).
@@ -170,12 +172,43 @@ class BpfLoader:
         cfg.filter_pids = 1 if k.excluded_pids or k.filter_pids else 0
         cfg.agent_pidns_dev, cfg.agent_pidns_ino = k.agent_pidns
         cfg.pidns_only = 1 if k.pidns_only and k.agent_pidns[1] else 0
+        self._configure_network(cfg)
         data = bytearray(ffi.buffer(ptr, size[0]))
         data[: self.abi.sizeof("erx_config")] = bytes(self.abi.ffi.buffer(cfg))
         self._check(lib.bpf_map__set_initial_value(rodata, bytes(data), len(data)), "setting .rodata")
         self._set_max_entries("erx_events", _pow2_at_least(k.ring_buffer_size, 4096))
         self._set_max_entries("erx_conns", k.max_connections)
         self._set_max_entries("erx_scratch_buf", max(1, lib.libbpf_num_possible_cpus()))
+        self._set_max_entries("erx_tcp_socks", k.max_connections)
+        if k.network is not None:
+            self._set_max_entries("erx_net_stats", k.network.max_series)
+            self._set_max_entries("erx_tc_flows", k.network.max_series)
+
+    def _configure_network(self, cfg) -> None:
+        """Network knobs into ``cfg``; programs of metrics that are off are not loaded."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        net = self.knobs.network or NetworkKnobs()
+        unknown = set(net.metrics) - set(NETWORK_METRIC_BITS)
+        if unknown:
+            raise BpfLoadError(f"unknown network metrics {sorted(unknown)}; known: {sorted(NETWORK_METRIC_BITS)}")
+        cfg.net_metrics = sum(self.abi.const(NETWORK_METRIC_BITS[m]) for m in net.metrics)
+        cfg.net_sample_interval_ns = int(net.sample_interval_s * 1e9)
+        n_bounds = self.abi.const("ERX_NET_BOUNDS")
+        for name, bounds in (("rtt", net.rtt_bounds_s), ("connect", net.connect_bounds_s)):
+            if len(bounds) > n_bounds:
+                raise BpfLoadError(f"{name} histogram: at most {n_bounds} bounds, got {len(bounds)}")
+            us = [max(1, round(b * 1e6)) for b in bounds]
+            if us != sorted(set(us)):
+                raise BpfLoadError(f"{name} histogram bounds must increase by at least 1us: {list(bounds)}")
+            setattr(cfg, f"net_{name}_bounds", len(us))
+            for i, v in enumerate(us):
+                getattr(cfg, f"net_{name}_bounds_us")[i] = v
+        for prog_name, needs in NETWORK_PROGRAMS.items():
+            prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
+            if prog == ffi.NULL:
+                raise BpfLoadError(f"BPF object lacks program {prog_name}")
+            if not net.metrics & set(needs):
+                self._check(lib.bpf_program__set_autoload(prog, False), f"skipping {prog_name}")
 
     def load(self) -> None:
         lib = self.libbpf.lib
@@ -185,6 +218,7 @@ class BpfLoader:
             raise BpfLoadError(self._failure("loading the BPF object", rc))
         self._state = "loaded"
         self._fill_filters()
+        self._create_overflow_entries()
 
     def attach(self) -> None:
         """Attach every tracepoint program (uprobe programs are attached per library by
@@ -195,7 +229,9 @@ class BpfLoader:
         while prog != ffi.NULL:
             name = ffi.string(lib.bpf_program__name(prog)).decode()
             section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-            if section.startswith(("uprobe", "uretprobe")):
+            # uprobes: per library (attach_tls_library); tc: per interface (attach_tc);
+            # programs of metrics that are off were not loaded.
+            if section.startswith(("uprobe", "uretprobe", "tc")) or lib.bpf_program__fd(prog) < 0:
                 prog = lib.bpf_object__next_program(self._obj, prog)
                 continue
             link = self._with_log(lambda p=prog: lib.bpf_program__attach(p))
@@ -298,11 +334,12 @@ class BpfLoader:
 
     @property
     def program_count(self) -> int:
+        """Programs loaded (those of network metrics that are off are not)."""
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         n = 0
         prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
         while prog != ffi.NULL:
-            n += 1
+            n += lib.bpf_program__fd(prog) >= 0
             prog = lib.bpf_object__next_program(self._obj, prog)
         return n
 
@@ -327,6 +364,52 @@ class BpfLoader:
                 out.append(0)
                 continue
             out.append(sum(values[c] for c in range(ncpu)))
+        return out
+
+    def program_fd(self, name: str) -> int:
+        """The fd of a loaded program (-1 when it was not loaded: its metric is off)."""
+        prog = self.libbpf.lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if prog == self.libbpf.ffi.NULL:
+            raise KeyError(f"BPF program {name!r} not in the object")
+        return self.libbpf.lib.bpf_program__fd(prog)
+
+    def tc_flow_attacher(self, netns: str | None = None):
+        """A :class:`~receiver.bpf.tc_attach.TcFlowAttacher` for the tc flow classifiers
+        (loaded only when the tc_flow metric is on)."""
+        from receiver.bpf.tc_attach import TcFlowAttacher
+
+        ingress, egress = self.program_fd("erx_tc_ingress"), self.program_fd("erx_tc_egress")
+        if ingress < 0 or egress < 0:
+            raise BpfLoadError("the tc flow classifiers are not loaded: turn network_metrics.tc_flow on")
+        return TcFlowAttacher(ingress, egress, netns=netns)
+
+    def map_items(self, name: str, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) of a hash map, as raw bytes (an entry deleted meanwhile is skipped)."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        fd = self.map_fd(name)
+        out: list[tuple[bytes, bytes]] = []
+        cur, nxt = ffi.new("char[]", key_size), ffi.new("char[]", key_size)
+        value = ffi.new("char[]", value_size)
+        prev = ffi.NULL
+        while lib.bpf_map_get_next_key(fd, prev, nxt) == 0:
+            if lib.bpf_map_lookup_elem(fd, nxt, value) == 0:
+                out.append((ffi.buffer(nxt)[:], ffi.buffer(value)[:]))
+            ffi.memmove(cur, nxt, key_size)
+            prev = cur
+        return out
+
+    def map_delete(self, name: str, key: bytes) -> None:
+        ffi = self.libbpf.ffi
+        self.libbpf.lib.bpf_map_delete_elem(self.map_fd(name), ffi.from_buffer(key))
+
+    def queue_pop(self, name: str, value_size: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` values popped from a BPF queue map, oldest first."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        fd = self.map_fd(name)
+        value = ffi.new("char[]", value_size)
+        out: list[bytes] = []
+        while len(out) < limit and lib.bpf_map_lookup_and_delete_elem(fd, ffi.NULL, value) == 0:
+            out.append(ffi.buffer(value)[:])
         return out
 
     def ignore_connection(self, conn_id: int, socket_only: bool = False) -> None:
@@ -376,6 +459,19 @@ class BpfLoader:
             lib.bpf_map_update_elem(self.map_fd("erx_excluded_pids"), ffi.new("uint32_t *", pid), excluded, 0)
         for port in self.knobs.excluded_ports:
             lib.bpf_map_update_elem(self.map_fd("erx_excluded_ports"), ffi.new("uint16_t *", port), one, 0)
+
+    def _create_overflow_entries(self) -> None:
+        """The entry each aggregate map counts into once it is full (key with overflow = 1)."""
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        for map_name, key_type, value_type in (
+            ("erx_net_stats", "erx_net_key", "erx_net_stats"),
+            ("erx_tc_flows", "erx_tc_flow_key", "erx_tc_flow_stats"),
+        ):
+            key = self.abi.ffi.new(f"struct {key_type} *")
+            key.overflow = 1
+            raw_key = ffi.from_buffer(bytes(self.abi.ffi.buffer(key)))
+            value = ffi.new("char[]", self.abi.sizeof(value_type))
+            lib.bpf_map_update_elem(self.map_fd(map_name), raw_key, value, 1)  # BPF_NOEXIST: keep counts
 
     def _find_map_suffix(self, suffix: str):
         ffi, lib = self.libbpf.ffi, self.libbpf.lib

@@ -122,6 +122,10 @@ class ProcessResources:
     def forget(self, pid: int) -> None:
         self._cache.pop(pid, None)
 
+    def host(self) -> Resource:
+        """The resource of what belongs to no process (the kernel's own packets, forwarded flows)."""
+        return Resource.from_dict({"service.name": "unknown_service:kernel", "host.name": self._host})
+
     def remember_comm(self, pid: int, comm: str) -> None:
         """The kernel's name for a process (from exec/exit events): the fallback service name
         when the process is gone before its /proc entry could be read (curl and other

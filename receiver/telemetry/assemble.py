@@ -173,6 +173,7 @@ class TelemetryAssembler:
         self._logs = list(logs)
         self.spans = 0  # spans handed to the traces consumers
         self.log_records = 0  # log records handed to the logs consumers
+        self.connect_failures = 0  # failed connects turned into error spans
         self._graph = service_graph
         self._resources = resources
         self._clock = clock
@@ -301,6 +302,29 @@ class TelemetryAssembler:
                              end_ns + self._clock.offset_ns)
         self.sampled_out += 1
         return True
+
+    def add_connect_failure(self, f, now_ns: int) -> None:
+        """A failed connect (``network_metrics.ConnectFailure``): an ERROR client span ``connect``,
+        placed like any client span — under the request its thread serves — and so followed by
+        its error log record."""
+        offset = self._clock.offset_ns
+        attrs = {
+            "network.transport": "tcp",
+            "network.peer.address": f.peer_address,
+            "network.peer.port": f.peer_port,
+            "server.address": f.peer_address,
+            "server.port": f.peer_port,
+            "network.local.address": f.local_address,
+            "network.local.port": f.local_port,
+            "error.type": f.reason,
+        }
+        detail = f" ({f.error_name})" if f.error_name else ""
+        span = Span(b"", self._ids.span_id(), "connect", SpanKind.CLIENT, f.start_ns + offset,
+                    max(f.end_ns, f.start_ns) + offset, self._resources.get(f.pid), b"", "", attrs,
+                    StatusCode.ERROR, f"connect to {f.peer_address}:{f.peer_port} failed: {f.reason}{detail}", 1)
+        self.linker.client_span(SpanWork(span, None), f.pid, f.tid, None, 0, None, now_ns,
+                                skip_sdk_spans=self._skip_sdk)
+        self.connect_failures += 1
 
     def add_log(self, record: LogRecord, pid: int, tid: int, now_ns: int) -> None:
         self.linker.log_record(record, pid, tid, now_ns)

@@ -90,7 +90,8 @@ enum erx_counter {
 	ERX_CNT_FILTERED = 6,          /* socket syscalls dropped by a kernel filter */
 	ERX_CNT_TLS_CIPHERTEXT = 7,    /* socket syscalls of TLS connections not captured (plaintext is) */
 	ERX_CNT_TLS_UNMAPPED = 8,      /* TLS plaintext dropped: its SSL* was never tied to a socket */
-	ERX_CNT_MAX = 9,
+	ERX_CNT_NET_FAILURES_DROPPED = 9, /* failed connects not queued: erx_net_failures full (not a record) */
+	ERX_CNT_MAX = 10,
 };
 
 /* Values of the map erx_ignored_conns (conn id -> why user space switched it off). */
@@ -162,6 +163,106 @@ struct erx_proc_event {
 	__u8 comm[ERX_COMM_LEN];
 };
 
+/* Network health (receivers.ebpf.network_metrics): the per-peer aggregates of the map
+ * erx_net_stats, the failed connects of the queue erx_net_failures, and their knobs. */
+
+/* Histogram bounds per kernel histogram (microseconds); a histogram has one bucket more. */
+#define ERX_NET_BOUNDS 31
+#define ERX_NET_BUCKETS 32
+
+/* Bits of erx_config.net_metrics: which metrics the kernel side computes (programs of metrics
+ * that are off are not loaded). */
+enum erx_net_metric {
+	ERX_NET_RTT = 1,              /* smoothed RTT samples (tcp_sock.srtt_us) */
+	ERX_NET_RETRANSMITS = 2,      /* tcp:tcp_retransmit_skb */
+	ERX_NET_RESETS = 4,           /* tcp:tcp_send_reset / tcp:tcp_receive_reset */
+	ERX_NET_CONNECT_FAILURES = 8, /* SYN_SENT -> CLOSE, reason from sk_err */
+	ERX_NET_CONNECT_DURATION = 16, /* SYN_SENT -> ESTABLISHED */
+	ERX_NET_FLOW = 32,            /* bytes and segments of TCP sockets (tcp_sock counters) */
+	ERX_NET_TC_FLOW = 64,         /* packets without a local socket, at tc (forwarded) */
+};
+
+/* Which end of the connection the process is; decides what erx_net_key.port holds. */
+enum erx_net_side {
+	ERX_NET_SIDE_UNKNOWN = 0, /* no syscall seen: guessed from the ports (see tcp_health.h) */
+	ERX_NET_SIDE_CLIENT = 1,  /* the peer is the server: port is the peer's (remote) port */
+	ERX_NET_SIDE_SERVER = 2,  /* the peer is a client: port is the local (service) port */
+};
+
+/* Why a connect failed (from the socket's error when SYN_SENT became CLOSE). */
+enum erx_net_failure {
+	ERX_NET_FAIL_REFUSED = 0,          /* ECONNREFUSED: a RST answered the SYN */
+	ERX_NET_FAIL_TIMEOUT = 1,          /* ETIMEDOUT: the SYN retries ran out */
+	ERX_NET_FAIL_HOST_UNREACHABLE = 2, /* EHOSTUNREACH (ICMP) */
+	ERX_NET_FAIL_NET_UNREACHABLE = 3,  /* ENETUNREACH (ICMP) */
+	ERX_NET_FAIL_RESET = 4,            /* ECONNRESET */
+	ERX_NET_FAIL_ABORTED = 5,          /* no error: closed by the process before it connected */
+	ERX_NET_FAIL_OTHER = 6,            /* any other errno */
+	ERX_NET_FAIL_MAX = 7,
+};
+
+/* The key of erx_net_stats: one entry per (process, peer, service port, side). */
+struct erx_net_key {
+	__u8 peer_addr[16]; /* IPv4 in the first 4 bytes */
+	__u32 tgid;         /* 0: no process (kernel replies, sockets seen only in softirq) */
+	__u16 port;         /* service port, host order: remote (client side) or local (server side) */
+	__u16 family;       /* AF_INET, AF_INET6 */
+	__u8 side;          /* enum erx_net_side */
+	__u8 overflow;      /* 1: the one entry that takes everything once the map is full */
+	__u8 _pad0[6];
+};
+
+/* The value of erx_net_stats: cumulative since the entry was created. Histograms count values
+ * v (microseconds) in bucket i when bounds[i-1] < v <= bounds[i] (OTLP's upper-inclusive). */
+struct erx_net_stats {
+	__u64 retransmits;
+	__u64 resets_sent;
+	__u64 resets_received;
+	__u64 bytes_sent;     /* tcp_sock.bytes_acked: payload the peer acknowledged */
+	__u64 bytes_received; /* tcp_sock.bytes_received: payload received in order */
+	__u64 segs_out;       /* tcp_sock.segs_out: segments sent, retransmits and pure ACKs included */
+	__u64 segs_in;        /* tcp_sock.segs_in */
+	__u64 connect_failures[ERX_NET_FAIL_MAX]; /* by enum erx_net_failure */
+	__u64 rtt_count;
+	__u64 rtt_sum_us;
+	__u64 rtt_buckets[ERX_NET_BUCKETS];
+	__u64 connect_count;
+	__u64 connect_sum_us;
+	__u64 connect_buckets[ERX_NET_BUCKETS];
+};
+
+/* The key of erx_tc_flows: packets seen at tc that no local socket sent or will receive. */
+struct erx_tc_flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 ifindex;
+	__u16 port;       /* the lower of the two ports (the service port, as a guess), host order */
+	__u16 family;
+	__u8 direction;   /* enum erx_direction: egress or ingress of the interface */
+	__u8 protocol;    /* IPPROTO_TCP, IPPROTO_UDP, other (port 0) */
+	__u8 overflow;
+	__u8 _pad0[5];
+};
+
+struct erx_tc_flow_stats {
+	__u64 packets;
+	__u64 bytes; /* skb->len at tc: the whole frame (link-layer header included, none on tun) */
+};
+
+/* One failed connect, queued in erx_net_failures (user space pops them). */
+struct erx_conn_failure {
+	struct erx_tuple tuple;
+	__u64 conn_id;     /* the connection's id when connect() registered it (non-blocking), else 0 */
+	__u64 cgroup_id;
+	__u64 ts_start_ns; /* CLOCK_MONOTONIC when the SYN was about to be sent (inside connect()) */
+	__u64 ts_end_ns;   /* CLOCK_MONOTONIC when the socket gave up */
+	__u32 pid;
+	__u32 tid;
+	__s32 error;       /* the socket's errno (sk_err), 0 when closed without one */
+	__u8 reason;       /* enum erx_net_failure */
+	__u8 _pad0[3];
+};
+
 /* Knobs set by user space in .rodata before load (the only thing in .rodata). */
 struct erx_config {
 	__u32 agent_tgid;    /* never trace the agent itself */
@@ -177,6 +278,15 @@ struct erx_config {
 	 * Both 0 in the initial namespace (pids compared as the kernel reports them). */
 	__u64 agent_pidns_dev;
 	__u64 agent_pidns_ino;
+	/* Network health: enabled metrics (enum erx_net_metric bits), how often a connection's
+	 * RTT and byte counters are sampled from its data syscalls, histogram bounds (us). */
+	__u32 net_metrics;
+	__u32 net_rtt_bounds;     /* bounds used of net_rtt_bounds_us */
+	__u32 net_connect_bounds; /* bounds used of net_connect_bounds_us */
+	__u32 _pad1;
+	__u64 net_sample_interval_ns;
+	__u32 net_rtt_bounds_us[ERX_NET_BOUNDS];
+	__u32 net_connect_bounds_us[ERX_NET_BOUNDS];
 };
 
 /* abi:end */

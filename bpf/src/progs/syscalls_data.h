@@ -166,6 +166,8 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 	c = erx_conn_lookup_or_create((struct sock *)inf.sk);
 	if (!c)
 		return 0;
+	/* Network health samples every connection, captured or not (dead code when off). */
+	erx_tcp_on_data_syscall((struct sock *)inf.sk, c, inf.ts_enter_ns);
 	if (c->ignored || bpf_map_lookup_elem(&erx_ignored_conns, &c->id)) {
 		erx_count(ERX_CNT_FILTERED);
 		return 0;

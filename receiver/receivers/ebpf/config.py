@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from receiver.configuration.mappings import FrozenMap
 from receiver.configuration.section import ConfigSection, setting
 from receiver.discovery.config import DiscoveryConfig
+from receiver.telemetry.network_config import NetworkMetricsConfig
 from receiver.telemetry.sampling import SAMPLER_NAMES
 
 KIB = 1024
@@ -75,6 +76,9 @@ class EbpfReceiverConfig(ConfigSection):
         DiscoveryConfig(), "Which processes are traced (applied in the kernel), TLS library discovery."
     )
     sampler: SamplerConfig = setting(SamplerConfig(), "Which traces are exported as spans.")
+    network_metrics: NetworkMetricsConfig = setting(
+        NetworkMetricsConfig(), "Network health metrics (TCP RTT, retransmits, resets, connects, flows); each off by default."
+    )
 
     def cross_field_problems(self) -> Iterator[tuple[str, str]]:
         if self.wakeup_bytes > self.ring_buffer_size:

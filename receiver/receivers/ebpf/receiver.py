@@ -44,6 +44,7 @@ from receiver.receivers.ebpf.self_metrics import KernelCounters, MergedCollector
 from receiver.telemetry.assemble import LogsConsumer, TelemetryAssembler, TracesConsumer
 from receiver.telemetry.clock import MonotonicToWall
 from receiver.telemetry.logs import LogCapture
+from receiver.telemetry.network_metrics import NetworkMetrics, network_knobs
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.telemetry.sampling import ALWAYS_ON, Sampler
 
@@ -105,6 +106,8 @@ class EbpfReceiver:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._started = False
+        self.network_metrics: NetworkMetrics | None = None  # when network_metrics turns any on
+        self._tc = None  # tc flow classifiers, when attached
         # The ABI is parsed once (by the loader's module) and handed to every stage that needs it.
         self.abi = abi or load_abi()
 
@@ -182,19 +185,38 @@ class EbpfReceiver:
             agent_pidns=self._pidns,
             # In a pod, include rules also leave out what this /proc cannot show: the node.
             pidns_only=bool(cfg.discovery.include),
+            network=network_knobs(cfg.network_metrics),
         )
         self._loader = BpfLoader(object_path=self._object_path, knobs=knobs, abi=self.abi)
         self._loader.start(before_attach=self.discovery.prepare)
         try:
             self._reader = RingBufferReader(self._loader)
+            self._start_network_metrics()
             self.discovery.start(self._loader)
         except BaseException:
             self.discovery.shutdown()
+            if self._tc is not None:
+                self._tc.close()
             self._loader.close()
             raise
         self._thread = threading.Thread(target=self._run, name="ebpf-capture", daemon=True)
         self._thread.start()
         log.info("ebpf receiver attached %d programs", self._loader.link_count)
+
+    def _start_network_metrics(self) -> None:
+        nm = self._cfg.network_metrics
+        if not nm.enabled_metrics:
+            return
+        self.network_metrics = NetworkMetrics(self._loader, nm, resource_for_pid=self._resources.get,
+                                              host_resource=self._resources.host())
+        if nm.tc_flow:
+            self._tc = self._loader.tc_flow_attacher()
+            for name in nm.tc_interfaces:
+                self._tc.attach(name)
+
+    def collect_metrics(self) -> list:
+        """Metrics this receiver keeps itself (network health), read on scrape or push."""
+        return self.network_metrics.collect() if self.network_metrics is not None else []
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop capturing, drain what the ring buffer still holds, release the kernel objects."""
@@ -207,6 +229,9 @@ class EbpfReceiver:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._tc is not None:
+            self._tc.close()
+            self._tc = None
         if self._loader is not None:
             self._loader.close()
 
@@ -244,6 +269,7 @@ class EbpfReceiver:
                 last_expire = now
                 self.clock.maybe_refresh(now)
                 self.tracker.expire(now)
+                self._connect_failures(now)
             end_batch(now)
         # Final drain: what the kernel submitted before detaching still counts.
         records = self._reader.poll(0)
@@ -251,10 +277,18 @@ class EbpfReceiver:
             process(records)
         self.flush()
 
+    def _connect_failures(self, now: int) -> None:
+        if self.network_metrics is None:
+            return
+        add = self.assembler.add_connect_failure
+        for failure in self.network_metrics.drain_failures():
+            add(failure, now)
+
     def flush(self) -> None:
         """Everything held goes out: partial log lines, open connections' sessions, pending spans."""
         self.logs.flush_idle(0, everything=True)
         now = time.monotonic_ns()
+        self._connect_failures(now)
         self.tracker.expire(now + 10**18)
         self.protocols.end_batch(now, flush=True)
 

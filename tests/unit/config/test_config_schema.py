@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from receiver.receivers.ebpf.config import SamplerConfig
+from receiver.telemetry.network_config import CONNECT_DURATION_BUCKETS, RTT_BUCKETS, NetworkMetricsConfig
 from receiver.config import (
     COMPONENT_CONFIGS,
     AgentConfig,
@@ -66,7 +67,13 @@ def test_registry():
         (EbpfReceiverConfig, dict(capture_size=4096, ring_buffer_size=16 * MIB, poll_interval=0.02, wakeup_bytes=MIB,
                                   capture_logs=False, exclude_ports=(), exclude_pids=(), max_connections=65536,
                                   max_buffer_per_connection=65536, connection_idle_timeout=300.0, protocols={},
-                                  discovery=DiscoveryConfig(), sampler=SamplerConfig())),
+                                  discovery=DiscoveryConfig(), sampler=SamplerConfig(),
+                                  network_metrics=NetworkMetricsConfig())),
+        (NetworkMetricsConfig, dict(rtt=False, retransmits=False, resets=False, connect_failures=False,
+                                    connect_duration=False, flow=False, tc_flow=False, tc_interfaces=(),
+                                    sample_interval=1.0, rtt_buckets=RTT_BUCKETS,
+                                    connect_duration_buckets=CONNECT_DURATION_BUCKETS, max_series=4096,
+                                    max_failure_events=1024)),
         (SamplerConfig, dict(name="parentbased_always_on", ratio=1.0)),
         (DiscoveryConfig, dict(include=(), exclude=(), tls=True, rescan_interval=2.0)),
         (PipelineConfig, dict(receivers=(), processors=(), exporters=())),

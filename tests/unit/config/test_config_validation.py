@@ -648,3 +648,48 @@ def test_error_attributes(load_error):
     assert isinstance(error, ConfigError)
     assert error.location.file == "config.yaml" and error.location.line == 3
     assert "invalid size 'many'" in error.message
+
+
+# --- network metrics --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("block", "key", "message"),
+    [
+        ("{tc_flow: true}", "tc_flow", None),
+        ("{rtt_buckets: [0.01, 0.005]}", "rtt_buckets", "bucket bounds must be strictly increasing"),
+        ("{rtt_buckets: [" + ", ".join(str(0.001 * (i + 1)) for i in range(32)) + "]}", "rtt_buckets",
+         "at most 31 bucket bounds (the kernel histogram's size), got 32"),
+        ("{connect_duration_buckets: [0.0000001]}", "connect_duration_buckets", "counted in microseconds"),
+        ("{sample_interval: 0s}", "sample_interval", "must be greater than 0"),
+        ("{rtt: maybe}", "rtt", None),
+    ],
+)
+def test_network_metrics_block_is_validated(block, key, message):
+    from receiver.config import load_config_text
+
+    text = (
+        "receivers:\n  ebpf:\n    network_metrics: " + block + "\n"
+        "exporters: {debug: }\nservice: {pipelines: {metrics: {receivers: [ebpf], exporters: [debug]}}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text)
+    assert "network_metrics" in str(caught.value)
+    if key == "tc_flow":
+        assert "tc_interfaces" in str(caught.value)
+    elif message:
+        assert message in str(caught.value), str(caught.value)
+
+
+def test_network_metrics_turn_on_one_by_one():
+    from receiver.config import load_config_text
+    from receiver.telemetry.network_metrics import network_knobs
+
+    text = (
+        "receivers:\n  ebpf:\n    network_metrics: {rtt: true, flow: true, sample_interval: 250ms}\n"
+        "exporters: {debug: }\nservice: {pipelines: {metrics: {receivers: [ebpf], exporters: [debug]}}}\n"
+    )
+    cfg = load_config_text(text).receivers["ebpf"].network_metrics
+    knobs = network_knobs(cfg)
+    assert knobs.metrics == {"rtt", "flow"} and knobs.sample_interval_s == 0.25
+    assert network_knobs(type(cfg)()) is None  # all off: no program of theirs is loaded
