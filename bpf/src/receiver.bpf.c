@@ -68,7 +68,7 @@ struct erx_abi_types {
 	struct erx_net_stats net_stats;
 	struct erx_tc_flow_key tc_flow_key;
 	struct erx_tc_flow_stats tc_flow_stats;
-	struct erx_conn_failure conn_failure;
+	struct erx_conn_failure_event conn_failure;
 	enum erx_net_metric net_metric;
 	enum erx_net_side net_side;
 	enum erx_net_failure net_failure;

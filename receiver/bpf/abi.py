@@ -35,7 +35,7 @@ STRUCTS = (
     "erx_net_stats",
     "erx_tc_flow_key",
     "erx_tc_flow_stats",
-    "erx_conn_failure",
+    "erx_conn_failure_event",
 )
 
 

@@ -402,16 +402,6 @@ class BpfLoader:
         ffi = self.libbpf.ffi
         self.libbpf.lib.bpf_map_delete_elem(self.map_fd(name), ffi.from_buffer(key))
 
-    def queue_pop(self, name: str, value_size: int, limit: int) -> list[bytes]:
-        """Up to ``limit`` values popped from a BPF queue map, oldest first."""
-        ffi, lib = self.libbpf.ffi, self.libbpf.lib
-        fd = self.map_fd(name)
-        value = ffi.new("char[]", value_size)
-        out: list[bytes] = []
-        while len(out) < limit and lib.bpf_map_lookup_and_delete_elem(fd, ffi.NULL, value) == 0:
-            out.append(ffi.buffer(value)[:])
-        return out
-
     def ignore_connection(self, conn_id: int, socket_only: bool = False) -> None:
         """Tell the kernel side to stop sending data of this connection; ``socket_only``:
         only its socket syscalls' bytes (TLS ciphertext), not TLS library plaintext."""

@@ -6,6 +6,7 @@ Layouts come from the ABI header through :mod:`receiver.bpf.abi`; each record ki
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import operator
 import socket
@@ -132,6 +133,62 @@ class ConnEvent:
     bytes_received: int
 
 
+# enum erx_net_failure (by name, values from the header) -> error.type of a failed connect.
+CONNECT_FAILURE_LABELS = {
+    "ERX_NET_FAIL_REFUSED": "refused",
+    "ERX_NET_FAIL_TIMEOUT": "timeout",
+    "ERX_NET_FAIL_HOST_UNREACHABLE": "host_unreachable",
+    "ERX_NET_FAIL_NET_UNREACHABLE": "network_unreachable",
+    "ERX_NET_FAIL_RESET": "reset",
+    "ERX_NET_FAIL_ABORTED": "aborted",
+    "ERX_NET_FAIL_OTHER": "other",
+}
+
+
+def connect_failure_labels(abi: Abi) -> tuple[str, ...]:
+    """error.type by enum erx_net_failure value."""
+    out = ["other"] * abi.const("ERX_NET_FAIL_MAX")
+    for name, label in CONNECT_FAILURE_LABELS.items():
+        out[abi.const(name)] = label
+    return tuple(out)
+
+
+@dataclass(slots=True)
+class ConnFailureEvent:
+    """ERX_EV_CONN_FAILURE: a TCP connect that failed.  Times are kernel CLOCK_MONOTONIC ns."""
+
+    kind: int
+    pid: int
+    tid: int  # the thread that called connect()
+    conn_id: int  # the connection's id when connect() registered it (non-blocking), else 0
+    cgroup_id: int
+    start_ns: int  # the SYN was about to be sent
+    end_ns: int  # the socket gave up
+    tuple: Tuple
+    error: int  # errno (sk_err), 0 when closed before connecting
+    reason: str  # error.type: refused, timeout, host_unreachable, network_unreachable, reset, aborted, other
+
+    @property
+    def error_name(self) -> str:
+        return errno.errorcode.get(self.error, str(self.error)) if self.error else ""
+
+    @property
+    def peer_address(self) -> str:
+        return self.tuple.remote_addr
+
+    @property
+    def peer_port(self) -> int:
+        return self.tuple.remote_port
+
+    @property
+    def local_address(self) -> str:
+        return self.tuple.local_addr
+
+    @property
+    def local_port(self) -> int:
+        return self.tuple.local_port
+
+
 @dataclass(slots=True)
 class ProcEvent:
     kind: int
@@ -197,11 +254,15 @@ class EventDecoder:
         self.EV_CONN_CLOSE = c("ERX_EV_CONN_CLOSE")
         self.EV_PROC_EXEC = c("ERX_EV_PROC_EXEC")
         self.EV_PROC_EXIT = c("ERX_EV_PROC_EXIT")
+        self.EV_CONN_FAILURE = c("ERX_EV_CONN_FAILURE")
         self.FLAG_TLS = c("ERX_FLAG_TLS")
         self._data, names = abi.struct_format("erx_data_event", stop_at="payload")
         self._data_names = names
         self._conn, self._conn_names = abi.struct_format("erx_conn_event")
         self._proc, self._proc_names = abi.struct_format("erx_proc_event")
+        self._fail, self._fail_names = abi.struct_format("erx_conn_failure_event")
+        self._fi = {n: i for i, n in enumerate(self._fail_names)}
+        self._failure_labels = connect_failure_labels(abi)
         self._payload_off = abi.offsetof("erx_data_event", "payload")
         self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
         self.malformed = 0
@@ -323,6 +384,18 @@ class EventDecoder:
                     v[d["fd"]],
                     v[d["bytes_sent"]],
                     v[d["bytes_received"]],
+                )
+            if kind == self.EV_CONN_FAILURE:
+                v = self._fail.unpack_from(rec)
+                d = self._fi
+                reason = v[d["reason"]]
+                return ConnFailureEvent(
+                    kind, v[d["hdr.pid"]], v[d["hdr.tid"]], v[d["hdr.conn_id"]], v[d["hdr.cgroup_id"]],
+                    v[d["hdr.ts_enter_ns"]], v[d["hdr.ts_exit_ns"]],
+                    self._tuple(v[d["tuple.saddr"]], v[d["tuple.daddr"]], v[d["tuple.sport"]], v[d["tuple.dport"]],
+                                v[d["tuple.family"]], v[d["tuple.transport"]]),
+                    v[d["error"]],
+                    self._failure_labels[reason] if reason < len(self._failure_labels) else "other",
                 )
             if kind in (self.EV_PROC_EXEC, self.EV_PROC_EXIT):
                 v = self._proc.unpack_from(rec)

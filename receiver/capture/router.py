@@ -5,7 +5,9 @@ each (:class:`~receiver.capture.events.EventDecoder`) and hands it on:
 
 * data and sendfile events, connection open/close → the connection tracker (``connections``);
 * writes to stdout/stderr → ``logs`` (log capture);
-* process exec/exit → ``processes`` (resources, discovery, the tracker's per-process state).
+* process exec/exit → ``processes`` (resources, discovery, the tracker's per-process state);
+* failed TCP connects (network metrics on) → ``failures`` (error spans under the request that
+  dialled: they come in order with the traffic).
 
 The next stages are typed by the small protocols below; this module imports none of them.
 """
@@ -16,7 +18,7 @@ from typing import Callable, Iterator, Protocol
 
 from prometheus_client.core import CounterMetricFamily
 
-from receiver.capture.events import ConnEvent, DataEvent, EventDecoder, ProcEvent
+from receiver.capture.events import ConnEvent, ConnFailureEvent, DataEvent, EventDecoder, ProcEvent
 
 
 class ConnectionSink(Protocol):
@@ -33,6 +35,10 @@ class ProcessSink(Protocol):
     def on_process(self, ev: ProcEvent, is_exec: bool) -> None: ...
 
 
+class FailureSink(Protocol):
+    def on_connect_failure(self, ev: ConnFailureEvent) -> None: ...
+
+
 class RecordRouter:
     """Decode → route.  Counts records by kind; what cannot be decoded is counted by the decoder."""
 
@@ -42,18 +48,21 @@ class RecordRouter:
         connections: ConnectionSink,
         logs: LogSink,
         processes: ProcessSink,
+        failures: FailureSink | None = None,
         on_event: Callable[[object], None] | None = None,
     ) -> None:
         self.decoder = decoder
         self._connections = connections
         self._logs = logs
         self._processes = processes
+        self._failures = failures
         self._on_event = on_event
         self.records = 0
         self.data_events = 0
         self.conn_events = 0
         self.proc_events = 0
         self.log_writes = 0
+        self.connect_failures = 0
         self.other_kinds: dict[int, int] = {}
 
     def process(self, records: list[bytes]) -> None:
@@ -85,6 +94,9 @@ class RecordRouter:
             elif kind == dec.EV_PROC_EXEC or kind == dec.EV_PROC_EXIT:
                 self.proc_events += 1
                 self._processes.on_process(ev, kind == dec.EV_PROC_EXEC)
+            elif kind == dec.EV_CONN_FAILURE and self._failures is not None:
+                self.connect_failures += 1
+                self._failures.on_connect_failure(ev)
             else:
                 self.other_kinds[kind] = self.other_kinds.get(kind, 0) + 1
         self.data_events += data_events

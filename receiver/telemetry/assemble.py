@@ -304,7 +304,7 @@ class TelemetryAssembler:
         return True
 
     def add_connect_failure(self, f, now_ns: int) -> None:
-        """A failed connect (``network_metrics.ConnectFailure``): an ERROR client span ``connect``,
+        """A failed connect (``capture.events.ConnFailureEvent``): an ERROR client span ``connect``,
         placed like any client span — under the request its thread serves — and so followed by
         its error log record."""
         offset = self._clock.offset_ns

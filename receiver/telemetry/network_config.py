@@ -65,9 +65,6 @@ class NetworkMetricsConfig(ConfigSection):
         4096, "Most (process, peer, port) entries in the kernel and attribute sets per metric in user space; "
         "more go to one series with otel.metric.overflow=true.", minimum=16,
     )
-    max_failure_events: int = setting(
-        1024, "Most failed connects kept for logs and span errors between two reads.", minimum=1
-    )
 
     @property
     def enabled_metrics(self) -> frozenset[str]:

@@ -5,7 +5,7 @@ The kernel keeps cumulative counters and histograms per (process, peer address, 
 side) in ``erx_net_stats`` and per socketless flow in ``erx_tc_flows``.  :meth:`NetworkMetrics.poll`
 reads both maps, adds each entry's growth since the previous read to user-space series keyed
 by (metric, resource, attributes), deletes the kernel entries of processes that are gone (after
-counting them), and pops the queue of failed connects.  :meth:`NetworkMetrics.collect` polls
+counting them).  :meth:`NetworkMetrics.collect` polls
 and returns :class:`Metric` objects like ``RedMetrics.collect``:
 
 ===============================  =========  ==============================================
@@ -28,17 +28,15 @@ peer address into a service name (``server.address``), e.g. from DNS or Kubernet
 
 from __future__ import annotations
 
-import errno
 import ipaddress
 import os
 import socket
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from receiver.bpf.network_knobs import NetworkKnobs
+from receiver.capture.events import connect_failure_labels
 from receiver.model.telemetry import AttrValue, HistogramPoint, Metric, MetricKind, Resource, SumPoint
 from receiver.telemetry.red_metrics import OVERFLOW_ATTRIBUTES
 
@@ -63,8 +61,6 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
     FLOW_PACKETS: ("Packets moved: TCP segments (retransmits and ACKs included), or packets at tc.", "{packet}"),
 }
 
-# enum erx_net_failure -> error.type
-FAILURE_REASONS = ("refused", "timeout", "host_unreachable", "network_unreachable", "reset", "aborted", "other")
 
 AF_INET, AF_INET6 = 2, 10
 UNKNOWN_SIDE, CLIENT_SIDE, SERVER_SIDE = 0, 1, 2
@@ -79,31 +75,7 @@ class NetworkMapsSource(Protocol):
 
     def map_items(self, name: str, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]: ...
     def map_delete(self, name: str, key: bytes) -> None: ...
-    def queue_pop(self, name: str, value_size: int, limit: int) -> list[bytes]: ...
     def read_counters(self) -> list[int]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectFailure:
-    """One failed connect: enough for a log record and the error of its CLIENT span.
-    Times are the kernel's CLOCK_MONOTONIC nanoseconds (MonotonicToWall converts them)."""
-
-    pid: int
-    tid: int
-    conn_id: int  # the tracker's connection id when connect() registered it (non-blocking), else 0
-    cgroup_id: int
-    reason: str  # one of FAILURE_REASONS
-    error: int  # errno (sk_err), 0 when closed before connecting
-    local_address: str
-    local_port: int
-    peer_address: str
-    peer_port: int
-    start_ns: int
-    end_ns: int
-
-    @property
-    def error_name(self) -> str:
-        return errno.errorcode.get(self.error, str(self.error)) if self.error else ""
 
 
 def network_knobs(cfg) -> NetworkKnobs | None:
@@ -176,9 +148,8 @@ class NetworkMetrics:
         self._val_fmt, self._val_names = abi.struct_format("erx_net_stats")
         self._tc_key_fmt, self._tc_key_names = abi.struct_format("erx_tc_flow_key")
         self._tc_val_fmt, _ = abi.struct_format("erx_tc_flow_stats")
-        self._fail_fmt, self._fail_names = abi.struct_format("erx_conn_failure")
         self._n_buckets = abi.const("ERX_NET_BUCKETS")
-        self._dropped_index = abi.const("ERX_CNT_NET_FAILURES_DROPPED")
+        self._failure_labels = connect_failure_labels(abi)
         self._rtt_bounds = tuple(float(b) for b in config.rtt_buckets)
         self._connect_bounds = tuple(float(b) for b in config.connect_duration_buckets)
         self._lock = threading.Lock()
@@ -186,22 +157,18 @@ class NetworkMetrics:
         self._hists: dict[str, dict[Resource, dict[Attrs, _Hist]]] = {}
         self._sums: dict[str, dict[Resource, dict[Attrs, _Sum]]] = {}
         self._n_series: dict[str, int] = {}
-        self._failures: deque[ConnectFailure] = deque(maxlen=config.max_failure_events)
-        self.failures_dropped = 0  # user space: popped but pushed out of the bounded deque unread
         self.polls = 0
 
     # -- reading the kernel ------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Read the kernel maps once: growth into the series, failed connects into the queue."""
+        """Read the kernel maps once: their growth goes into the series."""
         now = self._clock()
         with self._lock:
             self.polls += 1
             self._poll_stats(now)
             if "tc_flow" in self._enabled:
                 self._poll_tc(now)
-            if "connect_failures" in self._enabled:
-                self._poll_failures()
             self._expire(now)
 
     def _poll_stats(self, now: int) -> None:
@@ -246,7 +213,7 @@ class NetworkMetrics:
                 if d[p]:
                     self._add_sum(FLOW_PACKETS, resource, attrs, d[p], now)
         if "connect_failures" in on:
-            for i, reason in enumerate(FAILURE_REASONS):
+            for i, reason in enumerate(self._failure_labels):
                 n = d[f"connect_failures[{i}]"]
                 if n:
                     self._add_sum(CONNECT_FAILURES, resource, base + (("error.type", reason),), n, now)
@@ -311,38 +278,6 @@ class NetworkMetrics:
                 self._add_sum(FLOW_BYTES, self._host, attrs, nbytes, now)
         for k in [k for k in self._last if k[0] == "t" and k[1] not in seen]:
             del self._last[k]
-
-    def _poll_failures(self) -> None:
-        size = self._fail_fmt.size
-        names = self._fail_names
-        for raw in self._source.queue_pop("erx_net_failures", size, self._cfg.max_failure_events):
-            f = dict(zip(names, self._fail_fmt.unpack(raw)))
-            family = f["tuple.family"]
-            local, _ = format_address(f["tuple.saddr"], family)
-            peer, _ = format_address(f["tuple.daddr"], family)
-            if len(self._failures) == self._failures.maxlen:
-                self.failures_dropped += 1
-            reason = FAILURE_REASONS[f["reason"]] if f["reason"] < len(FAILURE_REASONS) else "other"
-            self._failures.append(ConnectFailure(
-                pid=f["pid"], tid=f["tid"], conn_id=f["conn_id"], cgroup_id=f["cgroup_id"], reason=reason,
-                error=f["error"], local_address=local, local_port=f["tuple.sport"], peer_address=peer,
-                peer_port=f["tuple.dport"], start_ns=f["ts_start_ns"], end_ns=f["ts_end_ns"],
-            ))
-
-    def drain_failures(self, read_kernel: bool = True) -> list[ConnectFailure]:
-        """The failed connects read so far (oldest first), each handed out once; with
-        ``read_kernel``, the kernel's queue is read first."""
-        with self._lock:
-            if read_kernel:
-                self._poll_failures()
-            out = list(self._failures)
-            self._failures.clear()
-            return out
-
-    def kernel_failures_dropped(self) -> int:
-        """Failed connects the kernel could not queue (erx_net_failures was full)."""
-        counters = self._source.read_counters()
-        return counters[self._dropped_index] if len(counters) > self._dropped_index else 0
 
     # -- series ------------------------------------------------------------------------------
 

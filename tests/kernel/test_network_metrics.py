@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import sys
 from pathlib import Path
 
 import pytest
 
 from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
+from receiver.capture.events import ConnFailureEvent, EventDecoder
+from receiver.capture.ringbuf import RingBufferReader
 from receiver.telemetry.network_config import NETWORK_MAX_BOUNDS, NetworkMetricsConfig
 from receiver.model.telemetry import MetricKind, Resource
 from receiver.telemetry.network_metrics import NetworkMetrics, network_knobs
@@ -122,9 +125,26 @@ def test_network_health_over_an_impaired_link(link: ImpairedLink) -> None:
     knobs = LoaderKnobs(agent_tgid=os.getpid(), ring_buffer_size=1 << 16, network=network_knobs(ALL_ON))
     with BpfLoader(default_object_path(), knobs) as loader:
         nm = NetworkMetrics(loader, ALL_ON, resource_for_pid=lambda pid: Resource.from_dict({"process.pid": pid}))
-        client, server = run_peers(link)
-        metrics = nm.collect()
-        failures = nm.drain_failures()
+        # Failed connects come as ring-buffer records, in order with the traffic: read them as
+        # the agent does, while the peers run (the small ring also carries everyone's data).
+        reader, decoder = RingBufferReader(loader), EventDecoder(loader.abi)
+        failures: list[ConnFailureEvent] = []
+        stop = threading.Event()
+
+        def read() -> None:
+            while not stop.is_set():
+                failures.extend(e for e in map(decoder.decode, reader.poll(20)) if isinstance(e, ConnFailureEvent))
+
+        poller = threading.Thread(target=read)
+        poller.start()
+        try:
+            client, server = run_peers(link)
+            metrics = nm.collect()
+        finally:
+            stop.set()
+            poller.join()
+            failures.extend(e for e in map(decoder.decode, reader.poll(0)) if isinstance(e, ConnFailureEvent))
+            reader.close()
     cpid, spid = client["pid"], server["pid"]
     tun, veth = link.server_tun_addr, link.server_veth_addr
     print(link.stats)

@@ -34,6 +34,7 @@ enum erx_event_kind {
 	ERX_EV_PROC_EXIT = 5,  /* sched_process_exit of a thread-group leader (struct erx_proc_event) */
 	ERX_EV_LOG = 6,        /* write to stdout/stderr that is not a socket (struct erx_data_event) */
 	ERX_EV_SENDFILE = 7,   /* sendfile to a socket: bytes counted, no payload (struct erx_data_event) */
+	ERX_EV_CONN_FAILURE = 8, /* a TCP connect failed (struct erx_conn_failure_event; network_metrics) */
 };
 
 /* Direction relative to the traced process. */
@@ -90,8 +91,7 @@ enum erx_counter {
 	ERX_CNT_FILTERED = 6,          /* socket syscalls dropped by a kernel filter */
 	ERX_CNT_TLS_CIPHERTEXT = 7,    /* socket syscalls of TLS connections not captured (plaintext is) */
 	ERX_CNT_TLS_UNMAPPED = 8,      /* TLS plaintext dropped: its SSL* was never tied to a socket */
-	ERX_CNT_NET_FAILURES_DROPPED = 9, /* failed connects not queued: erx_net_failures full (not a record) */
-	ERX_CNT_MAX = 10,
+	ERX_CNT_MAX = 9,
 };
 
 /* Values of the map erx_ignored_conns (conn id -> why user space switched it off). */
@@ -164,7 +164,7 @@ struct erx_proc_event {
 };
 
 /* Network health (receivers.ebpf.network_metrics): the per-peer aggregates of the map
- * erx_net_stats, the failed connects of the queue erx_net_failures, and their knobs. */
+ * erx_net_stats, the failed-connect records, and their knobs. */
 
 /* Histogram bounds per kernel histogram (microseconds); a histogram has one bucket more. */
 #define ERX_NET_BOUNDS 31
@@ -249,15 +249,14 @@ struct erx_tc_flow_stats {
 	__u64 bytes; /* skb->len at tc: the whole frame (link-layer header included, none on tun) */
 };
 
-/* One failed connect, queued in erx_net_failures (user space pops them). */
-struct erx_conn_failure {
+/* ERX_EV_CONN_FAILURE: one failed connect, in the ring buffer with the traffic so that it is
+ * seen in order with the request whose thread dialled. hdr.pid/tid: the connecting thread;
+ * hdr.conn_id: the connection's id when connect() registered it (non-blocking), else 0;
+ * hdr.ts_enter_ns: the SYN was about to be sent (inside connect()); hdr.ts_exit_ns: the socket
+ * gave up. */
+struct erx_conn_failure_event {
+	struct erx_event_header hdr;
 	struct erx_tuple tuple;
-	__u64 conn_id;     /* the connection's id when connect() registered it (non-blocking), else 0 */
-	__u64 cgroup_id;
-	__u64 ts_start_ns; /* CLOCK_MONOTONIC when the SYN was about to be sent (inside connect()) */
-	__u64 ts_end_ns;   /* CLOCK_MONOTONIC when the socket gave up */
-	__u32 pid;
-	__u32 tid;
 	__s32 error;       /* the socket's errno (sk_err), 0 when closed without one */
 	__u8 reason;       /* enum erx_net_failure */
 	__u8 _pad0[3];

@@ -36,14 +36,6 @@ struct {
 	__type(value, struct erx_tcp_sock);
 } erx_tcp_socks SEC(".maps");
 
-/* Failed connects, oldest first; a full queue drops the new one (counted as
- * ERX_CNT_NET_FAILURES_DROPPED). Rare events: user space pops them on its interval. */
-struct {
-	__uint(type, BPF_MAP_TYPE_QUEUE);
-	__uint(max_entries, 1024);
-	__type(value, struct erx_conn_failure);
-} erx_net_failures SEC(".maps");
-
 /* Zeroes for new erx_net_stats entries (too large for the BPF stack). */
 struct erx_net_stats erx_net_stats_zero = {};
 

@@ -3,7 +3,7 @@
  *
  *  - inet_sock_set_state: CLOSE -> SYN_SENT (inside connect(): the owner and the start time),
  *    SYN_SENT -> ESTABLISHED (connect duration, first RTT sample), SYN_SENT -> CLOSE (a failed
- *    connect: counted by reason from sk_err, queued in erx_net_failures), * -> CLOSE (last
+ *    connect: counted by reason from sk_err, and a ring-buffer record), * -> CLOSE (last
  *    sample of RTT and counters, then the socket is forgotten);
  *  - tcp_retransmit_skb: one retransmitted segment;
  *  - tcp_send_reset / tcp_receive_reset: a RST sent (also for no socket: a closed port) or
@@ -16,7 +16,7 @@
 
 static __always_inline void erx_tcp_connect_failed(struct sock *sk, struct erx_tcp_sock *ts, __u64 now)
 {
-	struct erx_conn_failure ev = {};
+	struct erx_conn_failure_event *ev;
 	struct erx_conn_state *c;
 	struct erx_net_stats *s;
 	__u64 key = (__u64)sk;
@@ -26,18 +26,28 @@ static __always_inline void erx_tcp_connect_failed(struct sock *sk, struct erx_t
 	s = erx_net_stats_of(&ts->key);
 	if (s && reason < ERX_NET_FAIL_MAX)
 		__sync_fetch_and_add(&s->connect_failures[reason], 1);
-	erx_sock_tuple(sk, &ev.tuple);
+	erx_count(ERX_CNT_PRODUCED);
+	ev = bpf_ringbuf_reserve(&erx_events, sizeof(*ev), 0);
+	if (!ev) {
+		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	erx_sock_tuple(sk, &ev->tuple);
 	c = bpf_map_lookup_elem(&erx_conns, &key);
-	ev.conn_id = c ? c->id : 0;
-	ev.cgroup_id = ts->cgroup_id;
-	ev.ts_start_ns = ts->connect_start_ns;
-	ev.ts_end_ns = now;
-	ev.pid = ts->key.tgid;
-	ev.tid = ts->tid;
-	ev.error = err;
-	ev.reason = reason;
-	if (bpf_map_push_elem(&erx_net_failures, &ev, 0))
-		erx_count(ERX_CNT_NET_FAILURES_DROPPED);
+	/* Softirq context (the RST or the last SYN timeout): the connecting thread is the socket's
+	 * owner recorded at SYN_SENT, not the current task. */
+	ev->hdr.kind = ERX_EV_CONN_FAILURE;
+	ev->hdr.role = ERX_ROLE_CLIENT;
+	ev->hdr.pid = ts->key.tgid;
+	ev->hdr.tid = ts->tid;
+	ev->hdr.conn_id = c ? c->id : 0;
+	ev->hdr.cgroup_id = ts->cgroup_id;
+	ev->hdr.ts_enter_ns = ts->connect_start_ns;
+	ev->hdr.ts_exit_ns = now;
+	ev->error = err;
+	ev->reason = reason;
+	bpf_ringbuf_submit(ev, erx_rb_flags(sizeof(*ev), true));
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")

@@ -82,6 +82,16 @@ class _ProcessEvents:
             self._tracker.drop_pid(ev.pid)
 
 
+class _ConnectFailures:
+    """Failed connects (in order with the traffic) → error client spans under their request."""
+
+    def __init__(self, assembler: TelemetryAssembler) -> None:
+        self._add = assembler.add_connect_failure
+
+    def on_connect_failure(self, ev) -> None:
+        self._add(ev, time.monotonic_ns())
+
+
 class EbpfReceiver:
     def __init__(
         self,
@@ -154,7 +164,7 @@ class EbpfReceiver:
         )
         self.router = RecordRouter(
             EventDecoder(self.abi), self.tracker, self.logs, _ProcessEvents(self._resources, self.discovery, self.tracker),
-            on_event=on_event,
+            failures=_ConnectFailures(self.assembler), on_event=on_event,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -269,7 +279,6 @@ class EbpfReceiver:
                 last_expire = now
                 self.clock.maybe_refresh(now)
                 self.tracker.expire(now)
-                self._connect_failures(now)
             end_batch(now)
         # Final drain: what the kernel submitted before detaching still counts.
         records = self._reader.poll(0)
@@ -277,18 +286,10 @@ class EbpfReceiver:
             process(records)
         self.flush()
 
-    def _connect_failures(self, now: int) -> None:
-        if self.network_metrics is None:
-            return
-        add = self.assembler.add_connect_failure
-        for failure in self.network_metrics.drain_failures():
-            add(failure, now)
-
     def flush(self) -> None:
         """Everything held goes out: partial log lines, open connections' sessions, pending spans."""
         self.logs.flush_idle(0, everything=True)
         now = time.monotonic_ns()
-        self._connect_failures(now)
         self.tracker.expire(now + 10**18)
         self.protocols.end_batch(now, flush=True)
 

@@ -23,7 +23,6 @@ _CONDITIONS = {
     "ERX_CNT_FILTERED": "filtered",
     "ERX_CNT_TLS_CIPHERTEXT": "tls_ciphertext_suppressed",
     "ERX_CNT_TLS_UNMAPPED": "tls_plaintext_unmapped",
-    "ERX_CNT_NET_FAILURES_DROPPED": "connect_failure_events_dropped",
 }
 
 
