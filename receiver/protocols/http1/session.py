@@ -26,6 +26,7 @@ message types are built without their constructor call (see :mod:`.types`).
 from __future__ import annotations
 
 from receiver.protocols.base import Direction, ParseState, Role, Transaction
+from receiver.protocols.stream import ByteStream, StreamSession
 
 from .parse import (
     MAX_START_LINE,
@@ -67,17 +68,14 @@ _IGNORED = ParseState.IGNORED
 _INVALID = ParseState.INVALID
 
 
-class _Stream:
+class _Stream(ByteStream):
     """Parsing state of one direction of the connection."""
 
-    __slots__ = ("direction", "kind", "buf", "buf_ts", "state", "head", "exchange", "reader", "resynced",
-                 "last_bytes", "last_head", "last_kind")
+    __slots__ = ("kind", "state", "head", "exchange", "reader", "resynced", "last_bytes", "last_head", "last_kind")
 
     def __init__(self, direction: Direction, max_buffer: int) -> None:
-        self.direction = direction
+        super().__init__(direction)
         self.kind: MessageKind | None = None
-        self.buf = bytearray()
-        self.buf_ts = 0  # ts of the feed that carried buf[0]
         self.state = _SKIP
         self.head: MessageHead | None = None  # the message whose body is being read
         self.exchange: Exchange | None = None
@@ -96,7 +94,7 @@ class _Stream:
         self.resynced = True
 
 
-class Http1Session:
+class Http1Session(StreamSession):
     """HTTP/1.x parser and stitcher for one connection (implements ``ProtocolSession``).
 
     ``max_buffer`` bounds the bytes buffered per direction, hence the largest head accepted
@@ -109,13 +107,11 @@ class Http1Session:
     protocol = PROTOCOL
 
     def __init__(self, *, max_buffer: int = DEFAULT_MAX_BUFFER, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        super().__init__()
         self.max_buffer = max(256, max_buffer)
-        self.parse_errors = 0
-        self.internal_errors = 0  # exceptions caught at the top level: parser bugs, never wire data
         self._max_line = min(MAX_START_LINE, self.max_buffer)
         self._stitcher = Http1Stitcher(max_pending)
         self._streams = (_Stream(_EGRESS, self.max_buffer), _Stream(_INGRESS, self.max_buffer))
-        self._closed = False
 
     # -- read-only views ---------------------------------------------------------------------
 
@@ -149,51 +145,34 @@ class Http1Session:
         """Bytes held in the per-direction buffers (each at most ``max_buffer``)."""
         return len(self._streams[0].buf) + len(self._streams[1].buf)
 
-    # -- ProtocolSession ---------------------------------------------------------------------
+    # -- StreamSession hooks -----------------------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes, ts_ns: int, total_len: int | None = None) -> list[Transaction]:
-        """Feed bytes seen in one direction; return the transactions they completed."""
-        out: list[Transaction] = []
-        if self._closed:
-            return out
-        try:
-            stream = self._streams[direction]
-            size = len(data)
-            if size:
-                self._parse(stream, data, ts_ns, out)
-            if total_len is not None and total_len > size:
-                self._skip_missing(stream, total_len - size, ts_ns, out)
-            if len(stream.buf) > self.max_buffer:  # not reached: every path bounds itself
-                self.parse_errors += 1
+    def _feed(self, direction: Direction, data: bytes, missing: int, ts_ns: int, out: list[Transaction]) -> None:
+        stream = self._streams[direction]
+        if data:
+            self._parse(stream, data, ts_ns, out)
+        if missing:
+            self._skip_missing(stream, missing, ts_ns, out)
+        if len(stream.buf) > self.max_buffer:  # not reached: every path bounds itself
+            self.parse_errors += 1
+            stream.lose_sync()
+
+    def _recover(self, ts_ns: int) -> None:
+        for stream in self._streams:
+            if stream.state != _TUNNEL:
                 stream.lose_sync()
-        except Exception:  # defensive: a bug must not take the pipeline down
-            self.parse_errors += 1
-            self.internal_errors += 1
-            for stream in self._streams:
-                if stream.state != _TUNNEL:
-                    stream.lose_sync()
-        return out
 
-    def close(self, ts_ns: int) -> list[Transaction]:
-        """The connection closed: finish close-delimited bodies, emit open exchanges."""
-        out: list[Transaction] = []
-        if self._closed:
-            return out
-        self._closed = True
-        try:
-            for stream in self._streams:
-                if stream.state == _BODY:
-                    framing = stream.reader.framing
-                    self._finish_message(stream, ts_ns, out, truncated=framing is not BodyFraming.UNTIL_CLOSE)
-                elif stream.state == _HEAD and stream.buf:
-                    self.parse_errors += 1  # closed in the middle of a head
-                stream.buf.clear()
-                stream.state = _TUNNEL
-            self._stitcher.close(ts_ns, out)
-        except Exception:  # defensive, as in feed()
-            self.parse_errors += 1
-            self.internal_errors += 1
-        return out
+    def _close(self, ts_ns: int, out: list[Transaction]) -> None:
+        """Finish close-delimited bodies, emit open exchanges."""
+        for stream in self._streams:
+            if stream.state == _BODY:
+                framing = stream.reader.framing
+                self._finish_message(stream, ts_ns, out, truncated=framing is not BodyFraming.UNTIL_CLOSE)
+            elif stream.state == _HEAD and stream.buf:
+                self.parse_errors += 1  # closed in the middle of a head
+            stream.buf.clear()
+            stream.state = _TUNNEL
+        self._stitcher.close(ts_ns, out)
 
     # -- parsing -----------------------------------------------------------------------------
 

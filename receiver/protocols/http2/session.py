@@ -30,8 +30,15 @@ from __future__ import annotations
 from collections import deque
 
 from receiver.protocols.base import Direction, ParseState, Role, Transaction
+from receiver.protocols.stream import ByteStream, StreamSession
 
-from .headers import DEFAULT_MAX_HEADER_LIST_SIZE, UNKNOWN_BLOCK, BlockKind, HeaderBlockDecoder, guess_block_kind
+from .headers import (
+    DEFAULT_MAX_HEADER_LIST_SIZE,
+    UNKNOWN_BLOCK,
+    BlockKind,
+    HeaderBlockDecoder,
+    guess_block_kind,
+)
 from .parse import (
     CONTINUATION,
     DATA,
@@ -58,7 +65,14 @@ from .parse import (
     plausible_header,
 )
 from .stitch import EVIDENCE_KERNEL, Http2Stitcher
-from .types import DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, MAX_FRAME_SIZE_LIMIT, PREFACE, PROTOCOL, Setting
+from .types import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FRAME_HEADER_SIZE,
+    MAX_FRAME_SIZE_LIMIT,
+    PREFACE,
+    PROTOCOL,
+    Setting,
+)
 
 DEFAULT_MAX_BUFFER = 64 * 1024
 DEFAULT_MAX_STREAMS = 256
@@ -81,19 +95,17 @@ _HEADER = FRAME_HEADER_SIZE
 _ACK = 0x1
 
 
-class _Side:
+class _Side(ByteStream):
     """Parsing state of one direction of the connection."""
 
     __slots__ = (
-        "direction", "buf", "buf_ts", "state", "skip", "frame", "decoder", "max_frame_size",
+        "state", "skip", "frame", "decoder", "max_frame_size",
         "settings", "pending_settings", "block", "block_active", "block_sid", "block_end_stream",
         "block_ts", "block_wire", "block_promised",
     )
 
     def __init__(self, direction: Direction, max_header_list_size: int) -> None:
-        self.direction = direction
-        self.buf = bytearray()
-        self.buf_ts = 0  # ts of the feed that carried buf[0]
+        super().__init__(direction)
         self.state = _START
         self.skip = 0  # payload bytes still to skip (PAYLOAD)
         self.frame: tuple | None = None  # the frame being skipped, finished when skip reaches 0
@@ -111,7 +123,7 @@ class _Side:
         self.block_promised = 0
 
 
-class Http2Session:
+class Http2Session(StreamSession):
     """HTTP/2 parser and stitcher for one connection (implements ``ProtocolSession``).
 
     ``max_buffer`` bounds the bytes buffered per direction (frame headers, header blocks);
@@ -136,15 +148,13 @@ class Http2Session:
         kernel_role: Role = Role.UNKNOWN,
         max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE,
     ) -> None:
+        super().__init__()
         self.max_buffer = max(MIN_BUFFER, max_buffer)
-        self.parse_errors = 0
         self.lost_header_blocks = 0
         self.oversized_frames = 0
         self.resyncs = 0
-        self.internal_errors = 0  # exceptions caught at the top level: parser bugs, never wire data
         self._stitcher = Http2Stitcher(max_streams)
         self._sides = (_Side(Direction.EGRESS, max_header_list_size), _Side(Direction.INGRESS, max_header_list_size))
-        self._closed = False
         if kernel_role == Role.CLIENT:
             self._stitcher.learn_client(Direction.EGRESS, EVIDENCE_KERNEL)
         elif kernel_role == Role.SERVER:
@@ -189,49 +199,31 @@ class Http2Session:
 
     # -- ProtocolSession ---------------------------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes, ts_ns: int, total_len: int | None = None) -> list[Transaction]:
-        """Feed bytes seen in one direction; return the transactions they completed."""
-        out: list[Transaction] = []
-        if self._closed:
-            return out
-        try:
-            side = self._sides[direction]
-            size = len(data)
-            missing = total_len - size if total_len is not None and total_len > size else 0
-            if size:
-                self._consume(side, data, ts_ns, out)
-            if missing:
-                self._skip_missing(side, missing, ts_ns, out)
-        except Exception:  # defensive: a bug must not take the pipeline down
-            self.parse_errors += 1
-            self.internal_errors += 1
-            for side in self._sides:
-                side.buf = bytearray()
-                self._drop_block(side)
-                side.frame = None
-                side.skip = 0
-                side.state = _HUNT
-                side.decoder.reset()
-        return out
+    def _feed(self, direction: Direction, data: bytes, missing: int, ts_ns: int, out: list[Transaction]) -> None:
+        side = self._sides[direction]
+        if data:
+            self._consume(side, data, ts_ns, out)
+        if missing:
+            self._skip_missing(side, missing, ts_ns, out)
 
-    def close(self, ts_ns: int) -> list[Transaction]:
-        """The connection closed: every open stream becomes a transaction."""
-        out: list[Transaction] = []
-        if self._closed:
-            return out
-        self._closed = True
-        try:
-            for side in self._sides:
-                side.buf = bytearray()
-                side.block = None
-                side.block_active = False
-                side.frame = None
-                side.state = _CLOSED
-            self._stitcher.close(ts_ns, out)
-        except Exception:  # defensive, as in feed()
-            self.parse_errors += 1
-            self.internal_errors += 1
-        return out
+    def _recover(self, ts_ns: int) -> None:
+        for side in self._sides:
+            side.buf = bytearray()
+            self._drop_block(side)
+            side.frame = None
+            side.skip = 0
+            side.state = _HUNT
+            side.decoder.reset()
+
+    def _close(self, ts_ns: int, out: list[Transaction]) -> None:
+        """Every open stream becomes a transaction."""
+        for side in self._sides:
+            side.buf = bytearray()
+            side.block = None
+            side.block_active = False
+            side.frame = None
+            side.state = _CLOSED
+        self._stitcher.close(ts_ns, out)
 
     # -- the byte stream ---------------------------------------------------------------------
 

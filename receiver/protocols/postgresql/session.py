@@ -28,6 +28,7 @@ message prefix is buffered, never more than ``max_buffer`` bytes per direction.
 from __future__ import annotations
 
 from receiver.protocols.base import Direction, Role, Transaction
+from receiver.protocols.stream import ByteStream, StreamSession
 
 from . import parse as wire
 from .parse import (
@@ -77,22 +78,20 @@ _SSL_CONTINUE = ord("N")
 _SSL_ACCEPTED = (ord("S"), ord("G"))
 
 
-class _Stream:
+class _Stream(ByteStream):
     """Parsing state of one direction of the connection."""
 
-    __slots__ = ("direction", "side", "state", "buf", "buf_ts", "remaining", "ssl_replies")
+    __slots__ = ("side", "state", "remaining", "ssl_replies")
 
     def __init__(self, direction: Direction) -> None:
-        self.direction = direction
+        super().__init__(direction)
         self.side: int | None = None  # FRONTEND / BACKEND once known
         self.state = _UNKNOWN
-        self.buf = bytearray()
-        self.buf_ts = 0  # ts of the feed that carried buf[0]
         self.remaining = 0  # SKIP_BODY: body bytes still to skip
         self.ssl_replies = 0  # backend: one-byte SSL/GSSENC answers still expected
 
 
-class PostgresSession:
+class PostgresSession(StreamSession):
     """PostgreSQL v3 parser and stitcher for one connection (implements ``ProtocolSession``).
 
     ``max_buffer`` bounds the bytes buffered per direction (hence the longest query text
@@ -110,10 +109,9 @@ class PostgresSession:
         max_pending: int = DEFAULT_MAX_PENDING,
         max_statements: int = DEFAULT_MAX_STATEMENTS,
     ) -> None:
+        super().__init__()
         self.max_buffer = max(MIN_BUFFER, max_buffer)
-        self.parse_errors = 0
         self.capture_gaps = 0  # lost bytes (truncated captures) that cost a message boundary
-        self.internal_errors = 0  # exceptions caught at the top level: parser bugs, never wire data
         self.encrypted = False  # SSL/GSS encryption was accepted: nothing after it is parsed
         self.cancel_request = False  # the connection only carried a CancelRequest
         self.startup: PgStartup | None = None
@@ -122,7 +120,6 @@ class PostgresSession:
         self._authenticating = False  # between the StartupMessage and the first ReadyForQuery
         self._stitcher = PgStitcher(max_pending, max_statements, max_statement_bytes=4 * self.max_buffer)
         self._streams = (_Stream(Direction.EGRESS), _Stream(Direction.INGRESS))
-        self._closed = False
 
     # -- read-only views ---------------------------------------------------------------------
 
@@ -169,49 +166,33 @@ class PostgresSession:
 
     # -- ProtocolSession ---------------------------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes, ts_ns: int, total_len: int | None = None) -> list[Transaction]:
-        out: list[Transaction] = []
-        if self._closed:
-            return out
-        try:
-            stream = self._streams[direction]
-            size = len(data)
-            missing = total_len - size if total_len is not None and total_len > size else 0
-            if stream.state == _UNKNOWN and size:
-                head = bytes(stream.buf[:8]) + data[:8] if stream.buf else data
-                if len(head) < 8 and head[0] == 0 and not missing:
-                    # Maybe the start of an untyped startup-phase message: wait for 8 bytes.
-                    if not stream.buf:
-                        stream.buf_ts = ts_ns
-                    stream.buf += data
-                    return out
-                self._identify(stream, head)
-            if size and stream.state != _DONE:
-                self._parse(stream, data, ts_ns, out)
-            if missing and stream.state != _DONE:
-                self._skip_missing(stream, missing, ts_ns, out)
-        except Exception:  # defensive: a bug must not take the pipeline down
-            self.parse_errors += 1
-            self.internal_errors += 1
-            for each in self._streams:
-                if each.state != _DONE:
-                    self._lose_sync(each, ts_ns)
-        return out
+    def _feed(self, direction: Direction, data: bytes, missing: int, ts_ns: int, out: list[Transaction]) -> None:
+        stream = self._streams[direction]
+        size = len(data)
+        if stream.state == _UNKNOWN and size:
+            head = bytes(stream.buf[:8]) + data[:8] if stream.buf else data
+            if len(head) < 8 and head[0] == 0 and not missing:
+                # Maybe the start of an untyped startup-phase message: wait for 8 bytes.
+                if not stream.buf:
+                    stream.buf_ts = ts_ns
+                stream.buf += data
+                return
+            self._identify(stream, head)
+        if size and stream.state != _DONE:
+            self._parse(stream, data, ts_ns, out)
+        if missing and stream.state != _DONE:
+            self._skip_missing(stream, missing, ts_ns, out)
 
-    def close(self, ts_ns: int) -> list[Transaction]:
-        out: list[Transaction] = []
-        if self._closed:
-            return out
-        self._closed = True
-        try:
-            for stream in self._streams:
-                stream.buf.clear()
-                stream.state = _DONE
-            self._stitcher.close(ts_ns, out)
-        except Exception:  # defensive, as in feed()
-            self.parse_errors += 1
-            self.internal_errors += 1
-        return out
+    def _recover(self, ts_ns: int) -> None:
+        for each in self._streams:
+            if each.state != _DONE:
+                self._lose_sync(each, ts_ns)
+
+    def _close(self, ts_ns: int, out: list[Transaction]) -> None:
+        for stream in self._streams:
+            stream.buf.clear()
+            stream.state = _DONE
+        self._stitcher.close(ts_ns, out)
 
     # -- who is who --------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ import re
 from typing import Any
 
 from receiver.protocols.base import Direction, Role, Transaction
+from receiver.protocols.stream import StreamSession
 
 from .commands import (
     CONTAINERS,
@@ -110,7 +111,7 @@ def split_error(text: bytes) -> tuple[str, str]:
     return code, rest[:MAX_TEXT]
 
 
-class RedisSession:
+class RedisSession(StreamSession):
     """Redis (RESP2/RESP3) parser and stitcher for one connection (implements ``ProtocolSession``).
 
     ``max_buffer`` bounds the bytes carried per direction (only incomplete header or inline lines
@@ -121,10 +122,11 @@ class RedisSession:
     """
 
     protocol = PROTOCOL
+    internal_errors_are_parse_errors = False  # parse_errors adds them up (see the property)
 
     def __init__(self, max_buffer: int = DEFAULT_MAX_BUFFER, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        super().__init__()
         self.max_buffer = max(256, max_buffer)
-        self.internal_errors = 0  # exceptions caught at the top level: parser bugs, never wire data
         self.monitor_lines = 0  # MONITOR output lines dropped
         self._bad_frames = 0  # frames that are not requests/replies where one was due
         self._stitcher = RedisStitcher(max_pending, on_answered=self._answered)
@@ -136,7 +138,6 @@ class RedisSession:
             reader.policy = capture_cap
         self._request_dir: Direction | None = None
         self._out: list[Transaction] | None = None
-        self._closed = False
         self._database: int | None = None
         self._protocol_version = 2
         self._monitoring = False
@@ -193,30 +194,19 @@ class RedisSession:
 
     # -- ProtocolSession ---------------------------------------------------------------------
 
-    def feed(self, direction: Direction, data: bytes, ts_ns: int, total_len: int | None = None) -> list[Transaction]:
-        """Feed bytes seen in one direction; return the transactions they completed."""
-        out: list[Transaction] = []
-        if self._closed:
-            return out
+    def _feed(self, direction: Direction, data: bytes, missing: int, ts_ns: int, out: list[Transaction]) -> None:
         self._out = out
         try:
-            size = len(data)
-            missing = total_len - size if total_len is not None and total_len > size else 0
             self._readers[direction].feed(data, ts_ns, missing)
-        except Exception:  # defensive: a bug must not take the pipeline down
-            self.internal_errors += 1
-            for reader in self._readers:
-                reader.lose_sync()
         finally:
             self._out = None
-        return out
 
-    def close(self, ts_ns: int) -> list[Transaction]:
-        """The connection closed: report values cut short, emit requests still waiting."""
-        out: list[Transaction] = []
-        if self._closed:
-            return out
-        self._closed = True
+    def _recover(self, ts_ns: int) -> None:
+        for reader in self._readers:
+            reader.lose_sync()
+
+    def _close(self, ts_ns: int, out: list[Transaction]) -> None:
+        """Report values cut short, emit requests still waiting."""
         self._out = out
         try:
             if self._request_dir is not None:
@@ -225,11 +215,8 @@ class RedisSession:
                 self._readers[1 - self._request_dir].close(ts_ns)
                 self._readers[self._request_dir].close(ts_ns, report_partial=False)
             self._stitcher.close(ts_ns, out)
-        except Exception:  # defensive, as in feed()
-            self.internal_errors += 1
         finally:
             self._out = None
-        return out
 
     # -- reader callbacks --------------------------------------------------------------------
 
