@@ -25,6 +25,7 @@ from receiver.capture.ebpf_receiver import EbpfReceiver
 from receiver.capture.metrics import CaptureMetricsCollector
 from receiver.config import AgentConfig, parse_component_id, pipeline_signal
 from receiver.exporters.debug import DebugExporter
+from receiver.exporters.exporter_metrics import ExporterMetrics
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
 from receiver.exporters.prometheus import PrometheusExporter
@@ -105,6 +106,7 @@ class Agent:
         self.config = config
         self.registry = registry or CollectorRegistry()
         self.self_metrics = SelfMetrics(self.registry)
+        self.exporter_metrics = ExporterMetrics(self.self_metrics)  # shared by the OTLP exporters' queues
         self.red_metrics = RedMetrics()
         self._self_telemetry = config.service.telemetry.metrics.level != "none"
         self._self_resource = agent_resource()
@@ -131,9 +133,9 @@ class Agent:
         if type_ == "debug":
             exp = DebugExporter(exporter_id, cfg, self.self_metrics, stream=self._debug_stream)
         elif type_ == "otlp":
-            exp = OtlpGrpcExporter(exporter_id, cfg, self.self_metrics)
+            exp = OtlpGrpcExporter(exporter_id, cfg, self.self_metrics, exporter_metrics=self.exporter_metrics)
         elif type_ == "otlphttp":
-            exp = OtlpHttpExporter(exporter_id, cfg, self.self_metrics)
+            exp = OtlpHttpExporter(exporter_id, cfg, self.self_metrics, exporter_metrics=self.exporter_metrics)
         elif type_ == "prometheus":
             exp = PrometheusExporter(cfg, self.collect_metrics, self.registry)
         else:  # validation rejects unknown types before we get here

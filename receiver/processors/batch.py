@@ -22,7 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Sequence
 
-from receiver.exporters.base import Signal, TelemetryConsumer
+from receiver.exporters.signals import Signal, TelemetryConsumer
 
 if TYPE_CHECKING:
     from receiver.config import BatchProcessorConfig

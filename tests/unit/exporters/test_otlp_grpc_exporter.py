@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from receiver.config import OtlpExporterConfig, RetryConfig, TLSClientConfig
-from receiver.exporters.base import PermanentExportError, RetryableExportError
+from receiver.exporters.errors import PermanentExportError, RetryableExportError
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter, classify_rpc_error, parse_grpc_endpoint
 from receiver.exporters.rpc_status import parse_status_minimal, parse_status_protobuf
 from receiver.telemetry.model import LogRecord, Resource, Span, SpanKind
