@@ -2,12 +2,13 @@
 from OTLP export requests — to check that every item arrives exactly once however requests are
 split.  Shared by the exporter unit tests and the e2e export tests.
 
-``pad`` makes items big: a string of that many characters, or with ``random_pad`` that many
-random bytes (incompressible, for gzip-compressed transports).
+``pad`` makes items big: a string of that many characters, repeated, or with ``random_pad``
+random base64 (which gzip cannot shrink below three quarters).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 import uuid
@@ -32,7 +33,7 @@ REQUEST_TYPES = {
 def _pad(pad: int, random_pad: bool):
     if not pad:
         return {}
-    return {"pad": os.urandom(pad) if random_pad else "p" * pad}
+    return {"pad": base64.b64encode(os.urandom(pad * 3 // 4)).decode() if random_pad else "p" * pad}
 
 
 def make_spans(n: int, pad: int = 0, random_pad: bool = False, resources=(RES,)) -> list[Span]:
