@@ -62,8 +62,9 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from receiver.exporters.errors import PermanentExportError, RequestTooLargeError, RetryableExportError
 from receiver.exporters.exporter_metrics import ExporterMetrics, SignalCounters
 from receiver.exporters.otlp_split import RequestPart, split_request
-from receiver.exporters.persistent_queue import BatchStorage, StoredBatch, exporter_directory
+from receiver.exporters.persistent_queue import BatchStorage, exporter_directory
 from receiver.exporters.retry import next_delay
+from receiver.exporters.signal_queue import QueueEntry, SignalQueue
 from receiver.exporters.signals import Signal, count_items
 
 if TYPE_CHECKING:
@@ -101,44 +102,6 @@ class PushExporter(Protocol):
 
     def shutdown(self) -> None:
         """Release resources; may interrupt a push in flight in another thread."""
-
-
-class _Entry:
-    """One queued request: a batch (``batch``), its serialized form (``payload``) or a file (``stored``)."""
-
-    __slots__ = ("signal", "items", "size", "batch", "payload", "stored")
-
-    def __init__(
-        self,
-        signal: Signal,
-        items: int,
-        size: int,
-        batch: list | None = None,
-        payload: bytes | None = None,
-        stored: StoredBatch | None = None,
-    ) -> None:
-        self.signal = signal
-        self.items = items
-        self.size = size  # in the queue's sizer unit
-        self.batch = batch
-        self.payload = payload
-        self.stored = stored
-
-
-class _SignalQueue:
-    """One signal's bounded queue and its consumer threads; ``cond`` guards the mutable fields."""
-
-    __slots__ = ("signal", "capacity", "entries", "used", "cond", "abort", "closed", "threads")
-
-    def __init__(self, signal: Signal, capacity: int) -> None:
-        self.signal = signal
-        self.capacity = capacity
-        self.entries: collections.deque[_Entry] = collections.deque()
-        self.used = 0  # sum of the entries' sizes
-        self.cond = threading.Condition()
-        self.abort = threading.Event()  # give up: shutdown cannot wait for this signal's backend
-        self.closed = False  # shutdown took what was left: nothing more is queued
-        self.threads: list[threading.Thread] = []
 
 
 class QueuedRetryingSender:
@@ -183,7 +146,7 @@ class QueuedRetryingSender:
         self._rand = rand
         metrics = exporter_metrics if exporter_metrics is not None else ExporterMetrics(self_metrics)
         self._counters = {s: SignalCounters(metrics, exporter_id, s) for s in Signal}
-        self._queues = {s: _SignalQueue(s, self._capacity) for s in Signal}
+        self._queues = {s: SignalQueue(s, self._capacity) for s in Signal}
 
         self._lock = threading.Lock()  # lifecycle flags
         self._start_lock = threading.Lock()  # serialises start()
@@ -219,7 +182,7 @@ class QueuedRetryingSender:
         q = self._queues[signal]
         if not self._queue_enabled:
             if self._started and not self._shut_down:
-                self._export(_Entry(signal, n, 0, batch=batch), q)
+                self._export(QueueEntry(signal, n, 0, batch=batch), q)
             else:
                 self._counters[signal].dropped["shutdown"].inc(n)
             return
@@ -227,7 +190,7 @@ class QueuedRetryingSender:
             self._counters[signal].dropped["shutdown"].inc(n)
             return
         if not self._encode_when_queued:
-            self._enqueue(q, _Entry(signal, n, 1 if self._sizer == "requests" else n, batch=batch))
+            self._enqueue(q, QueueEntry(signal, n, 1 if self._sizer == "requests" else n, batch=batch))
             return
         payload = self._serialize(signal, batch, n)
         if payload is None:
@@ -238,7 +201,7 @@ class QueuedRetryingSender:
                 if entry is None:
                     continue
             else:
-                entry = _Entry(signal, part.items, self._size_of(part.items, len(part.data)), payload=part.data)
+                entry = QueueEntry(signal, part.items, self._size_of(part.items, len(part.data)), payload=part.data)
             self._enqueue(q, entry)
 
     def start(self) -> None:
@@ -259,9 +222,7 @@ class QueuedRetryingSender:
                 self._started = True
             if self._queue_enabled:
                 for q in self._queues.values():
-                    with q.cond:
-                        if q.entries and not q.threads and not q.closed:
-                            self._start_consumers(q)
+                    self._start_consumers(q, only_if_queued=True)
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush what can be sent within ``timeout`` seconds, count the rest dropped, close.
@@ -276,20 +237,11 @@ class QueuedRetryingSender:
             self._deadline = deadline = time.monotonic() + max(0.0, timeout)
         self._stopping.set()
         for q in self._queues.values():
-            with q.cond:
-                q.cond.notify_all()
+            q.drain()
         threads = [t for q in self._queues.values() for t in q.threads]
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        leftovers: list[_Entry] = []
-        for q in self._queues.values():
-            q.abort.set()
-            with q.cond:
-                q.closed = True
-                leftovers.extend(q.entries)
-                q.entries.clear()
-                q.used = 0
-                q.cond.notify_all()
+        leftovers = [entry for q in self._queues.values() for entry in q.close()]
         self._report_leftovers(leftovers)
         if self._started:
             try:
@@ -302,7 +254,7 @@ class QueuedRetryingSender:
         if self._storage is not None:
             self._storage.close()
 
-    def _report_leftovers(self, leftovers: list[_Entry]) -> None:
+    def _report_leftovers(self, leftovers: list[QueueEntry]) -> None:
         if leftovers and self._storage is not None:
             log.warning(
                 "exporter %s: shutdown: %d batches (%d items) not sent in time stay in %s for the next start",
@@ -324,42 +276,23 @@ class QueuedRetryingSender:
             return nbytes
         return items if self._sizer == "items" else 1
 
-    def _enqueue(self, q: _SignalQueue, entry: _Entry) -> None:
-        evicted: list[_Entry] = []
-        reason = "queue_full"
-        with q.cond:
-            if q.closed:
-                evicted.append(entry)
-                reason = "shutdown"
-            elif entry.size > q.capacity:  # could never fit, even alone
-                evicted.append(entry)
-                log.warning(
-                    "exporter %s: a %s request of %d (%s) is larger than sending_queue.queue_size %d: dropped",
-                    self.exporter_id, entry.signal.value, entry.size, self._sizer, q.capacity,
-                )
-            else:
-                while q.used + entry.size > q.capacity:
-                    old = q.entries.popleft()
-                    q.used -= old.size
-                    evicted.append(old)
-                q.entries.append(entry)
-                q.used += entry.size
-                q.cond.notify()
-                if self._started and not q.threads:
-                    self._start_consumers(q)
-        for old in evicted:
-            self._discard(old, reason)
-
-    def _start_consumers(self, q: _SignalQueue) -> None:
-        """Start the consumer threads of a queue (called holding ``q.cond``, once per queue)."""
-        for i in range(self._num_consumers):
-            thread = threading.Thread(
-                target=self._run, args=(q,), name=f"exporter-{self.exporter_id}-{q.signal.value}-{i}", daemon=True
+    def _enqueue(self, q: SignalQueue, entry: QueueEntry) -> None:
+        discarded, reason = q.put(entry)
+        if entry in discarded and reason == "queue_full":
+            log.warning(
+                "exporter %s: a %s request of %d (%s) is larger than sending_queue.queue_size %d: dropped",
+                self.exporter_id, entry.signal.value, entry.size, self._sizer, q.capacity,
             )
-            q.threads.append(thread)
-            thread.start()
+        for old in discarded:
+            self._discard(old, reason)
+        if self._started:
+            self._start_consumers(q, only_if_queued=False)
 
-    def _discard(self, entry: _Entry, reason: str) -> None:
+    def _start_consumers(self, q: SignalQueue, only_if_queued: bool) -> None:
+        name = f"exporter-{self.exporter_id}-{q.signal.value}"
+        q.start_consumers(self._run, self._num_consumers, name, only_if_queued)
+
+    def _discard(self, entry: QueueEntry, reason: str) -> None:
         """Count a request that will not be sent as dropped, and forget its file."""
         self._counters[entry.signal].dropped[reason].inc(entry.items)
         if entry.stored is not None and self._storage is not None:
@@ -378,18 +311,11 @@ class QueuedRetryingSender:
                 log.warning(
                     "exporter %s: discarded %d unreadable batch files in %s", self.exporter_id, discarded, storage.directory
                 )
-            excess: list[_Entry] = []
+            excess: list[QueueEntry] = []
             for q in self._queues.values():
-                entries = [
-                    _Entry(b.signal, b.items, self._size_of(b.items, b.size), stored=b) for b in found if b.signal is q.signal
-                ]
-                with q.cond:
-                    q.entries.extendleft(reversed(entries))
-                    q.used += sum(e.size for e in entries)
-                    while q.used > q.capacity:
-                        old = q.entries.popleft()
-                        q.used -= old.size
-                        excess.append(old)
+                excess += q.put_front(
+                    QueueEntry(b.signal, b.items, self._size_of(b.items, b.size), stored=b) for b in found if b.signal is q.signal
+                )
         for entry in excess:
             self._discard(entry, "queue_full")
         if found:
@@ -402,7 +328,7 @@ class QueuedRetryingSender:
                 "exporter %s: queue_size %d: dropped the %d oldest stored batches", self.exporter_id, self._capacity, len(excess)
             )
 
-    def _store(self, signal: Signal, part: RequestPart) -> _Entry | None:
+    def _store(self, signal: Signal, part: RequestPart) -> QueueEntry | None:
         """Write a request to the persistent queue; None if that failed (counted)."""
         if self._shut_down:
             self._counters[signal].dropped["shutdown"].inc(part.items)
@@ -414,29 +340,16 @@ class QueuedRetryingSender:
             log.warning("exporter %s: cannot queue %d %s on disk: %s", self.exporter_id, part.items, signal.value, e)
             self._counters[signal].dropped["storage_error"].inc(part.items)
             return None
-        return _Entry(signal, part.items, self._size_of(part.items, len(part.data)), stored=stored)
+        return QueueEntry(signal, part.items, self._size_of(part.items, len(part.data)), stored=stored)
 
     # -- the consumers --------------------------------------------------------------------------
 
-    def _run(self, q: _SignalQueue) -> None:
+    def _run(self, q: SignalQueue) -> None:
         while True:
-            entry = self._take(q)
+            entry = q.take()
             if entry is None:
                 return
             self._export(entry, q)
-
-    def _take(self, q: _SignalQueue) -> _Entry | None:
-        with q.cond:
-            while True:
-                if q.abort.is_set():
-                    return None
-                if q.entries:
-                    entry = q.entries.popleft()
-                    q.used -= entry.size
-                    return entry
-                if self._shut_down:
-                    return None
-                q.cond.wait()
 
     def _serialize(self, signal: Signal, batch: list, n: int) -> bytes | None:
         """The batch's export request; None if it cannot be encoded (counted failed)."""
@@ -449,7 +362,7 @@ class QueuedRetryingSender:
         self._counters[signal].failed["permanent"].inc(n)
         return None
 
-    def _payload(self, entry: _Entry) -> bytes | None:
+    def _payload(self, entry: QueueEntry) -> bytes | None:
         """The serialized request of an entry; None when that failed (counted)."""
         if entry.stored is not None:
             try:
@@ -499,7 +412,7 @@ class QueuedRetryingSender:
         self._counters[signal].splits[trigger].inc()
         return pieces
 
-    def _export(self, entry: _Entry, q: _SignalQueue) -> None:
+    def _export(self, entry: QueueEntry, q: SignalQueue) -> None:
         """Send one queued request: split to the size limit, retry, split again if refused as too large."""
         signal = entry.signal
         payload = self._payload(entry)
@@ -526,12 +439,10 @@ class QueuedRetryingSender:
         if entry.stored is not None:
             self._storage.remove(entry.stored)
 
-    def _abandon(self, entry: _Entry, q: _SignalQueue, items: int, error: str) -> None:
+    def _abandon(self, entry: QueueEntry, q: SignalQueue, items: int, error: str) -> None:
         """Shutdown gave up on the backend: the requests still queued for this signal would fare
         no better, so its consumers stop here and shutdown() accounts for them."""
-        q.abort.set()
-        with q.cond:
-            q.cond.notify_all()
+        q.give_up()
         signal = entry.signal
         if entry.stored is not None:
             log.warning(
@@ -542,7 +453,7 @@ class QueuedRetryingSender:
             log.warning("exporter %s: shutdown: dropped %d %s in flight (%s)", self.exporter_id, items, signal.value, error)
             self._counters[signal].dropped["shutdown"].inc(items)
 
-    def _deliver(self, signal: Signal, part: RequestPart, q: _SignalQueue) -> object:
+    def _deliver(self, signal: Signal, part: RequestPart, q: SignalQueue) -> object:
         """Push one request until it is settled — sent, rejected or failed, counted here: returns
         None; refused as too large: returns ``_TOO_LARGE`` (nothing counted); or given up by
         shutdown: returns the last error (the caller drops or keeps it)."""
@@ -592,7 +503,7 @@ class QueuedRetryingSender:
                     counters.failed["rejected"].inc(rejected)
                 return None
 
-    def _sleep(self, delay: float, q: _SignalQueue) -> bool:
+    def _sleep(self, delay: float, q: SignalQueue) -> bool:
         """Back off for ``delay`` seconds; False if shutdown leaves no time for it."""
         end = time.monotonic() + delay
         while True:

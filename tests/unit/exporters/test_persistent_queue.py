@@ -199,7 +199,7 @@ def test_a_batch_in_flight_when_the_process_dies_is_sent_again_once(tmp_path):
     sender.start()
     sender.consume_traces(["x1"])
     sender.consume_traces(["x2"])
-    wait_for(lambda: len(sender._queues[Signal.TRACES].entries) == 1)  # x1 in flight (blocked at the gate), x2 queued
+    wait_for(lambda: len(sender._queues[Signal.TRACES]) == 1)  # x1 in flight (blocked at the gate), x2 queued
     # The backend takes x1, but the process "dies" before the worker removes the file:
     # simulated by dropping the sender (its daemon thread stays blocked) and its lock.
     sender._storage.close()
@@ -209,7 +209,7 @@ def test_a_batch_in_flight_when_the_process_dies_is_sent_again_once(tmp_path):
     sender2.start()
     sender2.shutdown(5)
     assert again.items() == ["x1", "x2"]  # x1 a second time: the one duplicate allowed
-    sender._queues[Signal.TRACES].abort.set()  # let the "dead" worker go
+    sender._queues[Signal.TRACES].give_up()  # let the "dead" worker go
     gate.set()
 
 

@@ -256,7 +256,7 @@ def test_num_consumers_requests_of_one_signal_are_in_flight_at_once():
         sender.consume_traces(make_spans(2))
     wait_for(lambda: backend.in_flight == 3)
     time.sleep(0.05)
-    assert backend.in_flight == 3 and len(sender._queues[Signal.TRACES].entries) == 3
+    assert backend.in_flight == 3 and len(sender._queues[Signal.TRACES]) == 3
     assert value(reg, "signal_queue_size", Signal.TRACES) == 3
     gate.set()
     sender.shutdown(5)
