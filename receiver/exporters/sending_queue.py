@@ -9,6 +9,12 @@ it into what the pipeline calls (``consume_*``):
 * **One queue per signal**, each with ``sending_queue.num_consumers`` worker threads: a signal
   whose backend is slow, down or refusing its requests never holds up another.  ``consume_*``
   never blocks on the backend and never raises for a full queue.
+  ``num_consumers`` defaults to 2, not the Collector's 10: Go consumers encode in parallel on
+  every core, here Python's GIL runs one encoding at a time, so consumers only overlap waits on
+  the network.  The per-signal queues already keep signals apart; a second consumer keeps a
+  signal flowing while one request waits for a slow answer or backs off.  More threads buy
+  little and cost memory, GIL turns taken from the capture thread, and, with a persistent
+  queue, more requests sent twice after a crash.
 * **Bounds** (``sending_queue.sizer``): each signal's queue holds at most ``queue_size``
   requests (batches as they arrive), items (spans, log records, metric data points) or bytes
   (of the serialized request; batches are then encoded when queued, in the caller's thread).

@@ -241,7 +241,7 @@ def test_traces_flow_while_logs_back_off_from_a_failing_backend():
     t0 = time.monotonic()
     sender.consume_traces(spans)
     wait_for(lambda: len(backend.accepted[Signal.TRACES]) == 4, timeout=2)
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 1.0  # a shared queue would hold them until the logs gave up: never
     sender.shutdown(0.3)
     assert settled(reg, Signal.LOGS)["dropped.shutdown"] == 9
     assert settled(reg, Signal.TRACES)["sent"] == 4
