@@ -151,7 +151,7 @@ class _RedactSecrets(logging.Filter):
     """Replaces secret header values (and their longer words) in every log record."""
 
     def __init__(self, secrets: tuple[str, ...]) -> None:
-        from receiver.exporters.base import redact
+        from receiver.configuration.secrets import redact
 
         super().__init__()
         self._redact = lambda text: redact(text, secrets)
@@ -171,7 +171,7 @@ class _RedactSecrets(logging.Filter):
 def _keep_secrets_out_of_the_log(config) -> None:
     """Secret header values never reach stderr, whoever logs them (a library, a backend's
     error echoed back); libraries that log decoded traffic stay quiet."""
-    from receiver.exporters.base import secret_fragments
+    from receiver.configuration.secrets import secret_fragments
 
     for name in _PAYLOAD_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -14,6 +14,7 @@ from receiver.configuration.components import (
     PrometheusExporterConfig,
 )
 from receiver.exporters.debug import DebugExporter
+from receiver.exporters.exporter_metrics import ExporterMetrics
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
 from receiver.exporters.prometheus import PrometheusExporter
@@ -36,15 +37,22 @@ def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: Recei
     return receiver
 
 
+def _exporter_metrics(settings: CreateSettings) -> ExporterMetrics:
+    """The sending-queue metrics every exporter of one agent shares (registered once)."""
+    return settings.self_metrics.shared("exporter_metrics", ExporterMetrics)
+
+
 def builtin_factories() -> list[Factory]:
     return [
         Factory("receivers", "ebpf", EbpfReceiverConfig, _ebpf, "socket traffic of local processes, captured with eBPF"),
         Factory("processors", "batch", BatchProcessorConfig,
                 lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics), "groups items into batches"),
         Factory("exporters", "otlp", OtlpExporterConfig,
-                lambda s, cfg: OtlpGrpcExporter(s.id, cfg, s.self_metrics), "OTLP over gRPC"),
+                lambda s, cfg: OtlpGrpcExporter(s.id, cfg, s.self_metrics, exporter_metrics=_exporter_metrics(s)),
+                "OTLP over gRPC"),
         Factory("exporters", "otlphttp", OtlpHttpExporterConfig,
-                lambda s, cfg: OtlpHttpExporter(s.id, cfg, s.self_metrics), "OTLP over HTTP"),
+                lambda s, cfg: OtlpHttpExporter(s.id, cfg, s.self_metrics, exporter_metrics=_exporter_metrics(s)),
+                "OTLP over HTTP"),
         Factory("exporters", "debug", DebugExporterConfig,
                 lambda s, cfg: DebugExporter(s.id, cfg, s.self_metrics, stream=s.host.debug_stream),
                 "prints telemetry"),

@@ -66,10 +66,58 @@ class TLSServerConfig(ConfigSection):
                 yield name, f"{name} is required when tls is configured"
 
 
+# --- exporter sending queue and retries (the Collector's exporterhelper) -----------------------
+# sending_queue and retry_on_failure of the otlp and otlphttp exporters, implemented by
+# receiver/exporters/sending_queue.py.  Key names and units follow the Collector's
+# exporterhelper (sending_queue.sizer, queue_size, num_consumers, batch.sizer, batch.max_size).
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBatchConfig(ConfigSection):
+    """``sending_queue.batch``: the largest request sent; larger batches are split before sending.
+
+    The Collector's exporter-side batching, its splitting half: merging small batches is the
+    batch processor's job here, so ``min_size`` and ``flush_timeout`` are not accepted.
+    """
+
+    sizer: str = setting(
+        "bytes",
+        "Unit of max_size: items (spans, log records, metric data points) or bytes (of the serialized "
+        "OTLP protobuf request, before compression).",
+        choices=("items", "bytes"),
+    )
+    max_size: int = setting(
+        3 * MIB,
+        "Largest request sent, in sizer units; a larger batch is split into requests of at most this "
+        "size before it is sent, and a single item larger than it is dropped (counted failed, too_large). "
+        "0: no limit. The default, 3 MiB, stays under the 4 MiB gRPC servers accept by default.",
+        minimum=0,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class QueueConfig(ConfigSection):
     enabled: bool = setting(True, "Buffer batches in a queue so export never blocks the pipeline.")
-    queue_size: int = setting(1000, "Most batches held; the oldest are dropped (and counted) when full.", minimum=1)
+    num_consumers: int = setting(
+        2,
+        "Threads sending from each signal's queue (an exporter has one queue per signal, so a slow signal "
+        "never holds up another). More keep more requests in flight; encoding still runs one at a time "
+        "under Python's GIL.",
+        minimum=1,
+        maximum=32,
+    )
+    sizer: str = setting(
+        "requests",
+        "Unit of queue_size: requests (batches, as they arrive), items (spans, log records, metric data "
+        "points) or bytes (of the serialized OTLP request; batches are then encoded when queued).",
+        choices=("requests", "items", "bytes"),
+    )
+    queue_size: int = setting(
+        1000,
+        "Most each signal's queue holds, in sizer units; the oldest are dropped (and counted) when full.",
+        minimum=1,
+    )
+    batch: QueueBatchConfig = setting(QueueBatchConfig(), "Size limit of one export request.")
     storage: str | None = setting(
         None, "Directory for a persistent queue that survives restarts; in memory when unset.",
         check=creatable_dir,
@@ -80,6 +128,13 @@ class QueueConfig(ConfigSection):
             yield "storage", (
                 "storage needs the sending queue: set enabled: true (a disabled queue sends synchronously "
                 "and keeps nothing)"
+            )
+        batch = self.batch
+        if self.sizer == "bytes" and batch.sizer == "bytes" and self.queue_size < batch.max_size:
+            yield "queue_size", (
+                f"with sizer: bytes, queue_size is in bytes: {self.queue_size} is less than batch.max_size "
+                f"({batch.max_size}), so a request of the largest size could never be queued "
+                f"(e.g. queue_size: 67108864, 64 MiB)"
             )
 
 
@@ -96,6 +151,7 @@ class RetryConfig(ConfigSection):
     def cross_field_problems(self) -> Iterator[tuple[str, str]]:
         if self.max_interval < self.initial_interval:
             yield "max_interval", "max_interval must not be shorter than initial_interval"
+
 
 
 # --- exporters ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from receiver.exporters.base import Signal, count_items
+from receiver.exporters.signals import Signal, count_items
 from receiver.model.telemetry import LogRecord, Metric, MetricKind, Span
 
 if TYPE_CHECKING:

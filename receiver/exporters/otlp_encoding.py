@@ -28,7 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from receiver import __version__
-from receiver.exporters.base import PermanentExportError, Signal
+from receiver.exporters.errors import PermanentExportError
+from receiver.exporters.signals import Signal
 from receiver.model.telemetry import LogRecord, Metric, MetricKind, Resource, Span
 
 SCOPE_NAME = "ebpf-receiver"

@@ -6,6 +6,15 @@ Error classification follows the OTLP specification and the Collector's otlpexpo
 ``google.rpc.RetryInfo`` (the server promises recovery); everything else is permanent.  A
 ``RetryInfo`` delay, when present, is honoured as the minimum backoff.
 
+One exception comes first: a request over the server's message size limit is
+:class:`~receiver.exporters.errors.RequestTooLargeError` (the sending queue splits it), never
+retried unchanged.  Servers say so in the status details: gRPC C-core (grpcio)
+``RESOURCE_EXHAUSTED`` "Received message larger than max (N vs. M)", grpc-go (the Collector)
+``RESOURCE_EXHAUSTED`` "grpc: received message larger than max (N vs. M)" (or "after
+decompression"), grpc-java ``RESOURCE_EXHAUSTED`` "gRPC message exceeds maximum size M: N", and
+tonic (rotel) ``OUT_OF_RANGE`` "Error, decoded message length too large: found N bytes, the
+limit is: M bytes" — which the plain table would retry forever.
+
 Endpoint: ``host:port`` (plaintext if ``tls.insecure``, else TLS), or with an ``http://``
 (plaintext) or ``https://`` (TLS) scheme, which wins over ``tls.insecure``.
 
@@ -19,6 +28,8 @@ secrets: they are removed from error texts before those are logged.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from typing import TYPE_CHECKING, Callable
 
 import grpc
@@ -27,21 +38,17 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from receiver import __version__
-from receiver.exporters.base import (
-    ExportError,
-    PermanentExportError,
-    QueuedRetryingSender,
-    RetryableExportError,
-    Signal,
-    redact,
-    secret_fragments,
-)
+from receiver.configuration.secrets import redact, secret_fragments
+from receiver.exporters.errors import ExportError, PermanentExportError, RequestTooLargeError, RetryableExportError
 from receiver.exporters.otlp_encoding import rejected_items
 from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.rpc_status import parse_status
+from receiver.exporters.sending_queue import QueuedRetryingSender
+from receiver.exporters.signals import Signal
 
 if TYPE_CHECKING:
     from receiver.config import OtlpExporterConfig, TLSClientConfig
+    from receiver.exporters.exporter_metrics import ExporterMetrics
     from receiver.telemetry.self_metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,11 @@ RETRYABLE_CODES = frozenset(
         grpc.StatusCode.DATA_LOSS,
     }
 )
+
+# Codes a server answers a request over its message size limit with, and what the details say
+# then (grpcio, grpc-go, grpc-java, tonic: see the module docstring).
+TOO_LARGE_CODES = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OUT_OF_RANGE})
+TOO_LARGE_DETAILS = re.compile(r"larger than max|exceeds maximum size|length too large", re.IGNORECASE)
 
 # The OTLP Export methods: full method name and response type, per signal.
 EXPORT_METHODS = {
@@ -78,6 +90,8 @@ def classify_rpc_error(
             if status is not None:
                 retry_delay = status.retry_delay
     message = redact(f"gRPC {code.name}: {details or ''}".rstrip(": "), secrets)
+    if code in TOO_LARGE_CODES and retry_delay is None and TOO_LARGE_DETAILS.search(details or ""):
+        return RequestTooLargeError(message)
     if code in RETRYABLE_CODES or (code is grpc.StatusCode.RESOURCE_EXHAUSTED and retry_delay is not None):
         return RetryableExportError(message, retry_delay)
     return PermanentExportError(message)
@@ -130,6 +144,7 @@ class OtlpGrpcPusher:
         self._channel: grpc.Channel | None = None
         self._calls: dict[Signal, Callable] = {}
         self._encoder = OtlpWireEncoder()
+        self._encoder_lock = threading.Lock()  # its caches are not thread-safe
 
     def start(self) -> None:
         options = [
@@ -147,10 +162,8 @@ class OtlpGrpcPusher:
         }
 
     def serialize(self, signal: Signal, batch: list) -> bytes:
-        return self._encoder.serialize(signal, batch)
-
-    def push(self, signal: Signal, batch: list) -> int:
-        return self.push_serialized(signal, self._encoder.serialize(signal, batch))
+        with self._encoder_lock:
+            return self._encoder.serialize(signal, batch)
 
     def push_serialized(self, signal: Signal, data: bytes) -> int:
         call = self._calls.get(signal)
@@ -179,11 +192,19 @@ class OtlpGrpcPusher:
 class OtlpGrpcExporter(QueuedRetryingSender):
     """The OTLP/gRPC exporter as the pipeline sees it: queue + retry around :class:`OtlpGrpcPusher`."""
 
-    def __init__(self, exporter_id: str, config: OtlpExporterConfig, self_metrics: SelfMetrics) -> None:
+    def __init__(
+        self,
+        exporter_id: str,
+        config: OtlpExporterConfig,
+        self_metrics: SelfMetrics,
+        *,
+        exporter_metrics: ExporterMetrics | None = None,
+    ) -> None:
         super().__init__(
             exporter_id,
             OtlpGrpcPusher(config),
             self_metrics,
             config.sending_queue,
             config.retry_on_failure,
+            exporter_metrics=exporter_metrics,
         )

@@ -6,17 +6,19 @@ override, used as is), protobuf (``application/x-protobuf``) or OTLP/JSON
 
 Classification (OTLP specification, as the Collector's otlphttpexporter): 429, 502, 503 and
 504 are retryable, honouring ``Retry-After`` (delay-seconds or HTTP-date); connection errors and
-timeouts are retryable; every other non-2xx status is permanent.  A 2xx response body may carry
+timeouts are retryable; 413 (Content Too Large) is
+:class:`~receiver.exporters.errors.RequestTooLargeError`, which the sending queue answers by
+splitting the request; every other non-2xx status is permanent.  A 2xx response body may carry
 a partial success, whose rejected items are counted, not retried.
 
 TLS comes from the URL scheme (``https://``); ``tls.ca_file`` replaces the system trust store,
 ``tls.cert_file``/``key_file`` give a client certificate, ``tls.insecure_skip_verify`` disables
 verification.
 
-Protobuf bodies are written straight to wire format by the pusher's
-:class:`~receiver.exporters.otlp_wire.OtlpWireEncoder`; OTLP/JSON bodies are made from the
-reference message encoder.  A batch from the persistent queue arrives as a serialized protobuf
-request: sent as is, or re-encoded to OTLP/JSON.  Header values are secrets: they are removed from error texts (a
+Requests are written straight to protobuf wire format by the pusher's
+:class:`~receiver.exporters.otlp_wire.OtlpWireEncoder` (what the sending queue measures, splits
+and stores) and sent as is, or, with ``encoding: json``, parsed and re-encoded to OTLP/JSON
+just before the POST.  Header values are secrets: they are removed from error texts (a
 backend may echo them in an error body) before those are logged.
 """
 
@@ -28,10 +30,12 @@ import email.utils
 import gzip
 import json
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
 import requests
+from requests.adapters import HTTPAdapter
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
@@ -42,25 +46,23 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from receiver import __version__
-from receiver.exporters.base import (
-    PermanentExportError,
-    QueuedRetryingSender,
-    RetryableExportError,
-    Signal,
-    redact,
-    secret_fragments,
-)
-from receiver.exporters.otlp_encoding import encode_request, rejected_items
+from receiver.configuration.secrets import redact, secret_fragments
+from receiver.exporters.errors import PermanentExportError, RequestTooLargeError, RetryableExportError
+from receiver.exporters.otlp_encoding import rejected_items
 from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.rpc_status import parse_status
+from receiver.exporters.sending_queue import QueuedRetryingSender
+from receiver.exporters.signals import Signal
 
 if TYPE_CHECKING:
     from receiver.config import OtlpHttpExporterConfig
+    from receiver.exporters.exporter_metrics import ExporterMetrics
     from receiver.telemetry.self_metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+TOO_LARGE_STATUS = 413
 
 _PATHS = {Signal.TRACES: "/v1/traces", Signal.METRICS: "/v1/metrics", Signal.LOGS: "/v1/logs"}
 _REQUESTS = {
@@ -153,9 +155,15 @@ class OtlpHttpPusher:
         self._cert = (tls.cert_file, tls.key_file) if tls.cert_file else None
         self._session: requests.Session | None = None
         self._encoder = OtlpWireEncoder()
+        self._encoder_lock = threading.Lock()  # its caches are not thread-safe
+        # one pooled connection per consumer thread (each exporter has a queue per signal)
+        self._pool_size = len(Signal) * config.sending_queue.num_consumers
 
     def start(self) -> None:
         session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=self._pool_size)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         session.headers.update(self._headers)
         session.verify = self._verify
         session.cert = self._cert
@@ -163,12 +171,8 @@ class OtlpHttpPusher:
         self._session = session
 
     def serialize(self, signal: Signal, batch: list) -> bytes:
-        return self._encoder.serialize(signal, batch)
-
-    def push(self, signal: Signal, batch: list) -> int:
-        if self._json:
-            return self._post(signal, to_otlp_json(encode_request(signal, batch)))
-        return self._post(signal, self._encoder.serialize(signal, batch))
+        with self._encoder_lock:
+            return self._encoder.serialize(signal, batch)
 
     def push_serialized(self, signal: Signal, data: bytes) -> int:
         if self._json:
@@ -200,6 +204,8 @@ class OtlpHttpPusher:
         message = redact(f"POST {url}: HTTP {status}{_error_detail(response)}", self._secrets)
         if status in RETRYABLE_STATUSES:
             raise RetryableExportError(message, parse_retry_after(response.headers.get("Retry-After")))
+        if status == TOO_LARGE_STATUS:
+            raise RequestTooLargeError(message)
         raise PermanentExportError(message)
 
     def _partial_success(self, signal: Signal, response: requests.Response) -> tuple[int, str]:
@@ -237,11 +243,19 @@ def _error_detail(response: requests.Response) -> str:
 class OtlpHttpExporter(QueuedRetryingSender):
     """The OTLP/HTTP exporter as the pipeline sees it: queue + retry around :class:`OtlpHttpPusher`."""
 
-    def __init__(self, exporter_id: str, config: OtlpHttpExporterConfig, self_metrics: SelfMetrics) -> None:
+    def __init__(
+        self,
+        exporter_id: str,
+        config: OtlpHttpExporterConfig,
+        self_metrics: SelfMetrics,
+        *,
+        exporter_metrics: ExporterMetrics | None = None,
+    ) -> None:
         super().__init__(
             exporter_id,
             OtlpHttpPusher(config),
             self_metrics,
             config.sending_queue,
             config.retry_on_failure,
+            exporter_metrics=exporter_metrics,
         )

@@ -42,7 +42,8 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourcePro
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Status
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
-from receiver.exporters.base import PermanentExportError, Signal
+from receiver.exporters.errors import PermanentExportError
+from receiver.exporters.signals import Signal
 from receiver.exporters.otlp_encoding import (
     SCOPE_NAME,
     SCOPE_VERSION,

@@ -17,11 +17,11 @@ A batch file is a 20-byte little-endian header, then the payload::
 Writes are atomic: the temporary file is written and fsync()ed, renamed to its final name, and
 the directory is fsync()ed, so a batch is either wholly in the queue or not at all — after a
 SIGKILL and after a power loss.  The sender removes a file once its batch is settled (sent,
-rejected or failed permanently), so a crash re-sends at most the one batch that was in flight
-(at-least-once delivery).  A file whose header or checksum is wrong is reported and removed.
+rejected or failed permanently), so a crash re-sends at most the batches that were in flight,
+one per consumer thread (at-least-once delivery).  A file whose header or checksum is wrong is reported and removed.
 
-This module does the file work only; :class:`~receiver.exporters.base.QueuedRetryingSender`
-keeps the order, the bound and the counters.
+This module does the file work only; :class:`~receiver.exporters.sending_queue.QueuedRetryingSender`
+keeps the order, the bounds and the counters.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from receiver.exporters.base import Signal
+from receiver.exporters.signals import Signal
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class StoredBatch:
     signal: Signal
     items: int
     path: str
+    size: int  # payload bytes (the serialized request)
 
 
 def exporter_directory(storage: str, exporter_id: str) -> str:
@@ -165,13 +166,13 @@ class BatchStorage:
                 continue
             try:
                 with open(path, "rb") as f:
-                    signal, items, _, _ = decode_header(f.read(HEADER.size))
+                    signal, items, size, _ = decode_header(f.read(HEADER.size))
             except (OSError, CorruptBatchError) as e:
                 log.warning("persistent queue: discarding unreadable batch %s: %s", path, e)
                 self._unlink(path)
                 discarded += 1
                 continue
-            found.append(StoredBatch(int(stem), signal, items, path))
+            found.append(StoredBatch(int(stem), signal, items, path, size))
         found.sort(key=lambda b: b.seq)
         self._next_seq = found[-1].seq + 1 if found else 0
         return found, discarded
@@ -201,7 +202,7 @@ class BatchStorage:
         except BaseException:
             self._unlink(tmp)
             raise
-        return StoredBatch(seq, signal, items, path)
+        return StoredBatch(seq, signal, items, path, len(payload))
 
     def read(self, batch: StoredBatch) -> bytes:
         """The payload of a stored batch (checked against the header's length and CRC)."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from receiver.configuration.section import ConfigSection, setting
-from receiver.exporters.base import Signal, TelemetryConsumer
+from receiver.exporters.signals import Signal, TelemetryConsumer
 
 if TYPE_CHECKING:
     from receiver.model.telemetry import LogRecord, Metric, Span

@@ -100,6 +100,7 @@ class SelfMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.start_time_unix_nano = time.time_ns()
         self._extra_collectors: list = []
+        self._shared: dict[str, object] = {}
         r = self.registry
         self.exporter_sent_items = Counter(
             _PREFIX + "exporter_sent_items",
@@ -143,6 +144,14 @@ class SelfMetrics:
             ["signal", "trigger"],
             registry=r,
         )
+
+    def shared(self, key: str, make):
+        """One object per registry, made by ``make(self)`` on first use: metric families several
+        components update (e.g. every exporter's sending-queue metrics) are registered once."""
+        obj = self._shared.get(key)
+        if obj is None:
+            obj = self._shared[key] = make(self)
+        return obj
 
     def add_collector(self, collector) -> None:
         """Register another collector of the agent's own metrics (served and snapshotted)."""

@@ -97,7 +97,9 @@ def counter(registry, name: str, exporter: str, **labels) -> float:
 
 
 def not_delivered(registry, exporter: str) -> float:
-    failed = sum(counter(registry, "failed_items_total", exporter, reason=r) for r in ("permanent", "retries_exhausted", "rejected"))
+    failed = sum(
+        counter(registry, "failed_items_total", exporter, reason=r) for r in ("permanent", "retries_exhausted", "rejected", "too_large")
+    )
     dropped = sum(counter(registry, "dropped_items_total", exporter, reason=r) for r in ("queue_full", "shutdown", "storage_error"))
     return failed + dropped
 
@@ -181,7 +183,7 @@ def test_collector_absent_for_20s_then_present_everything_arrives_once(sinks):
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_queue_overflow_drops_are_counted_exactly(sinks, transport):
     retry = RetryConfig(initial_interval=0.1, max_interval=0.2, max_elapsed_time=0)
-    queue = QueueConfig(queue_size=5)
+    queue = QueueConfig(queue_size=5, num_consumers=1)  # one batch in flight, 5 queued
     port = free_port()
     if transport == "grpc":
         exporter, reg = grpc_exporter(port, retry, queue)

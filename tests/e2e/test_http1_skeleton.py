@@ -4,7 +4,6 @@ OTLP collector (rotel) and a real Prometheus tool (promtool)."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 
 import pytest

@@ -159,11 +159,12 @@ def parse_logs(text: str) -> list[ReceivedLog]:
 class RotelCollector:
     """rotel-agent on free loopback ports, blackhole exporter, detailed debug log to a file."""
 
-    def __init__(self, workdir: Path, signals=("traces", "metrics", "logs")) -> None:
+    def __init__(self, workdir: Path, signals=("traces", "metrics", "logs"), extra_args: tuple[str, ...] = ()) -> None:
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.log_path = Path(workdir) / "rotel.log"
         self._signals = signals
+        self._extra_args = tuple(extra_args)  # e.g. ("--otlp-grpc-max-recv-msg-size-mib", "1")
         self._proc: subprocess.Popen | None = None
 
     @property
@@ -184,6 +185,7 @@ class RotelCollector:
         ]
         for s in self._signals:
             args += ["--debug-log", s]
+        args += self._extra_args
         self._log = open(self.log_path, "wb")
         self._proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.grpc_port)

@@ -135,12 +135,12 @@ def find_frame_boundary(buf, pos: int, end: int, max_length: int, max_wait: int)
         nxt = p + FRAME_HEADER_SIZE + length
         if nxt == end:
             return SUCCESS, p
-        if nxt < end:
-            if end - nxt >= FRAME_HEADER_SIZE:
-                if _plausible_at(buf, nxt, max_length) >= 0:
-                    return SUCCESS, p
-                continue
-        elif nxt + FRAME_HEADER_SIZE - p > max_wait:
+        if nxt < end and end - nxt >= FRAME_HEADER_SIZE:
+            if _plausible_at(buf, nxt, max_length) >= 0:
+                return SUCCESS, p
+            continue
+        # Confirming needs the next frame header, up to nxt + 9: wait for it only if that fits.
+        if nxt + FRAME_HEADER_SIZE - p > max_wait:
             if pending < 0:
                 return SUCCESS, p  # too large to confirm within the buffer: take it
             continue

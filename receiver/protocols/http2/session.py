@@ -338,9 +338,11 @@ class Http2Session(StreamSession):
             return 1 if flags & PADDED and length else 0
         if ftype == HEADERS or ftype == CONTINUATION or ftype == PUSH_PROMISE:
             room = self.max_buffer - _HEADER
-            if ftype == CONTINUATION:
-                if side.block is None:
-                    return 0  # the block is lost already (or there is none): nothing to keep
+            if ftype == CONTINUATION and side.block is None:
+                return 0  # the block is lost already (or there is none): nothing to keep
+            if side.block is not None:
+                # Held until this frame is handled (continued, or replaced by a misplaced
+                # HEADERS/PUSH_PROMISE): both count against the direction's bound.
                 room -= len(side.block)
             return length if length <= room else 0
         if ftype == SETTINGS:

@@ -22,6 +22,7 @@ from receiver.config import (
     PipelineConfig,
     PrometheusExporterConfig,
     ProtocolConfig,
+    QueueBatchConfig,
     QueueConfig,
     RetryConfig,
     ServiceConfig,
@@ -50,7 +51,9 @@ def test_registry():
     ("cls", "defaults"),
     [
         (TLSClientConfig, dict(insecure=False, ca_file=None, cert_file=None, key_file=None, insecure_skip_verify=False)),
-        (QueueConfig, dict(enabled=True, queue_size=1000, storage=None)),
+        (QueueConfig, dict(enabled=True, num_consumers=2, sizer="requests", queue_size=1000, batch=QueueBatchConfig(),
+                           storage=None)),
+        (QueueBatchConfig, dict(sizer="bytes", max_size=3 * MIB)),
         (RetryConfig, dict(enabled=True, initial_interval=5.0, max_interval=30.0, multiplier=1.5, max_elapsed_time=300.0)),
         (OtlpExporterConfig, dict(endpoint="localhost:4317", tls=TLSClientConfig(), headers={}, compression="gzip",
                                   timeout=5.0, sending_queue=QueueConfig(), retry_on_failure=RetryConfig())),
@@ -132,7 +135,8 @@ def _all_config_classes():
             continue
         seen.add(cls)
         for spec in dataclasses.fields(cls):
-            for candidate in (TLSClientConfig, TLSServerConfig, QueueConfig, RetryConfig, ProtocolConfig, PipelineConfig):
+            for candidate in (TLSClientConfig, TLSServerConfig, QueueConfig, QueueBatchConfig, RetryConfig, ProtocolConfig,
+                              PipelineConfig):
                 if candidate.__name__ in str(spec.type):
                     todo.append(candidate)
     return seen

@@ -71,7 +71,7 @@ def test_configs_built_in_code_are_repr_safe(cls):
         ("api-key: 73419", "", {}),  # the secret itself has the wrong type (int)
         (f"api-key: [{CANARY}]", "", {}),  # ... a list
         (f"api-key: {{k: {CANARY}}}", "", {}),  # ... a mapping
-        (f"api-key: ${{env:KEY}}", "compression: 5", {"KEY": CANARY}),  # expanded, error elsewhere
+        ("api-key: ${env:KEY}", "compression: 5", {"KEY": CANARY}),  # expanded, error elsewhere
         (f"api-key: {CANARY}-${{env:UNSET}}", "", {}),  # unset variable inside the secret
         (f"api-key: {CANARY}${{env:KEY", "", {}),  # unterminated reference inside the secret
         (f"api-key: {CANARY}${{vault:KEY}}", "", {}),  # unsupported scheme inside the secret

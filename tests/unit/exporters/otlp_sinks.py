@@ -95,9 +95,16 @@ class FaultyOtlpServer(
             return [s for r in self.accepted if isinstance(r, trace_service_pb2.ExportTraceServiceRequest) for s in trace_span_ids(r)]
 
 
-def start_grpc_sink(script=(), credentials=None, port: int = 0) -> tuple[grpc.Server, FaultyOtlpServer, int]:
-    """A scripted OTLP/gRPC server on 127.0.0.1 (``port`` 0 picks one); ``server.stop(None)`` ends it."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+def start_grpc_sink(
+    script=(), credentials=None, port: int = 0, max_receive_message_length: int | None = None
+) -> tuple[grpc.Server, FaultyOtlpServer, int]:
+    """A scripted OTLP/gRPC server on 127.0.0.1 (``port`` 0 picks one); ``server.stop(None)`` ends it.
+
+    ``max_receive_message_length`` is grpcio's own limit: a larger request never reaches the
+    servicer, the client gets ``RESOURCE_EXHAUSTED`` "Received message larger than max".
+    """
+    options = [] if max_receive_message_length is None else [("grpc.max_receive_message_length", max_receive_message_length)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=options)
     servicer = FaultyOtlpServer(script)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(servicer, server)
@@ -144,8 +151,9 @@ class FaultyOtlpHttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, script=(), port: int = 0):
+    def __init__(self, script=(), port: int = 0, max_body: int | None = None):
         self.script = list(script)
+        self.max_body = max_body  # larger (decompressed) bodies are answered 413, before the script
         self.received: list[Recorded] = []
         self.times: list[float] = []
         self.lock = threading.Lock()
@@ -163,7 +171,11 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         peer_cert = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
         with server.lock:
-            status, headers, out = server.script.pop(0) if server.script else (200, {}, b"")
+            too_large = server.max_body is not None and len(Recorded(self.path, dict(self.headers), body, 0).payload()) > server.max_body
+            if too_large:
+                status, headers, out = 413, {"Content-Type": "text/plain"}, b"request body too large"
+            else:
+                status, headers, out = server.script.pop(0) if server.script else (200, {}, b"")
             server.received.append(Recorded(self.path, dict(self.headers), body, status, peer_cert))
             server.times.append(time.monotonic())
         self.send_response(status)
@@ -177,10 +189,12 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-def start_http_sink(script=(), ssl_context: ssl.SSLContext | None = None, port: int = 0) -> tuple[FaultyOtlpHttpServer, str]:
+def start_http_sink(
+    script=(), ssl_context: ssl.SSLContext | None = None, port: int = 0, max_body: int | None = None
+) -> tuple[FaultyOtlpHttpServer, str]:
     """A scripted OTLP/HTTP server on 127.0.0.1; returns it and its base URL.  Stop it with
-    ``server.shutdown(); server.server_close()``."""
-    server = FaultyOtlpHttpServer(script, port)
+    ``server.shutdown(); server.server_close()``.  Bodies over ``max_body`` bytes get 413."""
+    server = FaultyOtlpHttpServer(script, port, max_body)
     if ssl_context is not None:
         server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()

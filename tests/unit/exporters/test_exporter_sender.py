@@ -1,7 +1,13 @@
-"""QueuedRetryingSender: classification, backoff, queue overflow accounting, lifecycle."""
+"""QueuedRetryingSender: classification, backoff, queue overflow accounting, lifecycle.
+
+The fake transport here serializes batches with pickle (the sender treats requests as opaque
+bytes unless it has to split them); splitting is tested with real OTLP requests in
+test_sending_queue_split.py.
+"""
 
 from __future__ import annotations
 
+import pickle
 import random
 import re
 import threading
@@ -11,14 +17,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.config import QueueConfig, RetryConfig
-from receiver.exporters.base import (
-    PermanentExportError,
-    QueuedRetryingSender,
-    RetryableExportError,
-    Signal,
-    backoff_interval,
-    count_items,
-)
+from receiver.exporters.errors import PermanentExportError, RetryableExportError
+from receiver.exporters.retry import backoff_interval
+from receiver.exporters.sending_queue import QueuedRetryingSender
+from receiver.exporters.signals import Signal, count_items
 from receiver.model.telemetry import HistogramPoint, Metric, MetricKind, SumPoint
 from receiver.telemetry.self_metrics import SelfMetrics
 
@@ -43,18 +45,21 @@ class FakePusher:
     def shutdown(self):
         self.stopped += 1
 
-    def push(self, signal, batch):
+    def serialize(self, signal, batch):
+        return pickle.dumps(batch)
+
+    def push_serialized(self, signal, data):
         if self.gate is not None:
             self.gate.wait(5)
         with self.lock:
-            self.pushed.append((signal, batch, time.monotonic()))
+            self.pushed.append((signal, pickle.loads(data), time.monotonic()))
             outcome = self.script.pop(0) if self.script else self.default
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
 
-def make(pusher, queue=QueueConfig(queue_size=10), retry=FAST_RETRY, **kw):
+def make(pusher, queue=QueueConfig(queue_size=10, num_consumers=1), retry=FAST_RETRY, **kw):
     metrics = SelfMetrics(CollectorRegistry())
     return QueuedRetryingSender("otlp/test", pusher, metrics, queue, retry, **kw), metrics.registry
 
@@ -84,7 +89,7 @@ def test_sent_items_counted_per_signal_with_metric_data_points():
     sender.consume_logs(["l1"])
     sender.consume_traces([])  # empty batches are not sent
     sender.shutdown(2)
-    assert [p[0] for p in pusher.pushed] == [Signal.TRACES, Signal.METRICS, Signal.LOGS]
+    assert sorted(p[0].value for p in pusher.pushed) == ["logs", "metrics", "traces"]  # one request each
     assert value(reg, "sent_items_total", signal="traces") == 2
     assert value(reg, "sent_items_total", signal="metrics") == 3
     assert value(reg, "sent_items_total", signal="logs") == 1
@@ -199,18 +204,23 @@ def test_backoff_interval_bounds(attempt):
 def test_full_queue_drops_oldest_and_counts_every_item():
     pusher = FakePusher()
     sender, reg = make(pusher, queue=QueueConfig(queue_size=3))
-    for i in range(5):  # not started: nothing leaves the queue
+    for i in range(5):  # not started: nothing leaves the queues
         sender.consume_traces([f"t{i}"] * (i + 1))
     sender.consume_logs(["l"] * 10)
-    # queue holds 3 batches; evicted oldest first: t0 (1), t1 (2), t2 (3 items)
-    assert value(reg, "dropped_items_total", signal="traces", reason="queue_full") == 1 + 2 + 3
+    # each signal's queue holds 3 batches; traces evicted oldest first: t0 (1), t1 (2 items)
+    assert value(reg, "dropped_items_total", signal="traces", reason="queue_full") == 1 + 2
     assert value(reg, "dropped_items_total", signal="logs", reason="queue_full") == 0
-    assert reg.get_sample_value("ebpf_receiver_exporter_queue_size", {"exporter": "otlp/test"}) == 3
+    assert reg.get_sample_value("ebpf_receiver_exporter_signal_queue_size", {"exporter": "otlp/test", "signal": "traces"}) == 3
+    assert reg.get_sample_value("ebpf_receiver_exporter_signal_queue_size", {"exporter": "otlp/test", "signal": "logs"}) == 1
+    assert reg.get_sample_value("ebpf_receiver_exporter_signal_queue_capacity", {"exporter": "otlp/test", "signal": "logs"}) == 3
+    assert reg.get_sample_value("ebpf_receiver_exporter_queue_size", {"exporter": "otlp/test"}) == 4
     assert reg.get_sample_value("ebpf_receiver_exporter_queue_capacity", {"exporter": "otlp/test"}) == 3
     sender.start()
     sender.shutdown(2)
-    assert [b[0] for _, b, _ in pusher.pushed] == ["t3", "t4", "l"]
-    assert value(reg, "sent_items_total", signal="traces") == 4 + 5
+    traces = [b[0] for s, b, _ in pusher.pushed if s is Signal.TRACES]
+    assert traces == ["t2", "t3", "t4"]  # one consumer: in order
+    assert [b[0] for s, b, _ in pusher.pushed if s is Signal.LOGS] == ["l"]
+    assert value(reg, "sent_items_total", signal="traces") == 3 + 4 + 5
     assert value(reg, "sent_items_total", signal="logs") == 10
 
 
@@ -296,7 +306,7 @@ def test_what_shutdown_drops_is_logged(caplog):
     wait_for(lambda: len(pusher.pushed) == 1)  # in flight, backing off
     sender.consume_traces(["c"])
     sender.consume_logs(["l"])
-    with caplog.at_level("WARNING", logger="receiver.exporters.base"):
+    with caplog.at_level("WARNING", logger="receiver.exporters.sending_queue"):
         sender.shutdown(0.1)
     assert value(reg, "dropped_items_total", signal="traces", reason="shutdown") == 3
     assert value(reg, "dropped_items_total", signal="logs", reason="shutdown") == 1
@@ -332,7 +342,7 @@ def test_every_item_is_accounted_for_under_concurrency():
     for t in threads:
         t.join()
     sender.shutdown(0.05)
-    wait_for(lambda: not sender._thread.is_alive())
+    wait_for(lambda: not any(t.is_alive() for q in sender._queues.values() for t in q.threads))
     total = value(reg, "sent_items_total", signal="traces")
     for reason in ("permanent", "retries_exhausted", "rejected"):
         total += value(reg, "failed_items_total", signal="traces", reason=reason)

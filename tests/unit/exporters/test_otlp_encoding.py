@@ -12,7 +12,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 import pytest
 
 from receiver import __version__
-from receiver.exporters.base import PermanentExportError, Signal
+from receiver.exporters.errors import PermanentExportError
+from receiver.exporters.signals import Signal
 from receiver.exporters.otlp_encoding import (
     encode_logs,
     encode_metrics,

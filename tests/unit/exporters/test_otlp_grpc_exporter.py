@@ -11,11 +11,14 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from receiver.config import OtlpExporterConfig, RetryConfig, TLSClientConfig
-from receiver.exporters.base import PermanentExportError, RetryableExportError
+from receiver.exporters.errors import PermanentExportError, RequestTooLargeError, RetryableExportError
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter, classify_rpc_error, parse_grpc_endpoint
 from receiver.exporters.rpc_status import parse_status_minimal, parse_status_protobuf
 from receiver.model.telemetry import LogRecord, Resource, Span, SpanKind
 from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.config import QueueBatchConfig, QueueConfig
+from receiver.exporters.signals import Signal
+from tests.unit.exporters.otlp_items import batch_ids, make_items, request_ids
 from tests.unit.exporters.otlp_sinks import grpc_server_credentials, start_grpc_sink, status_details
 
 
@@ -27,8 +30,8 @@ FAST_RETRY = RetryConfig(initial_interval=0.01, max_interval=0.02, max_elapsed_t
 def otlp_server():
     servers = []
 
-    def start(script=(), credentials=None):
-        server, servicer, port = start_grpc_sink(script, credentials)
+    def start(script=(), credentials=None, **options):
+        server, servicer, port = start_grpc_sink(script, credentials, **options)
         servers.append(server)
         return servicer, port
 
@@ -88,6 +91,61 @@ def test_resource_exhausted_with_retry_info_is_retryable_with_its_delay():
     assert isinstance(classify_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota", md), PermanentExportError)
     md = (("grpc-status-details-bin", b"\xff\xff garbage"),)
     assert isinstance(classify_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota", md), PermanentExportError)
+
+
+@pytest.mark.parametrize(
+    ("code", "details"),
+    [
+        # what servers answer a request over their receive limit with (seen from grpcio, and in the
+        # sources of grpc-go, grpc-java and tonic)
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "SERVER: Received message larger than max (2000248 vs. 1048576)"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "Decompressed message larger than max"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "grpc: received message after decompression larger than max (6624956 vs. 4194304)"),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, "gRPC message exceeds maximum size 4194304: 5000000"),
+        (grpc.StatusCode.OUT_OF_RANGE, "Error, decoded message length too large: found 2000248 bytes, the limit is: 1048576 bytes"),
+    ],
+)
+def test_a_request_over_the_servers_size_limit_is_too_large_not_retryable(code, details):
+    error = classify_rpc_error(code, details, ())
+    assert isinstance(error, RequestTooLargeError) and isinstance(error, PermanentExportError)
+
+
+def test_too_large_needs_the_wording_and_no_retry_info():
+    assert isinstance(classify_rpc_error(grpc.StatusCode.OUT_OF_RANGE, "seek past end", ()), RetryableExportError)
+    assert type(classify_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "quota", ())) is PermanentExportError
+    md = (("grpc-status-details-bin", status_details(grpc.StatusCode.RESOURCE_EXHAUSTED, 1.0)),)
+    error = classify_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "message larger than max", md)
+    assert isinstance(error, RetryableExportError)  # RetryInfo: the server says it is a throttle
+
+
+@pytest.mark.parametrize("signal", list(Signal))
+def test_a_grpcio_receive_limit_splits_requests_until_they_fit(otlp_server, signal):
+    servicer, port = otlp_server(max_receive_message_length=40 * 1024)
+    exporter, reg = make_exporter(port, compression="none", sending_queue=QueueConfig(num_consumers=1))
+    batch = make_items(signal, 120, pad=1000)  # ~120 KiB: refused, then halves, then quarters
+    run_batch(exporter, signal, batch)
+    arrived = [i for r in servicer.accepted for i in request_ids(signal, r)]
+    assert sorted(arrived) == sorted(batch_ids(signal, batch))
+    assert count(reg, "request_splits_total", signal=signal.value, trigger="too_large") == 3
+    assert count(reg, "sent_items_total", signal=signal.value) == len(arrived)
+    assert count(reg, "retries_total", signal=signal.value) == 0
+
+
+def test_max_size_keeps_requests_under_a_grpcio_receive_limit(otlp_server):
+    servicer, port = otlp_server(max_receive_message_length=40 * 1024)
+    queue = QueueConfig(batch=QueueBatchConfig(max_size=32 * 1024))
+    exporter, reg = make_exporter(port, compression="none", sending_queue=queue)
+    batch = make_items(Signal.LOGS, 120, pad=1000)
+    run_batch(exporter, Signal.LOGS, batch)
+    assert sorted(i for r in servicer.accepted for i in request_ids(Signal.LOGS, r)) == sorted(batch_ids(Signal.LOGS, batch))
+    assert len(servicer.requests) == len(servicer.accepted) >= 4  # none refused
+    assert count(reg, "request_splits_total", signal="logs", trigger="too_large") == 0
+
+
+def run_batch(exporter, signal, batch):
+    exporter.start()
+    exporter.consume(signal, batch)
+    exporter.shutdown(10)
 
 
 @pytest.mark.parametrize("delay", [None, 0.0, 0.25, 3.0, 86400.5])

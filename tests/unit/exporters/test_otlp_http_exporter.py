@@ -18,10 +18,13 @@ from prometheus_client import CollectorRegistry
 from receiver.config import OtlpHttpExporterConfig, RetryConfig, TLSClientConfig
 from receiver.exporters.otlp_http import OtlpHttpExporter, parse_retry_after, to_otlp_json
 from receiver.exporters.otlp_encoding import encode_traces
-from receiver.exporters.base import Signal
+from receiver.exporters.signals import Signal
 from receiver.model.telemetry import LogRecord, Metric, MetricKind, Resource, Span, SpanKind, SumPoint
 from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.config import QueueConfig
+from tests.unit.exporters.otlp_items import batch_ids, make_items, request_ids
 from tests.unit.exporters.otlp_sinks import start_http_sink
+from tests.support.ports import wait_until
 
 
 RES = Resource.from_dict({"service.name": "svc"})
@@ -32,8 +35,8 @@ FAST_RETRY = RetryConfig(initial_interval=0.01, max_interval=0.02, max_elapsed_t
 def http_server():
     servers = []
 
-    def start(script=(), ssl_context=None):
-        server, url = start_http_sink(script, ssl_context)
+    def start(script=(), ssl_context=None, **options):
+        server, url = start_http_sink(script, ssl_context, **options)
         servers.append(server)
         return server, url
 
@@ -108,13 +111,51 @@ def test_gateway_errors_are_retried(http_server, status):
     assert count(reg, "sent_items_total", signal="traces") == 2
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 500])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
 def test_other_errors_are_permanent(http_server, status):
     server, url = http_server([(status, {"Content-Type": "text/plain"}, b"bad")])
     exporter, reg = make_exporter(url)
     run(exporter, traces=spans(3))
     assert len(server.received) == 1
     assert count(reg, "failed_items_total", signal="traces", reason="permanent") == 3
+
+
+@pytest.mark.parametrize("signal", list(Signal))
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_413_splits_the_request_in_halves_until_it_fits(http_server, signal, compression):
+    server, url = http_server(max_body=40 * 1024)
+    exporter, reg = make_exporter(url, compression=compression, sending_queue=QueueConfig(num_consumers=1))
+    batch = make_items(signal, 120, pad=1000, random_pad=True)  # ~120 KiB, gzip or not
+    exporter.start()
+    exporter.consume(signal, batch)
+    exporter.shutdown(10)
+    statuses = [r.status for r in server.received]
+    assert statuses == [413, 413, 200, 200, 413, 200, 200]
+    arrived = [i for r in server.received if r.status == 200 for i in request_ids(signal, r.payload())]
+    assert sorted(arrived) == sorted(batch_ids(signal, batch))
+    assert count(reg, "request_splits_total", signal=signal.value, trigger="too_large") == 3
+    assert count(reg, "sent_items_total", signal=signal.value) == len(arrived)
+
+
+def test_413_for_a_single_item_counts_it_too_large(http_server):
+    server, url = http_server(max_body=8 * 1024)
+    exporter, reg = make_exporter(url, compression="none")
+    small, huge = make_items(Signal.LOGS, 4, pad=100), make_items(Signal.LOGS, 1, pad=9000)
+    run(exporter, logs=small + huge)
+    arrived = [i for r in server.received if r.status == 200 for i in request_ids(Signal.LOGS, r.payload())]
+    assert sorted(arrived) == sorted(batch_ids(Signal.LOGS, small))
+    assert count(reg, "failed_items_total", signal="logs", reason="too_large") == 1
+    assert count(reg, "sent_items_total", signal="logs") == 4
+
+
+def test_json_encoding_splits_too(http_server):
+    server, url = http_server(max_body=30 * 1024)
+    exporter, reg = make_exporter(url, compression="none", encoding="json")
+    batch = make_items(Signal.TRACES, 60, pad=600)
+    run(exporter, traces=batch)
+    arrived = [s for r in server.received if r.status == 200 for s in r.span_ids()]
+    assert sorted(arrived) == sorted(s.span_id.hex() for s in batch)
+    assert count(reg, "sent_items_total", signal="traces") == 60
 
 
 def test_partial_success_in_protobuf_and_json_bodies(http_server):
@@ -212,7 +253,11 @@ def test_a_backend_echoing_the_api_key_does_not_put_it_in_the_log(http_server, c
     server, url = http_server([(401, {"Content-Type": "text/plain"}, echo), (503, {}, SECRET.encode())])
     exporter, reg = make_exporter(url, headers={"Authorization": f"Bearer {SECRET}"})
     with caplog.at_level("DEBUG"):
-        run(exporter, traces=spans(1), logs=[LogRecord(1, "x", RES)])
+        exporter.start()
+        exporter.consume_traces(spans(1))  # the signals have their own queues: one after the other
+        wait_until(lambda: count(reg, "failed_items_total", signal="traces", reason="permanent"), timeout=5, what="the 401")
+        exporter.consume_logs([LogRecord(1, "x", RES)])
+        exporter.shutdown(5)
     assert server.received[0].headers["Authorization"] == f"Bearer {SECRET}"  # sent, of course
     assert count(reg, "failed_items_total", signal="traces", reason="permanent") == 1
     assert count(reg, "sent_items_total", signal="logs") == 1  # after the 503

@@ -10,7 +10,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.config import QueueConfig, RetryConfig
-from receiver.exporters.base import PermanentExportError, QueuedRetryingSender, RetryableExportError, Signal
+from receiver.exporters.errors import PermanentExportError, RetryableExportError
+from receiver.exporters.sending_queue import QueuedRetryingSender
+from receiver.exporters.signals import Signal
 from receiver.exporters.persistent_queue import (
     HEADER,
     BatchStorage,
@@ -65,9 +67,9 @@ class SerializingPusher:
             return [item for _, batch in self.pushed for item in batch]
 
 
-def make(pusher, storage, queue_size=10, retry=FAST_RETRY, exporter_id="otlp/disk"):
+def make(pusher, storage, queue_size=10, retry=FAST_RETRY, exporter_id="otlp/disk", **queue):
     metrics = SelfMetrics(CollectorRegistry())
-    queue = QueueConfig(queue_size=queue_size, storage=str(storage))
+    queue = QueueConfig(**{"queue_size": queue_size, "storage": str(storage), "num_consumers": 1, **queue})
     return QueuedRetryingSender(exporter_id, pusher, metrics, queue, retry), metrics.registry
 
 
@@ -170,7 +172,7 @@ def test_batches_survive_a_restart_and_go_first(tmp_path):
     sender.consume_traces(["a1", "a2"])
     sender.consume_logs(["l1"])
     sender.consume_traces(["a3"])
-    wait_for(lambda: len(down.pushed) == 1)  # the first is in flight, backing off for 60 s
+    wait_for(lambda: len(down.pushed) == 2)  # a1 and l1 in flight, backing off for 60 s
     sender.shutdown(0.2)
     directory = exporter_directory(str(tmp_path), "otlp/disk")
     assert len(batch_files(directory)) == 3  # kept on disk, the in-flight batch too
@@ -182,7 +184,9 @@ def test_batches_survive_a_restart_and_go_first(tmp_path):
     sender.start()
     sender.consume_traces(["new"])
     sender.shutdown(5)
-    assert up.pushed == [(Signal.TRACES, ["a1", "a2"]), (Signal.LOGS, ["l1"]), (Signal.TRACES, ["a3"]), (Signal.TRACES, ["new"])]
+    # each signal's queue in order (the signals' consumers run independently)
+    assert [b for s, b in up.pushed if s is Signal.TRACES] == [["a1", "a2"], ["a3"], ["new"]]
+    assert [b for s, b in up.pushed if s is Signal.LOGS] == [["l1"]]
     assert value(reg, "sent_items_total", signal="traces") == 4
     assert value(reg, "sent_items_total", signal="logs") == 1
     assert batch_files(directory) == []
@@ -195,7 +199,7 @@ def test_a_batch_in_flight_when_the_process_dies_is_sent_again_once(tmp_path):
     sender.start()
     sender.consume_traces(["x1"])
     sender.consume_traces(["x2"])
-    wait_for(lambda: len(sender._queue) == 1)  # x1 in flight (blocked at the gate), x2 queued
+    wait_for(lambda: len(sender._queues[Signal.TRACES]) == 1)  # x1 in flight (blocked at the gate), x2 queued
     # The backend takes x1, but the process "dies" before the worker removes the file:
     # simulated by dropping the sender (its daemon thread stays blocked) and its lock.
     sender._storage.close()
@@ -205,7 +209,7 @@ def test_a_batch_in_flight_when_the_process_dies_is_sent_again_once(tmp_path):
     sender2.start()
     sender2.shutdown(5)
     assert again.items() == ["x1", "x2"]  # x1 a second time: the one duplicate allowed
-    sender._abort.set()  # let the "dead" worker go
+    sender._queues[Signal.TRACES].give_up()  # let the "dead" worker go
     gate.set()
 
 
@@ -269,15 +273,8 @@ def test_a_write_failure_is_counted_not_raised(tmp_path):
     assert value(reg, "dropped_items_total", signal="traces", reason="storage_error") == 3
 
 
-def test_persistent_storage_needs_a_queue_and_a_serializing_exporter(tmp_path):
-    class PushOnly:
-        def start(self): ...
-        def push(self, signal, batch): return 0
-        def shutdown(self): ...
-
+def test_persistent_storage_needs_a_queue(tmp_path):
     metrics = SelfMetrics(CollectorRegistry())
-    with pytest.raises(ValueError, match="cannot use a persistent"):
-        QueuedRetryingSender("x", PushOnly(), metrics, QueueConfig(storage=str(tmp_path)), FAST_RETRY)
     with pytest.raises(ValueError, match="needs sending_queue.enabled"):
         QueuedRetryingSender("y", SerializingPusher(), metrics, QueueConfig(enabled=False, storage=str(tmp_path)), FAST_RETRY)
 
