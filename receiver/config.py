@@ -26,17 +26,6 @@ from types import MappingProxyType
 
 from receiver.configuration import describe as _describe
 from receiver.configuration import loader as _loader
-from receiver.configuration.components import (
-    DebugExporterConfig,
-    OtlpExporterConfig,
-    OtlpHttpExporterConfig,
-    PrometheusExporterConfig,
-    QueueBatchConfig,
-    QueueConfig,
-    RetryConfig,
-    TLSClientConfig,
-    TLSServerConfig,
-)
 from receiver.configuration.describe import SettingDoc, redacted_dict
 from receiver.configuration.errors import ConfigError, Location
 from receiver.configuration.loader import default_config_text
@@ -53,12 +42,26 @@ from receiver.configuration.service import (
     parse_component_id,
     pipeline_signal,
 )
+from receiver.configuration.tls import TLSClientConfig, TLSServerConfig
 from receiver.configuration.units import format_duration, parse_duration, parse_size
 from receiver.discovery.config import DiscoveryConfig, DiscoveryRule
 from receiver.distribution import builtin_registry, default_registry
+from receiver.exporters.config import (
+    DebugExporterConfig,
+    OtlpExporterConfig,
+    OtlpHttpExporterConfig,
+    PrometheusExporterConfig,
+    QueueBatchConfig,
+    QueueConfig,
+    RetryConfig,
+)
 from receiver.extensions.health_check import HealthCheckExtensionConfig
 from receiver.processors.batch import BatchProcessorConfig
-from receiver.receivers.ebpf.config import PROTOCOL_NAMES, EbpfReceiverConfig, ProtocolConfig
+from receiver.receivers.ebpf.config import (
+    PROTOCOL_NAMES,
+    EbpfReceiverConfig,
+    ProtocolConfig,
+)
 from receiver.telemetry.network_config import NetworkMetricsConfig
 
 # (kind, type) → config class of every built-in component type: what docs/configuration.md describes.

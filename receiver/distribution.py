@@ -6,8 +6,13 @@
 
 from __future__ import annotations
 
-from receiver.component import ComponentRegistry, CreateSettings, Factory, ReceiverConsumers
-from receiver.configuration.components import (
+from receiver.component import (
+    ComponentRegistry,
+    CreateSettings,
+    Factory,
+    ReceiverConsumers,
+)
+from receiver.exporters.config import (
     DebugExporterConfig,
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
@@ -18,13 +23,18 @@ from receiver.exporters.exporter_metrics import ExporterMetrics
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
 from receiver.exporters.prometheus import PrometheusExporter
-from receiver.extensions.health_check import HealthCheckExtension, HealthCheckExtensionConfig
+from receiver.extensions.health_check import (
+    HealthCheckExtension,
+    HealthCheckExtensionConfig,
+)
 from receiver.processors.batch import BatchProcessor, BatchProcessorConfig
 from receiver.receivers.ebpf.config import EbpfReceiverConfig
 
 
 def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: ReceiverConsumers):
-    from receiver.receivers.ebpf.receiver import EbpfReceiver  # loads cffi/libbpf: only when used
+    from receiver.receivers.ebpf.receiver import (
+        EbpfReceiver,  # loads cffi/libbpf: only when used
+    )
 
     receiver = EbpfReceiver(
         config,

@@ -26,7 +26,7 @@ from receiver.component import ComponentRegistry, CreateSettings, ReceiverConsum
 from receiver.config import AgentConfig, parse_component_id, pipeline_signal
 from receiver.distribution import default_registry
 from receiver.telemetry.red_metrics import RedMetrics
-from receiver.telemetry.self_metrics import SelfMetrics, agent_resource
+from receiver.component.self_metrics import SelfMetrics, agent_resource
 from receiver.telemetry.service_graph import ServiceGraph
 
 log = logging.getLogger(__name__)

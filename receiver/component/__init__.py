@@ -52,7 +52,7 @@ class CreateSettings:
     """Handed to every ``create``: who the component is and what it may use."""
 
     id: str  # the configured id, "otlp/vendor"
-    self_metrics: Any  # receiver.telemetry.self_metrics.SelfMetrics: the agent's own metrics registry
+    self_metrics: Any  # receiver.component.self_metrics.SelfMetrics: the agent's own metrics registry
     host: Host
 
 

@@ -39,10 +39,11 @@ from receiver.capture.events import ConnEvent, DataEvent
 from receiver.connections.netns import NetnsResolver, is_loopback
 from receiver.connections.peers import LocalPeers
 from receiver.connections.tls_records import is_tls_record
-from receiver.model.endpoints import Role, Tuple
+from receiver.model.endpoints import Direction, Role, Tuple
 
 
 _SERVER = int(Role.SERVER)
+_INGRESS = int(Direction.INGRESS)
 
 
 @dataclass(slots=True)
@@ -151,7 +152,7 @@ class ConnectionTracker:
         d = ev.direction
         if c.protocol != "":  # "": the protocol stage gave up on this connection
             self._sink.on_bytes(c, d, payload, ev.ts_exit_ns, ev.total_len, tid, ev.cgroup_id)
-        if d == 1 and self._on_server_ingress is not None and (c.kernel_role == _SERVER or c.learned_role == _SERVER):
+        if d == _INGRESS and self._on_server_ingress is not None and (c.kernel_role == _SERVER or c.learned_role == _SERVER):
             self._on_server_ingress(ev.pid, tid, conn_id, ev.ts_exit_ns)
 
     def on_conn(self, ev: ConnEvent, is_close: bool) -> None:
@@ -166,7 +167,7 @@ class ConnectionTracker:
 
     def _ingress(self, c: Connection, ev: DataEvent) -> None:
         """Report a read of a server connection whose bytes are not parsed (still a request)."""
-        if ev.direction == 1 and self._on_server_ingress is not None and c.is_server:
+        if ev.direction == _INGRESS and self._on_server_ingress is not None and c.is_server:
             self._on_server_ingress(ev.pid, ev.tid, ev.conn_id, ev.ts_exit_ns)
 
     def get(self, conn_id: int) -> Connection | None:

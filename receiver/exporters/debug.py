@@ -17,12 +17,12 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from receiver.exporters.signals import Signal, count_items
+from receiver.model.signals import Signal, count_items
 from receiver.model.telemetry import LogRecord, Metric, MetricKind, Span
 
 if TYPE_CHECKING:
-    from receiver.config import DebugExporterConfig
-    from receiver.telemetry.self_metrics import SelfMetrics
+    from receiver.component.self_metrics import SelfMetrics
+    from receiver.exporters.config import DebugExporterConfig
 
 VERBOSITIES = ("basic", "normal", "detailed")
 

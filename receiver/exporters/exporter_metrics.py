@@ -1,6 +1,6 @@
 """The sending queue's own metrics, and the per-signal counter children it updates.
 
-Items are counted in :class:`~receiver.telemetry.self_metrics.SelfMetrics`' exporter counters
+Items are counted in :class:`~receiver.component.self_metrics.SelfMetrics`' exporter counters
 (``exporter_sent_items``, ``exporter_failed_items{reason}``, ``exporter_dropped_items{reason}``,
 ``exporter_retries``); every item a sender accepts ends up in exactly one of the first three.
 :class:`ExporterMetrics` adds what the per-signal queues and request splitting need:
@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge
 
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 
 if TYPE_CHECKING:
-    from receiver.telemetry.self_metrics import SelfMetrics
+    from receiver.component.self_metrics import SelfMetrics
 
 _PREFIX = "ebpf_receiver_"
 

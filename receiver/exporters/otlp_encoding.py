@@ -22,14 +22,20 @@ from __future__ import annotations
 import math
 from typing import Callable, Iterable
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from receiver import __version__
 from receiver.exporters.errors import PermanentExportError
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 from receiver.model.telemetry import LogRecord, Metric, MetricKind, Resource, Span
 
 SCOPE_NAME = "ebpf-receiver"

@@ -33,23 +33,35 @@ import threading
 from typing import TYPE_CHECKING, Callable
 
 import grpc
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceResponse,
+)
 
 from receiver import __version__
 from receiver.configuration.secrets import redact, secret_fragments
-from receiver.exporters.errors import ExportError, PermanentExportError, RequestTooLargeError, RetryableExportError
+from receiver.exporters.errors import (
+    ExportError,
+    PermanentExportError,
+    RequestTooLargeError,
+    RetryableExportError,
+)
 from receiver.exporters.otlp_encoding import rejected_items
 from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.rpc_status import parse_status
 from receiver.exporters.sending_queue import QueuedRetryingSender
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 
 if TYPE_CHECKING:
-    from receiver.config import OtlpExporterConfig, TLSClientConfig
+    from receiver.component.self_metrics import SelfMetrics
+    from receiver.configuration.tls import TLSClientConfig
+    from receiver.exporters.config import OtlpExporterConfig
     from receiver.exporters.exporter_metrics import ExporterMetrics
-    from receiver.telemetry.self_metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 

@@ -35,29 +35,39 @@ import time
 from typing import TYPE_CHECKING
 
 import requests
-from requests.adapters import HTTPAdapter
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest, ExportLogsServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from requests.adapters import HTTPAdapter
 
 from receiver import __version__
 from receiver.configuration.secrets import redact, secret_fragments
-from receiver.exporters.errors import PermanentExportError, RequestTooLargeError, RetryableExportError
+from receiver.exporters.errors import (
+    PermanentExportError,
+    RequestTooLargeError,
+    RetryableExportError,
+)
 from receiver.exporters.otlp_encoding import rejected_items
 from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.rpc_status import parse_status
 from receiver.exporters.sending_queue import QueuedRetryingSender
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 
 if TYPE_CHECKING:
-    from receiver.config import OtlpHttpExporterConfig
+    from receiver.component.self_metrics import SelfMetrics
+    from receiver.exporters.config import OtlpHttpExporterConfig
     from receiver.exporters.exporter_metrics import ExporterMetrics
-    from receiver.telemetry.self_metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 

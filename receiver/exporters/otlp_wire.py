@@ -33,9 +33,18 @@ from operator import attrgetter
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from google.protobuf.descriptor import FieldDescriptor
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+)
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as LogRecordProto
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as ResourceProto
@@ -43,7 +52,6 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, St
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from receiver.exporters.errors import PermanentExportError
-from receiver.exporters.signals import Signal
 from receiver.exporters.otlp_encoding import (
     SCOPE_NAME,
     SCOPE_VERSION,
@@ -53,7 +61,15 @@ from receiver.exporters.otlp_encoding import (
     set_any_value,
     set_attributes,
 )
-from receiver.model.telemetry import LogRecord, Resource, SeverityNumber, Span, SpanKind, StatusCode
+from receiver.model.signals import Signal
+from receiver.model.telemetry import (
+    LogRecord,
+    Resource,
+    SeverityNumber,
+    Span,
+    SpanKind,
+    StatusCode,
+)
 
 # -- wire primitives ------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 
 log = logging.getLogger(__name__)
 

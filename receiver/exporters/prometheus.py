@@ -40,7 +40,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest, gzip_accepted
+from prometheus_client.exposition import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    choose_encoder,
+    generate_latest,
+    gzip_accepted,
+)
 from prometheus_client.metrics_core import Metric as PromMetric
 from prometheus_client.samples import Exemplar as PromExemplar
 from prometheus_client.utils import floatToGoString
@@ -49,7 +54,8 @@ from receiver.exporters.otlp_encoding import SCOPE_NAME, SCOPE_VERSION
 from receiver.model.telemetry import Metric, MetricKind, Resource
 
 if TYPE_CHECKING:
-    from receiver.config import PrometheusExporterConfig, TLSServerConfig
+    from receiver.configuration.tls import TLSServerConfig
+    from receiver.exporters.config import PrometheusExporterConfig
 
 log = logging.getLogger(__name__)
 

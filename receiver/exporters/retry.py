@@ -12,7 +12,7 @@ import random
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from receiver.config import RetryConfig
+    from receiver.exporters.config import RetryConfig
 
 RANDOMIZATION_FACTOR = 0.5  # the Collector's default: each delay is drawn from interval * [0.5, 1.5]
 

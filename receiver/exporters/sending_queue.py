@@ -45,7 +45,7 @@ it into what the pipeline calls (``consume_*``):
   retries included), as the Collector does.
 
 Accounting: every item given to ``consume_*`` ends up in exactly one counter of
-:class:`~receiver.telemetry.self_metrics.SelfMetrics` — sent, failed (``permanent``,
+:class:`~receiver.component.self_metrics.SelfMetrics` — sent, failed (``permanent``,
 ``retries_exhausted``, ``rejected``, ``too_large``) or dropped (``queue_full``, ``shutdown``,
 ``storage_error``) — or, with a persistent queue, stays on disk for the next start.
 
@@ -65,18 +65,22 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from receiver.exporters.errors import PermanentExportError, RequestTooLargeError, RetryableExportError
+from receiver.exporters.errors import (
+    PermanentExportError,
+    RequestTooLargeError,
+    RetryableExportError,
+)
 from receiver.exporters.exporter_metrics import ExporterMetrics, SignalCounters
 from receiver.exporters.otlp_split import RequestPart, split_request
 from receiver.exporters.persistent_queue import BatchStorage, exporter_directory
 from receiver.exporters.retry import next_delay
 from receiver.exporters.signal_queue import QueueEntry, SignalQueue
-from receiver.exporters.signals import Signal, count_items
+from receiver.model.signals import Signal, count_items
 
 if TYPE_CHECKING:
-    from receiver.config import QueueConfig, RetryConfig
+    from receiver.component.self_metrics import SelfMetrics
+    from receiver.exporters.config import QueueConfig, RetryConfig
     from receiver.model.telemetry import LogRecord, Metric, Span
-    from receiver.telemetry.self_metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 if TYPE_CHECKING:
     from receiver.exporters.persistent_queue import StoredBatch
-    from receiver.exporters.signals import Signal
+    from receiver.model.signals import Signal
 
 
 class QueueEntry:

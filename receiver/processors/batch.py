@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 from receiver.configuration.section import ConfigSection, setting
-from receiver.exporters.signals import Signal, TelemetryConsumer
+from receiver.model.signals import Signal, TelemetryConsumer
 
 if TYPE_CHECKING:
     from receiver.model.telemetry import LogRecord, Metric, Span
-    from receiver.telemetry.self_metrics import SelfMetrics
+    from receiver.component.self_metrics import SelfMetrics
 
 log = logging.getLogger(__name__)
 

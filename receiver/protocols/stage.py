@@ -24,8 +24,8 @@ from receiver.model.endpoints import Direction, Role, Tuple
 from receiver.model.transaction import TrackedTransaction, Transaction
 from receiver.protocols.registry import ProtocolRegistry
 
-_DIRECTIONS = (Direction.EGRESS, Direction.INGRESS)  # by value (Direction(d) is slower)
-_ROLES = (Role.UNKNOWN, Role.CLIENT, Role.SERVER)
+_DIRECTIONS = tuple(sorted(Direction))  # by value (Direction(d) is slower)
+_ROLES = tuple(sorted(Role))  # by value
 
 
 class ParsedConnection(Protocol):
@@ -80,7 +80,7 @@ class ProtocolStage:
     def on_bytes(self, c: ParsedConnection, direction: int, payload: bytes, ts_ns: int, total_len: int, tid: int,
                  cgroup_id: int) -> None:
         session = c.session
-        d = _DIRECTIONS[direction] if direction == 0 or direction == 1 else Direction(direction)
+        d = _DIRECTIONS[direction] if 0 <= direction <= 1 else Direction(direction)
         if session is None:
             if c.protocol == "":  # already given up on this connection
                 return
@@ -97,7 +97,7 @@ class ProtocolStage:
                 return
             c.protocol = proto
             role = c.kernel_role
-            session = c.session = registry.new_session(proto, kernel_role=_ROLES[role] if 0 <= role <= 2 else Role(role))
+            session = c.session = registry.new_session(proto, kernel_role=_ROLES[role] if 0 <= role < len(_ROLES) else Role(role))
         before = session.parse_errors
         txs = session.feed(d, payload, ts_ns, total_len)
         if session.parse_errors != before:

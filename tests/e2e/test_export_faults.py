@@ -20,7 +20,7 @@ from receiver.config import OtlpExporterConfig, OtlpHttpExporterConfig, QueueCon
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
 from receiver.model.telemetry import Resource, Span, SpanKind
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 from tests.support.ports import free_port, wait_until
 from tests.unit.exporters.otlp_sinks import start_grpc_sink, start_http_sink
 

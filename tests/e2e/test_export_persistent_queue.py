@@ -45,7 +45,7 @@ def exporter_from_config(config_path: str, exporter_id: str):
 
     from receiver.exporters.otlp_grpc import OtlpGrpcExporter
     from receiver.exporters.otlp_http import OtlpHttpExporter
-    from receiver.telemetry.self_metrics import SelfMetrics
+    from receiver.component.self_metrics import SelfMetrics
 
     config = load_config([config_path])
     metrics = SelfMetrics(CollectorRegistry())

@@ -21,7 +21,7 @@ from receiver.config import PrometheusExporterConfig
 from receiver.exporters.prometheus import PrometheusExporter
 from receiver.model.telemetry import Resource
 from receiver.telemetry.red_metrics import RedMetrics
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 from tests.support.ports import free_port, wait_until
 
 pytestmark = pytest.mark.e2e

@@ -26,8 +26,8 @@ from receiver.config import OtlpExporterConfig, OtlpHttpExporterConfig, QueueBat
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
 from receiver.exporters.otlp_wire import OtlpWireEncoder
-from receiver.exporters.signals import Signal
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.model.signals import Signal
+from receiver.component.self_metrics import SelfMetrics
 from tests.support.ports import free_port, wait_until
 from tests.support.rotel import RotelCollector
 from tests.unit.exporters.otlp_items import batch_ids, make_items

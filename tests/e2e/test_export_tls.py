@@ -18,7 +18,7 @@ from receiver.config import load_config_text
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
 from receiver.model.telemetry import Resource, Span, SpanKind
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 from tests.support.agent import agent_command
 from tests.unit.exporters.otlp_sinks import (
     TlsFiles,

@@ -13,7 +13,7 @@ from receiver.exporters.otlp_grpc import OtlpGrpcExporter
 from receiver.exporters.otlp_http import OtlpHttpExporter
 from receiver.model.telemetry import LogRecord, Resource, SeverityNumber, Span, SpanKind, StatusCode
 from receiver.telemetry.red_metrics import RedMetrics
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 from tests.support.ports import wait_until
 from tests.support.rotel import RotelCollector
 

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 from receiver.model.telemetry import LogRecord, Metric, MetricKind, Resource, SeverityNumber, Span, SpanKind, SumPoint
 
 RES = Resource.from_dict({"service.name": "items-test", "service.instance.id": "i-1"})

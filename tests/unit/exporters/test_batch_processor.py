@@ -9,10 +9,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.config import BatchProcessorConfig
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 from receiver.processors.batch import BatchProcessor, take_items
 from receiver.model.telemetry import Metric, MetricKind, SumPoint
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 
 
 

@@ -21,7 +21,7 @@ from receiver.model.telemetry import (
     SpanKind,
     StatusCode,
 )
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 
 
 RES = Resource.from_dict({"service.name": "api"})

@@ -1,4 +1,4 @@
-"""Validation rules on exporter settings (receiver/configuration/components.py)."""
+"""Validation rules on exporter settings (receiver/exporters/config.py)."""
 
 from __future__ import annotations
 

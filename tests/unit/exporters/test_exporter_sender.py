@@ -20,9 +20,9 @@ from receiver.config import QueueConfig, RetryConfig
 from receiver.exporters.errors import PermanentExportError, RetryableExportError
 from receiver.exporters.retry import backoff_interval
 from receiver.exporters.sending_queue import QueuedRetryingSender
-from receiver.exporters.signals import Signal, count_items
+from receiver.model.signals import Signal, count_items
 from receiver.model.telemetry import HistogramPoint, Metric, MetricKind, SumPoint
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 
 
 FAST_RETRY = RetryConfig(initial_interval=0.01, max_interval=0.02, multiplier=2.0, max_elapsed_time=5.0)

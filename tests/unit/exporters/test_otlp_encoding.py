@@ -13,7 +13,7 @@ import pytest
 
 from receiver import __version__
 from receiver.exporters.errors import PermanentExportError
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 from receiver.exporters.otlp_encoding import (
     encode_logs,
     encode_metrics,

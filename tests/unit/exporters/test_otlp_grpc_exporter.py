@@ -15,9 +15,9 @@ from receiver.exporters.errors import PermanentExportError, RequestTooLargeError
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter, classify_rpc_error, parse_grpc_endpoint
 from receiver.exporters.rpc_status import parse_status_minimal, parse_status_protobuf
 from receiver.model.telemetry import LogRecord, Resource, Span, SpanKind
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 from receiver.config import QueueBatchConfig, QueueConfig
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 from tests.unit.exporters.otlp_items import batch_ids, make_items, request_ids
 from tests.unit.exporters.otlp_sinks import grpc_server_credentials, start_grpc_sink, status_details
 

@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry
 from receiver.config import OtlpHttpExporterConfig, RetryConfig, TLSClientConfig
 from receiver.exporters.otlp_http import OtlpHttpExporter, parse_retry_after, to_otlp_json
 from receiver.exporters.otlp_encoding import encode_traces
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 from receiver.model.telemetry import LogRecord, Metric, MetricKind, Resource, Span, SpanKind, SumPoint
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 from receiver.config import QueueConfig
 from tests.unit.exporters.otlp_items import batch_ids, make_items, request_ids
 from tests.unit.exporters.otlp_sinks import start_http_sink

@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from receiver.exporters.errors import PermanentExportError
 from receiver.exporters.otlp_split import count_request_items, parse_request, split_request
 from receiver.exporters.otlp_wire import OtlpWireEncoder
-from receiver.exporters.signals import Signal, count_items
+from receiver.model.signals import Signal, count_items
 from tests.unit.exporters.otlp_items import OTHER_RES, RES, batch_ids, make_items, request_ids
 
 

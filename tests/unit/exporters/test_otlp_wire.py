@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from receiver.exporters import otlp_wire
 from receiver.exporters.errors import PermanentExportError
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 from receiver.exporters.otlp_encoding import encode_logs, encode_metrics, encode_request, encode_traces
 from receiver.exporters.otlp_wire import KeyValueFields, OtlpWireEncoder, field_tag, varint
 from receiver.model.telemetry import (

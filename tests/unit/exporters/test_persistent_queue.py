@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from receiver.config import QueueConfig, RetryConfig
 from receiver.exporters.errors import PermanentExportError, RetryableExportError
 from receiver.exporters.sending_queue import QueuedRetryingSender
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 from receiver.exporters.persistent_queue import (
     HEADER,
     BatchStorage,
@@ -22,7 +22,7 @@ from receiver.exporters.persistent_queue import (
     encode_batch,
     exporter_directory,
 )
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 
 FAST_RETRY = RetryConfig(initial_interval=0.01, max_interval=0.02, multiplier=2.0, max_elapsed_time=5.0)
 

@@ -21,7 +21,7 @@ from receiver.exporters.prometheus import (
 )
 from receiver.model.telemetry import Metric, MetricKind, Resource, SumPoint
 from receiver.telemetry.red_metrics import RedMetrics
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"

@@ -12,7 +12,7 @@ from receiver.config import load_config_text
 from receiver.exporters.otlp_encoding import encode_metrics
 from receiver.pipeline import Agent
 from receiver.model.telemetry import MetricKind, Resource
-from receiver.telemetry.self_metrics import AGENT_SERVICE_NAME, SelfMetrics, agent_resource, families_to_metrics
+from receiver.component.self_metrics import AGENT_SERVICE_NAME, SelfMetrics, agent_resource, families_to_metrics
 
 RES = Resource.from_dict({"service.name": "ebpf-receiver"})
 

@@ -20,9 +20,9 @@ from receiver.exporters.exporter_metrics import DROPPED_REASONS, FAILED_REASONS,
 from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.persistent_queue import exporter_directory
 from receiver.exporters.sending_queue import QueuedRetryingSender
-from receiver.exporters.signals import Signal, count_items
+from receiver.model.signals import Signal, count_items
 from receiver.model.telemetry import Resource
-from receiver.telemetry.self_metrics import SelfMetrics
+from receiver.component.self_metrics import SelfMetrics
 from tests.unit.exporters.otlp_items import batch_ids, make_items, make_metrics, make_spans, request_ids
 
 FAST_RETRY = RetryConfig(initial_interval=0.005, max_interval=0.01, multiplier=2.0, max_elapsed_time=2.0)

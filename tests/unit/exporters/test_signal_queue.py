@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from receiver.exporters.signal_queue import QueueEntry, SignalQueue
-from receiver.exporters.signals import Signal
+from receiver.model.signals import Signal
 
 
 def entry(size: int, items: int = 1) -> QueueEntry:

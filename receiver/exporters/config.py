@@ -1,9 +1,6 @@
-"""Settings blocks shared by several components (TLS clients and servers), and the exporters'
-settings (sending queue, retries, per-exporter configs).
-
-Defaults live in these dataclasses and nowhere else.  Each component type's config class is
-registered with its factory (:mod:`receiver.component`, :mod:`receiver.distribution`).
-"""
+"""Settings of the exporters (``exporters: {otlp: ..., otlphttp: ..., debug: ..., prometheus: ...}``)
+and of the sending queue and retries they share (the Collector's exporterhelper).  Defaults live
+in these dataclasses and nowhere else."""
 
 from __future__ import annotations
 
@@ -17,53 +14,13 @@ from receiver.configuration.checks import (
     host_port,
     http_url,
     metric_namespace,
-    readable_file,
 )
 from receiver.configuration.mappings import SecretMap
 from receiver.configuration.section import ConfigSection, setting
+from receiver.configuration.tls import TLSClientConfig, TLSServerConfig
 
 KIB = 1024
 MIB = 1024 * KIB
-
-# --- shared blocks -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TLSClientConfig(ConfigSection):
-    insecure: bool = setting(False, "Send in plaintext, without TLS.")
-    ca_file: str | None = setting(
-        None, "CA certificate (PEM) that verifies the server; the system roots when unset.", check=readable_file
-    )
-    cert_file: str | None = setting(
-        None, "Client certificate (PEM) for mutual TLS; set together with key_file.", check=readable_file
-    )
-    key_file: str | None = setting(
-        None, "Client private key (PEM) for mutual TLS; set together with cert_file.", check=readable_file
-    )
-    insecure_skip_verify: bool = setting(
-        False, "Use TLS but do not verify the server's certificate (testing only)."
-    )
-
-    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
-        if self.cert_file and not self.key_file:
-            yield "cert_file", "cert_file needs key_file (mutual TLS uses both)"
-        if self.key_file and not self.cert_file:
-            yield "key_file", "key_file needs cert_file (mutual TLS uses both)"
-
-
-@dataclass(frozen=True, slots=True)
-class TLSServerConfig(ConfigSection):
-    cert_file: str | None = setting(None, "Server certificate (PEM); required.", check=readable_file)
-    key_file: str | None = setting(None, "Server private key (PEM); required.", check=readable_file)
-    client_ca_file: str | None = setting(
-        None, "CA certificate (PEM) that clients must present a certificate from (mutual TLS).",
-        check=readable_file,
-    )
-
-    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
-        for name in ("cert_file", "key_file"):
-            if not getattr(self, name):
-                yield name, f"{name} is required when tls is configured"
 
 
 # --- exporter sending queue and retries (the Collector's exporterhelper) -----------------------
@@ -226,6 +183,3 @@ class PrometheusExporterConfig(ConfigSection):
     tls: TLSServerConfig | None = setting(None, "Serve https instead of http.")
     namespace: str = setting("", "Prefix added (with '_') to every metric name.", check=metric_namespace)
     enable_open_metrics: bool = setting(True, "Offer the OpenMetrics format (exemplars) to scrapers that ask.")
-
-
-# --- extensions ------------------------------------------------------------------------------

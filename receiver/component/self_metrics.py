@@ -83,14 +83,17 @@ class SelfMetrics:
     * ``exporter_failed_items_total{reason}`` — items an export attempt was made for and that
       did not arrive: ``permanent`` (non-retryable error), ``retries_exhausted`` (retryable
       error, but retrying was disabled or ``max_elapsed_time`` passed), ``rejected`` (the
-      backend answered with a partial success rejecting them);
+      backend answered with a partial success rejecting them), ``too_large`` (one item larger
+      than the backend accepts in a request, even alone);
     * ``exporter_dropped_items_total{reason}`` — items never (fully) attempted:
       ``queue_full`` (evicted from a full sending queue), ``shutdown`` (still queued or
       backing off when shutdown ran out of time, or offered after shutdown; a persistent
       queue keeps such batches on disk instead), ``storage_error`` (the persistent queue
       could not write or read the batch);
     * ``exporter_retries_total`` — retry attempts (one per re-send of a batch);
-    * ``exporter_queue_size`` / ``exporter_queue_capacity`` — batches queued / the bound.
+    * ``exporter_queue_size`` / ``exporter_queue_capacity`` — what the signal queues of an
+      exporter hold together / their bound, in the unit of ``sending_queue.sizer`` (per signal:
+      ``exporter_signal_queue_size``/``_capacity``, :mod:`receiver.exporters.exporter_metrics`).
 
     Batch processor: ``processor_batch_sends_total{signal,trigger}`` with trigger ``size``,
     ``timeout`` or ``shutdown``.
@@ -110,7 +113,7 @@ class SelfMetrics:
         )
         self.exporter_failed_items = Counter(
             _PREFIX + "exporter_failed_items",
-            "Items whose export was attempted and failed (permanent, retries_exhausted, rejected).",
+            "Items whose export was attempted and failed (permanent, retries_exhausted, rejected, too_large).",
             ["exporter", "signal", "reason"],
             registry=r,
         )
@@ -128,13 +131,13 @@ class SelfMetrics:
         )
         self.exporter_queue_size = Gauge(
             _PREFIX + "exporter_queue_size",
-            "Batches currently waiting in the exporter's sending queue.",
+            "What the exporter's signal queues hold together, in the unit of sending_queue.sizer.",
             ["exporter"],
             registry=r,
         )
         self.exporter_queue_capacity = Gauge(
             _PREFIX + "exporter_queue_capacity",
-            "Capacity of the exporter's sending queue, in batches.",
+            "Capacity of the exporter's signal queues together, in the unit of sending_queue.sizer.",
             ["exporter"],
             registry=r,
         )
