@@ -180,12 +180,16 @@ class RabbitMqServer(_Server):
 class DnsmasqServer(_Server):
     """dnsmasq as an authoritative-only resolver on 127.0.0.1 (UDP and TCP on one free port): no
     upstream, no /etc/hosts, no resolv.conf.  ``records`` maps names to IPv4 addresses (A), and
-    every name also gets ``::1`` (AAAA) and a TXT record; names under ``.test`` it does not know
-    are NXDOMAIN (``local=/test/``)."""
+    every name also gets ``::1`` (AAAA) and a TXT record; ``txt_records`` adds TXT records; names
+    under ``.test`` it does not know are NXDOMAIN (``local=/test/``), others REFUSED (no
+    upstream)."""
 
-    def __init__(self, workdir: Path, records: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, records: dict[str, str] | None = None, txt_records: dict[str, list[str]] | None = None
+    ) -> None:
         super().__init__(workdir)
         self.records = records or {"alpha.test": "10.1.0.1", "beta.test": "10.1.0.2", "gamma.test": "10.1.0.3"}
+        self.txt_records = txt_records or {}
 
     def start(self) -> None:
         self.port = _free_udp_and_tcp_port()
@@ -197,6 +201,8 @@ class DnsmasqServer(_Server):
         ]
         for name, address in self.records.items():
             lines += [f"address=/{name}/{address}", f"address=/{name}/::1", f'txt-record={name},"erx"']
+        for name, texts in self.txt_records.items():
+            lines += [f'txt-record={name},"{text}"' for text in texts]
         conf.write_text("\n".join(lines) + "\n")
         log = open(self.workdir / "dnsmasq.log", "wb")
         self.proc = subprocess.Popen([DNSMASQ, "-k", "-C", str(conf)], stdout=log, stderr=subprocess.STDOUT)
