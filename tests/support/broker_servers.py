@@ -89,12 +89,17 @@ class MemcachedServer(_Server):
 
 
 class NatsServer(_Server):
-    """nats-server on 127.0.0.1, no monitoring port, a config file in the work dir."""
+    """nats-server on 127.0.0.1, no monitoring port, a config file in the work dir
+    (``extra_config`` is appended to it: accounts, authorization...)."""
+
+    def __init__(self, workdir: Path, extra_config: str = "") -> None:
+        super().__init__(workdir)
+        self.extra_config = extra_config
 
     def start(self) -> None:
         self.port = free_port()
         conf = self.workdir / "nats.conf"
-        conf.write_text(f'listen: "{HOST}:{self.port}"\nmax_payload: 1048576\n')
+        conf.write_text(f'listen: "{HOST}:{self.port}"\nmax_payload: 1048576\n{self.extra_config}\n')
         log = open(self.workdir / "nats.log", "wb")
         self.proc = subprocess.Popen([NATS_SERVER, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
         log.close()
