@@ -111,8 +111,8 @@ class NatsServer(_Server):
 
 
 class RabbitMqServer(_Server):
-    """rabbitmq-server as a node of its own (own node name, AMQP and distribution ports, data and
-    log dirs, Erlang cookie) listening on 127.0.0.1; user ``guest``/``guest``.  Starting takes a
+    """rabbitmq-server as a node of its own (own node name, AMQP, distribution and epmd ports, data
+    and log dirs, Erlang cookie) listening on 127.0.0.1; user ``guest``/``guest``.  Starting takes a
     few seconds (the Erlang VM boots)."""
 
     START_TIMEOUT = 90.0
@@ -120,6 +120,7 @@ class RabbitMqServer(_Server):
     def start(self) -> None:
         self.port = free_port()
         dist_port = free_port()
+        self.epmd_port = free_port()  # an epmd of its own, stopped with the node
         self.node = f"erx{self.port}@localhost"
         base = self.workdir / "rabbitmq"
         for d in ("mnesia", "log", "home"):
@@ -146,6 +147,7 @@ class RabbitMqServer(_Server):
             "RABBITMQ_LOG_BASE": str(base / "log"),
             "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
             "ERL_EPMD_ADDRESS": HOST,
+            "ERL_EPMD_PORT": str(self.epmd_port),
         }
         log = open(base / "server.out", "wb")
         self.proc = subprocess.Popen(
@@ -174,6 +176,10 @@ class RabbitMqServer(_Server):
                            capture_output=True, timeout=60)
         _stop(self.proc, grace=30)
         self.proc = None
+        if getattr(self, "epmd_port", None):
+            epmd = shutil.which("epmd") or "/usr/bin/epmd"
+            subprocess.run([epmd, "-port", str(self.epmd_port), "-kill"], env=self.env, capture_output=True,
+                           timeout=10)
 
     @property
     def version(self) -> str:

@@ -388,6 +388,8 @@ class AmqpSession:
             if name in CONTENT_METHODS:
                 if len(contents) < MAX_CHANNELS:
                     contents[channel] = _Content(name, args, start, wire, cut)
+                else:
+                    self.dropped_requests += 1
                 return
             self._command(direction, _command(name, channel, args, None, wire, cut), start, end)
             return

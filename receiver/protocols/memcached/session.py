@@ -296,9 +296,9 @@ class MemcachedSession:
             return
         current = self._open[direction]
         self._open[direction] = None
-        if direction == self._request_dir:
-            self._stitcher.request_lost()
-        elif current is not None:  # what was read of it still answers its request
+        # A request cut by the loss is gone (its reply, if any, will be unmatched or paired with a
+        # later request: counted in capture_gaps); a reply cut by it still answers its request.
+        if direction != self._request_dir and current is not None:
             current.truncated = True
             self._finish_reply(current, ts)
 

@@ -86,15 +86,6 @@ class MemcachedStitcher:
         while queue and queue[0].request.noreply:  # the no-reply requests it was waiting for
             out.append(self._transaction(queue.popleft(), None))
 
-    def request_lost(self) -> None:
-        """A request's bytes were lost: its reply will come unannounced (counted)."""
-
-    def reply_lost(self) -> None:
-        """A reply's bytes were lost: the oldest pending request will never see it."""
-        if self.pending:
-            self.pending.popleft()
-            self.dropped_requests += 1
-
     def close(self, out: list[Transaction]) -> None:
         while self.pending:
             head = self.pending.popleft()
