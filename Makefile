@@ -30,11 +30,13 @@ deps:
 deps-test:
 	@scripts/install-deps.sh test
 
-# The venv is rebuilt only when pyproject.toml changes.
+# The venv is rebuilt only when pyproject.toml (or a bundled plug-in's) changes.  Protocol
+# plug-ins that ship in this repository (plugins/*) are installed editable next to the agent.
+PLUGINS := plugins/nats
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' $(addprefix -e ,$(PLUGINS))
 	@touch $@
 
 # The bench extra on top of the test venv, reinstalled when pyproject.toml changes.

@@ -7,6 +7,7 @@ profile=${1:-run}
 
 run_pkgs=(clang llvm libbpf-dev libbpf1 bpftool make python3-venv ca-certificates)
 test_pkgs=(nginx-light redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client
+           memcached nats-server rabbitmq-server dnsmasq
            prometheus curl wrk openssl iproute2 conntrack iptables procps iputils-ping)
 
 pkgs=("${run_pkgs[@]}")

@@ -107,3 +107,70 @@ class RecordingProxy:
 
 
 # -- servers ---------------------------------------------------------------------------------
+
+
+class UdpRecordingProxy:
+    """UDP relay on 127.0.0.1 that records each client's datagrams and the server's answers, in
+    order, per client address (one "connection" per client socket): client ↔ proxy ↔ server."""
+
+    def __init__(self, upstream_port: int, timeout: float = TIMEOUT) -> None:
+        self.upstream_port = upstream_port
+        self.timeout = timeout
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST, 0))
+        self.port = self.sock.getsockname()[1]
+        self._lock = threading.Lock()
+        self._flows: dict[tuple, list[tuple[str, bytes]]] = {}  # client address → datagrams
+        self._order: list[tuple] = []
+        self._upstreams: dict[tuple, socket.socket] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self.sock, selectors.EVENT_READ, None)
+        while not self._stop.is_set():
+            for key, _ in selector.select(timeout=0.2):
+                src = key.fileobj
+                try:
+                    data, addr = src.recvfrom(65535)  # type: ignore[union-attr]
+                except OSError:
+                    continue
+                with self._lock:
+                    if key.data is None:  # from a client
+                        up = self._upstreams.get(addr)
+                        if up is None:
+                            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                            up.connect((HOST, self.upstream_port))
+                            self._upstreams[addr] = up
+                            self._flows[addr] = []
+                            self._order.append(addr)
+                            selector.register(up, selectors.EVENT_READ, addr)
+                        self._flows[addr].append(("c2s", data))
+                        with contextlib.suppress(OSError):
+                            up.send(data)
+                    else:  # from the server, for client key.data
+                        self._flows[key.data].append(("s2c", data))
+                        with contextlib.suppress(OSError):
+                            self.sock.sendto(data, key.data)
+        selector.close()
+
+    def take(self, flows: int, settle: float = 0.3) -> list[list[tuple[str, bytes]]]:
+        """The datagrams of the first ``flows`` client sockets (after ``settle`` seconds of quiet),
+        forgotten afterwards."""
+        time.sleep(settle)
+        with self._lock:
+            if len(self._order) != flows:
+                raise RuntimeError(f"expected {flows} client socket(s), saw {len(self._order)}")
+            out = [list(self._flows[a]) for a in self._order]
+            self._order.clear()
+            self._flows.clear()
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+        for up in self._upstreams.values():
+            up.close()

@@ -1,8 +1,19 @@
-"""Protocol inference: do the first bytes of a direction look like Redis (RESP)?"""
+"""Protocol inference: do the first bytes of a direction look like Redis (RESP)?
+
+Clients (redis-cli, redis-py, every driver) send RESP arrays; inline commands are what a person
+types.  Two line protocols look like inline commands: memcached's text protocol (``set k 0 0 5``,
+``get k``, ``incr k 1``: lower-case, and memcached knows no upper-case command) and NATS (``INFO
+{...}`` from the server, ``CONNECT {...}`` from the client).  :func:`detection` says ``NO`` to
+their shapes and ``MAYBE`` to an inline line both Redis and memcached would take (``get k``): the
+reply tells them apart.  :func:`detect` is true only for ``YES``.
+"""
 
 from __future__ import annotations
 
 import re
+
+from receiver.protocols.api import Detection
+from receiver.protocols.base import Direction
 
 from .commands import KNOWN_COMMANDS
 
@@ -22,7 +33,45 @@ _REPLY = re.compile(
 )
 
 
+# memcached's storage line: <cmd> <key> <flags> <exptime> <bytes> [cas] [noreply] — numeric fields
+# a Redis SET never has in that order; and commands whose lower-case form memcached shares.
+_MEMCACHED_STORAGE = re.compile(
+    rb"(?:set|add|replace|append|prepend|cas) [!-~]{1,250} [0-9]{1,10} -?[0-9]{1,12} [0-9]{1,12}( [0-9]{1,20})?"
+    rb"( noreply)?\r?\n"
+)
+_MEMCACHED_NOREPLY = re.compile(rb"(?:incr|decr|touch|delete|flush_all)\b[^\r\n]* noreply\r?\n")
+_SHARED_LOWERCASE = frozenset({b"get", b"incr", b"decr", b"touch"})
+_ONE_KEY = frozenset({b"get", b"incr", b"decr"})  # Redis takes exactly one argument; memcached more
+_JSON_ARGUMENT = re.compile(rb"[A-Za-z]{2,20}[ \t]+\{")
+
+
+def detection(data: bytes, direction: Direction | None = None) -> Detection:
+    """How much ``data`` looks like Redis: ``YES`` as :func:`detect` says, ``NO`` for memcached
+    storage/noreply lines and NATS JSON lines, ``MAYBE`` for a lower-case inline command
+    memcached also has (``get k``, ``incr k``, ``touch k 10``)."""
+    try:
+        first = data[:1]
+        if first not in (b"*", b"+", b"-", b"%") and data[:1].isalpha():
+            if _JSON_ARGUMENT.match(data) or _MEMCACHED_STORAGE.match(data) or _MEMCACHED_NOREPLY.match(data):
+                return Detection.NO
+            line = data.split(b"\n", 1)[0].split()
+            word = line[0] if line else b""
+            if word in _SHARED_LOWERCASE:
+                if word in _ONE_KEY and len(line) != 2:
+                    return Detection.NO
+                return Detection.MAYBE if _plain_detect(data) else Detection.NO
+        return Detection.YES if _plain_detect(data) else Detection.NO
+    except Exception:  # detection must never fail the caller
+        return Detection.NO
+
+
 def detect(data: bytes) -> bool:
+    """True if ``data`` starts with a Redis command or a typical Redis reply and with nothing
+    memcached or NATS would send (see :func:`detection`)."""
+    return detection(data) is Detection.YES
+
+
+def _plain_detect(data: bytes) -> bool:
     """True if ``data`` starts with a Redis command or a typical Redis reply.
 
     * ``*<n>\\r\\n$<len>\\r\\n<NAME>`` with ``NAME`` a known command (any case);
