@@ -69,6 +69,7 @@ class Connection:
     session: Any = None  # the protocol's session, once detected
     protocol: str | None = None  # its name; "" once given up on (undetectable)
     undetected_bytes: int = 0
+    detect_held: Any = None  # first bytes kept while detection said only MAYBE
     tx_count: int = 0  # transactions produced so far: the call index of the next one
     learned_role: int = 0  # Role the protocol showed (for sockets that predate the agent)
 
@@ -201,7 +202,7 @@ class ConnectionTracker:
         c.tls_unattached = False
         self.tls_plaintext += 1
         c.undetected_bytes = 0
-        c.protocol = c.session = None  # detected again, on plaintext
+        c.protocol = c.session = c.detect_held = None  # detected again, on plaintext
 
     def _unattached_tls(self, c: Connection) -> None:
         c.tls_unattached = True

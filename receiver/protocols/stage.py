@@ -43,6 +43,7 @@ class ParsedConnection(Protocol):
     session: Any
     protocol: str | None
     undetected_bytes: int
+    detect_held: Any  # ([held feeds], [candidate protocols]) while only MAYBE verdicts came
     tx_count: int
     learned_role: int
 
@@ -64,12 +65,15 @@ class ProtocolStage:
         *,
         detect_limit_bytes: int = 4096,
         on_uninteresting: Callable[[int], None] | None = None,
+        transports: dict[int, str] | None = None,
     ) -> None:
         self._registry = registry
         self._next = next_stage
         self._peer_scope = peer_scope
         self._detect_limit = detect_limit_bytes
         self._on_uninteresting = on_uninteresting
+        # ABI transport number (ERX_TRANSPORT_*) -> "tcp" | "udp" | "unix"
+        self._transports = transports or {}
         self._pending: list[TrackedTransaction] = []
         self.transactions = 0  # handed to the next stage
         self.undetected = 0  # connections whose protocol was not recognised
@@ -84,28 +88,88 @@ class ProtocolStage:
         if session is None:
             if c.protocol == "":  # already given up on this connection
                 return
-            registry = self._registry
-            t = c.tuple
-            proto = registry.protocol_for_ports(t.local_port, t.remote_port) or registry.detect(payload, t, d)
-            if proto is None:
-                c.undetected_bytes += len(payload) or total_len
-                if c.undetected_bytes >= self._detect_limit:
-                    c.protocol = ""
-                    self.undetected += 1
-                    if self._on_uninteresting is not None:
-                        self._on_uninteresting(c.conn_id)
+            session = self._detect(c, d, payload, ts_ns, total_len, tid, cgroup_id)
+            if session is None:
                 return
-            c.protocol = proto
-            role = c.kernel_role
-            session = c.session = registry.new_session(proto, kernel_role=_ROLES[role] if 0 <= role < len(_ROLES) else Role(role))
+        self._feed(c, session, d, payload, ts_ns, total_len, tid, cgroup_id)
+
+    def _feed(self, c: ParsedConnection, session, d: Direction, payload: bytes, ts_ns: int, total_len: int, tid: int,
+              cgroup_id: int) -> None:
         before = session.parse_errors
         txs = session.feed(d, payload, ts_ns, total_len)
         if session.parse_errors != before:
             self._count_errors(c.protocol, session.parse_errors - before)
         if txs:
             self._track(c, txs, tid, cgroup_id)
+        elif getattr(session, "failed", False):  # a plug-in that broke: this connection is not parsed
+            self._give_up(c, counted=False)
+
+    def _detect(self, c: ParsedConnection, d: Direction, payload: bytes, ts_ns: int, total_len: int, tid: int,
+                cgroup_id: int):
+        """The session of a connection whose protocol is not known yet, or None (not yet, or never).
+
+        First bytes that only *might* be a protocol (``MAYBE``) are kept, up to
+        ``detect_limit_bytes``, until the other direction's first bytes (or the limit) decide;
+        then everything kept is fed to the chosen protocol's session, in order."""
+        registry = self._registry
+        t = c.tuple
+        proto = registry.protocol_for_ports(t.local_port, t.remote_port)
+        held = c.detect_held
+        if proto is None:
+            transport = self._transports.get(t.transport, "tcp")
+            verdict = registry.classify(payload, d, transport, (t.local_port, t.remote_port))
+            proto = verdict.protocol
+            if proto is None and verdict.maybe:
+                if held is None:
+                    held = c.detect_held = ([], list(verdict.maybe))
+                elif not held[1]:
+                    held[1].extend(verdict.maybe)
+            if proto is None:
+                c.undetected_bytes += len(payload) or total_len
+                if held is not None:
+                    held[0].append((d, payload, ts_ns, total_len, tid, cgroup_id))
+                    # Both directions spoke, or enough bytes: the first candidate it is.
+                    sides = {h[0] for h in held[0]}
+                    if len(sides) == 2 or c.undetected_bytes >= self._detect_limit:
+                        proto = held[1][0]
+                        session = self._start(c, proto)
+                        self._replay(c, session)
+                        return None
+                    return None
+                if c.undetected_bytes >= self._detect_limit:
+                    self._give_up(c)
+                return None
+        session = self._start(c, proto)
+        if held is not None:
+            self._replay(c, session)
+        return session
+
+    def _start(self, c: ParsedConnection, proto: str):
+        c.protocol = proto
+        role = c.kernel_role
+        c.session = self._registry.new_session(
+            proto, kernel_role=_ROLES[role] if 0 <= role < len(_ROLES) else Role(role),
+            transport=self._transports.get(c.tuple.transport, "tcp"),
+        )
+        return c.session
+
+    def _replay(self, c: ParsedConnection, session) -> None:
+        held, c.detect_held = c.detect_held, None
+        for d, payload, ts_ns, total_len, tid, cgroup_id in held[0]:
+            self._feed(c, session, d, payload, ts_ns, total_len, tid, cgroup_id)
+
+    def _give_up(self, c: ParsedConnection, counted: bool = True) -> None:
+        c.protocol = ""
+        c.session = None
+        c.detect_held = None
+        if counted:
+            self.undetected += 1
+        if self._on_uninteresting is not None:
+            self._on_uninteresting(c.conn_id)
 
     def on_close(self, c: ParsedConnection, ts_ns: int) -> None:
+        if c.session is None and c.detect_held is not None:  # undecided: the first candidate it is
+            self._replay(c, self._start(c, c.detect_held[1][0]))
         session = c.session
         if session is None:
             return
@@ -163,6 +227,14 @@ class ProtocolStage:
         )
         dropped.add_metric(["unknown_protocol"], self.undetected)
         yield dropped
+        plugins = CounterMetricFamily(
+            "ebpf_receiver_protocol_failures",
+            "Exceptions a protocol raised where it must not (its connection is dropped from parsing), by stage.",
+            labels=["protocol", "stage"],
+        )
+        for (proto, stage), n in sorted(self._registry.failures.counts.items()):
+            plugins.add_metric([proto, stage], n)
+        yield plugins
 
     def describe(self) -> list:
         return []

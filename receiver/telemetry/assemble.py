@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily
 from receiver.model.transaction import TrackedTransaction
 from receiver.protocols.base import Role, Transaction
 from receiver.telemetry.clock import MonotonicToWall
+from receiver.telemetry.described import DescribedProtocols, described_protocols
 from receiver.telemetry.db_semconv import Http2AsHttp, grpc_parts, mysql_parts, postgresql_parts, redis_parts
 from receiver.telemetry.http_semconv import HttpSpanMapper
 from receiver.telemetry.linking import TraceLinker
@@ -195,6 +196,12 @@ class TelemetryAssembler:
             "redis": (_client_only(redis_parts), _no_context),
         }
         self.server_side_db_skipped = 0
+        self._described: DescribedProtocols | None = None  # set by use_protocols
+
+    def use_protocols(self, registry, transports: dict[int, str] | None = None) -> None:
+        """Map the transactions of the registry's self-describing protocols (Memcached, AMQP, DNS,
+        plug-ins) with their own ``describe``."""
+        self._described = described_protocols(registry, transports or {})
 
     def register(self, protocol: str, parts: Callable, traceparent: Callable | None = None) -> None:
         """Add a protocol mapping: ``parts(tt) -> (name, attrs, status, message, metric_attrs,
@@ -244,7 +251,10 @@ class TelemetryAssembler:
         tx = tt.transaction
         mapping = self._mappings.get(tx.protocol)
         if mapping is None:
-            self.unsupported += 1
+            if self._described is not None and tx.protocol in self._described:
+                self._add_described(tt, now_ns)
+            else:
+                self.unsupported += 1
             return
         parts_fn, tp_fn = mapping
         tp = tp_fn(tx)
@@ -285,6 +295,29 @@ class TelemetryAssembler:
             work, tt.pid, tt.tid, peer_key, tt.call_index, tp, now_ns, skip_sdk_spans=self._skip_sdk
         ):
             return
+
+    def _add_described(self, tt: TrackedTransaction, now_ns: int) -> None:
+        """A transaction of a protocol that maps itself (see :mod:`receiver.telemetry.described`)."""
+        described = self._described
+        desc = described.describe(tt)
+        if desc is None:
+            return
+        span, metric, tp = described.span(desc, tt, self._resources.get(tt.pid), self._clock.offset_ns,
+                                          self._ids.span_id())
+        work = SpanWork(span, metric)
+        kind = span.kind
+        if kind == SpanKind.SERVER:
+            self.linker.server_span(work, tt.conn_id, _client_view(tt) if tt.peer_local else None, tt.call_index,
+                                    tp, now_ns)
+        elif kind == SpanKind.CONSUMER and tp is not None:
+            # The message carried its producer's context: this span continues that trace.
+            span.trace_id, span.parent_span_id, span.trace_state = tp.trace_id, tp.span_id, tp.trace_state
+            span.flags = tp.flags
+            self.linker.release(work)
+        else:
+            outgoing = tp if kind in (SpanKind.CLIENT, SpanKind.PRODUCER) else None
+            self.linker.client_span(work, tt.pid, tt.tid, _client_view(tt) if tt.peer_local else None,
+                                    tt.call_index, outgoing, now_ns, skip_sdk_spans=self._skip_sdk)
 
     def _metric_only(self, tt: TrackedTransaction) -> bool:
         """A sampled-out request of a protocol that can skip its span: record its duration in the
@@ -353,7 +386,9 @@ class TelemetryAssembler:
                     self.sampled_out += 1
                 if record is not None and m.metric is not None:
                     name, resource, attrs, value, end = m.metric
-                    if sampled:
+                    if value is None:  # a count (messaging.client.consumed.messages)
+                        self._metrics.add(name, resource, attrs, 1, end)
+                    elif sampled:
                         record(name, resource, attrs, value, end, s.trace_id, s.span_id)
                     else:  # no exemplar: it would point at a trace nobody exported
                         record(name, resource, attrs, value, end)

@@ -25,7 +25,7 @@ import time
 from bisect import bisect_left
 from typing import Callable, Sequence
 
-from receiver.model.telemetry import AttrValue, Exemplar, HistogramPoint, Metric, MetricKind, Resource
+from receiver.model.telemetry import AttrValue, Exemplar, HistogramPoint, Metric, MetricKind, Resource, SumPoint
 
 DURATION_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 
@@ -40,7 +40,11 @@ DESCRIPTIONS: dict[str, str] = {
     "db.client.operation.duration": "Duration of database client operations.",
     "messaging.process.duration": "Duration of processing operation.",
     "messaging.client.operation.duration": "Duration of messaging operation initiated by a producer or consumer client.",
+    "dns.lookup.duration": "Measures the time taken to perform a DNS lookup.",
+    "messaging.client.consumed.messages": "Number of messages that were delivered to the application.",
 }
+# Units of counters (histograms are seconds).
+COUNTER_UNITS: dict[str, str] = {"messaging.client.consumed.messages": "{message}"}
 
 Attrs = tuple[tuple[str, AttrValue], ...]
 
@@ -90,6 +94,7 @@ class RedMetrics:
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self._metrics: dict[str, _MetricState] = {}
+        self._counters: dict[str, _MetricState] = {}  # name -> counter series: [start, value]
 
     def record(
         self,
@@ -135,12 +140,38 @@ class RedMetrics:
             if trace_id:
                 series.exemplars[i] = (value_s, time_unix_nano, trace_id, span_id)
 
+    def add(self, name: str, resource: Resource, attributes: Attrs, n: int, time_unix_nano: int) -> None:
+        """Add ``n`` to a monotonic counter (``messaging.client.consumed.messages``); same
+        cardinality cap and overflow series as the histograms."""
+        with self._lock:
+            state = self._counters.get(name)
+            if state is None:
+                state = self._counters[name] = _MetricState()
+            by_attrs = state.by_resource.get(resource)
+            if by_attrs is None:
+                by_attrs = state.by_resource[resource] = {}
+            entry = by_attrs.get(attributes)
+            if entry is None:
+                if state.n_series >= self._max_series:
+                    attributes = OVERFLOW_ATTRIBUTES
+                    entry = by_attrs.get(attributes)
+                else:
+                    state.n_series += 1
+                if entry is None:
+                    entry = by_attrs[attributes] = [time_unix_nano, 0]
+            entry[1] += n
+
     def collect(self) -> list[Metric]:
         """A snapshot: one :class:`Metric` per (name, resource), cumulative since each series began."""
         now = self._clock_ns()
         bounds = self._bounds
         out: list[Metric] = []
         with self._lock:
+            for name, state in self._counters.items():
+                for resource, by_attrs in state.by_resource.items():
+                    points = [SumPoint(attrs, start, max(now, start), value) for attrs, (start, value) in by_attrs.items()]
+                    out.append(Metric(name, DESCRIPTIONS.get(name, ""), COUNTER_UNITS.get(name, "1"), MetricKind.SUM,
+                                      points, resource))
             for name, state in self._metrics.items():
                 description = DESCRIPTIONS.get(name, "")
                 for resource, by_attrs in state.by_resource.items():

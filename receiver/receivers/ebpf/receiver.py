@@ -37,7 +37,7 @@ from receiver.connections.peers import LocalPeers
 from receiver.connections.tracker import ConnectionTracker, TrackerLimits
 from receiver.discovery import ProcessDiscovery
 from receiver.discovery.resources import ProcessResources
-from receiver.protocols.registry import ProtocolRegistry
+from receiver.protocols.registry import ProtocolRegistry, builtin_protocols, installed_plugins
 from receiver.protocols.stage import ProtocolStage
 from receiver.receivers.ebpf.config import EbpfReceiverConfig
 from receiver.receivers.ebpf.self_metrics import KernelCounters, MergedCollector
@@ -130,16 +130,26 @@ class EbpfReceiver:
         )
         to_telemetry = self.assembler if on_transactions is None else _TransactionTap(on_transactions, self.assembler)
         protocols = config.protocols or {}
+        builtins = builtin_protocols()
+        plugins, self.plugin_errors = installed_plugins([s.name for s in builtins])
+        for problem in self.plugin_errors:
+            log.warning("protocol plug-in %s not loaded: %s", problem.entry_point, problem.reason)
         self.registry = ProtocolRegistry(
+            builtins + plugins,
             port_overrides={n: p.ports for n, p in protocols.items() if p.ports},
             disabled=[n for n, p in protocols.items() if not p.enabled],
             max_buffer=config.max_buffer_per_connection,
         )
+        c = self.abi.const
+        transports = {c("ERX_TRANSPORT_TCP"): "tcp", c("ERX_TRANSPORT_UDP"): "udp",
+                      c("ERX_TRANSPORT_UNIX_STREAM"): "unix", c("ERX_TRANSPORT_UNIX_DGRAM"): "unix"}
+        self.assembler.use_protocols(self.registry, transports)
         # Namespaces, their addresses, NAT'd destinations of TCP and UDP clients (capture thread).
         self.netns = NetnsResolver(transports={self.abi.const("ERX_TRANSPORT_TCP"): socket.IPPROTO_TCP,
                                                self.abi.const("ERX_TRANSPORT_UDP"): socket.IPPROTO_UDP})
         peers = LocalPeers(config.max_connections)
-        self.protocols = ProtocolStage(self.registry, to_telemetry, peers.scope_of, on_uninteresting=self._ignore_in_kernel)
+        self.protocols = ProtocolStage(self.registry, to_telemetry, peers.scope_of,
+                                       on_uninteresting=self._ignore_in_kernel, transports=transports)
         self.tracker = ConnectionTracker(
             self.protocols,
             self.abi.const("ERX_FLAG_TLS"),
