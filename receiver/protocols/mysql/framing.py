@@ -173,7 +173,9 @@ class PacketFraming:
         stream.reset()
         return held
 
-    def _start_verdict(self, stream: PacketStream, buf: bytes, ts: int, missing: int, out: list[Transaction]) -> bool | None:
+    def _start_verdict(
+        self, stream: PacketStream, buf: bytes, ts: int, missing: int, out: list[Transaction]
+    ) -> bool | None:
         """True: ``buf`` starts where parsing can start (phase/role updated); False: it does not;
         None: not decidable yet."""
         phase = self.phase
