@@ -1,8 +1,8 @@
 """RESP2/RESP3 framing: a resumable scanner that turns one direction's bytes into frames.
 
 A :class:`RespReader` is fed the bytes of one direction as they arrive and reports each
-complete top-level value as a :class:`Frame` (through ``on_frame``) and each loss of framing
-(through ``on_loss``).  It is resumable: a frame may arrive one byte at a time.
+complete top-level value as a :class:`~.frames.Frame` (through ``on_frame``) and each loss of
+framing (through ``on_loss``).  It is resumable: a frame may arrive one byte at a time.
 
 What it keeps between feeds is bounded and never holds payload:
 
@@ -16,55 +16,58 @@ What it keeps between feeds is bounded and never holds payload:
   only what the ``policy`` asks for is copied (a command word, a key — never argument values).
 
 Modes: a *request* stream follows the server's rules (a line not starting with ``*`` is an inline
-command; arrays hold bulk strings only); a *reply* stream accepts every RESP2/RESP3 type; an
-*unknown* stream (direction not yet learnt) accepts both.
+command, see :mod:`.inline`; arrays hold bulk strings only); a *reply* stream accepts every
+RESP2/RESP3 type; an *unknown* stream (direction not yet learnt) accepts both.
 
 States: *in sync* (a frame starts, or continues, right here) and *hunting* (after invalid bytes
 or lost bytes, and at the start: looking for a plausible frame start at a line start or at the
-start of a feed).  Invalid bytes count in :attr:`RespReader.errors`; framing lost to a truncated
-capture counts in :attr:`RespReader.gaps`.  Nothing here raises on wire data.
+start of a feed, see :mod:`.hunt`).  Invalid bytes count in :attr:`RespReader.errors`; framing
+lost to a truncated capture counts in :attr:`RespReader.gaps`.  Nothing here raises on wire data.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple
+from typing import Callable
 
-from .commands import KNOWN_COMMANDS, MAX_COMMAND_BYTES, static_plan
-
-MODE_UNKNOWN = 0
-MODE_REQUEST = 1
-MODE_REPLY = 2
+from .commands import MAX_COMMAND_BYTES, static_plan
+from .frames import (
+    BANG,
+    COLON,
+    COMMA,
+    CR,
+    DOLLAR,
+    EQUALS,
+    GT,
+    HASH,
+    INLINE,
+    LF,
+    LPAREN,
+    MAX_TEXT,
+    MINUS,
+    MODE_REPLY,
+    MODE_REQUEST,
+    MODE_UNKNOWN,
+    PERCENT,
+    PIPE,
+    PLUS,
+    RESP_TYPES,
+    STAR,
+    TILDE,
+    UNDERSCORE,
+    CapturePolicy,
+    Frame,
+)
+from .hunt import SUCCESS, find_frame_start
+from .inline import split_inline
 
 MAX_DEPTH = 64  # open aggregates (RESP3 attributes included) inside one top-level value
 MAX_ITEMS = 16  # top-level elements of an aggregate that are noted in Frame.items
 MAX_HEADER = 32  # longest type/length header line ("$1234567890\r\n")
-MAX_TEXT = 256  # bytes kept of a top-level simple string, error or blob error
 MAX_INLINE = 64 * 1024  # longest inline command line (the server's own limit)
 MAX_BULK = 1 << 40  # longest declared bulk length accepted
 MAX_COUNT = 1 << 32  # largest declared aggregate count accepted
 
-INLINE = 0  # Frame.top of an inline command
-
-CR = 13
-LF = 10
-PLUS = ord("+")
-MINUS = ord("-")
-COLON = ord(":")
-DOLLAR = ord("$")
-STAR = ord("*")
-UNDERSCORE = ord("_")
-HASH = ord("#")
-COMMA = ord(",")
-LPAREN = ord("(")
-BANG = ord("!")
-EQUALS = ord("=")
-PERCENT = ord("%")
-TILDE = ord("~")
-GT = ord(">")
-PIPE = ord("|")
-
-RESP_TYPES = frozenset(b"+-:$*_#,(!=%~>|")
 _BULK_TYPES = frozenset((DOLLAR, BANG, EQUALS))
 _AGGREGATE_TYPES = frozenset((STAR, PERCENT, TILDE, GT, PIPE))
 _LONG_LINE_TYPES = frozenset((PLUS, MINUS, COMMA, LPAREN))
@@ -75,77 +78,6 @@ _ARRAY_HEADER = re.compile(rb"\*([1-9][0-9]{0,9})\r\n")
 _BULK_HEADER = re.compile(rb"\$([0-9]{1,13})\r\n")
 _BIG_NUMBER = re.compile(rb"[-+]?[0-9]+")
 _DOUBLE = re.compile(rb"[-+]?(?:[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|inf|nan)", re.IGNORECASE)
-_INLINE_ARG = re.compile(rb'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|[^ \t\r\n\'"][^ \t\r\n]*|["\'][^ \t\r\n]*')
-
-# Plausible frame starts, for hunting.  Requests: a RESP array of bulk strings, or (only at the
-# start of a feed or of the carried bytes) an inline command word that names a known command.
-# Replies: any RESP header line.
-_REQUEST_START = rb"\*[1-9][0-9]{0,9}\r\n\$[0-9]{1,12}\r\n"
-_REPLY_START = (
-    rb"(?:[+\-][^\r\n]{0,%d}|:[-+]?[0-9]{1,20}|[$*!=%%~>|](?:-1|[0-9]{1,12})"
-    rb"|_|#[tf]|,[^\r\n]{1,64}|\([-+]?[0-9]{1,64})\r\n" % MAX_TEXT
-)
-_REQUEST_AT = re.compile(_REQUEST_START)
-_REPLY_AT = re.compile(_REPLY_START)
-_INLINE_AT = re.compile(rb"([A-Za-z][A-Za-z0-9_.:-]{0,63})(?:[ \t][^\r\n]*)?\r?\n")
-_STARTS_AFTER_LF = {
-    MODE_REQUEST: re.compile(rb"(?<=\n)" + _REQUEST_START),
-    MODE_REPLY: re.compile(rb"(?<=\n)" + _REPLY_START),
-    MODE_UNKNOWN: re.compile(rb"(?<=\n)" + _REPLY_START),
-}
-_MAX_KEPT_TAIL = 64  # bytes of a possible (incomplete) frame start kept while hunting
-
-
-class Frame(NamedTuple):
-    """One complete top-level RESP value (attributes before it folded in), or an inline command.
-
-    * ``top`` — the type byte of the value (``ord("*")``...), or :data:`INLINE`;
-    * ``count`` — aggregates: declared elements (maps: entries); bulk types: payload length;
-      ``-1`` for the RESP2 nulls ``$-1``/``*-1``; inline: number of words; else 0;
-    * ``line`` — ``+ - : , ( # _``: the line after the type byte, bounded; ``!``: the start of the
-      error text; else empty;
-    * ``items`` — top-level elements of an aggregate, in order, the first ``MAX_ITEMS``: the copied
-      prefix (``bytearray``) of a bulk string the policy asked for, an ``int`` for an integer,
-      else ``None``; inline: the words (``bytes``);
-    * ``all_bulk`` — an array whose elements are all bulk strings, nothing nested (a command);
-    * ``size`` — wire bytes (a best estimate when ``truncated``);
-    * ``start_ts`` — ts of the feed that carried the first byte;
-    * ``truncated`` — the end of the value was lost (truncated capture, or the connection closed);
-    * ``attributes`` — a RESP3 attribute (``|``) preceded the value or one of its elements.
-    """
-
-    top: int
-    count: int
-    line: bytes
-    items: list
-    all_bulk: bool
-    size: int
-    start_ts: int
-    truncated: bool
-    attributes: bool
-
-
-CapturePolicy = Callable[[list, int], int]
-
-
-def reply_policy(items: list, index: int) -> int:
-    """Replies: copy only the first element's start (the kind of a pub/sub message)."""
-    return 32 if index == 0 else 0
-
-
-def split_inline(line: bytes) -> list[bytes]:
-    """Split an inline command line into arguments (quotes kept; see :func:`unquote`)."""
-    return _INLINE_ARG.findall(line)
-
-
-def unquote(arg: bytes) -> bytes:
-    """An inline argument without its quotes (``"a b"`` → ``a b``; simple escapes only)."""
-    if len(arg) >= 2 and arg[0] == arg[-1] and arg[0] in b"\"'":
-        body = arg[1:-1]
-        if b"\\" in body:
-            body = re.sub(rb"\\(.)", rb"\1", body)
-        return body
-    return arg
 
 
 class RespReader:
@@ -647,43 +579,13 @@ class RespReader:
         self._emit(ts, truncated=False)
         return nl + 1
 
-    def _plausible_at(self, view: bytes | bytearray, i: int, end: int) -> bool:
-        """Could a frame start at ``view[i]`` (a feed start or a line start)?"""
-        mode = self.mode
-        if mode != MODE_REQUEST and _REPLY_AT.match(view, i, end):
-            return True
-        if mode == MODE_REPLY:
-            return False
-        if _REQUEST_AT.match(view, i, end):
-            return True
-        m = _INLINE_AT.match(view, i, end)
-        return m is not None and m.group(1).upper().decode() in KNOWN_COMMANDS
-
     def _hunt(self, view: bytes | bytearray, pos: int, end: int, carried: int) -> int:
-        """Find the next plausible frame start at or after ``pos``.
+        """Find the next plausible frame start at or after ``pos`` (:func:`~.hunt.find_frame_start`).
 
-        Candidates are the start of the view (a feed start, or carried bytes that began at a
-        line start), the start of this feed's bytes, and every line start.  Returns the start
-        found (and stops hunting), or the index from which to keep bytes that may still become
-        a frame start.
+        Returns the start found (and stops hunting), or the index from which to keep bytes that
+        may still become a frame start.
         """
-        found = -1
-        if pos == 0 and self._plausible_at(view, 0, end):
-            found = 0
-        elif pos <= carried < end and self._plausible_at(view, carried, end):
-            found = carried
-        if found < 0:
-            m = _STARTS_AFTER_LF[self.mode].search(view, pos, end)
-            if m is not None:
-                found = m.start()
-                if pos <= carried < found and self._plausible_at(view, carried, end):
-                    found = carried  # the start of this feed comes first
-        if found >= 0:
+        state, p = find_frame_start(view, pos, end, carried, self.mode)
+        if state is SUCCESS:
             self.hunting = False
-            return found
-        # Keep a short tail that may be an incomplete frame start.
-        last_lf = view.rfind(b"\n", pos, end)
-        tail = last_lf + 1 if last_lf >= 0 else (pos if pos == 0 else (carried if pos <= carried else end))
-        if end - tail > _MAX_KEPT_TAIL:
-            return end
-        return tail
+        return p

@@ -36,7 +36,7 @@ from .commands import (
     first_key_index,
     small_int,
 )
-from .parse import (
+from .frames import (
     BANG,
     COLON,
     COMMA,
@@ -56,10 +56,10 @@ from .parse import (
     TILDE,
     UNDERSCORE,
     Frame,
-    RespReader,
     reply_policy,
-    unquote,
 )
+from .inline import unquote
+from .parse import RespReader
 from .stitch import CONFIRMATIONS, MESSAGES, PROTOCOL, Pending, RedisStitcher, Reply
 from .types import RedisRequest, RespType
 
