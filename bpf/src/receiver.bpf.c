@@ -25,11 +25,14 @@ const volatile struct erx_config erx_cfg = {
 #include "maps/filters.h"
 #include "maps/ssl.h"
 #include "maps/tcp_health.h"
+#include "maps/self.h"
 
 #include "lib/sock.h"
+#include "lib/self.h"
 #include "lib/emit.h"
 #include "lib/tls.h"
 #include "lib/tcp_health.h"
+#include "lib/self_tracking.h"
 
 #ifdef ERX_FLOOR
 /* The benchmark floor: the same tracepoints with empty programs (cost of the hook design). */
@@ -72,6 +75,11 @@ struct erx_abi_types {
 	enum erx_net_metric net_metric;
 	enum erx_net_side net_side;
 	enum erx_net_failure net_failure;
+	struct erx_endpoint_key endpoint_key;
+	enum erx_agent_endpoint agent_endpoint;
+	enum erx_log_pipes log_pipes;
+	enum erx_log_pipe_verdict log_pipe_verdict;
+	struct erx_log_pipe_event log_pipe;
 };
 
 static __attribute__((used, noinline)) int erx_abi_types(struct erx_abi_types *types)

@@ -74,6 +74,8 @@ class LoaderKnobs:
     agent_pidns: tuple[int, int] = (0, 0)
     pidns_only: bool = False  # with agent_pidns: trace only that namespace's processes
     network: NetworkKnobs | None = None  # network health metrics (None: all off, programs not loaded)
+    observe_self: bool = False  # trace connections whose other end is the agent (debugging)
+    log_pipes: str = "classified"  # stdout/stderr pipes as log destinations: classified | all | none
 
 
 # The inode of the initial pid namespace (PROC_PID_INIT_INO).
@@ -172,6 +174,8 @@ class BpfLoader:
         cfg.filter_pids = 1 if k.excluded_pids or k.filter_pids else 0
         cfg.agent_pidns_dev, cfg.agent_pidns_ino = k.agent_pidns
         cfg.pidns_only = 1 if k.pidns_only and k.agent_pidns[1] else 0
+        cfg.observe_self = 1 if k.observe_self else 0
+        cfg.log_pipes = self.abi.const(f"ERX_LOG_PIPES_{k.log_pipes.upper()}")
         self._configure_network(cfg)
         data = bytearray(ffi.buffer(ptr, size[0]))
         data[: self.abi.sizeof("erx_config")] = bytes(self.abi.ffi.buffer(cfg))
@@ -397,6 +401,13 @@ class BpfLoader:
             ffi.memmove(cur, nxt, key_size)
             prev = cur
         return out
+
+    def map_update(self, name: str, key: bytes, value: bytes) -> bool:
+        """Set one entry of a map (False when the kernel refused, e.g. a full hash map)."""
+        ffi = self.libbpf.ffi
+        if self._obj is None:
+            return False
+        return self.libbpf.lib.bpf_map_update_elem(self.map_fd(name), ffi.from_buffer(key), ffi.from_buffer(value), 0) == 0
 
     def map_delete(self, name: str, key: bytes) -> None:
         ffi = self.libbpf.ffi

@@ -190,6 +190,17 @@ class ConnFailureEvent:
 
 
 @dataclass(slots=True)
+class LogPipeEvent:
+    """ERX_EV_LOG_PIPE: process ``pid`` wrote to a stdout/stderr pipe not classified yet."""
+
+    kind: int
+    pid: int
+    tid: int
+    pipe_ino: int
+    fd: int
+
+
+@dataclass(slots=True)
 class ProcEvent:
     kind: int
     pid: int
@@ -255,6 +266,7 @@ class EventDecoder:
         self.EV_PROC_EXEC = c("ERX_EV_PROC_EXEC")
         self.EV_PROC_EXIT = c("ERX_EV_PROC_EXIT")
         self.EV_CONN_FAILURE = c("ERX_EV_CONN_FAILURE")
+        self.EV_LOG_PIPE = c("ERX_EV_LOG_PIPE")
         self.FLAG_TLS = c("ERX_FLAG_TLS")
         self._data, names = abi.struct_format("erx_data_event", stop_at="payload")
         self._data_names = names
@@ -262,6 +274,8 @@ class EventDecoder:
         self._proc, self._proc_names = abi.struct_format("erx_proc_event")
         self._fail, self._fail_names = abi.struct_format("erx_conn_failure_event")
         self._fi = {n: i for i, n in enumerate(self._fail_names)}
+        self._pipe, pipe_names = abi.struct_format("erx_log_pipe_event")
+        self._pipe_fields = operator.itemgetter(*(pipe_names.index(n) for n in ("hdr.pid", "hdr.tid", "pipe_ino", "fd")))
         self._failure_labels = connect_failure_labels(abi)
         self._payload_off = abi.offsetof("erx_data_event", "payload")
         self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
@@ -385,6 +399,8 @@ class EventDecoder:
                     v[d["bytes_sent"]],
                     v[d["bytes_received"]],
                 )
+            if kind == self.EV_LOG_PIPE:
+                return LogPipeEvent(kind, *self._pipe_fields(self._pipe.unpack_from(rec)))
             if kind == self.EV_CONN_FAILURE:
                 v = self._fail.unpack_from(rec)
                 d = self._fi

@@ -6,6 +6,7 @@ each (:class:`~receiver.capture.events.EventDecoder`) and hands it on:
 * data and sendfile events, connection open/close → the connection tracker (``connections``);
 * writes to stdout/stderr → ``logs`` (log capture);
 * process exec/exit → ``processes`` (resources, discovery, the tracker's per-process state);
+* a stdout/stderr pipe written for the first time → ``log_pipes`` (is it a log destination?);
 * failed TCP connects (network metrics on) → ``failures`` (error spans under the request that
   dialled: they come in order with the traffic).
 
@@ -18,7 +19,7 @@ from typing import Callable, Iterator, Protocol
 
 from prometheus_client.core import CounterMetricFamily
 
-from receiver.capture.events import ConnEvent, ConnFailureEvent, DataEvent, EventDecoder, ProcEvent
+from receiver.capture.events import ConnEvent, ConnFailureEvent, DataEvent, EventDecoder, LogPipeEvent, ProcEvent
 
 
 class ConnectionSink(Protocol):
@@ -39,6 +40,10 @@ class FailureSink(Protocol):
     def on_connect_failure(self, ev: ConnFailureEvent) -> None: ...
 
 
+class LogPipeSink(Protocol):
+    def on_log_pipe(self, ev: LogPipeEvent) -> None: ...
+
+
 class RecordRouter:
     """Decode → route.  Counts records by kind; what cannot be decoded is counted by the decoder."""
 
@@ -49,6 +54,7 @@ class RecordRouter:
         logs: LogSink,
         processes: ProcessSink,
         failures: FailureSink | None = None,
+        log_pipes: LogPipeSink | None = None,
         on_event: Callable[[object], None] | None = None,
     ) -> None:
         self.decoder = decoder
@@ -56,6 +62,7 @@ class RecordRouter:
         self._logs = logs
         self._processes = processes
         self._failures = failures
+        self._log_pipes = log_pipes
         self._on_event = on_event
         self.records = 0
         self.data_events = 0
@@ -94,6 +101,8 @@ class RecordRouter:
             elif kind == dec.EV_PROC_EXEC or kind == dec.EV_PROC_EXIT:
                 self.proc_events += 1
                 self._processes.on_process(ev, kind == dec.EV_PROC_EXEC)
+            elif kind == dec.EV_LOG_PIPE and self._log_pipes is not None:
+                self._log_pipes.on_log_pipe(ev)
             elif kind == dec.EV_CONN_FAILURE and self._failures is not None:
                 self.connect_failures += 1
                 self._failures.on_connect_failure(ev)

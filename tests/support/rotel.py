@@ -168,6 +168,10 @@ class RotelCollector:
         self._proc: subprocess.Popen | None = None
 
     @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
     def grpc_endpoint(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 

@@ -35,6 +35,7 @@ enum erx_event_kind {
 	ERX_EV_LOG = 6,        /* write to stdout/stderr that is not a socket (struct erx_data_event) */
 	ERX_EV_SENDFILE = 7,   /* sendfile to a socket: bytes counted, no payload (struct erx_data_event) */
 	ERX_EV_CONN_FAILURE = 8, /* a TCP connect failed (struct erx_conn_failure_event; network_metrics) */
+	ERX_EV_LOG_PIPE = 9,   /* first write to stdout/stderr of a pipe not classified yet (struct erx_log_pipe_event) */
 };
 
 /* Direction relative to the traced process. */
@@ -262,6 +263,45 @@ struct erx_conn_failure_event {
 	__u8 _pad0[3];
 };
 
+/* The agent's own sockets (erx_agent_endpoints): connections of other processes whose remote end
+ * is one of them are the agent's exports, scrapes and health checks, and are not traced. Listeners
+ * bound to the wildcard address are keyed with a zero addr (matched for loopback peers only). */
+struct erx_endpoint_key {
+	__u8 addr[16];   /* IPv4 in the first 4 bytes */
+	__u32 netns;     /* network namespace inode */
+	__u16 port;      /* host order */
+	__u16 family;    /* AF_INET, AF_INET6 */
+};
+
+/* Values of erx_agent_endpoints. */
+enum erx_agent_endpoint {
+	ERX_AGENT_CLIENT = 1,   /* the agent dialled from it (exports): its peer receives the agent's data */
+	ERX_AGENT_LISTENER = 2, /* the agent serves on it (metrics, health, zPages) */
+};
+
+/* erx_config.log_pipes: a write to stdout/stderr that is a pipe is a log line when the pipe's reader
+ * is a log destination (a container runtime's log pipe), not another local process. */
+enum erx_log_pipes {
+	ERX_LOG_PIPES_CLASSIFIED = 0, /* user space classifies each pipe (ERX_EV_LOG_PIPE), verdicts in erx_log_pipes */
+	ERX_LOG_PIPES_ALL = 1,        /* every pipe is a log destination */
+	ERX_LOG_PIPES_NONE = 2,       /* no pipe is */
+};
+
+/* Values of erx_log_pipes (pipe inode -> verdict). */
+enum erx_log_pipe_verdict {
+	ERX_PIPE_PENDING = 1, /* announced to user space (ERX_EV_LOG_PIPE), no verdict yet: writes dropped */
+	ERX_PIPE_LOG = 2,     /* a log destination: writes are ERX_EV_LOG records */
+	ERX_PIPE_NOT_LOG = 3, /* a pipe into another local process: writes are not logs */
+};
+
+/* ERX_EV_LOG_PIPE: the first write of hdr.pid to a pipe (on fd 1 or 2) not classified yet. */
+struct erx_log_pipe_event {
+	struct erx_event_header hdr;
+	__u64 pipe_ino;  /* the pipe's inode (/proc/<pid>/fd/<fd> -> pipe:[ino]) */
+	__s32 fd;
+	__u32 _pad0;
+};
+
 /* Knobs set by user space in .rodata before load (the only thing in .rodata). */
 struct erx_config {
 	__u32 agent_tgid;    /* never trace the agent itself */
@@ -271,7 +311,9 @@ struct erx_config {
 	__u8 filter_ports;   /* consult erx_excluded_ports */
 	__u8 filter_pids;    /* consult erx_excluded_pids */
 	__u8 pidns_only;     /* with agent_pidns_ino: trace only tasks of that pid namespace */
-	__u8 _pad0[4];
+	__u8 observe_self;   /* 1: trace connections whose other end is the agent (debugging) */
+	__u8 log_pipes;      /* enum erx_log_pipes: which stdout/stderr pipes are log destinations */
+	__u8 _pad0[2];
 	/* The agent's pid namespace (st_dev, st_ino of /proc/self/ns/pid) when it is not the
 	 * initial one (a pod): agent_tgid and erx_excluded_pids then hold pids as seen there.
 	 * Both 0 in the initial namespace (pids compared as the kernel reports them). */

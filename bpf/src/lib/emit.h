@@ -110,7 +110,7 @@ static __always_inline struct erx_conn_state *erx_conn_lookup_or_create(struct s
 		return NULL;
 	fresh.id = __sync_fetch_and_add(&erx_next_conn_id, 1);
 	fresh.role = ERX_ROLE_UNKNOWN;
-	fresh.ignored = erx_port_excluded(&fresh.tuple);
+	fresh.ignored = erx_port_excluded(&fresh.tuple) || erx_connection_to_agent(sk, &fresh.tuple);
 	if (bpf_map_update_elem(&erx_conns, &key, &fresh, BPF_NOEXIST)) {
 		/* Lost a race with another CPU, or the table is full. */
 		c = bpf_map_lookup_elem(&erx_conns, &key);

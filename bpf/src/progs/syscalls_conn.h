@@ -31,7 +31,7 @@ static __always_inline struct erx_conn_state *erx_conn_start(struct sock *sk, __
 		return NULL;
 	fresh.id = __sync_fetch_and_add(&erx_next_conn_id, 1);
 	fresh.role = role;
-	fresh.ignored = erx_port_excluded(&fresh.tuple);
+	fresh.ignored = erx_port_excluded(&fresh.tuple) || erx_connection_to_agent(sk, &fresh.tuple);
 	if (bpf_map_update_elem(&erx_conns, &key, &fresh, BPF_ANY)) {
 		erx_count(ERX_CNT_CONN_TABLE_FULL);
 		return NULL;
@@ -159,6 +159,7 @@ int erx_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	__u64 key = (__u64)ctx->skaddr;
 	struct erx_conn_state *c;
 
+	erx_self_sock_state(ctx);
 	if (ctx->newstate != ERX_TCP_CLOSE)
 		return 0;
 	c = bpf_map_lookup_elem(&erx_conns, &key);

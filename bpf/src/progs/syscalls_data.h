@@ -21,6 +21,8 @@ static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd
 		if (!f || !erx_cfg.capture_logs || dir != ERX_DIR_EGRESS || (fd != 1 && fd != 2) ||
 		    sys == ERX_SYS_SENDFILE)
 			return 0;
+		if (!erx_log_wanted(f, fd, id >> 32, bpf_ktime_get_ns()))
+			return 0;
 		flags |= ERX_INF_LOG;
 	} else if (erx_tls_socket_syscall(id, sk)) {
 		return 0; /* ciphertext: the TLS uprobes deliver the plaintext */

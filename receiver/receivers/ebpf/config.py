@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from receiver.configuration.mappings import FrozenMap
 from receiver.configuration.section import ConfigSection, setting
+from receiver.configuration.checks import not_empty
 from receiver.discovery.config import DiscoveryConfig
+from receiver.discovery.log_pipes import DEFAULT_LOG_READERS
 from receiver.telemetry.network_config import NetworkMetricsConfig
 from receiver.telemetry.sampling import SAMPLER_NAMES
 
@@ -58,7 +60,23 @@ class EbpfReceiverConfig(ConfigSection):
         1 * MIB, "Wake the reader early each time this many more bytes are waiting; 0 wakes on every event.",
         kind="bytes", minimum=0,
     )
-    capture_logs: bool = setting(False, "Also turn writes to stdout/stderr into log records.")
+    capture_logs: bool = setting(
+        False, "Also turn writes to stdout/stderr that go to a log destination (a terminal, a file, a container "
+        "runtime's log pipe) into log records; see docs/telemetry.md, \"Logs\"."
+    )
+    log_pipes: str = setting(
+        "classified", "Which stdout/stderr pipes are log destinations: classified (a pipe whose reader is a container "
+        "runtime or log collector, see log_pipe_readers; not a pipe into another local process), all, none.",
+        choices=("classified", "all", "none"),
+    )
+    log_pipe_readers: tuple[str, ...] = setting(
+        DEFAULT_LOG_READERS, "Process names (globs on comm) whose pipes are log destinations.", check=not_empty,
+    )
+    observe_self: bool = setting(
+        False, "Trace the other end of the agent's own connections (the collector receiving its exports, scrapers "
+        "of its metrics) and capture the logs of processes that receive its exports: for debugging only, it makes "
+        "a loop through the agent's exports.",
+    )
     exclude_ports: tuple[int, ...] = setting((), "Ports whose traffic is never captured.", minimum=1, maximum=65535)
     exclude_pids: tuple[int, ...] = setting((), "Processes that are never traced.", minimum=1, maximum=4194304)
     max_connections: int = setting(65536, "Most connections tracked at once (kernel and user space).", minimum=1)

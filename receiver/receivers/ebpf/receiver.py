@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.loader import BpfLoader, LoaderKnobs, agent_pid_namespace, default_object_path
+from receiver.bpf.self_observation import seed_agent_endpoints
 from receiver.capture.events import EventDecoder, ProcEvent
 from receiver.capture.ringbuf import RingBufferReader
 from receiver.capture.router import RecordRouter
@@ -36,6 +37,7 @@ from receiver.connections.netns import NetnsResolver
 from receiver.connections.peers import LocalPeers
 from receiver.connections.tracker import ConnectionTracker, TrackerLimits
 from receiver.discovery import ProcessDiscovery
+from receiver.discovery.log_pipes import LogPipeClassifier
 from receiver.discovery.resources import ProcessResources
 from receiver.protocols.registry import ProtocolRegistry, builtin_protocols, installed_plugins
 from receiver.protocols.stage import ProtocolStage
@@ -90,6 +92,22 @@ class _ConnectFailures:
 
     def on_connect_failure(self, ev) -> None:
         self._add(ev, time.monotonic_ns())
+
+
+class _LogPipes:
+    """First writes to a stdout/stderr pipe: is it a log destination?  The verdict goes to the kernel."""
+
+    def __init__(self, classifier: LogPipeClassifier, receiver: EbpfReceiver) -> None:
+        self._classifier = classifier
+        self._receiver = receiver
+
+    def on_log_pipe(self, ev) -> None:
+        loader = self._receiver.loader
+        if loader is None:
+            return
+        verdict = self._classifier.classify(ev.pipe_ino, ev.pid)
+        value = loader.abi.const("ERX_PIPE_LOG" if verdict.is_log else "ERX_PIPE_NOT_LOG")
+        loader.map_update("erx_log_pipes", ev.pipe_ino.to_bytes(8, "little"), bytes([value]))
 
 
 class EbpfReceiver:
@@ -174,7 +192,9 @@ class EbpfReceiver:
         )
         self.router = RecordRouter(
             EventDecoder(self.abi), self.tracker, self.logs, _ProcessEvents(self._resources, self.discovery, self.tracker),
-            failures=_ConnectFailures(self.assembler), on_event=on_event,
+            failures=_ConnectFailures(self.assembler),
+            log_pipes=_LogPipes(LogPipeClassifier(config.log_pipe_readers, agent_pid=self._agent_pid), self),
+            on_event=on_event,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -206,9 +226,11 @@ class EbpfReceiver:
             # In a pod, include rules also leave out what this /proc cannot show: the node.
             pidns_only=bool(cfg.discovery.include),
             network=network_knobs(cfg.network_metrics),
+            observe_self=cfg.observe_self,
+            log_pipes=cfg.log_pipes,
         )
         self._loader = BpfLoader(object_path=self._object_path, knobs=knobs, abi=self.abi)
-        self._loader.start(before_attach=self.discovery.prepare)
+        self._loader.start(before_attach=self._before_attach)
         try:
             self._reader = RingBufferReader(self._loader)
             self._start_network_metrics()
@@ -222,6 +244,13 @@ class EbpfReceiver:
         self._thread = threading.Thread(target=self._run, name="ebpf-capture", daemon=True)
         self._thread.start()
         log.info("ebpf receiver attached %d programs", self._loader.link_count)
+
+    def _before_attach(self, loader: BpfLoader) -> None:
+        """Maps that must hold from the first event: discovery's verdicts, the agent's sockets."""
+        self.discovery.prepare(loader)
+        if not self._cfg.observe_self:
+            n = seed_agent_endpoints(loader)
+            log.debug("agent sockets registered as not traced: %d", n)
 
     def _start_network_metrics(self) -> None:
         nm = self._cfg.network_metrics

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from receiver.discovery.log_pipes import DEFAULT_LOG_READERS
 from receiver.receivers.ebpf.config import SamplerConfig
 from receiver.telemetry.network_config import CONNECT_DURATION_BUCKETS, RTT_BUCKETS, NetworkMetricsConfig
 from receiver.config import (
@@ -68,7 +69,8 @@ def test_registry():
         (HealthCheckExtensionConfig, dict(endpoint="127.0.0.1:13133", path="/")),
         (ProtocolConfig, dict(ports=(), enabled=True)),
         (EbpfReceiverConfig, dict(capture_size=4096, ring_buffer_size=16 * MIB, poll_interval=0.02, wakeup_bytes=MIB,
-                                  capture_logs=False, exclude_ports=(), exclude_pids=(), max_connections=65536,
+                                  capture_logs=False, log_pipes="classified", log_pipe_readers=DEFAULT_LOG_READERS,
+                                  observe_self=False, exclude_ports=(), exclude_pids=(), max_connections=65536,
                                   max_buffer_per_connection=65536, connection_idle_timeout=300.0, protocols={},
                                   discovery=DiscoveryConfig(), sampler=SamplerConfig(),
                                   network_metrics=NetworkMetricsConfig())),
