@@ -30,11 +30,12 @@ import pytest
 
 from receiver.config import load_config_text
 from receiver.model.telemetry import SpanKind, StatusCode
+from receiver.protocols.base import Role
 from receiver.receivers.ebpf.receiver import EbpfReceiver
 from receiver.telemetry.red_metrics import RedMetrics
 from tests.support.agent import AgentProcess
 from tests.support.broker_servers import DnsmasqServer, MemcachedServer, NatsServer, RabbitMqServer
-from tests.support.ports import free_port, wait_until
+from tests.support.ports import free_port, wait_for_port, wait_until
 from tests.support.prometheus import metric_sum, scrape
 from tests.support.protocol_drivers import SILENT_TIMEOUT_S, TRACEPARENT, run_driver
 from tests.support.rotel import RotelCollector
@@ -166,6 +167,47 @@ def test_memcached_pymemcache(capture, tmp_path: Path) -> None:
     # One histogram observation per operation.
     assert histogram_counts(red, "db.client.operation.duration", result.pid,
                             lambda a: a["db.operation.name"]) == expected
+
+
+INLINE_REDIS_CLIENT = textwrap.dedent("""
+    import socket, sys
+    with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) as s:
+        replies = s.makefile("rb")
+        # Lower-case inline commands memcached has too: "get k" first, so the reply decides.
+        for command, reply in ((b"get erx:inline", b"$-1"), (b"incr erx:n", b":1"), (b"touch erx:n erx:x", b":1"),
+                               (b"get erx:n", b"$1")):
+            s.sendall(command + b"\\r\\n")
+            assert replies.readline() == reply + b"\\r\\n"
+        assert replies.readline() == b"1\\r\\n"  # the value of the last get
+    print("done")
+""")
+
+
+def test_redis_inline_commands_memcached_also_has_stay_redis(capture, tmp_path: Path) -> None:
+    """The mirror image: a Redis client typing ``get k`` is Redis, on both ends, not memcached."""
+    receiver, sink, red = capture
+    port = free_port()
+    server = subprocess.Popen(["/usr/bin/redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        client = subprocess.Popen([sys.executable, "-c", INLINE_REDIS_CLIENT, str(port)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        out, err = client.communicate(timeout=30)
+        assert out.split() == ["done"], err
+        spans = wait_for_spans(sink, client.pid, 4, "redis inline")
+        served = wait_for_spans(sink, server.pid, 0, "redis server")  # a database server makes no spans
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert [(s.name, s.attributes["db.system.name"]) for s in spans] == [
+        ("GET", "redis"), ("INCR", "redis"), ("TOUCH", "redis"), ("GET", "redis")]
+    assert served == []
+    for pid, role in ((client.pid, Role.CLIENT), (server.pid, Role.SERVER)):
+        txs = sink.transactions(pid)
+        assert [(t.transaction.protocol, t.transaction.role, t.transaction.request.command) for t in txs] == [
+            ("redis", role, "GET"), ("redis", role, "INCR"), ("redis", role, "TOUCH"), ("redis", role, "GET")]
 
 
 # -- NATS --------------------------------------------------------------------------------------
