@@ -168,7 +168,7 @@ class ConnectionTracker:
                 self._new(ev.conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns)
             return
         c = self._pop(ev.conn_id)
-        if c is not None and c.session is not None:
+        if c is not None and (c.session is not None or c.detect_held is not None):
             self._sink.on_close(c, ev.ts_exit_ns)
 
     def _ingress(self, c: Connection, ev: DataEvent) -> None:
@@ -188,7 +188,7 @@ class ConnectionTracker:
                 break
             self._pop(conn_id)
             self.expired += 1
-            if c.session is not None:
+            if c.session is not None or c.detect_held is not None:
                 self._sink.on_close(c, now_ns)
         if self.netns is not None:
             self.netns.maintain()

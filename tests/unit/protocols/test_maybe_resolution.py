@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from receiver.bpf.abi import load_abi
-from receiver.capture.events import DataEvent
+from receiver.capture.events import ConnEvent, DataEvent
 from receiver.model.endpoints import Tuple
 from receiver.protocols.base import Direction, Role
 from tests.support.chain import ParsingTracker
@@ -50,3 +50,19 @@ def test_a_redis_reply_makes_an_inline_command_redis(reply: bytes) -> None:
 def test_a_memcached_reply_makes_it_memcached(request_: bytes, reply: bytes) -> None:
     assert conversation((request_, reply), (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n")) == [
         ("memcached", 0, 5), ("memcached", 10, 15)]
+
+
+def test_a_connection_closed_while_its_first_bytes_are_held_still_gives_them_to_a_session() -> None:
+    """Closed (or idle) before the other side spoke: the first candidate parses what was held —
+    the tracker handed only connections with a session to the stage's close."""
+    tr = ParsingTracker(tls_flag=ABI.const("ERX_FLAG_TLS"))
+    assert tr.on_data(ev(E, b"get k\r\n", 10)) == []
+    close = ConnEvent(ABI.const("ERX_EV_CONN_CLOSE"), Role.CLIENT, ABI.const("ERX_SYS_CLOSE"), 100, 100, 9, 0, 50, 50,
+                      T, 3, 7, 0)
+    [tt] = tr.on_conn(close, True)
+    assert (tt.transaction.protocol, tt.transaction.request.command, tt.transaction.response) == ("memcached", "get",
+                                                                                                 None)
+    tr = ParsingTracker(tls_flag=ABI.const("ERX_FLAG_TLS"))
+    tr.on_data(ev(E, b"get k\r\n", 10))
+    [tt] = tr.expire(10**15)
+    assert tt.transaction.request.command == "get"
