@@ -7,7 +7,8 @@ stage, a :class:`StreamSink` (the protocol stage): ``on_bytes`` per data event, 
 when the connection ends (closed, evicted or idle).  The fields of :class:`Connection` under
 "owned by the protocol stage" are kept here so one dictionary lookup finds everything about a
 connection, but only the protocol stage reads or writes them.  Reads of a server connection
-are also reported to an ``on_server_ingress`` callback (thread-per-request linking).
+whose protocol is known (or being decided) are also reported to an ``on_server_ingress``
+callback (thread-per-request linking); so are those of TLS ciphertext no library shows.
 
 TLS: plaintext read at a TLS library (data events flagged ERX_FLAG_TLS) switches its
 connection to plaintext for good: whatever was detected on ciphertext is dropped, and socket
@@ -153,7 +154,11 @@ class ConnectionTracker:
         d = ev.direction
         if c.protocol != "":  # "": the protocol stage gave up on this connection
             self._sink.on_bytes(c, d, payload, ev.ts_exit_ns, ev.total_len, tid, ev.cgroup_id)
-        if d == _INGRESS and self._on_server_ingress is not None and (c.kernel_role == _SERVER or c.learned_role == _SERVER):
+        # A read is a request only on a connection known to carry one: bytes of no protocol (a
+        # wake-up socket pair built with accept(), as pika's and Windows-portable event loops do)
+        # would make the reading thread "serve" a request whose span never exists.
+        if (d == _INGRESS and self._on_server_ingress is not None and c.is_server
+                and (c.session is not None or c.detect_held is not None)):
             self._on_server_ingress(ev.pid, tid, conn_id, ev.ts_exit_ns)
 
     def on_conn(self, ev: ConnEvent, is_close: bool) -> None:
@@ -163,7 +168,7 @@ class ConnectionTracker:
                 self._new(ev.conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns)
             return
         c = self._pop(ev.conn_id)
-        if c is not None and c.session is not None:
+        if c is not None and (c.session is not None or c.detect_held is not None):
             self._sink.on_close(c, ev.ts_exit_ns)
 
     def _ingress(self, c: Connection, ev: DataEvent) -> None:
@@ -183,7 +188,7 @@ class ConnectionTracker:
                 break
             self._pop(conn_id)
             self.expired += 1
-            if c.session is not None:
+            if c.session is not None or c.detect_held is not None:
                 self._sink.on_close(c, now_ns)
         if self.netns is not None:
             self.netns.maintain()

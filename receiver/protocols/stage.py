@@ -109,8 +109,10 @@ class ProtocolStage:
         """The session of a connection whose protocol is not known yet, or None (not yet, or never).
 
         First bytes that only *might* be a protocol (``MAYBE``) are kept, up to
-        ``detect_limit_bytes``, until the other direction's first bytes (or the limit) decide;
-        then everything kept is fed to the chosen protocol's session, in order."""
+        ``detect_limit_bytes``, until the other direction's first bytes (or the limit) decide: a
+        ``YES`` there wins, a ``MAYBE`` narrows the candidates to those both sides fit, and
+        otherwise the first candidate (in detection order) it is; then everything kept is fed to
+        the chosen protocol's session, in order."""
         registry = self._registry
         t = c.tuple
         proto = registry.protocol_for_ports(t.local_port, t.remote_port)
@@ -122,8 +124,10 @@ class ProtocolStage:
             if proto is None and verdict.maybe:
                 if held is None:
                     held = c.detect_held = ([], list(verdict.maybe))
-                elif not held[1]:
-                    held[1].extend(verdict.maybe)
+                else:  # more evidence: keep the candidates these bytes also fit, if any
+                    both = [p for p in held[1] if p in verdict.maybe]
+                    if both:
+                        held[1][:] = both
             if proto is None:
                 c.undetected_bytes += len(payload) or total_len
                 if held is not None:

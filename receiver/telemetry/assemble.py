@@ -310,9 +310,10 @@ class TelemetryAssembler:
             self.linker.server_span(work, tt.conn_id, _client_view(tt) if tt.peer_local else None, tt.call_index,
                                     tp, now_ns)
         elif kind == SpanKind.CONSUMER and tp is not None:
-            # The message carried its producer's context: this span continues that trace.
+            # The message carried its producer's context: this span continues that trace, and the
+            # head sampler decides on it as on any context from the wire.
             span.trace_id, span.parent_span_id, span.trace_state = tp.trace_id, tp.span_id, tp.trace_state
-            span.flags = tp.flags
+            span.flags = self._sampler.remote(tp.trace_id, tp.flags)
             self.linker.release(work)
         else:
             outgoing = tp if kind in (SpanKind.CLIENT, SpanKind.PRODUCER) else None

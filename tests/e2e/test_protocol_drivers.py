@@ -60,8 +60,8 @@ def test_nats_driver(tmp_path: Path) -> None:
             connections = proxy.take(2)
         finally:
             proxy.close()
-    assert result.counts == {"connections": 2, "publish": 7, "receive": 7, "requests": 2, "no_responders": 1,
-                             "responder_receive": 2, "responder_publish": 2}
+    assert result.counts == {"connections": 2, "publish": 7, "traced": 7, "receive": 7, "requests": 2,
+                             "no_responders": 1, "responder_receive": 2, "responder_publish": 2}
     kinds = Counter()
     for t in parse(connections, NatsSession):
         q, r = t.request, t.response
@@ -83,7 +83,7 @@ def test_amqp_driver(tmp_path: Path) -> None:
             connections = proxy.take(1)
         finally:
             proxy.close()
-    assert result.counts == {"connections": 1, "publish": 9, "deliver": 9, "ack": 9, "get_empty": 1}
+    assert result.counts == {"connections": 1, "publish": 9, "traced": 9, "deliver": 9, "ack": 9, "get_empty": 1}
     txs = parse(connections, AmqpSession)
     names = Counter(t.request.name for t in txs)
     assert names["basic.publish"] == 9 and names["basic.deliver"] == 9

@@ -10,16 +10,20 @@ child's pid and its report.  Start the servers with :mod:`tests.support.broker_s
 Reports (``counts``), per protocol — what an agent tracing the driver's process must see:
 
 * memcached (pymemcache, one connection): ``set`` (STORED, ``count``), ``get`` hits (``count``) and
-  misses (``misses``), one 3-key ``get_many`` (2 hits, 1 miss), one ``incr`` answered
+  misses (``misses``, the first of them before anything else: ``get k`` is also what a Redis
+  inline command looks like), one 3-key ``get_many`` (2 hits, 1 miss), one ``incr`` answered
   ``CLIENT_ERROR``; pymemcache then opens a second connection for one ``delete`` (DELETED);
 * nats (nats-py, two connections: ``client`` and ``responder``): ``publish`` messages on
-  ``erx.e2e.events`` that the same client also ``receive``s, ``requests`` answered by the
-  responder (request–reply), one ``no_responders`` request;
-* amqp (pika, one connection): ``publish`` messages (with a W3C ``traceparent`` header) to a
-  fresh queue through the default exchange, then as many ``deliver``ies consumed and acked, one
-  ``get_empty``;
+  ``erx.e2e.events`` (the first ``traced`` of them, all by default, with a W3C ``traceparent``
+  header: ``HPUB``; the others ``PUB``) that the same client also ``receive``s, ``requests``
+  answered by the responder (request–reply), one ``no_responders`` request;
+* amqp (pika, one connection): ``publish`` messages (the first ``traced``, all by default, with a
+  W3C ``traceparent`` header) to a fresh queue through the default exchange, then as many
+  ``deliver``ies consumed and acked, one ``get_empty``;
 * dns (dnspython): ``udp`` A queries on one socket (NOERROR, one answer each), ``nxdomain`` queries
-  for unknown ``.test`` names, ``tcp`` queries on one TCP connection.
+  for unknown ``.test`` names, ``tcp`` queries on one TCP connection; with ``silent_port``, also
+  ``timeouts`` A queries to that UDP port (nobody answers: each on a socket of its own, given up
+  after ``SILENT_TIMEOUT_S`` and closed).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from typing import Any
 
 HOST = "127.0.0.1"
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+SILENT_TIMEOUT_S = 0.5
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -72,12 +77,15 @@ def drive_memcached(port: int, count: int, misses: int = 3) -> dict[str, Any]:
     from pymemcache.client.base import Client
     from pymemcache.exceptions import MemcacheClientError
 
+    assert misses >= 1
     c = Client((HOST, port), default_noreply=False, timeout=5, connect_timeout=5)
+    # The first command is a miss: "get k" is also a Redis inline command, so the reply decides.
+    assert c.get("e2e:missing:0") is None
     for i in range(count):
         assert c.set(f"e2e:{i}", f"value-{i}".encode()) is True
     for i in range(count):
         assert c.get(f"e2e:{i}") == f"value-{i}".encode()
-    for i in range(misses):
+    for i in range(1, misses):
         assert c.get(f"e2e:missing:{i}") is None
     assert c.get_many(["e2e:0", "e2e:1", "e2e:nope"]) == {"e2e:0": b"value-0", "e2e:1": b"value-1"}
     try:
@@ -91,9 +99,11 @@ def drive_memcached(port: int, count: int, misses: int = 3) -> dict[str, Any]:
             "incr": 1, "errors": {"CLIENT_ERROR": 1}, "delete": 1}
 
 
-def drive_nats(port: int, count: int, requests: int = 3) -> dict[str, Any]:
+def drive_nats(port: int, count: int, requests: int = 3, traced: int | None = None) -> dict[str, Any]:
     import nats
     import nats.errors
+
+    traced = count if traced is None else traced
 
     async def main() -> None:
         responder = await nats.connect(f"nats://{HOST}:{port}", allow_reconnect=False, connect_timeout=5)
@@ -107,7 +117,8 @@ def drive_nats(port: int, count: int, requests: int = 3) -> dict[str, Any]:
         sub = await client.subscribe("erx.e2e.events")
         await client.flush()
         for i in range(count):
-            await client.publish("erx.e2e.events", b"event-%d" % i, headers={"traceparent": TRACEPARENT})
+            headers = {"traceparent": TRACEPARENT} if i < traced else None
+            await client.publish("erx.e2e.events", b"event-%d" % i, headers=headers)
         for i in range(count):
             msg = await sub.next_msg(timeout=5)
             assert msg.data == b"event-%d" % i
@@ -123,13 +134,14 @@ def drive_nats(port: int, count: int, requests: int = 3) -> dict[str, Any]:
         await responder.close()
 
     asyncio.run(main())
-    return {"connections": 2, "publish": count, "receive": count, "requests": requests, "no_responders": 1,
-            "responder_receive": requests, "responder_publish": requests}
+    return {"connections": 2, "publish": count, "traced": traced, "receive": count, "requests": requests,
+            "no_responders": 1, "responder_receive": requests, "responder_publish": requests}
 
 
-def drive_amqp(port: int, count: int) -> dict[str, Any]:
+def drive_amqp(port: int, count: int, traced: int | None = None) -> dict[str, Any]:
     import pika
 
+    traced = count if traced is None else traced
     params = pika.ConnectionParameters(host=HOST, port=port, heartbeat=0, socket_timeout=10,
                                        credentials=pika.PlainCredentials("guest", "guest"))
     conn = pika.BlockingConnection(params)
@@ -137,7 +149,7 @@ def drive_amqp(port: int, count: int) -> dict[str, Any]:
     queue = ch.queue_declare("", exclusive=True).method.queue
     props = pika.BasicProperties(headers={"traceparent": TRACEPARENT})
     for i in range(count):
-        ch.basic_publish("", queue, b"message-%d" % i, props)
+        ch.basic_publish("", queue, b"message-%d" % i, props if i < traced else None)
     got = 0
     for method, _, body in ch.consume(queue, inactivity_timeout=5):
         assert method is not None and body == b"message-%d" % got, (method, body)
@@ -149,10 +161,12 @@ def drive_amqp(port: int, count: int) -> dict[str, Any]:
     method, _, _ = ch.basic_get(queue)
     assert method is None
     conn.close()
-    return {"connections": 1, "publish": count, "deliver": count, "ack": count, "get_empty": 1}
+    return {"connections": 1, "publish": count, "traced": traced, "deliver": count, "ack": count, "get_empty": 1}
 
 
-def drive_dns(port: int, count: int, nxdomain: int = 2, tcp: int = 2) -> dict[str, Any]:
+def drive_dns(port: int, count: int, nxdomain: int = 2, tcp: int = 2, silent_port: int = 0,
+              timeouts: int = 1) -> dict[str, Any]:
+    import dns.exception
     import dns.message
     import dns.query
     import dns.rcode
@@ -169,7 +183,17 @@ def drive_dns(port: int, count: int, nxdomain: int = 2, tcp: int = 2) -> dict[st
         for i in range(tcp):
             r = dns.query.tcp(dns.message.make_query(names[i % 3], "AAAA"), HOST, timeout=5, sock=sock)
             assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == 1, r
-    return {"udp": count, "nxdomain": nxdomain, "tcp": tcp, "udp_sockets": 1, "tcp_connections": 1}
+    report = {"udp": count, "nxdomain": nxdomain, "tcp": tcp, "udp_sockets": 1, "tcp_connections": 1}
+    if silent_port:
+        for i in range(timeouts):  # dnspython opens a socket per query and closes it when it gives up
+            try:
+                dns.query.udp(dns.message.make_query(f"silent-{i}.test", "A"), HOST, port=silent_port,
+                              timeout=SILENT_TIMEOUT_S)
+                raise AssertionError("the silent port answered")
+            except dns.exception.Timeout:
+                pass
+        report["timeouts"] = timeouts
+    return report
 
 
 DRIVERS = {"memcached": drive_memcached, "nats": drive_nats, "amqp": drive_amqp, "dns": drive_dns}
@@ -184,8 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int)
     parser.add_argument("--nxdomain", type=int)
     parser.add_argument("--tcp", type=int)
+    parser.add_argument("--traced", type=int)
+    parser.add_argument("--silent-port", type=int)
+    parser.add_argument("--timeouts", type=int)
     args = parser.parse_args(argv)
-    extra = {k: v for k in ("misses", "requests", "nxdomain", "tcp") if (v := getattr(args, k)) is not None}
+    options = ("misses", "requests", "nxdomain", "tcp", "traced", "silent_port", "timeouts")
+    extra = {k: v for k in options if (v := getattr(args, k)) is not None}
     counts = DRIVERS[args.protocol](args.port, args.count, **extra)
     print(json.dumps({"pid": os.getpid(), "counts": counts}))
     return 0

@@ -6,8 +6,9 @@ traced process is the CLIENT of a query it sent (EGRESS) and the SERVER of one i
 response is paired with the oldest pending query of the same id and question (name compared
 case-insensitively, type, class); a response without a question (``FORMERR``) with the oldest
 query of its id.  A query still unanswered ``query_timeout_ns`` after it was sent — measured on
-the timestamps that come with the bytes — is returned unanswered, and so are those pending at
-close: each can become a timeout span.  Pending queries are bounded (``max_pending``, oldest
+the timestamps that come with the bytes — is returned unanswered, ending at its timeout, and so
+are those pending at close, ending then (the client gave up): each can become a timeout span
+whose duration is the wait.  Pending queries are bounded (``max_pending``, oldest
 dropped and counted).  Over TCP only the first ``max_buffer`` bytes of a message are kept (the
 header and question are at its start); the rest is skipped by length, across truncated captures
 too.  After framing is lost the next write must start with a plausible length and header.
@@ -230,9 +231,9 @@ class DnsSession:
             return out
         self._closed = True
         try:
-            while self._pending:
+            while self._pending:  # the client gave up waiting now (it closed the socket)
                 _, p = self._pending.popitem(last=False)
-                out.append(self._transaction(p, None, p.end_ts, 0))
+                out.append(self._transaction(p, None, max(ts_ns, p.end_ts), 0))
             self._by_key.clear()
         except Exception:
             self.internal_errors += 1
@@ -307,7 +308,8 @@ class DnsSession:
             self._pending.popitem(last=False)
             self._unindex(p, ident)
             self.expired_queries += 1
-            self._out.append(self._transaction(p, None, p.end_ts, 0))
+            # It was waited for until the timeout (the event that noticed may come much later).
+            self._out.append(self._transaction(p, None, max(p.end_ts, p.start_ts + self.query_timeout_ns), 0))
 
     def _transaction(self, p: _Pending, response: DnsMessage | None, end: int, response_size: int) -> Transaction:
         return Transaction(

@@ -5,7 +5,9 @@ types.  Two line protocols look like inline commands: memcached's text protocol 
 ``get k``, ``incr k 1``: lower-case, and memcached knows no upper-case command) and NATS (``INFO
 {...}`` from the server, ``CONNECT {...}`` from the client).  :func:`detection` says ``NO`` to
 their shapes and ``MAYBE`` to an inline line both Redis and memcached would take (``get k``): the
-reply tells them apart.  :func:`detect` is true only for ``YES``.
+reply tells them apart — so a bulk-string or integer reply (``$-1``, ``$5``, ``:1``, what Redis
+answers ``get k``/``incr k``/``touch k``), too short to claim a connection by itself, is a
+``MAYBE`` that names Redis among the candidates.  :func:`detect` is true only for ``YES``.
 """
 
 from __future__ import annotations
@@ -43,14 +45,18 @@ _MEMCACHED_NOREPLY = re.compile(rb"(?:incr|decr|touch|delete|flush_all)\b[^\r\n]
 _SHARED_LOWERCASE = frozenset({b"get", b"incr", b"decr", b"touch"})
 _ONE_KEY = frozenset({b"get", b"incr", b"decr"})  # Redis takes exactly one argument; memcached more
 _JSON_ARGUMENT = re.compile(rb"[A-Za-z]{2,20}[ \t]+\{")
+# A value reply: a bulk string (or the RESP2 null), an integer, the RESP3 null.
+_VALUE_REPLY = re.compile(rb"(?:\$(?:-1|0|[1-9][0-9]{0,8})|:-?(?:0|[1-9][0-9]{0,18})|_)\r\n")
 
 
 def detection(data: bytes, direction: Direction | None = None) -> Detection:
     """How much ``data`` looks like Redis: ``YES`` as :func:`detect` says, ``NO`` for memcached
     storage/noreply lines and NATS JSON lines, ``MAYBE`` for a lower-case inline command
-    memcached also has (``get k``, ``incr k``, ``touch k 10``)."""
+    memcached also has (``get k``, ``incr k``, ``touch k 10``) and for a value reply."""
     try:
         first = data[:1]
+        if first in (b"$", b":", b"_"):
+            return Detection.MAYBE if _VALUE_REPLY.match(data) else Detection.NO
         if first not in (b"*", b"+", b"-", b"%") and data[:1].isalpha():
             if _JSON_ARGUMENT.match(data) or _MEMCACHED_STORAGE.match(data) or _MEMCACHED_NOREPLY.match(data):
                 return Detection.NO

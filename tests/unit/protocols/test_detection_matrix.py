@@ -85,6 +85,13 @@ def test_first_bytes_are_their_own_protocol_and_no_other(proto: str, name: str) 
         (b"PING\r\n", Detection.NO, Detection.YES),
         (b'INFO {"server_id":"x"}\r\n', Detection.NO, Detection.NO),  # NATS
         (b"INFO server\r\n", Detection.NO, Detection.YES),
+        # What Redis answers an inline get/incr/touch: a MAYBE that names Redis among the candidates.
+        (b"$-1\r\n", Detection.NO, Detection.MAYBE),
+        (b"$5\r\nhello\r\n", Detection.NO, Detection.MAYBE),
+        (b":12\r\n", Detection.NO, Detection.MAYBE),
+        (b"_\r\n", Detection.NO, Detection.MAYBE),
+        (b"$x\r\n", Detection.NO, Detection.NO),
+        (b"2\r\n", Detection.NO, Detection.NO),  # memcached's incr reply: the first candidate decides
     ],
 )
 def test_ambiguous_lines(line: bytes, memcached: Detection, redis: Detection) -> None:

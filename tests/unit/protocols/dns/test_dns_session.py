@@ -87,6 +87,17 @@ def test_unanswered_queries_expire_then_close() -> None:
     assert [t.request.id for t in out] == [2, 3] and all(t.response is None for t in out)
 
 
+def test_a_timeout_lasts_as_long_as_the_client_waited() -> None:
+    """The span of an unanswered query ends when the client gave up — at the timeout, or when
+    it closed its socket — not when the query was written (that made timeouts 0 s lookups)."""
+    s = DnsSession(query_timeout_ns=1000)
+    s.feed(E, message(1, QUERY, q("slow.test")), 100)
+    [t] = s.feed(E, message(2, QUERY, q("next.test")), 5000)  # noticed long after the timeout
+    assert (t.start_ns, t.end_ns) == (100, 1100)
+    [t] = s.close(5600)  # the client gave up on the second one and closed the socket
+    assert (t.start_ns, t.end_ns) == (5000, 5600)
+
+
 def test_pending_queries_are_bounded() -> None:
     s = DnsSession(max_pending=4)
     for i in range(10):
