@@ -1,7 +1,11 @@
 """``ebpf-receiver``: run | validate | check.
 
 Exit codes: 0 ok; 1 the kernel/privileges do not allow running (check) or a runtime failure;
-2 a configuration error (one message naming the key and file:line).
+2 a configuration error (one message naming the key and file:line), or an address a component
+cannot listen on (one message naming the component and the address: a port already taken).
+
+Once up, ``run`` logs one line naming every URL it serves and every exporter's target
+(:mod:`receiver.ready_line`).
 
 ``run`` stops on SIGTERM or SIGINT: capture stops, processors and sending queues flush for at
 most ``service.shutdown_timeout`` (what cannot be sent is counted and logged, or kept on disk
@@ -83,7 +87,8 @@ def cmd_run(args) -> int:
         return 0
 
     from receiver.bpf.loader import BpfLoadError
-    from receiver.pipeline import Agent
+    from receiver.pipeline import Agent, ComponentStartError
+    from receiver.ready_line import ready_line
 
     stop = threading.Event()
 
@@ -101,6 +106,11 @@ def cmd_run(args) -> int:
     try:
         agent.start()
         _tune_garbage_collector()
+    except ComponentStartError as err:
+        # One line, like a configuration error: the component, the address, what to do.
+        print(f"ebpf-receiver: {err}", file=sys.stderr)
+        agent.shutdown(timeout=2.0)
+        return 2 if err.listen else 1
     except BpfLoadError as err:
         log.error("%s", err)
         agent.shutdown(timeout=2.0)
@@ -109,12 +119,7 @@ def cmd_run(args) -> int:
         log.error("start failed: %s", err)
         agent.shutdown(timeout=2.0)
         return 1
-    log.info(
-        "ebpf-receiver %s running (pid %d); pipelines: %s",
-        __version__,
-        os.getpid(),
-        ", ".join(config.service.pipelines),
-    )
+    log.info("%s", ready_line(agent, __version__, os.getpid()))
     try:
         while not stop.wait(1.0):
             pass

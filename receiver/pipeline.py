@@ -14,6 +14,7 @@ metrics derived from traffic (RED, service graph) and — unless
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 import threading
@@ -30,6 +31,31 @@ from receiver.component.self_metrics import SelfMetrics, agent_resource
 from receiver.telemetry.service_graph import ServiceGraph
 
 log = logging.getLogger(__name__)
+
+# What a failed bind says, and what the user can do about it.
+_LISTEN_ERRORS = {
+    errno.EADDRINUSE: "address already in use (another agent running?)",
+    errno.EACCES: "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+    errno.EADDRNOTAVAIL: "no interface of this host has that address",
+}
+
+
+class ComponentStartError(Exception):
+    """A component could not start; ``str()`` is one line naming it (``exporters.prometheus``)
+    and, for a server that could not listen, the address.  ``listen``: the address was the
+    problem — a configuration matter (exit code 2), like a configuration error."""
+
+    def __init__(self, kind: str, component_id: str, endpoint: str | None, cause: OSError) -> None:
+        self.component = f"{kind}.{component_id}"
+        self.endpoint = endpoint
+        self.cause = cause
+        self.listen = endpoint is not None and cause.errno in _LISTEN_ERRORS
+        if self.listen:
+            reason = _LISTEN_ERRORS[cause.errno]
+            message = f"{self.component}: cannot listen on {endpoint}: {reason}"
+        else:
+            message = f"{self.component}: cannot start: {cause.strerror or cause}"
+        super().__init__(message)
 
 
 class FanOut:
@@ -194,18 +220,27 @@ class Agent:
         if self._started:
             return
         self._started = True
-        for e in self.exporters.values():
-            e.start()
+        for exporter_id, e in self.exporters.items():
+            self._start("exporters", exporter_id, e)
         for p in self.processors:  # _chain appends the most downstream first
             p.start()
         for r in self.readers:
             r.start()
-        for x in self.extensions.values():
-            x.start()
-        for r in self.receivers.values():
-            r.start()
+        for ext_id, x in self.extensions.items():
+            self._start("extensions", ext_id, x)
+        for receiver_id, r in self.receivers.items():
+            self._start("receivers", receiver_id, r)
         for x in self.extensions.values():
             x.ready = True
+
+    def _start(self, kind: str, component_id: str, component) -> None:
+        """Start one component; an OSError (a port taken) becomes a :class:`ComponentStartError`
+        naming the component and the address it was configured to listen on."""
+        try:
+            component.start()
+        except OSError as err:
+            endpoint = getattr(getattr(self.config, kind)[component_id], "endpoint", None)
+            raise ComponentStartError(kind, component_id, endpoint, err) from err
 
     def shutdown(self, timeout: float | None = None) -> None:
         if self._stopped:

@@ -3,10 +3,13 @@ in the kernel) and which TLS libraries they load (attached with uprobes for plai
 
 ``procfs`` reads ``/proc`` (root injectable), ``elf`` reads exported symbols, ``rules`` judges
 processes, ``tls_libraries`` attaches each TLS library file once, ``process_discovery``
-follows processes as they come and go, ``metrics`` exposes what it did.
+follows processes as they come and go, ``summary`` says what it found (and when that is worth
+a log line), ``metrics`` exposes it.  ``resources`` builds each process's OTel resource
+(``service_name`` names it from its command line, ``kubernetes`` adds ``k8s.*`` on evidence).
 """
 
-from receiver.discovery.process_discovery import DiscoverySummary, ProcessDiscovery
+from receiver.discovery.process_discovery import ProcessDiscovery
 from receiver.discovery.rules import Decision, DiscoveryRules, ProcessFacts
+from receiver.discovery.summary import DiscoverySummary
 
 __all__ = ["Decision", "DiscoveryRules", "DiscoverySummary", "ProcessDiscovery", "ProcessFacts"]

@@ -37,13 +37,13 @@ from receiver.discovery.procfs import ProcFs, ProcStat, cgroup_paths, container_
 from receiver.discovery.rules import Decision, DiscoveryRules, ProcessFacts
 from receiver.discovery.tls_libraries import FileId, TlsLibraries
 from receiver.discovery.resources import ProcessResources
+from receiver.discovery.summary import DiscoverySummary, SummaryThrottle
 
 log = logging.getLogger(__name__)
 
 EXEC_SCAN_DELAY = 0.1  # seconds between an exec and the look at the new program's libraries
 EXEC_SECOND_LOOK = 1.0  # and a second look (interpreters load TLS modules after starting)
 PORTS_CACHE_SECONDS = 0.5  # a namespace's TCP table is read at most this often
-SUMMARY_NAMES = 20  # service names listed in the summary log line
 
 
 class DiscoveryLoader(Protocol):
@@ -67,27 +67,6 @@ class TrackedProcess:
     second_look: bool = False  # look again EXEC_SECOND_LOOK after the exec
     exe: str = ""
     parent: int = 0  # forked from this tracked process without exec: shares its decision
-
-
-@dataclass(frozen=True)
-class DiscoverySummary:
-    traced: int
-    excluded: int
-    tls_processes: int  # traced processes mapping an attached TLS library
-    libraries: tuple[str, ...]  # paths of the attached TLS libraries
-    services: tuple[tuple[str, int], ...]  # (service name, traced processes), most first
-
-    def line(self) -> str:
-        names = ", ".join(f"{n} x{c}" if c > 1 else n for n, c in self.services[:SUMMARY_NAMES])
-        more = len(self.services) - SUMMARY_NAMES
-        if more > 0:
-            names += f", and {more} more"
-        libs = ", ".join(self.libraries) or "none"
-        return (
-            f"instrumented {self.traced} processes ({self.excluded} excluded by discovery rules), "
-            f"{len(self.libraries)} TLS libraries ({libs}) in {self.tls_processes} of them; "
-            f"services: {names or 'none'}"
-        )
 
 
 class ProcessDiscovery:
@@ -123,7 +102,7 @@ class ProcessDiscovery:
         self._next_rescan = 0.0
         self._tcp_cache: dict = {}  # network namespace -> {socket inode: port} of the rules' ports
         self._tcp_cache_at = float("-inf")
-        self._last_summary_key = None
+        self._summary_throttle = SummaryThrottle()
         self.summary: DiscoverySummary | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -239,7 +218,6 @@ class ProcessDiscovery:
         if st is None:
             self._forget(pid)
             return
-        self._resources.forget(pid)
         p = self.processes.get(pid)
         if p is None or p.start_time != st.start_time:
             self._judge_new(pid, st)
@@ -271,7 +249,7 @@ class ProcessDiscovery:
                 continue
             if p is None or p.start_time != st.start_time:
                 if p is not None:
-                    self._forget(pid)
+                    self._forget(pid, reused=True)
                 p = self._judge_new(pid, st, forked=True)
                 if p is not None and not p.kernel_thread:
                     self._look_at_libraries(pid)
@@ -393,10 +371,14 @@ class ProcessDiscovery:
             by_file[fid].pids.add(p.pid)
         p.libraries = found
 
-    def _forget(self, pid: int) -> None:
-        """The process is gone.  Its kernel exclusion went with it (sched_process_exit)."""
+    def _forget(self, pid: int, reused: bool = False) -> None:
+        """The process is gone (``reused``: its pid is another process's now).  Its kernel
+        exclusion went with it (sched_process_exit)."""
         self._due.pop(pid, None)
-        self._resources.forget(pid)
+        if reused:
+            self._resources.forget(pid)
+        else:
+            self._resources.exited(pid)
         p = self.processes.pop(pid, None)
         if p is not None:
             self._set_libraries(p, set())
@@ -404,22 +386,23 @@ class ProcessDiscovery:
     # -- summary ---------------------------------------------------------------------------
 
     def _log_summary(self, force: bool = False) -> None:
+        """Recompute the summary; log it at start and when it changes meaningfully (services
+        that settled or left, libraries; at most once a minute: see discovery/summary.py)."""
         traced = [p for p in self.processes.values() if p.decision is Decision.TRACED]
         excluded = sum(1 for p in self.processes.values() if p.decision not in (None, Decision.TRACED))
         names = collections.Counter(self._resources.get(p.pid).service_name for p in traced)
         attached = self.libraries.attached if self.libraries else []
         tls_pids = {pid for lib in attached for pid in lib.pids}
+        now = self._clock()
+        settled = self._summary_throttle.settled(names, now, at_start=force)
         self.summary = DiscoverySummary(
             traced=len(traced),
             excluded=excluded,
             tls_processes=len(tls_pids),
             libraries=tuple(sorted(lib.path for lib in attached)),
-            services=tuple(sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))),
+            services=tuple(sorted(((n, c) for n, c in names.items() if n in settled), key=lambda kv: (-kv[1], kv[0]))),
         )
-        # Logged when the services or the libraries change, not on every short-lived process.
-        key = (frozenset(names), self.summary.libraries)
-        if force or key != self._last_summary_key:
-            self._last_summary_key = key
+        if self._summary_throttle.should_log(settled, self.summary.libraries, now, force=force):
             log.info("discovery: %s", self.summary.line())
 
     # -- self-metrics ------------------------------------------------------------------------

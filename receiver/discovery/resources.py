@@ -1,8 +1,25 @@
 """Per-process OTel Resource, read from /proc (the path is injectable for tests).
 
+Two views of one process:
+
+* :meth:`ProcessResources.get` — for spans and log records: the process as it is, with
+  ``process.pid``, its executable's path and name (the OTel ``process`` resource attributes).
+* :meth:`ProcessResources.for_metrics` — for the RED and network metrics: the *service
+  instance*, without the per-process ``process.*`` attributes (``process.runtime.*`` stays).
+  Ten short-lived ``curl`` runs are ten processes but one series per attribute set and one
+  ``target_info`` row, not ten.
+
+``service.instance.id`` is the same in both and stable: a UUID v5 (the semantic conventions'
+namespace ``4d63009a-8d0f-11ee-aad7-4c796ed8e320``) of host name, container id, service
+namespace, service name and executable name — never the pid.  Processes of one executable and
+service on one host (or in one container) are one instance; a process that sets
+``service.instance.id`` in its ``OTEL_RESOURCE_ATTRIBUTES`` keeps its own.
+
 service.name: the process's own OTEL_SERVICE_NAME, else service.name in its
-OTEL_RESOURCE_ATTRIBUTES, else derived from the command line (``python3 app.py`` → ``app``,
-``java -jar shop.jar`` → ``shop``), else the executable name.
+OTEL_RESOURCE_ATTRIBUTES, else derived from the command line
+(:func:`~receiver.discovery.service_name.derive_service_name`), else the kernel's comm of a
+process gone before /proc could be read.  Kubernetes attributes need Kubernetes evidence
+(:mod:`receiver.discovery.kubernetes`).
 """
 
 from __future__ import annotations
@@ -10,14 +27,40 @@ from __future__ import annotations
 import os
 import re
 import socket
+import threading
+import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote
 
 from receiver import __version__
+from receiver.discovery.kubernetes import SERVICE_ACCOUNT_DIRS, kubernetes_attributes
+from receiver.discovery.service_name import derive_service_name
 from receiver.model.telemetry import Resource
 
-_INTERPRETERS = re.compile(r"^(python[0-9.]*|pypy[0-9.]*|node|nodejs|ruby[0-9.]*|perl[0-9.]*|php[0-9.]*|bash|sh|dotnet)$")
+__all__ = [
+    "EXITED_GRACE_SECONDS",
+    "SERVICE_INSTANCE_NAMESPACE",
+    "ProcessInfo",
+    "ProcessResources",
+    "derive_service_name",
+    "metrics_view",
+    "parse_resource_attributes",
+    "service_instance_id",
+]
+
+# The semantic conventions' UUID v5 namespace for service.instance.id.
+SERVICE_INSTANCE_NAMESPACE = uuid.UUID("4d63009a-8d0f-11ee-aad7-4c796ed8e320")
+# How long the resource of an exited process is kept: its last spans are assembled after its exit.
+EXITED_GRACE_SECONDS = 10.0
+# The kernel's comm is the executable's base name cut to 15 bytes (TASK_COMM_LEN - 1): the
+# executable part of the instance id uses the same cut, so a process read from /proc and one
+# known only by its comm (gone too fast) get the same id.
+COMM_LENGTH = 15
+
 _RUNTIMES = (
     (re.compile(r"^(python|pypy)"), "cpython"),
     (re.compile(r"^(node|nodejs)$"), "nodejs"),
@@ -26,12 +69,9 @@ _RUNTIMES = (
     (re.compile(r"^dotnet$"), "dotnet"),
 )
 _CONTAINER_ID = re.compile(r"([0-9a-f]{64})")
-_K8S_ENV = {
-    "k8s.pod.name": ("K8S_POD_NAME", "POD_NAME", "OTEL_K8S_POD_NAME"),
-    "k8s.namespace.name": ("K8S_NAMESPACE_NAME", "POD_NAMESPACE", "K8S_NAMESPACE", "OTEL_K8S_NAMESPACE"),
-    "k8s.pod.uid": ("K8S_POD_UID", "POD_UID", "OTEL_K8S_POD_UID"),
-    "k8s.container.name": ("K8S_CONTAINER_NAME", "CONTAINER_NAME", "OTEL_K8S_CONTAINER_NAME"),
-}
+# Attributes a child shares with its parent (same cgroup, same pod): used for a process known
+# only by its comm.
+_INHERITED = ("container.id", "k8s.pod.name", "k8s.namespace.name", "k8s.pod.uid", "k8s.container.name", "k8s.node.name")
 
 
 @dataclass(frozen=True)
@@ -43,51 +83,21 @@ class ProcessInfo:
     cgroup: str
 
 
-def derive_service_name(exe: str, argv: tuple[str, ...]) -> str:
-    """A readable service name from the command line when the process does not name itself."""
-    prog = os.path.basename(argv[0]) if argv else os.path.basename(exe)
-    if exe and (not prog or " " in prog or ":" in prog):
-        # argv[0] rewritten into a title ("nginx: worker process"): the executable is truer.
-        prog = os.path.basename(exe)
-    args = list(argv[1:])
-    if prog == "java" or os.path.basename(exe) == "java":
-        for i, a in enumerate(args):
-            if a == "-jar" and i + 1 < len(args):
-                return _stem(args[i + 1])
-        for a in args:  # main class: the first argument that is not an option
-            if not a.startswith("-") and "." in a:
-                return a.rsplit(".", 1)[-1]
-        return "java"
-    if _INTERPRETERS.match(prog) or _INTERPRETERS.match(os.path.basename(exe)):
-        skip_next = False
-        for a in args:
-            if skip_next:
-                skip_next = False
-                continue
-            if a in ("-m",):
-                skip_next = False
-                continue
-            if a in ("-c", "-e"):
-                break
-            if a.startswith("-"):
-                continue
-            return _stem(a)
-        return prog
-    return prog or os.path.basename(exe) or "unknown_service"
+def service_instance_id(host: str, container: str, namespace: str, service: str, executable: str) -> str:
+    """The stable ``service.instance.id``: a UUID v5 of what makes an instance, pid excluded."""
+    name = "\n".join((host, container, namespace, service, executable[:COMM_LENGTH]))
+    return str(uuid.uuid5(SERVICE_INSTANCE_NAMESPACE, name))
 
 
-def _stem(path: str) -> str:
-    base = os.path.basename(path.rstrip("/"))
-    for ext in (".py", ".jar", ".js", ".mjs", ".rb", ".pl", ".php", ".sh", ".dll"):
-        if base.endswith(ext):
-            return base[: -len(ext)]
-    return base
+def metrics_view(resource: Resource) -> Resource:
+    """The resource without its per-process attributes (``process.*`` but ``process.runtime.*``)."""
+    kept = tuple((k, v) for k, v in resource.attributes
+                 if not k.startswith("process.") or k.startswith("process.runtime."))
+    return resource if len(kept) == len(resource.attributes) else Resource(kept)
 
 
 def parse_resource_attributes(text: str) -> dict[str, str]:
     """OTEL_RESOURCE_ATTRIBUTES: comma-separated key=value, values percent-decoded."""
-    from urllib.parse import unquote
-
     out: dict[str, str] = {}
     for part in text.split(","):
         if "=" not in part:
@@ -99,41 +109,87 @@ def parse_resource_attributes(text: str) -> dict[str, str]:
     return out
 
 
-class ProcessResources:
-    """Resource per pid, cached (bounded) and dropped on exec/exit."""
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    resource: Resource  # spans, logs
+    metrics: Resource  # metrics (interned: one object per distinct value)
+    expires: float | None = None  # the process exited: rebuilt after this (monotonic) time
 
-    def __init__(self, proc_root: str = "/proc", host_name: str | None = None, max_entries: int = 8192) -> None:
+
+class ProcessResources:
+    """Resource per pid, cached (bounded), dropped at exec and kept a grace period after exit.
+
+    ``get``/``for_metrics`` are called by the capture thread; ``forget``/``exited`` also by the
+    discovery thread: reads are plain dict lookups, changes are made under a lock.
+    """
+
+    def __init__(
+        self,
+        proc_root: str = "/proc",
+        host_name: str | None = None,
+        max_entries: int = 8192,
+        clock: Callable[[], float] = time.monotonic,
+        exited_grace: float = EXITED_GRACE_SECONDS,
+    ) -> None:
         self._proc = Path(proc_root)
         self._host = host_name or socket.gethostname()
-        self._cache: OrderedDict[int, Resource] = OrderedDict()
-        self._comms: OrderedDict[int, str] = OrderedDict()
+        self._cache: OrderedDict[int, _Entry] = OrderedDict()
+        self._known: OrderedDict[int, tuple[str, int]] = OrderedDict()  # pid -> (comm, ppid) from kernel events
+        self._interned: OrderedDict[Resource, Resource] = OrderedDict()
         self._max = max_entries
+        self._clock = clock
+        self._grace = exited_grace
+        self._lock = threading.Lock()
+
+    # -- lookups ---------------------------------------------------------------------------
 
     def get(self, pid: int) -> Resource:
-        r = self._cache.get(pid)
-        if r is not None:
-            return r
-        r = self._build(pid)
-        self._cache[pid] = r
-        if len(self._cache) > self._max:
-            self._cache.popitem(last=False)
-        return r
+        """The resource of spans and logs (with ``process.pid``)."""
+        return self._entry(pid).resource
 
-    def forget(self, pid: int) -> None:
-        self._cache.pop(pid, None)
+    def for_metrics(self, pid: int) -> Resource:
+        """The resource of metric series: the service instance (see the module's docstring)."""
+        return self._entry(pid).metrics
 
     def host(self) -> Resource:
         """The resource of what belongs to no process (the kernel's own packets, forwarded flows)."""
-        return Resource.from_dict({"service.name": "unknown_service:kernel", "host.name": self._host})
+        name = "unknown_service:kernel"
+        return Resource.from_dict({
+            "service.name": name,
+            "service.instance.id": service_instance_id(self._host, "", "", name, ""),
+            "host.name": self._host,
+        })
+
+    # -- process events --------------------------------------------------------------------
+
+    def forget(self, pid: int) -> None:
+        """The pid runs another program (exec) or is another process (pid reuse): read it again."""
+        with self._lock:
+            self._cache.pop(pid, None)
+
+    def exited(self, pid: int) -> None:
+        """The process exited: its resource stays for the spans still to be assembled, then goes."""
+        with self._lock:
+            e = self._cache.get(pid)
+            if e is not None and e.expires is None:
+                self._cache[pid] = _Entry(e.resource, e.metrics, self._clock() + self._grace)
+
+    def remember(self, pid: int, comm: str, ppid: int = 0) -> None:
+        """The kernel's name for a process and its parent (from exec/exit events): what a
+        process gone before its /proc entry could be read (curl and other short-lived clients)
+        is named and placed by."""
+        if comm:
+            with self._lock:
+                if not ppid:  # an exit event: the parent seen at exec stays (it may have been reparented since)
+                    ppid = self._known.get(pid, ("", 0))[1]
+                self._known[pid] = (comm, ppid)
+                if len(self._known) > self._max:
+                    self._known.popitem(last=False)
 
     def remember_comm(self, pid: int, comm: str) -> None:
-        """The kernel's name for a process (from exec/exit events): the fallback service name
-        when the process is gone before its /proc entry could be read (curl and other
-        short-lived clients)."""
-        if comm:
-            self._comms[pid] = comm
-            if len(self._comms) > self._max:
-                self._comms.popitem(last=False)
+        self.remember(pid, comm)
+
+    # -- reading /proc ---------------------------------------------------------------------
 
     def read_process(self, pid: int) -> ProcessInfo:
         base = self._proc / str(pid)
@@ -150,39 +206,69 @@ class ProcessResources:
         cgroup = _read(base / "cgroup").decode(errors="replace")
         return ProcessInfo(pid, exe, argv, env, cgroup)
 
-    def _build(self, pid: int) -> Resource:
+    def _has_service_account(self, pid: int) -> bool:
+        root = self._proc / str(pid) / "root"
+        return any(os.path.isdir(str(root) + d) for d in SERVICE_ACCOUNT_DIRS)
+
+    # -- building --------------------------------------------------------------------------
+
+    def _entry(self, pid: int) -> _Entry:
+        e = self._cache.get(pid)
+        if e is not None and (e.expires is None or e.expires > self._clock()):
+            return e
+        resource = self._build(pid, inherit=True)
+        with self._lock:
+            metrics = metrics_view(resource)
+            metrics = self._interned.setdefault(metrics, metrics)
+            if len(self._interned) > self._max:
+                self._interned.popitem(last=False)
+            e = self._cache[pid] = _Entry(resource, metrics)
+            if len(self._cache) > self._max:
+                self._cache.popitem(last=False)
+        return e
+
+    def _build(self, pid: int, inherit: bool) -> Resource:
         info = self.read_process(pid)
         attrs: dict[str, object] = {}
         from_env = parse_resource_attributes(info.environ.get("OTEL_RESOURCE_ATTRIBUTES", ""))
         attrs.update(from_env)
         name = info.environ.get("OTEL_SERVICE_NAME") or from_env.get("service.name")
+        known = self._known.get(pid)
+        gone = not (info.exe or info.argv)
         if not name:
-            if info.exe or info.argv:
+            if not gone:
                 name = derive_service_name(info.exe, info.argv)
             else:
-                name = self._comms.get(pid) or f"pid-{pid}"
-                attrs["process.command"] = name
+                name = known[0] if known else "unknown_service"  # never the pid: one series, not one per process
         attrs["service.name"] = name
-        attrs.setdefault("service.instance.id", f"{self._host}-{pid}")
         attrs["process.pid"] = pid
+        executable = os.path.basename(info.exe)
+        if gone and known:
+            attrs["process.command"] = known[0]
+            executable = known[0]
         if info.exe:
             attrs["process.executable.path"] = info.exe
-            attrs["process.executable.name"] = os.path.basename(info.exe)
-            for rx, runtime in _RUNTIMES:
-                if rx.match(os.path.basename(info.exe)):
-                    attrs["process.runtime.name"] = runtime
-                    break
+            attrs["process.executable.name"] = executable
+        for rx, runtime in _RUNTIMES:
+            if executable and rx.match(executable):
+                attrs["process.runtime.name"] = runtime
+                break
         attrs["host.name"] = self._host
         m = _CONTAINER_ID.search(info.cgroup)
         if m:
             attrs["container.id"] = m.group(1)
-        for key, names in _K8S_ENV.items():
-            if key in attrs:
-                continue
-            for n in names:
-                if info.environ.get(n):
-                    attrs[key] = info.environ[n]
-                    break
+        for key, value in kubernetes_attributes(info.environ, info.cgroup, lambda: self._has_service_account(pid)).items():
+            attrs.setdefault(key, value)
+        if gone and inherit and known and known[1] > 0:
+            cached = self._cache.get(known[1])
+            parent = cached.resource if cached is not None else self._build(known[1], inherit=False)
+            for key in _INHERITED:
+                value = parent.get(key)
+                if value is not None:
+                    attrs.setdefault(key, value)
+        attrs.setdefault("service.instance.id", service_instance_id(
+            self._host, str(attrs.get("container.id", "")), str(attrs.get("service.namespace", "")), name, executable,
+        ))
         attrs["telemetry.sdk.name"] = "ebpf-receiver"
         attrs["telemetry.sdk.language"] = "python"
         attrs["telemetry.sdk.version"] = __version__

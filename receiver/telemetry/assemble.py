@@ -284,7 +284,7 @@ class TelemetryAssembler:
             trace_id, span_id, flags = b"", self._ids.span_id(), 1
         span = Span(trace_id, span_id, name, SpanKind.SERVER if server else SpanKind.CLIENT, start, end, resource,
                     b"", "", attrs, status, message, flags)
-        work = SpanWork(span, (metric_name, resource, metric_attrs, (end - start) / 1e9, end))
+        work = SpanWork(span, (metric_name, self._resources.for_metrics(tt.pid), metric_attrs, (end - start) / 1e9, end))
         if solo is not None:
             self.linker.release(work)
             return
@@ -304,6 +304,8 @@ class TelemetryAssembler:
             return
         span, metric, tp = described.span(desc, tt, self._resources.get(tt.pid), self._clock.offset_ns,
                                           self._ids.span_id())
+        if metric is not None:  # series are per service instance, not per process
+            metric = (metric[0], self._resources.for_metrics(tt.pid), *metric[2:])
         work = SpanWork(span, metric)
         kind = span.kind
         if kind == SpanKind.SERVER:
@@ -332,7 +334,7 @@ class TelemetryAssembler:
             return False
         name, attrs = m
         end_ns = max(tx.end_ns, tx.start_ns)
-        self._metrics.record(name, self._resources.get(tt.pid), attrs, (end_ns - tx.start_ns) / 1e9,
+        self._metrics.record(name, self._resources.for_metrics(tt.pid), attrs, (end_ns - tx.start_ns) / 1e9,
                              end_ns + self._clock.offset_ns)
         self.sampled_out += 1
         return True

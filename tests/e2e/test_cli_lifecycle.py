@@ -1,6 +1,8 @@
 """Lifecycle of the real agent (``ebpf-receiver run`` as a subprocess): SIGTERM/SIGINT stop
 capture, flush the batch processor and the sending queues within ``service.shutdown_timeout``
-and exit 0; what cannot be sent is logged; a second signal ends the process at once.
+and exit 0; what cannot be sent is logged; a second signal ends the process at once.  Once up,
+its ready line names every URL it serves and every exporter's target; a second agent on the
+same ports exits 2 with one line naming the component and the address.
 
 Traffic for the agent to capture is the test's own HTTP requests to the agent's Prometheus
 endpoint (client spans of this process; the agent's side is never captured).
@@ -11,15 +13,21 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.agent import AgentProcess
+from tests.support.agent import AgentProcess, agent_command
 from tests.support.ports import free_port, wait_until
 from tests.support.rotel import RotelCollector
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "docs"))
+from doc_blocks import sample_block  # noqa: E402  (docs/troubleshooting.md's quoted message)
 
 pytestmark = [pytest.mark.kernel, pytest.mark.e2e]
 
@@ -178,3 +186,83 @@ def test_a_second_signal_during_a_slow_shutdown_exits_at_once(tmp_path):
     assert rc == -signal.SIGTERM  # the signal's default action: killed at once...
     assert took < 10.0  # ...the kernel still releases the BPF links (seconds), not 60 s of shutdown
     assert "stopped" not in agent.stderr()
+
+
+# -- what the agent serves, and a second agent on the same ports --------------------------------
+
+
+def served_config(prom_port: int, health_port: int, otlp_port: int, http_port: int) -> str:
+    return f"""
+receivers:
+  ebpf:
+    exclude_ports: [{prom_port}, {health_port}]
+processors:
+  batch:
+exporters:
+  otlp:
+    endpoint: 127.0.0.1:{otlp_port}
+    tls: {{insecure: true}}
+  otlphttp:
+    endpoint: http://127.0.0.1:{http_port}
+  debug:
+  prometheus:
+    endpoint: 127.0.0.1:{prom_port}
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health_port}
+service:
+  extensions: [health_check]
+  pipelines:
+    traces: {{receivers: [ebpf], processors: [batch], exporters: [otlp, debug]}}
+    logs: {{receivers: [ebpf], processors: [batch], exporters: [otlphttp]}}
+    metrics: {{receivers: [ebpf], exporters: [prometheus]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def first_agent(tmp_path_factory):
+    ports = {"prom": free_port(), "health": free_port(), "otlp": free_port(), "http": free_port()}
+    workdir = tmp_path_factory.mktemp("first-agent")
+    agent = AgentProcess(workdir, served_config(ports["prom"], ports["health"], ports["otlp"], ports["http"])).start()
+    try:
+        yield agent, ports
+    finally:
+        agent.stop()
+
+
+def test_the_ready_line_names_every_served_url_and_exporter_target(first_agent):
+    agent, p = first_agent
+    (ready,) = [line for line in agent.stderr().splitlines() if "running (pid" in line]
+    metrics_url = f"http://127.0.0.1:{p['prom']}/metrics"
+    health_url = f"http://127.0.0.1:{p['health']}/"
+    assert f"serving {metrics_url} (prometheus), {health_url} (health_check);" in ready, ready
+    assert ready.endswith(
+        f"exporting otlp → 127.0.0.1:{p['otlp']} (grpc, insecure), debug → stderr (verbosity: basic), "
+        f"otlphttp → http://127.0.0.1:{p['http']} (http, proto)"
+    ), ready
+    # What it names is what answers.
+    assert requests.get(metrics_url, timeout=5).status_code == 200
+    assert requests.get(health_url, timeout=5).json() == {"status": "Server available"}
+
+
+@pytest.mark.parametrize("taken", ["prometheus", "health_check"])
+def test_a_second_agent_on_the_same_ports_exits_2_naming_the_component_and_the_address(first_agent, tmp_path, taken):
+    agent, p = first_agent
+    # The same configuration, or only the health check's port in common.
+    prom = p["prom"] if taken == "prometheus" else free_port()
+    config = tmp_path / "second.yaml"
+    config.write_text(served_config(prom, p["health"], p["otlp"], p["http"]))
+    t0 = time.monotonic()
+    second = subprocess.run(agent_command() + ["run", "--config", str(config)], capture_output=True, text=True,
+                            timeout=60)
+    assert second.returncode == 2, second.stderr
+    assert time.monotonic() - t0 < 30  # before loading anything into the kernel
+    component, port = ("exporters.prometheus", prom) if taken == "prometheus" else ("extensions.health_check", p["health"])
+    line = f"ebpf-receiver: {component}: cannot listen on 127.0.0.1:{port}: address already in use (another agent running?)"
+    assert line in second.stderr.splitlines(), second.stderr
+    assert "Errno" not in second.stderr and "Traceback" not in second.stderr
+    if taken == "prometheus":  # docs/troubleshooting.md quotes this line
+        assert re.sub(r":\d+:", ":<port>:", line) == re.sub(r":\d+:", ":<port>:", sample_block("port-in-use").text.strip())
+    # The first agent is unharmed.
+    assert requests.get(f"http://127.0.0.1:{p['health']}/", timeout=5).status_code == 200
+    assert agent.proc.poll() is None

@@ -77,8 +77,12 @@ class _ProcessEvents:
         self._tracker = tracker
 
     def on_process(self, ev: ProcEvent, is_exec: bool) -> None:
-        self._resources.forget(ev.pid)
-        self._resources.remember_comm(ev.pid, ev.comm)
+        if is_exec:  # a new program: its resource is read again
+            self._resources.forget(ev.pid)
+            self._resources.remember(ev.pid, ev.comm, ev.ppid)
+        else:  # spans of this batch still to be assembled keep the resource for a while
+            self._resources.exited(ev.pid)
+            self._resources.remember(ev.pid, ev.comm)
         self._discovery.on_proc_event(ev.pid, is_exec)
         if not is_exec:
             self._tracker.drop_pid(ev.pid)
@@ -256,7 +260,7 @@ class EbpfReceiver:
         nm = self._cfg.network_metrics
         if not nm.enabled_metrics:
             return
-        self.network_metrics = NetworkMetrics(self._loader, nm, resource_for_pid=self._resources.get,
+        self.network_metrics = NetworkMetrics(self._loader, nm, resource_for_pid=self._resources.for_metrics,
                                               host_resource=self._resources.host())
         if nm.tc_flow:
             self._tc = self._loader.tc_flow_attacher()

@@ -67,11 +67,14 @@ def test_default_pipelines():
 
 
 def test_default_example_restates_only_true_defaults():
-    # The commented default.yaml shows some values; they must be the dataclass defaults.
+    # The commented default.yaml shows some values; they must be the dataclass defaults, but for
+    # the one it changes on purpose and says so: spans on the console in the first minute.
     config = load_config(None, {})
     assert config.receivers["ebpf"] == EbpfReceiverConfig()
     assert config.processors["batch"] == BatchProcessorConfig()
-    assert config.exporters["debug"] == DebugExporterConfig()
+    assert config.exporters["debug"] == dataclasses.replace(DebugExporterConfig(), verbosity="normal")
+    assert DebugExporterConfig().verbosity == "basic"
+    assert "the exporter's\n    # own default is basic" in default_config_text()
     assert config.exporters["prometheus"] == PrometheusExporterConfig()
 
 

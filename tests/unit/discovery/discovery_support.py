@@ -86,6 +86,7 @@ class FakeProcess:
     sockets: tuple[int, ...] = ()  # socket inodes of its fds
     kernel_thread: bool = False
     ppid: int = 1
+    environ: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -137,7 +138,7 @@ class FakeProc:
                                           flags=flags))
         (d / "cmdline").write_bytes(b"".join(a.encode() + b"\0" for a in p.argv))
         (d / "cgroup").write_text(p.cgroup)
-        (d / "environ").write_bytes(b"")
+        (d / "environ").write_bytes(b"".join(f"{k}={v}".encode() + b"\0" for k, v in p.environ))
         if not p.kernel_thread:
             os.symlink(p.exe, d / "exe")
         root = self.base / "roots" / p.root

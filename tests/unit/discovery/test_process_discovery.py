@@ -233,7 +233,7 @@ def test_port_rules_follow_sockets_at_every_rescan(fake):
     assert loader.excluded == {80: "excluded"}
 
 
-def test_summary_is_logged_at_start_and_when_services_or_libraries_change(fake, caplog):
+def test_summary_is_logged_at_start_then_only_for_settled_changes_at_most_once_a_minute(fake, caplog):
     caplog.set_level(logging.INFO, logger="receiver.discovery")
     clock = FakeClock()
     fake.add(FakeProcess(90, exe="/usr/sbin/nginx", argv=("nginx",), maps=(SSL,)))
@@ -242,17 +242,43 @@ def test_summary_is_logged_at_start_and_when_services_or_libraries_change(fake, 
     def summaries():
         return [r.getMessage() for r in caplog.records if r.getMessage().startswith("discovery:")]
 
+    def scans(seconds: float) -> None:
+        for _ in range(int(seconds / 2.0)):
+            clock.now += 2.0
+            d.step()
+
     assert len(summaries()) == 1
     assert "instrumented 1 processes" in summaries()[0] and "1 TLS libraries" in summaries()[0]
     assert "services: nginx" in summaries()[0]
     fake.add(FakeProcess(91, exe="/usr/sbin/nginx", argv=("nginx",), maps=(SSL,)))
-    clock.now += 2.0
-    d.step()
+    scans(2)
     assert len(summaries()) == 1  # one more nginx: same services, same libraries
+    # Short-lived processes, each seen by one scan: never a line.
+    for pid in range(100, 120):
+        fake.add(FakeProcess(pid, exe="/usr/bin/curl", argv=("curl", "http://127.0.0.1/")))
+        scans(2)
+        fake.remove(pid)
+        scans(2)
+    scans(20)
+    assert len(summaries()) == 1, summaries()
+    assert "curl" not in d.summary.line()
+    # A service that stays is logged once it settled, and then not again while nothing changes.
     fake.add(FakeProcess(92, exe="/usr/bin/redis-server", argv=("redis-server",)))
-    clock.now += 2.0
-    d.step()
+    scans(8)
+    assert len(summaries()) == 1  # not settled yet
+    scans(4)
     assert len(summaries()) == 2 and "nginx x2" in summaries()[1] and "redis-server" in summaries()[1]
+    scans(120)
+    assert len(summaries()) == 2
+    # Two changes within a minute: the second waits for the minute to be over.
+    fake.remove(92)
+    scans(12)
+    assert len(summaries()) == 3 and "redis-server" not in summaries()[2]
+    fake.add(FakeProcess(93, exe="/usr/bin/redis-server", argv=("redis-server",)))
+    scans(12)
+    assert len(summaries()) == 3
+    scans(50)
+    assert len(summaries()) == 4 and "redis-server" in summaries()[3]
 
 
 def test_in_a_pod_event_pids_are_not_ours_and_trigger_a_listing(fake):

@@ -1,19 +1,5 @@
-"""What docs/ and deploy/README.md show stays true: commands, snippets, messages, links.
-
-Every fenced ``sh`` (and ``yaml``) block carries a marker on the line before it, an HTML comment
-that renders as nothing::
-
-    <!-- doc-test: run; exit=2; output -->    run it; expect the exit code; the next block is its output
-    <!-- doc-test: run; kernel -->            run it as root only (it loads BPF); skipped otherwise
-    <!-- doc-test: run; contains=X; absent=Y -->
-    <!-- doc-test: same-as=Containerfile -->  the command is written, identically, in that file
-    <!-- doc-test: static -->                 cannot run here (docker, kubectl, make image...):
-                                              its make targets and repository paths must exist
-    <!-- doc-test: config; files=/a,/b -->    an agent config snippet: validates on top of
-                                              config/default.yaml (listed files are stand-ins)
-    <!-- doc-test: check-output -->           example `ebpf-receiver check` output: same lines
-    <!-- doc-test: check-table -->            (before a table) one row per `check` line
-    <!-- doc-test: message=a.py,b.py -->      messages quoted from those modules (``<...>`` = a value)
+"""What README.md, docs/ and deploy/README.md show stays true: commands, snippets, samples,
+messages, links.  The markers and what each one checks: doc_blocks.py.
 
 Commands run with the venv's ``bin`` first on PATH, from the repository root.
 """
@@ -26,98 +12,29 @@ import re
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 from build_files import REPO, makefile_targets
-
-DOCS = [
-    REPO / "docs" / "security.md",
-    REPO / "docs" / "troubleshooting.md",
-    REPO / "docs" / "configuration.md",
-    REPO / "deploy" / "README.md",
-]
-SHELL_LANGS = {"sh", "bash", "shell", "console"}
-MARKER = re.compile(r"^\s*<!--\s*doc-test:\s*(.*?)\s*-->\s*$")
-FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
-STATIC_PROGRAMS = {"make", "docker", "podman", "kubectl"}
-
-
-@dataclass
-class Block:
-    doc: Path
-    line: int
-    lang: str
-    text: str
-    mode: str = ""
-    options: dict[str, str] = field(default_factory=dict)
-    next: Block | None = field(default=None, repr=False)  # the block after this one (its output)
-
-    @property
-    def id(self) -> str:
-        return f"{self.doc.relative_to(REPO)}:{self.line}"
-
-    def commands(self) -> list[str]:
-        """Shell lines, continuation lines joined, comments and blank lines dropped."""
-        joined = re.sub(r"\\\n\s*", " ", self.text)
-        return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
+from doc_blocks import (
+    DOCS,
+    GENERATED,
+    MARKER,
+    SAMPLE_CHECKERS,
+    SHELL_LANGS,
+    Block,
+    all_blocks,
+    blocks_with,
+    parse_doc,
+    parse_marker,
+)
+from shell_commands import STATIC_PROGRAMS, command_problems, looks_like_a_command
 
 
-def parse_marker(text: str) -> tuple[str, dict[str, str]]:
-    parts = [p.strip() for p in text.split(";") if p.strip()]
-    mode, options = parts[0], {}
-    for part in parts[1:]:
-        key, sep, value = part.partition("=")
-        options[key.strip()] = value.strip() if sep else "yes"
-    return mode, options
-
-
-def parse_doc(doc: Path) -> tuple[list[Block], list[tuple[int, str]]]:
-    """(fenced blocks, markers that precede something else than a block: (line, marker))."""
-    lines = doc.read_text(encoding="utf-8").splitlines()
-    blocks: list[Block] = []
-    loose: list[tuple[int, str]] = []
-    marker: tuple[int, str] | None = None
-    i = 0
-    while i < len(lines):
-        fence = FENCE.match(lines[i])
-        found = MARKER.match(lines[i])
-        if found:
-            marker = (i + 1, found.group(1))
-        elif fence:
-            indent, lang = fence.groups()
-            body = []
-            i += 1
-            while i < len(lines) and lines[i].strip() != "```":
-                body.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i].lstrip())
-                i += 1
-            block = Block(doc, i - len(body), lang, "\n".join(body) + "\n")
-            if marker:
-                block.mode, block.options = parse_marker(marker[1])
-                marker = None
-            if blocks:
-                blocks[-1].next = block
-            blocks.append(block)
-        elif lines[i].strip() and marker:
-            loose.append(marker)
-            marker = None
-        i += 1
-    return blocks, loose
-
-
-def all_blocks() -> list[Block]:
-    return [block for doc in DOCS for block in parse_doc(doc)[0]]
-
-
-def blocks_with(mode_prefix: str) -> list[Block]:
-    return [b for b in all_blocks() if b.mode.split("=")[0] == mode_prefix]
-
-
-def block_params(mode_prefix: str):
-    return pytest.mark.parametrize("block", blocks_with(mode_prefix), ids=lambda b: b.id)
+def block_params(mode_name: str):
+    return pytest.mark.parametrize("block", blocks_with(mode_name), ids=lambda b: b.id)
 
 
 # --- running commands -----------------------------------------------------------------------
@@ -159,19 +76,79 @@ def check_names(output: str) -> list[str]:
 def test_docs_exist():
     for doc in DOCS:
         assert doc.is_file(), doc
+    assert {d.name for d in DOCS} >= {"README.md", "security.md", "telemetry.md", "troubleshooting.md", "howto.md"}
+
+
+KNOWN_MODES = {"run", "dry-run", "static", "same-as", "config", "check-output", "check-table", "message",
+               "ready-line", "sample"}
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda d: str(d.relative_to(REPO)))
 def test_every_shell_and_yaml_block_is_checked(doc):
-    blocks, loose = parse_doc(doc)
+    blocks, loose, _ = parse_doc(doc)
     assert not loose or all(m.startswith("check-table") for _, m in loose), f"markers before no block: {loose}"
     for block in blocks:
+        assert not block.mode or block.mode_name in KNOWN_MODES, f"{block.id}: unknown marker {block.mode!r}"
+        if doc in GENERATED:
+            continue
         if block.lang in SHELL_LANGS:
-            assert block.mode.split("=")[0] in {"run", "static", "same-as"}, (
-                f"{block.id}: a shell block needs <!-- doc-test: run | static | same-as=FILE -->"
+            assert block.mode_name in {"run", "dry-run", "static", "same-as"}, (
+                f"{block.id}: a shell block needs <!-- doc-test: run | dry-run | static | same-as=FILE -->"
             )
         if block.lang == "yaml":
             assert block.mode == "config", f"{block.id}: a yaml block needs <!-- doc-test: config -->"
+
+
+def every_command() -> list[tuple[str, str]]:
+    """(where, command) of every shell command in the documents: in shell blocks, and in inline
+    code that starts with a program."""
+    out = []
+    for doc in DOCS:
+        blocks, _, inline = parse_doc(doc)
+        for block in blocks:
+            if block.lang in SHELL_LANGS:
+                out += [(block.id, command) for command in block.commands()]
+        out += [(f"{doc.relative_to(REPO)}:{line}", code) for line, code in inline if looks_like_a_command(code)]
+    return out
+
+
+@pytest.mark.parametrize("where,command", every_command(), ids=[w for w, _ in every_command()])
+def test_every_command_names_real_programs_subcommands_flags_and_files(where, command):
+    assert command_problems(command) == [], f"{where}: `{command}`"
+
+
+def test_the_command_check_catches_what_users_found():
+    # The header commands a new user copied: no subcommand, a file that does not exist, a flag
+    # the agent does not have, a make target that is gone.
+    assert command_problems("ebpf-receiver --config config/local-collector.yaml")
+    assert command_problems(".venv/bin/ebpf-receiver run --config config/no-such.yaml")
+    assert command_problems(".venv/bin/ebpf-receiver run --configs config/default.yaml")
+    assert command_problems("make deploy")
+    assert command_problems(".venv/bin/python -m bench --fastest")
+    assert command_problems("ebpf-reciever run")
+    assert command_problems(".venv/bin/ebpf-receiver run --config config/local-collector.yaml") == []
+    assert command_problems("ebpf-receiver validate --config FILE") == []  # the reader's file
+    assert looks_like_a_command("make run CONFIG=config/local-collector.yaml")
+    assert not looks_like_a_command("--config") and not looks_like_a_command("ebpf-receiver")
+
+
+@block_params("dry-run")
+def test_dry_run_blocks(block):
+    for command in block.commands():
+        words = shlex.split(command, comments=True)
+        assert words[0].endswith("ebpf-receiver") and words[1] == "run", f"{block.id}: not an `ebpf-receiver run`"
+        result = run_command(command + " --dry-run")
+        assert result.returncode == 0, f"{block.id}: `{command} --dry-run` exited {result.returncode}:\n{result.stderr}"
+
+
+def test_every_sample_is_compared_with_the_real_agent_by_an_end_to_end_test():
+    samples = blocks_with("sample")
+    assert sorted(b.mode_value for b in samples) == sorted(SAMPLE_CHECKERS)
+    for block in samples:
+        checker = REPO / SAMPLE_CHECKERS[block.mode_value]
+        assert f'sample_block("{block.mode_value}")' in checker.read_text(), f"{block.id}: {checker} does not check it"
+
+
 
 
 @block_params("run")
@@ -210,7 +187,7 @@ def test_same_as_blocks(block):
 @block_params("static")
 def test_static_blocks(block):
     for command in block.commands():
-        words = shlex.split(command)
+        words = shlex.split(command, comments=True)
         assert words[0] in STATIC_PROGRAMS, f"{block.id}: `{words[0]}` can run here: tag the block `run`"
         if words[0] == "make":
             missing = {w for w in words[1:] if not w.startswith("-") and "=" not in w} - makefile_targets(REPO / "Makefile")
@@ -325,5 +302,23 @@ def test_metric_names_exist_in_the_code():
     sources = "\n".join(p.read_text() for p in (REPO / "receiver").rglob("*.py"))
     for doc in DOCS + [REPO / "deploy" / "kubernetes" / "daemonset.yaml"]:
         for name in set(re.findall(r"\bebpf_receiver_[a-z_]+", doc.read_text(encoding="utf-8"))):
+            if name.endswith("_") or list(REPO.glob(f"plugins/*/{name}")):  # a family (kernel_events_*), a package
+                continue
             base = name.removesuffix("_total").removeprefix("ebpf_receiver_")
             assert f'"ebpf_receiver_{base}"' in sources or f'_PREFIX + "{base}"' in sources, f"{doc.name}: {name}"
+
+
+@block_params("ready-line")
+def test_ready_line_blocks(block):
+    """The quoted ready line is what `run` logs with that configuration (built, not started:
+    ports are the configured ones)."""
+    from receiver.config import load_config
+    from receiver.pipeline import Agent
+    from receiver.ready_line import ready_line
+
+    config = load_config([str(REPO / block.mode_value)], {})
+    agent = Agent(config)
+    try:
+        assert block.text.strip() == ready_line(agent, "<version>", "<pid>"), f"{block.id}"
+    finally:
+        agent.shutdown(timeout=1.0)

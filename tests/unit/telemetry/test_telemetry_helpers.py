@@ -8,7 +8,12 @@ import pytest
 from receiver.telemetry.http_semconv import redact_query, split_target
 from receiver.telemetry.logs import LogLineAssembler, severity_of
 from receiver.model.telemetry import Resource, SeverityNumber, Span, SpanKind, StatusCode
-from receiver.discovery.resources import ProcessResources, derive_service_name, parse_resource_attributes
+from receiver.discovery.resources import (
+    ProcessResources,
+    derive_service_name,
+    parse_resource_attributes,
+    service_instance_id,
+)
 from receiver.telemetry.routes import RouteTemplater
 from receiver.telemetry.service_graph import ServiceGraph
 from receiver.telemetry.trace_context import parse_traceparent
@@ -81,7 +86,7 @@ def test_resource_from_a_fake_proc(tmp_path: Path):
     assert r.get("container.id") == "a" * 64
     assert r.get("k8s.pod.name") == "web-1" and r.get("k8s.namespace.name") == "shop"
     assert r.get("process.pid") == 42 and r.get("process.runtime.name") == "cpython"
-    assert r.get("service.instance.id") == "node1-42"
+    assert r.get("service.instance.id") == service_instance_id("node1", "a" * 64, "", "app", "python3.11")
 
 
 def test_otel_service_name_wins_and_gone_processes_fall_back_to_comm(tmp_path: Path):
