@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import socket
 import subprocess
 import sys
@@ -94,18 +95,41 @@ class Blackhole:
         self.sock.close()
 
 
-def captured_spans(prom_port: int, n: int) -> None:
-    """Make client spans (requests to the agent's own endpoint) until ``n`` spans were produced."""
+@pytest.fixture
+def web():
+    """A small HTTP server of the test's own (every path: 404).  Requests to it are traced; the
+    agent's own endpoints are not (the agent never observes itself)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def captured_spans(prom_port: int, n: int, web_port: int) -> None:
+    """Make spans (requests to the test's own web server) until ``n`` spans were produced."""
 
     def enough():
-        get(prom_port, f"/e2e-{uuid.uuid4().hex[:8]}")  # 404: one more client span
+        get(web_port, f"/e2e-{uuid.uuid4().hex[:8]}")  # 404: one more client (and server) span
         return metric(prom_port, "ebpf_receiver_spans_total") >= n
 
     wait_until(enough, timeout=15, interval=0.2, what=f"{n} captured spans")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_flushes_the_batch_and_exits_0_promptly(tmp_path, signum):
+def test_a_signal_flushes_the_batch_and_exits_0_promptly(tmp_path, signum, web):
     prom_port = free_port()
     with RotelCollector(tmp_path, signals=("traces",)) as collector:
         config = agent_config(
@@ -114,7 +138,7 @@ def test_a_signal_flushes_the_batch_and_exits_0_promptly(tmp_path, signum):
         agent = AgentProcess(tmp_path, config).start()
         try:
             marker = f"/flush-{uuid.uuid4().hex[:12]}"
-            assert get(prom_port, marker).status_code == 404  # a client span waiting in the 60 s batch
+            assert get(web, marker).status_code == 404  # spans waiting in the 60 s batch
             wait_until(lambda: metric(prom_port, "ebpf_receiver_spans_total") >= 1, timeout=10, what="the span")
             assert marker not in collector.text()
             agent.proc.send_signal(signum)
@@ -130,7 +154,7 @@ def test_a_signal_flushes_the_batch_and_exits_0_promptly(tmp_path, signum):
 
 
 @pytest.mark.parametrize("collector", ["down", "hanging"])
-def test_an_unavailable_collector_cannot_hold_shutdown_past_its_timeout(tmp_path, collector):
+def test_an_unavailable_collector_cannot_hold_shutdown_past_its_timeout(tmp_path, collector, web):
     """Down: connection refused, the batch backs off for 30 s.  Hanging: the export itself
     waits for its 60 s deadline.  Either way shutdown_timeout (2 s) bounds the exit."""
     prom_port = free_port()
@@ -141,7 +165,7 @@ def test_an_unavailable_collector_cannot_hold_shutdown_past_its_timeout(tmp_path
         )
         agent = AgentProcess(tmp_path, config).start()
         try:
-            captured_spans(prom_port, 3)
+            captured_spans(prom_port, 3, web)
             wait_until(
                 lambda: metric(prom_port, "ebpf_receiver_exporter_sent_items_total") == 0
                 and metric(prom_port, "ebpf_receiver_processor_batch_sends_total", signal="traces") >= 1,
@@ -162,7 +186,7 @@ def test_an_unavailable_collector_cannot_hold_shutdown_past_its_timeout(tmp_path
     assert dropped >= produced, agent.stderr()  # everything captured was dropped, and said so
 
 
-def test_a_second_signal_during_a_slow_shutdown_exits_at_once(tmp_path):
+def test_a_second_signal_during_a_slow_shutdown_exits_at_once(tmp_path, web):
     prom_port = free_port()
     with Blackhole() as hole:
         config = agent_config(
@@ -170,7 +194,7 @@ def test_a_second_signal_during_a_slow_shutdown_exits_at_once(tmp_path):
         )
         agent = AgentProcess(tmp_path, config).start()
         try:
-            captured_spans(prom_port, 3)
+            captured_spans(prom_port, 3, web)
             wait_until(
                 lambda: metric(prom_port, "ebpf_receiver_processor_batch_sends_total", signal="traces") >= 1,
                 timeout=10, what="a batch handed to the exporter",

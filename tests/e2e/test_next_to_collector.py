@@ -1,10 +1,10 @@
 """The README's recommended set-up, for real: the agent with config/local-collector.yaml next to a
 collector on the same host (rotel, printing every span, metric and log it receives to a file),
-log capture on, a scraper on /metrics and health checks — 60 s idle, then 60 s of traffic.
+log capture on, a scraper on /metrics and health checks — 90 s idle, then 60 s of traffic.
 
 The agent must not observe itself: nothing produced by its exports (the collector's side of
 them, the collector's output), its scrapes or its health checks comes back as spans or logs; no
-ring-buffer losses; its memory stays flat while idle."""
+ring-buffer losses; its memory stays flat while idle once started (after a 45 s warm-up)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from tests.support.servers import NginxServer
 pytestmark = [pytest.mark.kernel, pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[2]
-IDLE_S = 60
+IDLE_S = 90
+WARM_UP_S = 45  # start-up: first exports, caches, the gRPC channel (RSS settles within it)
 TRAFFIC_S = 60
 RATE = 20  # requests per second during the traffic minute
 
@@ -121,7 +122,7 @@ def test_an_hour_next_to_a_collector_in_two_minutes(tmp_path):
     assert len(shipped) >= 5 * (TRAFFIC_S - 10)
     # No ring-buffer losses, ever.
     assert metric_sum(text, "ebpf_receiver_kernel_events_lost_total{", 'reason="ringbuf_full"') == 0
-    # Memory: flat while idle (after start-up settles), bounded under this traffic.
-    settled = idle_rss[2:]
-    assert max(settled) - min(settled) <= 8 * 1024, idle_rss
+    # Memory: flat while idle once started, bounded under this traffic.
+    settled = idle_rss[WARM_UP_S // 5:]
+    assert max(settled) - min(settled) <= 6 * 1024, idle_rss
     assert max(rss) - settled[0] <= 48 * 1024, rss

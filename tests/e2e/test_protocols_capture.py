@@ -91,6 +91,7 @@ def pid_of(span) -> int:
 @pytest.fixture(scope="module")
 def capture() -> Iterator[tuple[EbpfReceiver, Sink, RedMetrics]]:
     sink = Sink()
+    _SINK[:] = [sink]
     red = RedMetrics()
     receiver = EbpfReceiver(load_config_text(CONFIG).receivers["ebpf"], traces=[sink], red_metrics=red,
                             on_transactions=sink.on_transactions)
@@ -113,14 +114,28 @@ def wait_for_spans(sink: Sink, pid: int, count: int, what: str) -> list:
     return sink.spans(pid)
 
 
-def metric_points(red: RedMetrics, name: str, pid: int) -> list:
-    return [p for m in red.collect() if m.name == name and int(m.resource.get("process.pid", 0)) == pid
-            for p in m.points]
+def metric_points(red: RedMetrics, name: str, pid: int, **attrs) -> list:
+    """Points of ``name`` for the service ``pid`` runs as: metric series are per service instance
+    (short-lived processes of one executable share one), so they are found by the resource of
+    the pid's spans, minus its ``process.*`` attributes."""
+    service = _service_of(pid)
+    want = {k.replace("__", "."): v for k, v in attrs.items()}
+    return [p for m in red.collect() if m.name == name and m.resource.get("service.instance.id") == service
+            for p in m.points if all(dict(p.attributes).get(k) == v for k, v in want.items())]
 
 
-def histogram_counts(red: RedMetrics, name: str, pid: int, by: Callable[[dict], object]) -> Counter:
+_SINK: list = []
+
+
+def _service_of(pid: int) -> str | None:
+    for span in _SINK[0].spans(pid):
+        return span.resource.get("service.instance.id")
+    return None
+
+
+def histogram_counts(red: RedMetrics, name: str, pid: int, by: Callable[[dict], object], **attrs) -> Counter:
     out: Counter = Counter()
-    for p in metric_points(red, name, pid):
+    for p in metric_points(red, name, pid, **attrs):
         out[by(dict(p.attributes))] += p.count
     return out
 
@@ -264,11 +279,12 @@ def test_nats_publish_subscribe_request_reply(capture, tmp_path: Path) -> None:
     assert nobody.attributes["error.type"] == "no_responders"
 
     consumed = Counter()
-    for p in metric_points(red, "messaging.client.consumed.messages", result.pid):
+    for p in metric_points(red, "messaging.client.consumed.messages", result.pid, messaging__system="nats"):
         consumed[dict(p.attributes)["messaging.destination.name"]] += p.value
     assert consumed == Counter({"erx.e2e.events": n, "erx.e2e.svc": requests})
     assert histogram_counts(red, "messaging.client.operation.duration", result.pid,
-                            lambda a: (a["messaging.operation.name"], a["messaging.destination.name"])) == Counter({
+                            lambda a: (a["messaging.operation.name"], a["messaging.destination.name"]),
+                            messaging__system="nats") == Counter({
         ("publish", "erx.e2e.events"): n - traced, ("publish", "_INBOX"): requests,
         ("request", "erx.e2e.svc"): requests, ("request", "erx.e2e.nobody"): 1})
 
@@ -316,9 +332,11 @@ def test_amqp_publish_consume_get(capture, tmp_path: Path) -> None:
     assert empty.attributes["messaging.destination.subscription.name"] == queue
     assert empty.status_code == StatusCode.UNSET and empty.parent_span_id == b""
 
-    assert sum(p.value for p in metric_points(red, "messaging.client.consumed.messages", result.pid)) == n
+    assert sum(p.value for p in metric_points(red, "messaging.client.consumed.messages", result.pid,
+                                              messaging__system="rabbitmq")) == n
     assert histogram_counts(red, "messaging.client.operation.duration", result.pid,
-                            lambda a: a["messaging.operation.name"]) == Counter({"publish": n - traced, "receive": 1})
+                            lambda a: a["messaging.operation.name"],
+                            messaging__system="rabbitmq") == Counter({"publish": n - traced, "receive": 1})
 
 
 # -- DNS ---------------------------------------------------------------------------------------
@@ -453,7 +471,6 @@ def raising_plugin_installed(workdir: Path) -> Iterator[None]:
 def test_through_the_agent_prometheus_and_a_raising_plugin_contained(tmp_path: Path) -> None:
     connections, messages = 3, 4
     prom_port = free_port()
-    instance = socket.gethostname()
     with raising_plugin_installed(tmp_path), RotelCollector(tmp_path) as collector, \
             MemcachedServer(tmp_path) as memcached, NatsServer(tmp_path) as nats, DnsmasqServer(tmp_path) as dns, \
             AgentProcess(tmp_path, agent_config(collector.grpc_endpoint, prom_port)) as agent:
@@ -478,7 +495,18 @@ def test_through_the_agent_prometheus_and_a_raising_plugin_contained(tmp_path: P
         lookups = dn.counts["udp"] + dn.counts["nxdomain"] + dn.counts["tcp"]
 
         def series(text: str, name: str, pid: int, *needles: str) -> float:
-            return metric_sum(text, name + "{", f'instance="{instance}-{pid}"', *needles)
+            """A pid's metrics: series are per service instance (the drivers' processes, one
+            executable, share one: each protocol's metric names tell them apart here), found as
+            the ``instance`` label of the pid's ``target_info``."""
+            inst = instance_of.get(pid)
+            if inst is None:
+                spans = [s for s in collector.spans() if s.resource.get("process.pid") == pid]
+                if not spans:
+                    return 0.0
+                inst = instance_of[pid] = spans[0].resource.get("service.instance.id")
+            return metric_sum(text, name + "{", f'instance="{inst}"', *needles)
+
+        instance_of: dict[int, str] = {}
 
         def all_counted():
             text = scrape(prom_port)

@@ -122,8 +122,11 @@ def env(tmp_path_factory):
     try:
         with RotelCollector(tmp) as collector, RedisServer(tmp) as redis_server:
             with AgentProcess(tmp, agent_config(collector, prom_port)) as agent:
+                # The app logs to a file, a log destination (a pipe into this test would not be).
+                app_log = open(tmp / "app.log", "wb")
                 app = subprocess.Popen([sys.executable, str(tmp / "app.py"), str(app_port), str(redis_server.port)],
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+                                       stdout=app_log, stderr=subprocess.DEVNULL, start_new_session=True)
+                app_log.close()
                 try:
                     wait_for_port(app_port)
                     yield {"collector": collector, "agent": agent, "app_port": app_port, "prom_port": prom_port,

@@ -42,7 +42,9 @@ def preopened(kernel):
 @pytest.fixture(scope="module")
 def small_capture(kernel, preopened) -> Capture:
     proc, _ = preopened
-    with started_capture(capture_size=CAPTURE_SIZE, capture_logs=True) as cap:
+    # Every stdout/stderr pipe is a log destination here (log_pipes="all"): these tests are about
+    # what is captured; which pipes count is tests/kernel/test_self_observation.py's.
+    with started_capture(capture_size=CAPTURE_SIZE, capture_logs=True, log_pipes="all") as cap:
         cap.watch(proc.pid)
         yield cap
 
