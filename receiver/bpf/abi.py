@@ -24,7 +24,8 @@ typedef uint8_t __u8; typedef uint16_t __u16; typedef uint32_t __u32; typedef ui
 typedef int8_t __s8; typedef int16_t __s16; typedef int32_t __s32; typedef int64_t __s64;
 """
 
-STRUCTS = ("erx_tuple", "erx_event_header", "erx_data_event", "erx_conn_event", "erx_proc_event", "erx_config")
+STRUCTS = ("erx_tuple", "erx_event_header", "erx_data_event", "erx_conn_event", "erx_proc_event", "erx_config",
+           "erx_http_tx_event", "erx_http_agg_key", "erx_http_agg_value", "erx_http_control")
 
 
 def header_path() -> Path:

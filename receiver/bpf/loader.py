@@ -49,6 +49,14 @@ TLS_PROBES: tuple[tuple[str, str, bool, bool], ...] = (
 )
 
 
+# Programs reached only by tail calls (prog array map -> program): never attached.
+TAIL_CALLS: tuple[tuple[str, str], ...] = (
+    ("erx_http_tp_progs", "erx_http_tp"),
+    ("erx_http_uprobe_progs", "erx_http_uprobe"),
+)
+TAIL_CALLED_SECTIONS = ("tracepoint",)  # a section without an attach target
+
+
 @dataclass(frozen=True)
 class TlsAttachment:
     path: str
@@ -72,6 +80,14 @@ class LoaderKnobs:
     # The agent's pid namespace (see agent_pid_namespace()); (0, 0) in the initial one.
     agent_pidns: tuple[int, int] = (0, 0)
     pidns_only: bool = False  # with agent_pidns: trace only that namespace's processes
+    # HTTP/1 pairing in the kernel (ERX_EV_HTTP_TX records); off: every byte as data records.
+    http_pairing: bool = False
+    http_pairing_connections: int = 8192  # erx_http_conns entries (~1.5 KiB each)
+    http_aggregate_keys: int = 4096  # erx_http_aggregates entries (overload histograms)
+    # Fill of the ring buffer above which transactions are aggregated instead of submitted
+    # (fractions of ring_buffer_size; 0 never): successes, then errors too.
+    shed_ring_fraction: float = 0.5
+    shed_error_ring_fraction: float = 0.9
 
 
 # The inode of the initial pid namespace (PROC_PID_INIT_INO).
@@ -155,6 +171,9 @@ class BpfLoader:
         max_capture = self.abi.const("ERX_MAX_CAPTURE")
         if not 0 < k.capture_size <= max_capture:
             raise BpfLoadError(f"capture_size {k.capture_size} must be between 1 and {max_capture}")
+        for name in ("shed_ring_fraction", "shed_error_ring_fraction"):
+            if not 0 <= getattr(k, name) <= 1:
+                raise BpfLoadError(f"{name} {getattr(k, name)} must be between 0 and 1")
         rodata = self._find_map_suffix(".rodata")
         size = ffi.new("size_t *")
         ptr = lib.bpf_map__initial_value(rodata, size)
@@ -170,11 +189,21 @@ class BpfLoader:
         cfg.filter_pids = 1 if k.excluded_pids or k.filter_pids else 0
         cfg.agent_pidns_dev, cfg.agent_pidns_ino = k.agent_pidns
         cfg.pidns_only = 1 if k.pidns_only and k.agent_pidns[1] else 0
+        ring_size = _pow2_at_least(k.ring_buffer_size, 4096)
+        cfg.http_pairing = 1 if k.http_pairing else 0
+        cfg.shed_ring_bytes = int(ring_size * k.shed_ring_fraction)
+        cfg.shed_error_ring_bytes = int(ring_size * k.shed_error_ring_fraction)
         data = bytearray(ffi.buffer(ptr, size[0]))
         data[: self.abi.sizeof("erx_config")] = bytes(self.abi.ffi.buffer(cfg))
         self._check(lib.bpf_map__set_initial_value(rodata, bytes(data), len(data)), "setting .rodata")
-        self._set_max_entries("erx_events", _pow2_at_least(k.ring_buffer_size, 4096))
+        self._set_max_entries("erx_events", ring_size)
         self._set_max_entries("erx_conns", k.max_connections)
+        self._set_max_entries("erx_http_conns", max(1, k.http_pairing_connections))
+        for _, prog_name in TAIL_CALLS:  # without pairing they are never reached: not loaded
+            prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
+            if prog != ffi.NULL:
+                lib.bpf_program__set_autoload(prog, bool(k.http_pairing))
+        self._set_max_entries("erx_http_aggregates", max(1, k.http_aggregate_keys))
         self._set_max_entries("erx_scratch_buf", max(1, lib.libbpf_num_possible_cpus()))
 
     def load(self) -> None:
@@ -185,6 +214,7 @@ class BpfLoader:
             raise BpfLoadError(self._failure("loading the BPF object", rc))
         self._state = "loaded"
         self._fill_filters()
+        self._fill_tail_calls()
 
     def attach(self) -> None:
         """Attach every tracepoint program (uprobe programs are attached per library by
@@ -195,7 +225,7 @@ class BpfLoader:
         while prog != ffi.NULL:
             name = ffi.string(lib.bpf_program__name(prog)).decode()
             section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-            if section.startswith(("uprobe", "uretprobe")):
+            if section.startswith(("uprobe", "uretprobe")) or section in TAIL_CALLED_SECTIONS:
                 prog = lib.bpf_object__next_program(self._obj, prog)
                 continue
             link = self._with_log(lambda p=prog: lib.bpf_program__attach(p))
@@ -376,6 +406,18 @@ class BpfLoader:
             lib.bpf_map_update_elem(self.map_fd("erx_excluded_pids"), ffi.new("uint32_t *", pid), excluded, 0)
         for port in self.knobs.excluded_ports:
             lib.bpf_map_update_elem(self.map_fd("erx_excluded_ports"), ffi.new("uint16_t *", port), one, 0)
+
+    def _fill_tail_calls(self) -> None:
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        if not self.knobs.http_pairing:
+            return
+        for map_name, prog_name in TAIL_CALLS:
+            prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
+            if prog == ffi.NULL:
+                raise BpfLoadError(f"BPF object lacks program {prog_name}")
+            key = ffi.new("uint32_t *", 0)
+            fd = ffi.new("uint32_t *", lib.bpf_program__fd(prog))
+            self._check(lib.bpf_map_update_elem(self.map_fd(map_name), key, fd, 0), f"filling {map_name}")
 
     def _find_map_suffix(self, suffix: str):
         ffi, lib = self.libbpf.ffi, self.libbpf.lib

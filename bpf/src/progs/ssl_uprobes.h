@@ -24,7 +24,7 @@ static __always_inline int erx_ssl_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __
 	return 0;
 }
 
-static __always_inline int erx_ssl_exit(long ret)
+static __always_inline int erx_ssl_exit(void *ctx, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct erx_ssl_call *p = bpf_map_lookup_elem(&erx_ssl_calls, &id);
@@ -81,7 +81,9 @@ static __always_inline int erx_ssl_exit(long ret)
 	inf.syscall = call.syscall;
 	inf.direction = call.direction;
 	inf.flags = ERX_INF_TLS;
-	erx_emit_payload(&inf, c, ERX_EV_DATA, n, call.buf, 0, 0);
+	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
+		erx_http_tail(ctx, &erx_http_uprobe_progs, &inf, *sk, n, call.buf, 0, 0, ERX_EV_DATA);
+	erx_emit_payload(&inf, c, ERX_EV_DATA, n, call.buf, 0, 0, 0);
 	return 0;
 }
 
@@ -94,7 +96,7 @@ int BPF_KPROBE(erx_ssl_write, void *ssl, const void *buf, int num)
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_write_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 SEC("uprobe")
@@ -106,7 +108,7 @@ int BPF_KPROBE(erx_ssl_read, void *ssl, void *buf, int num)
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_read_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 SEC("uprobe")
@@ -118,7 +120,7 @@ int BPF_KPROBE(erx_ssl_write_ex, void *ssl, const void *buf, size_t num, size_t 
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_write_ex_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 SEC("uprobe")
@@ -130,7 +132,7 @@ int BPF_KPROBE(erx_ssl_read_ex, void *ssl, void *buf, size_t num, size_t *readby
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_read_ex_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 /* SSL_do_handshake/SSL_connect/SSL_accept: the handshake's socket syscalls tie the SSL object
@@ -144,7 +146,7 @@ int BPF_KPROBE(erx_ssl_handshake, void *ssl)
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_handshake_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 /* SSL_set_fd(ssl, fd): ties the SSL object to its socket before any data moves (useful when a

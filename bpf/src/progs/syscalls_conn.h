@@ -125,6 +125,24 @@ int erx_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return erx_conn_exit(ctx->ret);
 }
 
+/* The connection of c ends: the close record, after the transaction its close completes (the
+ * same timestamp ends both). */
+static __always_inline void erx_conn_closed(struct erx_conn_state *c, int fd)
+{
+	__u64 now;
+
+	if (erx_cfg.http_pairing && c->http == ERX_HTTP_PAIRING) {
+		now = bpf_ktime_get_ns();
+		if (!c->ignored) {
+			erx_http_on_close(c, now);
+			erx_emit_conn_at(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, fd, now, now);
+		}
+		return;
+	}
+	if (!c->ignored)
+		erx_emit_conn(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, fd, bpf_ktime_get_ns());
+}
+
 /* close() of the last reference to a tracked socket ends the connection. */
 SEC("tracepoint/syscalls/sys_enter_close")
 int erx_enter_close(struct trace_event_raw_sys_enter *ctx)
@@ -146,8 +164,7 @@ int erx_enter_close(struct trace_event_raw_sys_enter *ctx)
 	c = bpf_map_lookup_elem(&erx_conns, &key);
 	if (!c)
 		return 0;
-	if (!c->ignored)
-		erx_emit_conn(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, fd, bpf_ktime_get_ns());
+	erx_conn_closed(c, fd);
 	bpf_map_delete_elem(&erx_conns, &key);
 	return 0;
 }
@@ -164,8 +181,7 @@ int erx_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	c = bpf_map_lookup_elem(&erx_conns, &key);
 	if (!c)
 		return 0;
-	if (!c->ignored)
-		erx_emit_conn(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, -1, bpf_ktime_get_ns());
+	erx_conn_closed(c, -1);
 	bpf_map_delete_elem(&erx_conns, &key);
 	return 0;
 }

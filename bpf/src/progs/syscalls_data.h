@@ -46,6 +46,7 @@ struct erx_gather_ctx {
 	__u64 iov_ptr;
 	__u32 want;
 	__u32 off;
+	__u64 skip;     /* bytes of the iovecs before the ones copied */
 };
 
 static long erx_gather_step(__u64 i, struct erx_gather_ctx *g)
@@ -58,6 +59,15 @@ static long erx_gather_step(__u64 i, struct erx_gather_ctx *g)
 	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(g->iov_ptr + i * sizeof(struct iovec))))
 		return 1;
 	n = iov.iov_len;
+	if (g->skip) {
+		if (g->skip >= n) {
+			g->skip -= n;
+			return 0;
+		}
+		n -= g->skip;
+		iov.iov_base += g->skip;
+		g->skip = 0;
+	}
 	if (n > g->want - g->off)
 		n = g->want - g->off;
 	if (n > ERX_MAX_CAPTURE)
@@ -71,9 +81,10 @@ static long erx_gather_step(__u64 i, struct erx_gather_ctx *g)
 	return 0;
 }
 
-static __always_inline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr, __u32 iovcnt, __u32 want)
+static __always_inline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr, __u32 iovcnt, __u32 want,
+					    __u64 skip)
 {
-	struct erx_gather_ctx g = { .s = s, .iov_ptr = iov_ptr, .want = want, .off = 0 };
+	struct erx_gather_ctx g = { .s = s, .iov_ptr = iov_ptr, .want = want, .off = 0, .skip = skip };
 
 	if (iovcnt > ERX_MAX_IOVECS)
 		iovcnt = ERX_MAX_IOVECS;
@@ -82,9 +93,10 @@ static __always_inline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr
 }
 
 /* Assemble one data record in per-CPU scratch and submit it. src is a plain buffer when
- * iovcnt == 0, else an iovec array. c is NULL for log writes. */
+ * iovcnt == 0, else an iovec array; the payload starts skip bytes into it (total_len counts
+ * from there). c is NULL for log writes. */
 static __always_inline void erx_emit_payload(const struct erx_inflight *inf, struct erx_conn_state *c, __u8 kind,
-					     __u32 total_len, __u64 src, __u32 iovcnt, __u64 uaddr)
+					     __u32 total_len, __u64 src, __u32 iovcnt, __u64 uaddr, __u32 skip)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct erx_scratch *s;
@@ -120,11 +132,11 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
 		want = ERX_MAX_CAPTURE;
 	if (kind != ERX_EV_SENDFILE && want > 0) {
 		if (iovcnt) {
-			captured = erx_gather_iov(s, src, iovcnt, want);
+			captured = erx_gather_iov(s, src, iovcnt, want, skip);
 		} else {
 			__u64 n = want;
 			ERX_BOUND(n, 0x7fff);
-			if (bpf_probe_read_user(e->payload, n, (void *)src) == 0)
+			if (bpf_probe_read_user(e->payload, n, (void *)(src + skip)) == 0)
 				captured = n;
 		}
 		if (captured == 0)
@@ -140,17 +152,23 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
 		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
 }
 
+#include "lib/http1_pair.h"
+#include "progs/http.h"
+
 /* The kernel's bound on the vlen of sendmmsg/recvmmsg (UIO_MAXIOV). */
 #define ERX_MMSG_VLEN_MAX 1024
 
 /* prog_flags are the ERX_INF_* flags of the program, a constant per program: the mmsg path
  * (the bulk of the verifier's work) is compiled into the two mmsg programs only. */
-static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
+static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct erx_inflight *p = bpf_map_lookup_elem(&erx_inflight, &id);
 	struct erx_inflight inf;
 	struct erx_conn_state *c;
+	__u64 src, uaddr = 0;
+	__u32 iovcnt = 0;
+	__u8 kind = ERX_EV_DATA;
 
 	if (!p)
 		return 0;
@@ -160,7 +178,7 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 		return 0;
 
 	if (inf.flags & ERX_INF_LOG) {
-		erx_emit_payload(&inf, NULL, ERX_EV_LOG, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, 0);
+		erx_emit_payload(&inf, NULL, ERX_EV_LOG, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, 0, 0);
 		return 0;
 	}
 	c = erx_conn_lookup_or_create((struct sock *)inf.sk);
@@ -172,6 +190,8 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 	}
 
 	if (prog_flags & ERX_INF_MMSG) {
+		if (erx_cfg.http_pairing)
+			erx_http_unsupported(c);
 		/* ret is the number of messages; each carries its own length. */
 		__sync_fetch_and_add(inf.direction == ERX_DIR_EGRESS ? &c->bytes_sent : &c->bytes_received, 0);
 		for (int i = 0; i < ERX_MAX_MMSG; i++) {
@@ -186,7 +206,7 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 			else
 				__sync_fetch_and_add(&c->bytes_received, m.msg_len);
 			erx_emit_payload(&inf, c, ERX_EV_DATA, m.msg_len, (__u64)m.msg_hdr.msg_iov,
-					 m.msg_hdr.msg_iovlen ? m.msg_hdr.msg_iovlen : 1, (__u64)m.msg_hdr.msg_name);
+					 m.msg_hdr.msg_iovlen ? m.msg_hdr.msg_iovlen : 1, (__u64)m.msg_hdr.msg_name, 0);
 		}
 		/* Messages past ERX_MAX_MMSG become no record, but their bytes still count. */
 		for (int i = ERX_MAX_MMSG; i < ERX_MMSG_VLEN_MAX; i++) {
@@ -208,17 +228,24 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 		__sync_fetch_and_add(&c->bytes_received, ret);
 
 	if (inf.syscall == ERX_SYS_SENDFILE) {
-		erx_emit_payload(&inf, c, ERX_EV_SENDFILE, ret, 0, 0, 0);
+		kind = ERX_EV_SENDFILE;
+		src = 0; /* bytes counted, not readable */
 	} else if (inf.flags & ERX_INF_MSG) {
 		struct user_msghdr msg;
 
 		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)inf.buf))
 			return 0;
-		erx_emit_payload(&inf, c, ERX_EV_DATA, ret, (__u64)msg.msg_iov, msg.msg_iovlen ? msg.msg_iovlen : 1,
-				 (__u64)msg.msg_name);
+		src = (__u64)msg.msg_iov;
+		iovcnt = msg.msg_iovlen ? msg.msg_iovlen : 1;
+		uaddr = (__u64)msg.msg_name;
 	} else {
-		erx_emit_payload(&inf, c, ERX_EV_DATA, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, inf.addr);
+		src = inf.buf;
+		iovcnt = (inf.flags & ERX_INF_IOV) ? inf.count : 0;
+		uaddr = inf.addr;
 	}
+	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
+		erx_http_tail(ctx, &erx_http_tp_progs, &inf, inf.sk, ret, src, iovcnt, uaddr, kind);
+	erx_emit_payload(&inf, c, kind, ret, src, iovcnt, uaddr, 0);
 	return 0;
 }
 
@@ -235,7 +262,7 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int erx_exit_##name(void *ctx)                                                             \
 	{                                                                                          \
-		return erx_data_exit(ERX_RET(ctx), flags);                                         \
+		return erx_data_exit(ctx, ERX_RET(ctx), flags);                                         \
 	}
 
 #define ERX_MSG_PEEK 2
@@ -255,7 +282,7 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int erx_exit_##name(void *ctx)                                                             \
 	{                                                                                          \
-		return erx_data_exit(ERX_RET(ctx), flags);                                         \
+		return erx_data_exit(ctx, ERX_RET(ctx), flags);                                         \
 	}
 
 ERX_DATA_SYSCALL(read, ERX_SYS_READ, ERX_DIR_INGRESS, 0, 1, 0, 0)
