@@ -185,7 +185,7 @@ static __always_inline __u16 erx_http_put(struct erx_http_tx_event *tx, const __
 
 /* A request head (r->sc->h, in the window) ended; start_ns/tid: of the syscall that carried its
  * first byte. Returns false when it is handed over instead. */
-static __noinline bool erx_http_open(struct erx_http_refs *r, __u64 start_ns, __u32 tid)
+static __noinline bool erx_http_open(struct erx_http_refs *r, __u64 start_ns, __u32 tid, bool cached)
 {
 	struct erx_http_ctx *x = r->x;
 	struct erx_http_conn *s = r->s;
@@ -225,6 +225,11 @@ static __noinline bool erx_http_open(struct erx_http_refs *r, __u64 start_ns, __
 	tx->n_interim = 0;
 	*(__u64 *)tx->interim = 0;
 	tx->method = h->method;
+	if (cached) { /* the same head as the last request: its strings are still in tx */
+		tx->http_flags = s->req.seen.cut_flags;
+		goto framing;
+	}
+	s->req.seen.hash = 0; /* the strings change */
 	tx->strings_len = 0;
 	tx->method_len = erx_http_put(tx, w, h->head_start, h->method_len, ERX_HTTP_METHOD_MAX, 0);
 	tx->target_wire_len = h->target_len;
@@ -240,6 +245,8 @@ static __noinline bool erx_http_open(struct erx_http_refs *r, __u64 start_ns, __
 	tx->tracestate_off = tx->strings_len;
 	tx->tracestate_len = erx_http_put(tx, w, h->tracestate_off, h->tracestate_len, ERX_HTTP_TRACESTATE_MAX,
 					  ERX_HTTP_F_TRACESTATE_CUT);
+	s->req.seen.cut_flags = tx->http_flags;
+framing:
 	if (h->fields & ERX_HF_CONN_CLOSE)
 		tx->http_flags |= ERX_HTTP_F_REQ_CONN_CLOSE;
 	erx_http_body(&s->resp, ERX_HS_HEAD, 0);
@@ -329,7 +336,8 @@ static __always_inline void erx_http_fail(struct erx_http_refs *r, __u16 status,
 
 /* The head parsed in the window (r->sc->h): plen of its bytes came from earlier syscalls (p),
  * the rest from this one at x->pos. Returns 1 to stop following this syscall. */
-static __always_inline int erx_http_head_done(struct erx_http_refs *r, __u32 plen, struct erx_http_partial *p)
+static __always_inline int erx_http_head_done(struct erx_http_refs *r, __u32 plen, struct erx_http_partial *p,
+					      bool cached)
 {
 	struct erx_http_ctx *x = r->x;
 	struct erx_http_head *h = &r->sc->h;
@@ -340,7 +348,7 @@ static __always_inline int erx_http_head_done(struct erx_http_refs *r, __u32 ple
 			x->replay = plen > 0;
 			return 1;
 		}
-		if (!erx_http_open(r, p ? p->ts_exit_ns : x->now, p ? p->tid : x->tid)) {
+		if (!erx_http_open(r, p ? p->ts_exit_ns : x->now, p ? p->tid : x->tid, cached)) {
 			x->replay = plen > 0;
 			return 1;
 		}
@@ -359,19 +367,57 @@ static __always_inline int erx_http_head_done(struct erx_http_refs *r, __u32 ple
 	return 0;
 }
 
+/* The head in the window is the one d saw last (by its hash): its parse, again. */
+static __always_inline void erx_http_seen_again(struct erx_http_head *h, struct erx_http_seen *seen)
+{
+	h->head_start = 0;
+	h->head_end = seen->len;
+	h->content_length = seen->content_length;
+	h->status = seen->status;
+	h->version = seen->version;
+	h->fields = seen->fields;
+	h->method = seen->method;
+	h->bad = 0;
+}
+
+/* Remember the head just parsed (its bytes at the window's start) for the next one. */
+static __always_inline void erx_http_seen(struct erx_http_head *h, struct erx_http_seen *seen)
+{
+	seen->content_length = h->content_length;
+	seen->status = h->status;
+	seen->version = h->version;
+	seen->fields = h->fields;
+	seen->method = h->method;
+	seen->len = h->head_end;
+	h->len = h->head_end;
+	erx_http_hash(h);
+	seen->hash = h->hash;
+}
+
 /* A head starts at x->pos. */
 static __noinline int erx_http_head_start(struct erx_http_refs *r)
 {
 	struct erx_http_ctx *x = r->x;
 	struct erx_http_conn *s = r->s;
 	struct erx_http_head *h = &r->sc->h;
+	struct erx_http_seen *seen = x->is_req ? &s->req.seen : &s->resp.seen;
 	struct erx_http_partial *p;
 	__u32 avail = x->n - x->pos, len;
 	__u64 size;
+	int ret;
 
 	if (!x->src) { /* sendfile: a head that cannot be read */
 		erx_http_fail(r, 0, ERX_CNT_HTTP_FALLBACK_UNSUPPORTED);
 		return 1;
+	}
+	len = seen->len;
+	if (seen->hash && len <= avail && len <= ERX_HTTP_MAX_HEAD && !erx_http_load(r, x->pos, len, 0)) {
+		h->len = len;
+		erx_http_hash(h);
+		if (h->hash == seen->hash) {
+			erx_http_seen_again(h, seen);
+			return erx_http_head_done(r, 0, NULL, true);
+		}
 	}
 	len = avail < 512 ? avail : 512;
 	if (erx_http_load(r, x->pos, len, 0))
@@ -387,8 +433,12 @@ static __noinline int erx_http_head_start(struct erx_http_refs *r)
 		h->is_request = x->is_req;
 		erx_http_parse(h);
 	}
-	if (h->head_end || h->bad)
-		return erx_http_head_done(r, 0, NULL);
+	if (h->head_end || h->bad) {
+		ret = erx_http_head_done(r, 0, NULL, false);
+		if (!ret && !h->head_start)
+			erx_http_seen(h, seen);
+		return ret;
+	}
 	if (len >= ERX_HTTP_MAX_HEAD) {
 		erx_http_fail(r, h->status, ERX_CNT_HTTP_FALLBACK_HEAD_TOO_LARGE);
 		return 1;
@@ -456,7 +506,7 @@ static __noinline int erx_http_head_more(struct erx_http_refs *r)
 	h->is_request = x->is_req;
 	erx_http_parse(h);
 	if (h->head_end || h->bad) {
-		ret = erx_http_head_done(r, plen, p);
+		ret = erx_http_head_done(r, plen, p, false);
 		if (!x->replay)
 			bpf_map_delete_elem(&erx_http_partial, &x->conn_id);
 		return ret;
@@ -697,57 +747,60 @@ static __always_inline void erx_http_drop(struct erx_conn_state *c, __u64 key)
 	bpf_map_delete_elem(&erx_http_partial, &key);
 }
 
-/* A syscall that moved n bytes on connection c: src is the user buffer (iovcnt 0) or iovec
- * array, 0 when the bytes cannot be read (sendfile). Returns 1 when it was handled here (no
- * data record, or data records from a message boundary only), 0 for the payload path. */
-__noinline int erx_http_on_data(struct erx_inflight *inf, struct erx_conn_state *c, __u32 n, __u64 src,
-				__u32 iovcnt)
+/* A data syscall of a connection that is, or may become, paired (call: as erx_http_tail put
+ * it). Without pairing (not HTTP/1, handed over) its data record goes as before; paired, its
+ * bytes are followed here and only data records from a message boundary leave. */
+__noinline int erx_http_on_data(struct erx_http_call *call)
 {
 	struct erx_http_refs r = {};
+	struct erx_conn_state *c, *real;
 	struct erx_http_ctx *x;
 	struct erx_http_conn *s;
-	__u32 zero = 0;
+	__u32 zero = 0, n;
+	__u8 mode;
 
-	if (!inf || !c)
+	if (!call)
 		return 0;
-	if (c->http != ERX_HTTP_UNDECIDED && c->http != ERX_HTTP_PAIRING)
-		return 0;
+	c = &call->conn;
+	mode = c->http;
+	n = call->n;
+	if (mode != ERX_HTTP_UNDECIDED && mode != ERX_HTTP_PAIRING)
+		goto payload;
 	r.sc = bpf_map_lookup_elem(&erx_http_scratch, &zero);
 	if (!r.sc)
-		return 0;
+		goto payload;
 	x = r.x = &r.sc->x;
 	r.c = c;
 	x->conn_id = c->id;
-	x->src = src;
-	x->iovcnt = iovcnt;
+	x->src = call->src;
+	x->iovcnt = call->iovcnt;
 	x->n = n;
 	x->pos = 0;
 	x->action = 0;
 	x->reason = 0;
 	x->replay = 0;
 	x->handover_at = 0;
-	if (c->http == ERX_HTTP_UNDECIDED) {
-		s = erx_http_decide(&r, inf);
-		if (!s)
-			return 0;
+	if (mode == ERX_HTTP_UNDECIDED) {
+		s = erx_http_decide(&r, &call->inf);
 	} else {
 		s = bpf_map_lookup_elem(&erx_http_conns, &x->conn_id);
 		if (!s) { /* evicted from the table */
 			erx_count(ERX_CNT_HTTP_FALLBACK_NO_STATE);
 			erx_http_drop(c, x->conn_id);
-			return 0;
 		}
 	}
+	if (!s)
+		goto mode; /* not paired: the data record, once the connection knows */
 	r.s = s;
-	x->is_req = inf->direction == s->req_dir;
+	x->is_req = call->inf.direction == s->req_dir;
 	x->tid = (__u32)bpf_get_current_pid_tgid();
 	s->last_tid = x->tid;
 	if (x->is_req && s->handover)
-		return 0; /* requests already go to user space */
+		goto payload; /* requests already go to user space */
 	x->now = bpf_ktime_get_ns();
-	x->ts_enter = inf->ts_enter_ns;
-	x->fd = inf->fd;
-	x->syscall = inf->syscall;
+	x->ts_enter = call->inf.ts_enter_ns;
+	x->fd = call->inf.fd;
+	x->syscall = call->inf.syscall;
 	bpf_loop(1024, erx_http_step, &r, 0);
 	if (!x->action && x->pos < x->n) {
 		/* more message parts in one syscall than steps: not followed further */
@@ -756,8 +809,10 @@ __noinline int erx_http_on_data(struct erx_inflight *inf, struct erx_conn_state 
 		else
 			erx_http_handover(x, ERX_ACT_HANDOVER, ERX_CNT_HTTP_FALLBACK_UNSUPPORTED);
 	}
-	if (!x->action)
-		return 1;
+	if (!x->action) {
+		n = 0;
+		goto mode;
+	}
 	if (x->reason)
 		erx_count(x->reason);
 	if (x->replay)
@@ -767,9 +822,20 @@ __noinline int erx_http_on_data(struct erx_inflight *inf, struct erx_conn_state 
 	else
 		erx_http_drop(c, x->conn_id);
 	if (x->handover_at < n)
-		erx_emit_payload(inf, c, src ? ERX_EV_DATA : ERX_EV_SENDFILE, n - x->handover_at, src, iovcnt, 0,
+		erx_emit_payload(&call->inf, c, call->kind, n - x->handover_at, call->src, call->iovcnt, 0,
 				 x->handover_at);
-	return 1;
+	n = 0;
+mode:
+	if (c->http != mode) { /* the connection's own entry learns where its bytes go now */
+		real = bpf_map_lookup_elem(&erx_conns, &call->sk);
+		if (real && real->id == c->id)
+			real->http = c->http;
+	}
+	if (!n)
+		return 0;
+payload:
+	erx_emit_payload(&call->inf, c, call->kind, n, call->src, call->iovcnt, call->uaddr, 0);
+	return 0;
 }
 
 /* The connection closes (at now): finish what is open as the payload path's parser would. */

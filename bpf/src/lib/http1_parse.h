@@ -388,6 +388,33 @@ static long erx_http_scan_word(__u64 i, struct erx_http_scan *sc)
 	return 0;
 }
 
+/* A hash of the window's first h->len bytes (at most ERX_HTTP_MAX_HEAD) into h->hash; never
+ * 0. Global: verified once. */
+__noinline int erx_http_hash(struct erx_http_head *h)
+{
+	__u8 *w = erx_http_window();
+	__u64 v, x;
+	__u32 len;
+
+	if (!h || !w)
+		return 0;
+	len = h->len;
+	x = 0x9e3779b97f4a7c15ULL ^ len;
+	for (__u32 i = 0; i < ERX_HTTP_MAX_HEAD / 8; i++) {
+		__u32 o = i * 8;
+
+		if (o >= len)
+			break;
+		v = erx_load8(w, o);
+		if (len - o < 8)
+			v &= (1ULL << ((len - o) * 8)) - 1;
+		x = (x ^ v) * 0xff51afd7ed558ccdULL;
+		x ^= x >> 32;
+	}
+	h->hash = x | 1;
+	return 0;
+}
+
 /* Parse the head at the window's start (h->len bytes, at most ERX_HTTP_MAX_HEAD; h->is_request
  * set). Returns with h->head_end set when the head is complete, h->bad when it is handed over,
  * neither when more bytes are needed. */

@@ -13,20 +13,22 @@
 #define ERX_IPPROTO_TCP 6
 #define ERX_IPPROTO_UDP 17
 
-/* The struct file behind fd in the current task, or NULL. */
+/* The struct file behind fd in the current task, or NULL. The task's file table is walked
+ * through BTF (plain loads); only the fd array's slot needs a probe read. */
 static __always_inline struct file *erx_fd_file(int fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt;
 	struct file *f = NULL;
+	__u64 fds;
 
-	if (fd < 0 || !fdt)
+	if (fd < 0)
 		return NULL;
-	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+	fdt = task->files->fdt;
+	if (!fdt || (unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	fds = (__u64)fdt->fd;
+	bpf_probe_read_kernel(&f, sizeof(f), (void *)(fds + (__u64)fd * sizeof(f)));
 	return f;
 }
 

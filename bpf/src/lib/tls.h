@@ -8,7 +8,7 @@
  * object is tied to this socket) or the connection is already known to carry TLS. */
 static __always_inline bool erx_tls_socket_syscall(__u64 pid_tgid, struct sock *sk)
 {
-	struct erx_ssl_call *call = bpf_map_lookup_elem(&erx_ssl_calls, &pid_tgid);
+	struct erx_ssl_call *call = erx_ssl_call_current();
 	__u64 key = (__u64)sk;
 	struct erx_conn_state *c;
 

@@ -35,6 +35,20 @@ enum erx_http_chunk {
 	ERX_CH_TRAILER_LF = 7,  /* a CR at the start of a line: the LF ends the body */
 };
 
+/* The last head parsed in a direction, by a hash of its bytes: keep-alive connections send the
+ * same heads again and again, and a head's parse depends on its bytes only. */
+struct erx_http_seen {
+	__u64 hash;             /* of its bytes (0: none) */
+	__s64 content_length;
+	__u32 len;              /* its bytes (no empty line before it) */
+	__u32 cut_flags;        /* requests: ERX_HTTP_F_*_CUT of its strings (still in tx.strings) */
+	__u16 status;
+	__u8 version;
+	__u8 fields;            /* ERX_HF_* */
+	__u8 method;
+	__u8 _pad0[3];
+};
+
 struct erx_http_dir {
 	__u64 remaining;        /* LENGTH: body bytes left; CHUNKED/ERX_CH_DATA: bytes of this chunk */
 	__u64 chunk_size;       /* the chunk size being read */
@@ -43,6 +57,7 @@ struct erx_http_dir {
 	__u8 chunk;             /* enum erx_http_chunk */
 	__u8 size_digits;       /* hex digits read of the chunk size */
 	__u8 _pad0;
+	struct erx_http_seen seen;
 };
 
 /* A paired connection. tx is the transaction in flight, laid out as the record it becomes: it
@@ -104,6 +119,7 @@ struct {
 /* One head being parsed (lib/http1_parse.h): what the parser was given and what it found.
  * Strings are [off, off + len) of the window. */
 struct erx_http_head {
+	__u64 hash;              /* erx_http_hash: of the window's first len bytes */
 	__s64 content_length;    /* -1: none */
 	__u32 len;               /* in: bytes of the window to parse */
 	__u32 cursor;            /* next 8 bytes to scan */
@@ -148,6 +164,7 @@ struct erx_http_framing {
  * or erx_ssl_exit knew. */
 struct erx_http_call {
 	struct erx_inflight inf;
+	struct erx_conn_state conn; /* a copy: erx_http_set_mode writes the connection's mode back */
 	__u64 sk;                 /* key of erx_conns */
 	__u64 src;                /* as erx_emit_payload's */
 	__u64 uaddr;

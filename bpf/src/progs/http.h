@@ -9,8 +9,9 @@
 
 /* Hand a data syscall of connection c to the HTTP program (progs: the prog array of the
  * caller's type). Returns only when the tail call failed (then the payload path goes on). */
-static __always_inline void erx_http_tail(void *ctx, void *progs, const struct erx_inflight *inf, __u64 sk,
-					  __u32 n, __u64 src, __u32 iovcnt, __u64 uaddr, __u8 kind)
+static __always_inline void erx_http_tail(void *ctx, void *progs, const struct erx_inflight *inf,
+					  struct erx_conn_state *c, __u64 sk, __u32 n, __u64 src, __u32 iovcnt,
+					  __u64 uaddr, __u8 kind)
 {
 	__u32 zero = 0;
 	struct erx_http_scratch *sc = bpf_map_lookup_elem(&erx_http_scratch, &zero);
@@ -18,6 +19,7 @@ static __always_inline void erx_http_tail(void *ctx, void *progs, const struct e
 	if (!sc)
 		return;
 	sc->call.inf = *inf;
+	sc->call.conn = *c;
 	sc->call.sk = sk;
 	sc->call.n = n;
 	sc->call.src = src;
@@ -31,18 +33,9 @@ static __always_inline int erx_http_program(void)
 {
 	__u32 zero = 0;
 	struct erx_http_scratch *sc = bpf_map_lookup_elem(&erx_http_scratch, &zero);
-	struct erx_http_call *call;
-	struct erx_conn_state *c;
 
-	if (!sc)
-		return 0;
-	call = &sc->call;
-	c = bpf_map_lookup_elem(&erx_conns, &call->sk);
-	if (!c)
-		return 0;
-	if (erx_http_on_data(&call->inf, c, call->n, call->src, call->iovcnt))
-		return 0;
-	erx_emit_payload(&call->inf, c, call->kind, call->n, call->src, call->iovcnt, call->uaddr, 0);
+	if (sc)
+		erx_http_on_data(&sc->call);
 	return 0;
 }
 

@@ -9,25 +9,29 @@
 static __always_inline int erx_ssl_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 dir, __u8 sys)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_ssl_call call = {};
+	struct erx_ssl_call *call;
 
 	if (erx_pid_excluded(id >> 32))
 		return 0;
-	call.ssl = ssl;
-	call.buf = buf;
-	call.len_ptr = len_ptr;
-	call.ts_enter_ns = bpf_ktime_get_ns();
-	call.direction = dir;
-	call.syscall = sys;
-	if (bpf_map_update_elem(&erx_ssl_calls, &id, &call, BPF_ANY))
+	call = bpf_task_storage_get(&erx_ssl_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call) {
 		erx_count(ERX_CNT_INFLIGHT_FULL);
+		return 0;
+	}
+	call->ssl = ssl;
+	call->buf = buf;
+	call->len_ptr = len_ptr;
+	call->ts_enter_ns = bpf_ktime_get_ns();
+	call->direction = dir;
+	call->syscall = sys;
+	call->valid = 1;
 	return 0;
 }
 
 static __always_inline int erx_ssl_exit(void *ctx, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_ssl_call *p = bpf_map_lookup_elem(&erx_ssl_calls, &id);
+	struct erx_ssl_call *p = erx_ssl_call_current();
 	struct erx_ssl_call call;
 	struct erx_inflight inf = {};
 	struct erx_ssl_key k = {};
@@ -39,7 +43,7 @@ static __always_inline int erx_ssl_exit(void *ctx, long ret)
 	if (!p)
 		return 0;
 	call = *p;
-	bpf_map_delete_elem(&erx_ssl_calls, &id);
+	p->valid = 0;
 	if (call.syscall == 0)
 		return 0; /* a handshake: it only tied the SSL object to its socket */
 	if (call.len_ptr) {
@@ -82,7 +86,7 @@ static __always_inline int erx_ssl_exit(void *ctx, long ret)
 	inf.direction = call.direction;
 	inf.flags = ERX_INF_TLS;
 	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
-		erx_http_tail(ctx, &erx_http_uprobe_progs, &inf, *sk, n, call.buf, 0, 0, ERX_EV_DATA);
+		erx_http_tail(ctx, &erx_http_uprobe_progs, &inf, c, *sk, n, call.buf, 0, 0, ERX_EV_DATA);
 	erx_emit_payload(&inf, c, ERX_EV_DATA, n, call.buf, 0, 0, 0);
 	return 0;
 }

@@ -42,32 +42,33 @@ static __always_inline struct erx_conn_state *erx_conn_start(struct sock *sk, __
 static __always_inline int erx_conn_enter(__u8 sys, int fd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_inflight inf = {};
+	struct erx_inflight *inf;
 
 	if (erx_pid_excluded(id >> 32))
 		return 0;
-	inf.ts_enter_ns = bpf_ktime_get_ns();
-	inf.fd = fd;
-	inf.syscall = sys;
-	if (bpf_map_update_elem(&erx_inflight, &id, &inf, BPF_ANY))
+	inf = erx_inflight_slot(true);
+	if (!inf) {
 		erx_count(ERX_CNT_INFLIGHT_FULL);
+		return 0;
+	}
+	__builtin_memset(inf, 0, sizeof(*inf));
+	inf->ts_enter_ns = bpf_ktime_get_ns();
+	inf->fd = fd;
+	inf->syscall = sys;
+	inf->valid = 1;
 	return 0;
 }
 
 static __always_inline int erx_conn_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_inflight *p = bpf_map_lookup_elem(&erx_inflight, &id);
 	struct erx_inflight inf;
 	struct erx_conn_state *c;
 	struct sock *sk;
 	int fd;
 	__u8 role;
 
-	if (!p)
+	if (!erx_inflight_take(&inf))
 		return 0;
-	inf = *p;
-	bpf_map_delete_elem(&erx_inflight, &id);
 	if (inf.syscall == ERX_SYS_CONNECT) {
 		if (ret != 0 && ret != -ERX_EINPROGRESS)
 			return 0;

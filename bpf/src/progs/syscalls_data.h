@@ -8,7 +8,7 @@ static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd
 					  __u32 count)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_inflight inf = {};
+	struct erx_inflight *inf;
 	struct file *f;
 	struct sock *sk;
 
@@ -25,17 +25,21 @@ static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd
 	} else if (erx_tls_socket_syscall(id, sk)) {
 		return 0; /* ciphertext: the TLS uprobes deliver the plaintext */
 	}
-	inf.ts_enter_ns = bpf_ktime_get_ns();
-	inf.sk = (__u64)sk;
-	inf.buf = buf;
-	inf.addr = addr;
-	inf.count = count;
-	inf.fd = fd;
-	inf.syscall = sys;
-	inf.direction = dir;
-	inf.flags = flags;
-	if (bpf_map_update_elem(&erx_inflight, &id, &inf, BPF_ANY))
+	inf = erx_inflight_slot(true);
+	if (!inf) {
 		erx_count(ERX_CNT_INFLIGHT_FULL);
+		return 0;
+	}
+	inf->ts_enter_ns = bpf_ktime_get_ns();
+	inf->sk = (__u64)sk;
+	inf->buf = buf;
+	inf->addr = addr;
+	inf->count = count;
+	inf->fd = fd;
+	inf->syscall = sys;
+	inf->direction = dir;
+	inf->flags = flags;
+	inf->valid = 1;
 	return 0;
 }
 
@@ -162,18 +166,14 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
  * (the bulk of the verifier's work) is compiled into the two mmsg programs only. */
 static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_inflight *p = bpf_map_lookup_elem(&erx_inflight, &id);
 	struct erx_inflight inf;
 	struct erx_conn_state *c;
 	__u64 src, uaddr = 0;
 	__u32 iovcnt = 0;
 	__u8 kind = ERX_EV_DATA;
 
-	if (!p)
+	if (!erx_inflight_take(&inf))
 		return 0;
-	inf = *p;
-	bpf_map_delete_elem(&erx_inflight, &id);
 	if (ret <= 0)
 		return 0;
 
@@ -244,7 +244,7 @@ static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 		uaddr = inf.addr;
 	}
 	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
-		erx_http_tail(ctx, &erx_http_tp_progs, &inf, inf.sk, ret, src, iovcnt, uaddr, kind);
+		erx_http_tail(ctx, &erx_http_tp_progs, &inf, c, inf.sk, ret, src, iovcnt, uaddr, kind);
 	erx_emit_payload(&inf, c, kind, ret, src, iovcnt, uaddr, 0);
 	return 0;
 }
