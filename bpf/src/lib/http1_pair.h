@@ -27,6 +27,9 @@
 #include "lib/http1_chunked.h"
 #include "lib/http_overload.h"
 
+/* iovecs read at once by erx_http_load. */
+#define ERX_HTTP_IOV_BATCH 4
+
 /* What erx_http_on_data does once the syscall's bytes were followed. */
 enum erx_http_action {
 	ERX_ACT_NONE = 0,          /* every byte was consumed here */
@@ -54,16 +57,14 @@ struct erx_http_gather {
 	__u32 off;
 };
 
-static long erx_http_gather_step(__u64 i, struct erx_http_gather *g)
+/* One iovec: skip what is before the wanted bytes, copy what is wanted of the rest. Returns 1
+ * when done (or the bytes cannot be read). */
+static __always_inline int erx_http_gather_one(struct erx_http_gather *g, __u64 base, __u64 len)
 {
-	struct iovec iov;
-	__u64 len, o;
+	__u64 o;
 
 	if (g->off >= g->want)
 		return 1;
-	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(g->iov + i * sizeof(struct iovec))))
-		return 1;
-	len = iov.iov_len;
 	if (g->skip >= len) {
 		g->skip -= len;
 		return 0;
@@ -73,25 +74,38 @@ static long erx_http_gather_step(__u64 i, struct erx_http_gather *g)
 		len = g->want - g->off;
 	o = (g->at + g->off) & ERX_WIN_MASK;
 	len &= ERX_WIN_MASK;
-	if (bpf_probe_read_user(g->w + o, len, (void *)((__u64)iov.iov_base + g->skip)))
+	if (bpf_probe_read_user(g->w + o, len, (void *)(base + g->skip)))
 		return 1;
 	g->skip = 0;
 	g->off += len;
-	return 0;
+	return g->off >= g->want;
+}
+
+/* bpf_loop step over the iovecs past the first ERX_HTTP_IOV_BATCH. */
+static long erx_http_gather_step(__u64 i, struct erx_http_gather *g)
+{
+	struct iovec iov;
+
+	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(g->iov + (i + ERX_HTTP_IOV_BATCH) * sizeof(struct iovec))))
+		return 1;
+	return erx_http_gather_one(g, (__u64)iov.iov_base, iov.iov_len);
 }
 
 /* Bytes [pos, pos + len) of the syscall's buffer(s) into the window at `at` (at + len is at
- * most 2 * ERX_HTTP_MAX_HEAD). 0 when all of them were read. */
+ * most 2 * ERX_HTTP_MAX_HEAD). 0 when all of them were read. The first iovecs are read in one
+ * go (a response's head and body are usually the first two). */
 static __noinline int erx_http_load(struct erx_http_refs *r, __u32 pos, __u32 len, __u32 at)
 {
 	struct erx_http_ctx *x = r->x;
 	struct erx_http_gather g = {};
+	struct iovec v[ERX_HTTP_IOV_BATCH];
+	__u64 size;
 	__u32 n;
 
 	if (!x->src)
 		return -1;
 	if (!x->iovcnt) {
-		__u64 size = len & ERX_WIN_MASK;
+		size = len & ERX_WIN_MASK;
 		return bpf_probe_read_user(r->sc->w + (at & ERX_WIN_MASK), size, (void *)(x->src + pos)) ? -1 : 0;
 	}
 	g.iov = x->src;
@@ -99,8 +113,18 @@ static __noinline int erx_http_load(struct erx_http_refs *r, __u32 pos, __u32 le
 	g.at = at;
 	g.skip = pos;
 	g.want = len;
-	n = x->iovcnt > ERX_MAX_IOVECS ? ERX_MAX_IOVECS : x->iovcnt;
-	bpf_loop(n, erx_http_gather_step, &g, 0);
+	n = x->iovcnt > ERX_HTTP_IOV_BATCH ? ERX_HTTP_IOV_BATCH : x->iovcnt;
+	size = n * sizeof(struct iovec);
+	if (size > sizeof(v) || bpf_probe_read_user(v, size, (void *)x->src))
+		return -1;
+	for (__u32 i = 0; i < ERX_HTTP_IOV_BATCH; i++) {
+		if (i >= n || erx_http_gather_one(&g, (__u64)v[i].iov_base, v[i].iov_len))
+			break;
+	}
+	if (g.off < len && x->iovcnt > ERX_HTTP_IOV_BATCH) {
+		n = x->iovcnt > ERX_MAX_IOVECS ? ERX_MAX_IOVECS : x->iovcnt;
+		bpf_loop(n - ERX_HTTP_IOV_BATCH, erx_http_gather_step, &g, 0);
+	}
 	return g.off == len ? 0 : -1;
 }
 

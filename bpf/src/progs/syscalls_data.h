@@ -188,6 +188,10 @@ static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 		erx_count(ERX_CNT_FILTERED);
 		return 0;
 	}
+	if (c->tls) { /* ciphertext: the TLS uprobes deliver the plaintext */
+		erx_count(ERX_CNT_TLS_CIPHERTEXT);
+		return 0;
+	}
 
 	if (prog_flags & ERX_INF_MMSG) {
 		if (erx_cfg.http_pairing)
