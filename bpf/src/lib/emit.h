@@ -16,18 +16,24 @@ static __always_inline void erx_count(__u32 idx)
  * an irq_work (a self-IPI, a VM exit under virtualization: ~2 us in the traced syscall) for as long
  * as the reader is busy draining, which is exactly when the load is highest. size is the record's
  * size; reserved: the record is already reserved (counted in the pending bytes). 0 wakes always. */
-static __always_inline __u64 erx_rb_flags(__u64 size, bool reserved)
+static __always_inline __u64 erx_rb_flags_avail(__u64 size, bool reserved, __u64 after)
 {
 	__u64 every = erx_cfg.wakeup_bytes;
-	__u64 after, before;
+	__u64 before;
 
 	if (!every)
 		return BPF_RB_FORCE_WAKEUP;
-	after = bpf_ringbuf_query(&erx_events, BPF_RB_AVAIL_DATA);
 	if (!reserved)
 		after += size;
 	before = after > size ? after - size : 0;
 	return before / every != after / every ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 erx_rb_flags(__u64 size, bool reserved)
+{
+	if (!erx_cfg.wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return erx_rb_flags_avail(size, reserved, bpf_ringbuf_query(&erx_events, BPF_RB_AVAIL_DATA));
 }
 
 /* The current task's tgid as the agent numbers processes: unchanged in the initial pid

@@ -105,7 +105,7 @@ __noinline int erx_http_submit(struct erx_http_tx_event *tx)
 {
 	__u32 zero = 0, reason = 0;
 	struct erx_http_control *ctl;
-	__u64 limit, size;
+	__u64 limit, size, avail = 0;
 	bool error;
 
 	if (!tx)
@@ -118,7 +118,8 @@ __noinline int erx_http_submit(struct erx_http_tx_event *tx)
 		reason = ERX_CNT_SHED_LEVEL;
 	} else {
 		limit = error ? erx_cfg.shed_error_ring_bytes : erx_cfg.shed_ring_bytes;
-		if (limit && bpf_ringbuf_query(&erx_events, BPF_RB_AVAIL_DATA) > limit)
+		avail = bpf_ringbuf_query(&erx_events, BPF_RB_AVAIL_DATA);
+		if (limit && avail > limit)
 			reason = ERX_CNT_SHED_RING;
 	}
 	if (!reason) {
@@ -127,7 +128,7 @@ __noinline int erx_http_submit(struct erx_http_tx_event *tx)
 			size = ERX_HTTP_STRINGS_MAX;
 		size += offsetof(struct erx_http_tx_event, strings);
 		erx_count(ERX_CNT_PRODUCED);
-		if (!bpf_ringbuf_output(&erx_events, tx, size, erx_rb_flags(size, false)))
+		if (!bpf_ringbuf_output(&erx_events, tx, size, erx_rb_flags_avail(size, false, avail)))
 			return 0;
 		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
 		reason = ERX_CNT_SHED_RING_FULL;

@@ -184,7 +184,10 @@ static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 	c = erx_conn_lookup_or_create((struct sock *)inf.sk);
 	if (!c)
 		return 0;
-	if (c->ignored || bpf_map_lookup_elem(&erx_ignored_conns, &c->id)) {
+	/* erx_ignored_conns is user space's verdict on connections whose data records it read: a
+	 * paired connection sent it none (and is looked up there again once handed over). */
+	if (c->ignored || (!(erx_cfg.http_pairing && c->http == ERX_HTTP_PAIRING) &&
+			   bpf_map_lookup_elem(&erx_ignored_conns, &c->id))) {
 		erx_count(ERX_CNT_FILTERED);
 		return 0;
 	}
