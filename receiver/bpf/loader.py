@@ -225,7 +225,8 @@ class BpfLoader:
         while prog != ffi.NULL:
             name = ffi.string(lib.bpf_program__name(prog)).decode()
             section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-            if section.startswith(("uprobe", "uretprobe")) or section in TAIL_CALLED_SECTIONS:
+            if (section.startswith(("uprobe", "uretprobe")) or section in TAIL_CALLED_SECTIONS
+                    or not lib.bpf_program__autoload(prog)):
                 prog = lib.bpf_object__next_program(self._obj, prog)
                 continue
             link = self._with_log(lambda p=prog: lib.bpf_program__attach(p))
@@ -328,11 +329,12 @@ class BpfLoader:
 
     @property
     def program_count(self) -> int:
+        """Programs loaded (the HTTP pairing's only with ``http_pairing``)."""
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         n = 0
         prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
         while prog != ffi.NULL:
-            n += 1
+            n += bool(lib.bpf_program__autoload(prog))
             prog = lib.bpf_object__next_program(self._obj, prog)
         return n
 

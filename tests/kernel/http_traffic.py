@@ -1,0 +1,287 @@
+"""HTTP/1 traffic for the kernel pairing tests, run as a child process (the agent's own pid is
+filtered in the kernel):
+
+    python http_traffic.py <scenario> '<json params>'
+
+Servers print ``{"port": N, "pid": P}`` as their first stdout line once they listen; every
+scenario prints one JSON report as its last stdout line.  Times are ``time.monotonic_ns()``
+(CLOCK_MONOTONIC, the kernel's ``bpf_ktime_get_ns``) taken around each syscall, so a test can
+tell which syscall a kernel timestamp came from.  Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import http.server
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+now = time.monotonic_ns
+
+
+def _report(**fields) -> None:
+    print(json.dumps({"pid": os.getpid(), **fields}), flush=True)
+
+
+def _listen() -> socket.socket:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    print(json.dumps({"port": srv.getsockname()[1], "pid": os.getpid()}), flush=True)
+    return srv
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes:
+    """n bytes in as few reads as the kernel allows (one, with MSG_WAITALL, unless a signal)."""
+    out = b""
+    while len(out) < n:
+        got = s.recv(n - len(out), socket.MSG_WAITALL)
+        if not got:
+            raise ConnectionError(f"peer closed after {len(out)} of {n} bytes")
+        out += got
+    return out
+
+
+# -- replaying a recorded connection (tests/fixtures/http1) -------------------------------------
+
+
+def _replay(s: socket.socket, chunks: list[tuple[str, bytes]], mine: str) -> list[list[int]]:
+    """Play our side of the chunks: write ours in one sendall each, read the peer's with exact
+    reads. Returns [index, t_before, t_after] per chunk (the syscall that moved it)."""
+    times = []
+    for i, (side, data) in enumerate(chunks):
+        t0 = now()
+        if side == mine:
+            s.sendall(data)
+        else:
+            _recv_exact(s, len(data))
+        times.append([i, t0, now()])
+    return times
+
+
+def _fixture_chunks(path: str) -> list[tuple[str, bytes]]:
+    with open(path) as f:
+        fixture = json.load(f)
+    return [(c["dir"], base64.b64decode(c["data"])) for c in fixture["chunks"]]
+
+
+def scenario_replay_server(p: dict) -> None:
+    """Accept one connection and play the server's side of a fixture; close; then wait for the
+    client's close (it reads to EOF: a close-delimited body ends there)."""
+    chunks = _fixture_chunks(p["fixture"])
+    srv = _listen()
+    s, _ = srv.accept()
+    times = _replay(s, chunks, "s2c")
+    t0 = now()
+    s.close()
+    close = [t0, now()]
+    srv.close()
+    _report(times=times, close=close)
+
+
+def scenario_replay_client(p: dict) -> None:
+    """Connect and play the client's side of a fixture; read to EOF; close."""
+    chunks = _fixture_chunks(p["fixture"])
+    s = socket.create_connection(("127.0.0.1", p["port"]))
+    times = _replay(s, chunks, "c2s")
+    t0 = now()
+    while s.recv(65536):
+        t0 = now()
+    eof = now()
+    s.close()
+    _report(times=times, close=[t0, now()], eof=eof)
+
+
+# -- a Python server that writes chunked, close-delimited and bodiless responses ----------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _chunked(self, pieces: list[bytes], trailers: bool = False) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        for piece in pieces:  # one write per chunk
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\nX-Sum: 1\r\n\r\n" if trailers else b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _body(self, code: int, body: bytes, close: bool = False) -> None:
+        self.send_response(code)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and code not in (204, 304):
+            self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if not size:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self) -> None:
+        path = self.path
+        if path.startswith("/chunked"):
+            self._chunked([b"first chunk,", b"second," * 20, b"x" * 3000], trailers="trailers" in path)
+        elif path == "/close":
+            self._body(200, b"until close " * 100, close=True)
+        elif path == "/nocontent":
+            self._body(204, b"")
+        elif path == "/notmodified":
+            self._body(304, b"")
+        elif path == "/early-hints":
+            self.send_response_only(103)
+            self.send_header("Link", "</s.css>; rel=preload")
+            self.end_headers()
+            self._body(200, b"after hints")
+        else:
+            self._body(200, b"hello " + path.encode())
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        self._body(201, b"got %d" % len(body))
+
+    do_PUT = do_POST
+
+
+def scenario_python_server(p: dict) -> None:
+    """http.server (HTTP/1.1, one thread per connection) until stdin closes."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    print(json.dumps({"port": server.server_address[1], "pid": os.getpid()}), flush=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sys.stdin.read()
+    server.shutdown()
+    _report()
+
+
+# -- clients ------------------------------------------------------------------------------------
+
+
+def scenario_keepalive_client(p: dict) -> None:
+    """http.client on one keep-alive connection: each request [method, path, headers, body]
+    (body a string or null); reports [status, response body length, t_before, t_after] each."""
+    conn = http.client.HTTPConnection("127.0.0.1", p["port"], timeout=10)
+    out = []
+    for method, path, headers, body in p["requests"]:
+        t0 = now()
+        conn.request(method, path, body=body.encode() if body is not None else None, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        out.append([resp.status, len(data), t0, now()])
+    conn.close()
+    _report(responses=out)
+
+
+def scenario_raw_client(p: dict) -> None:
+    """One connection: write each of `writes` (base64) as its own syscall (`gap_ms` apart), then
+    read until `expect` bytes arrived or the peer closed; close."""
+    s = socket.create_connection(("127.0.0.1", p["port"]))
+    sent = []
+    for data in p["writes"]:
+        raw = base64.b64decode(data)
+        t0 = now()
+        s.sendall(raw)
+        sent.append([len(raw), t0, now()])
+        if p.get("gap_ms"):
+            time.sleep(p["gap_ms"] / 1000)
+    got = b""
+    s.settimeout(10)
+    while len(got) < p.get("expect", 1 << 30):
+        try:
+            piece = s.recv(65536)
+        except socket.timeout:
+            break
+        if not piece:
+            break
+        got += piece
+    s.close()
+    _report(sent=sent, received=base64.b64encode(got).decode())
+
+
+def scenario_expect_client(p: dict) -> None:
+    """A request with Expect: 100-continue whose body is sent after the interim response."""
+    s = socket.create_connection(("127.0.0.1", p["port"]))
+    body = b"b" * p["size"]
+    s.sendall(b"PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body))
+    interim = s.recv(65536)
+    s.sendall(body)
+    s.settimeout(10)
+    final = s.recv(65536)
+    s.close()
+    _report(interim=interim.decode("latin-1"), final=final.decode("latin-1"))
+
+
+def scenario_burst(p: dict) -> None:
+    """`count` requests on `connections` keep-alive connections as fast as they go (raw sockets,
+    one write and reads until each response's end by Content-Length); reports statuses seen."""
+    conns = [socket.create_connection(("127.0.0.1", p["port"])) for _ in range(p["connections"])]
+    statuses: dict[str, int] = {}
+    paths = p["paths"]
+    for i in range(p["count"]):
+        s = conns[i % len(conns)]
+        path = paths[i % len(paths)]
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: burst\r\n\r\n" % path.encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1].decode()
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            rest += s.recv(65536)
+        statuses[status] = statuses.get(status, 0) + 1
+    for s in conns:
+        s.close()
+    _report(statuses=statuses)
+
+
+SCENARIOS = {
+    "replay_server": scenario_replay_server,
+    "replay_client": scenario_replay_client,
+    "python_server": scenario_python_server,
+    "keepalive_client": scenario_keepalive_client,
+    "raw_client": scenario_raw_client,
+    "expect_client": scenario_expect_client,
+    "burst": scenario_burst,
+}
+
+
+def main(argv: list[str]) -> int:
+    SCENARIOS[argv[1]](json.loads(argv[2]) if len(argv) > 2 else {})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
