@@ -200,30 +200,74 @@ def scenario_keepalive_client(p: dict) -> None:
     _report(responses=out)
 
 
+def _read_response(s: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
+    """One final response (1xx interim ones skipped) framed by Content-Length or chunked; returns
+    it and the bytes read past it."""
+    start = 0
+    while True:
+        while b"\r\n\r\n" not in buf[start:]:
+            piece = s.recv(65536)
+            if not piece:
+                raise ConnectionError("closed inside a head")
+            buf += piece
+        end = buf.index(b"\r\n\r\n", start) + 4
+        head = buf[start:end]
+        status = int(head.split(b" ", 2)[1])
+        if 100 <= status < 200:
+            start = end
+            continue
+        break
+    fields = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        fields[name.strip().lower()] = value.strip()
+    if fields.get(b"transfer-encoding", b"").lower() == b"chunked":
+        pos = end
+        while True:
+            while b"\r\n" not in buf[pos:]:
+                buf += s.recv(65536)
+            nl = buf.index(b"\r\n", pos)
+            size = int(buf[pos:nl].split(b";")[0], 16)
+            pos = nl + 2 + size + 2
+            while len(buf) < pos:
+                buf += s.recv(65536)
+            if not size:
+                return buf[start:pos], buf[pos:]
+    length = end + int(fields.get(b"content-length", b"0"))
+    while len(buf) < length:
+        buf += s.recv(65536)
+    return buf[start:length], buf[length:]
+
+
 def scenario_raw_client(p: dict) -> None:
-    """One connection: write each of `writes` (base64) as its own syscall (`gap_ms` apart), then
-    read until `expect` bytes arrived or the peer closed; close."""
+    """One connection: each step writes its bytes (base64) in one syscall (`gap_ms` apart) and,
+    when it says `read`, reads one whole response before the next step; finally reads until the
+    peer closes (or `linger_ms` of silence); closes."""
     s = socket.create_connection(("127.0.0.1", p["port"]))
-    sent = []
-    for data in p["writes"]:
-        raw = base64.b64decode(data)
+    s.settimeout(10)
+    sent, responses, buf = [], [], b""
+    for step in p["steps"]:
+        raw = base64.b64decode(step["write"])
         t0 = now()
         s.sendall(raw)
         sent.append([len(raw), t0, now()])
+        if step.get("read"):
+            resp, buf = _read_response(s, buf)
+            responses.append(resp.split(b"\r\n", 1)[0].decode("latin-1"))
         if p.get("gap_ms"):
             time.sleep(p["gap_ms"] / 1000)
-    got = b""
-    s.settimeout(10)
-    while len(got) < p.get("expect", 1 << 30):
+    s.settimeout(p.get("linger_ms", 200) / 1000)
+    rest = buf
+    while True:
         try:
             piece = s.recv(65536)
         except socket.timeout:
             break
         if not piece:
             break
-        got += piece
+        rest += piece
     s.close()
-    _report(sent=sent, received=base64.b64encode(got).decode())
+    _report(sent=sent, responses=responses, rest=base64.b64encode(rest).decode())
 
 
 def scenario_expect_client(p: dict) -> None:

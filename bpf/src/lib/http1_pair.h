@@ -688,9 +688,16 @@ static __noinline struct erx_http_conn *erx_http_decide(struct erx_http_refs *r,
 		req_dir = ERX_DIR_EGRESS;
 	else
 		return NULL;
-	if (inf->direction != req_dir || x->n < 8 || erx_http_load(r, 0, 8, 0) ||
-	    !erx_http_known_method(erx_load8(r->sc->w, 0), &method))
+	if (inf->direction != req_dir)
 		return NULL;
+	if (x->n >= 8) {
+		if (erx_http_load(r, 0, 8, 0) || !erx_http_known_method(erx_load8(r->sc->w, 0), &method))
+			return NULL;
+	} else { /* a request written a few bytes at a time: its start is enough */
+		*(__u64 *)r->sc->w = 0;
+		if (erx_http_load(r, 0, x->n, 0) || !erx_http_method_prefix(erx_load8(r->sc->w, 0), x->n))
+			return NULL;
+	}
 	fresh = bpf_map_lookup_elem(&erx_http_zero, &zero);
 	if (!fresh || bpf_map_update_elem(&erx_http_conns, &x->conn_id, fresh, BPF_NOEXIST) ||
 	    !(s = bpf_map_lookup_elem(&erx_http_conns, &x->conn_id))) {

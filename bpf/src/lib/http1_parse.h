@@ -94,6 +94,27 @@ static __always_inline __u32 erx_http_known_method(__u64 v, __u8 *method)
 	return *method = ERX_HTTP_OTHER, 0;
 }
 
+/* Could the first n (< 8) bytes of v begin a known method word ("GET ", "POST "...)? A client
+ * may write its request a few bytes at a time. */
+static __always_inline bool erx_http_method_prefix(__u64 v, __u32 n)
+{
+	static const __u64 words[] = {
+		ERX_W8('G', 'E', 'T', ' ', 0, 0, 0, 0), ERX_W8('P', 'O', 'S', 'T', ' ', 0, 0, 0),
+		ERX_W8('P', 'U', 'T', ' ', 0, 0, 0, 0), ERX_W8('H', 'E', 'A', 'D', ' ', 0, 0, 0),
+		ERX_W8('D', 'E', 'L', 'E', 'T', 'E', ' ', 0), ERX_W8('P', 'A', 'T', 'C', 'H', ' ', 0, 0),
+		ERX_W8('O', 'P', 'T', 'I', 'O', 'N', 'S', ' '), ERX_W8('C', 'O', 'N', 'N', 'E', 'C', 'T', ' '),
+		ERX_W8('T', 'R', 'A', 'C', 'E', ' ', 0, 0), ERX_W8('Q', 'U', 'E', 'R', 'Y', ' ', 0, 0),
+	};
+	__u64 mask = n >= 8 ? ~0ULL : (1ULL << ((n & 7) * 8)) - 1;
+
+	if (!n)
+		return false;
+	for (int i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if ((v & mask) == (words[i] & mask))
+			return true;
+	return false;
+}
+
 /* Request line: METHOD SP target SP HTTP/1.d (end: the line without its CR/LF). */
 static __always_inline void erx_http_request_line(struct erx_http_head *h, const __u8 *w, __u32 start, __u32 end)
 {
