@@ -99,8 +99,14 @@ def python_transactions(cap: Capture, evs: list, errors: list[int] | None = None
             session = sessions.pop(e.conn_id)
             out += session.close(e.ts_exit_ns)
             if errors is not None:
-                errors.append(session.parse_errors + session.unmatched_responses + session.dropped_requests)
+                errors.append(_errors(session))
+    if errors is not None:  # connections still open
+        errors.extend(_errors(s) for s in sessions.values())
     return out
+
+
+def _errors(session: Http1Session) -> int:
+    return session.parse_errors + session.unmatched_responses + session.dropped_requests
 
 
 def kernel_transactions(evs: list) -> list[HttpTxEvent]:

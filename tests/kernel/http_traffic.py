@@ -284,28 +284,27 @@ def scenario_expect_client(p: dict) -> None:
 
 
 def scenario_burst(p: dict) -> None:
-    """`count` requests on `connections` keep-alive connections as fast as they go (raw sockets,
-    one write and reads until each response's end by Content-Length); reports statuses seen."""
-    conns = [socket.create_connection(("127.0.0.1", p["port"])) for _ in range(p["connections"])]
+    """`count` requests on `connections` keep-alive connections as fast as they go (one write
+    each, the response read to its end by Content-Length; a connection the server closes is
+    opened again); reports the statuses seen."""
+    def connect() -> socket.socket:
+        return socket.create_connection(("127.0.0.1", p["port"]))
+
+    conns = [connect() for _ in range(p["connections"])]
     statuses: dict[str, int] = {}
     paths = p["paths"]
     for i in range(p["count"]):
-        s = conns[i % len(conns)]
-        path = paths[i % len(paths)]
-        s.sendall(b"GET %s HTTP/1.1\r\nHost: burst\r\n\r\n" % path.encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            buf += s.recv(65536)
-        head, _, rest = buf.partition(b"\r\n\r\n")
+        slot = i % len(conns)
+        s = conns[slot]
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: burst\r\n\r\n" % paths[i % len(paths)].encode())
+        resp, rest = _read_response(s, b"")
+        assert not rest
+        head = resp[: resp.index(b"\r\n\r\n")]
         status = head.split(b" ", 2)[1].decode()
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            rest += s.recv(65536)
         statuses[status] = statuses.get(status, 0) + 1
+        if b"\r\nconnection: close" in head.lower():
+            s.close()
+            conns[slot] = connect()
     for s in conns:
         s.close()
     _report(statuses=statuses)
