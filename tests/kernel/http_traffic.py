@@ -51,13 +51,20 @@ def _recv_exact(s: socket.socket, n: int) -> bytes:
 # -- replaying a recorded connection (tests/fixtures/http1) -------------------------------------
 
 
-def _replay(s: socket.socket, chunks: list[tuple[str, bytes]], mine: str) -> list[list[int]]:
-    """Play our side of the chunks: write ours in one sendall each, read the peer's with exact
-    reads. Returns [index, t_before, t_after] per chunk (the syscall that moved it)."""
+def _replay(s: socket.socket, chunks: list[tuple[str, bytes]], mine: str, piece: int = 0) -> list[list[int]]:
+    """Play our side of the chunks: write ours in one sendall each (or, with `piece`, in writes
+    of that many bytes, at most 64 of them, the last one taking the rest), read the peer's with
+    exact reads. Returns [index, t_before, t_after] per chunk (the syscalls that moved it)."""
     times = []
     for i, (side, data) in enumerate(chunks):
         t0 = now()
-        if side == mine:
+        if side == mine and piece:
+            cut = min(len(data), 64 * piece)
+            for at in range(0, cut, piece):
+                s.sendall(data[at : at + piece])
+            if cut < len(data):
+                s.sendall(data[cut:])
+        elif side == mine:
             s.sendall(data)
         else:
             _recv_exact(s, len(data))
@@ -77,7 +84,7 @@ def scenario_replay_server(p: dict) -> None:
     chunks = _fixture_chunks(p["fixture"])
     srv = _listen()
     s, _ = srv.accept()
-    times = _replay(s, chunks, "s2c")
+    times = _replay(s, chunks, "s2c", p.get("piece", 0))
     t0 = now()
     s.close()
     close = [t0, now()]
@@ -89,7 +96,8 @@ def scenario_replay_client(p: dict) -> None:
     """Connect and play the client's side of a fixture; read to EOF; close."""
     chunks = _fixture_chunks(p["fixture"])
     s = socket.create_connection(("127.0.0.1", p["port"]))
-    times = _replay(s, chunks, "c2s")
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = _replay(s, chunks, "c2s", p.get("piece", 0))
     t0 = now()
     while s.recv(65536):
         t0 = now()

@@ -7,7 +7,8 @@ kernel paired plus those the payload path's parser (Http1Session) makes of the d
 pairing loader handed over must equal what the parser makes of the other loader's data records:
 method, target, version, Host, User-Agent, traceparent, status, interim codes, body and wire
 sizes. Each kernel timestamp must come from the syscall the parser's would: the one that moved
-the chunk where the request starts, and the chunk where the response ends (or the close).
+the chunk where the request starts, and the chunk where the response ends (or the close). Each
+fixture is replayed with its chunks written whole, and a byte and 7 bytes per write.
 Fixtures with pipelined requests or Expect: 100-continue are handed over, counted by reason;
 every other fixture is paired whole (no data record of its connection leaves the kernel)."""
 
@@ -82,15 +83,19 @@ def within(ts: int, window: list[int]) -> bool:
     return window[0] <= ts <= window[1]
 
 
+@pytest.mark.parametrize("piece", [0, 1, 7], ids=["whole", "1-byte-writes", "7-byte-writes"])
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
-def test_fixture_replayed_pairs_as_the_parser_does(paired: Capture, unpaired: Capture, name: str) -> None:
+def test_fixture_replayed_pairs_as_the_parser_does(paired: Capture, unpaired: Capture, name: str, piece: int) -> None:
+    """piece: each side writes its chunks whole, or 1 or 7 bytes per write (the first 64 writes
+    of a chunk: heads, chunk-size lines and CRLFs split across syscalls); the reader reads each
+    chunk whole."""
     path = FIXTURES / f"{name}.json"
     fixture = json.loads(path.read_text())
     chunks = [(c["dir"], base64.b64decode(c["data"])) for c in fixture["chunks"]]
     before = counters(paired)
-    srv_proc = spawn([paired, unpaired], "replay_server", fixture=str(path))
+    srv_proc = spawn([paired, unpaired], "replay_server", fixture=str(path), piece=piece)
     port = json.loads(srv_proc.stdout.readline())["port"]
-    client = finish(spawn([paired, unpaired], "replay_client", fixture=str(path), port=port))
+    client = finish(spawn([paired, unpaired], "replay_client", fixture=str(path), port=port, piece=piece))
     srv = finish(srv_proc)
     sides = {"server": srv, "client": client}
     reason, paired_first = HANDED_OVER.get(name, (None, None))

@@ -19,7 +19,10 @@ static __always_inline int erx_http_head_done(struct erx_http_refs *r, __u32 ple
 			x->replay = plen > 0;
 			return 1;
 		}
-		if (!erx_http_open(r, p ? p->ts_exit_ns : x->now, p ? p->tid : x->tid, cached)) {
+		/* its first byte: in an earlier syscall, unless those only carried empty lines */
+		bool earlier = p && h->head_start < plen;
+
+		if (!erx_http_open(r, earlier ? p->ts_exit_ns : x->now, earlier ? p->tid : x->tid, cached)) {
 			x->replay = plen > 0;
 			return 1;
 		}

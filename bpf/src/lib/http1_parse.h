@@ -94,25 +94,34 @@ static __always_inline __u32 erx_http_known_method(__u64 v, __u8 *method)
 	return *method = ERX_HTTP_OTHER, 0;
 }
 
-/* Could the first n (< 8) bytes of v begin a known method word ("GET ", "POST "...)? A client
- * may write its request a few bytes at a time. */
+/* Could the first n (< 8) bytes of v begin a request with a known method ("GET ", "POST "...)?
+ * A client may write its request a few bytes at a time. */
 static __always_inline bool erx_http_method_prefix(__u64 v, __u32 n)
 {
-	static const __u64 words[] = {
-		ERX_W8('G', 'E', 'T', ' ', 0, 0, 0, 0), ERX_W8('P', 'O', 'S', 'T', ' ', 0, 0, 0),
-		ERX_W8('P', 'U', 'T', ' ', 0, 0, 0, 0), ERX_W8('H', 'E', 'A', 'D', ' ', 0, 0, 0),
-		ERX_W8('D', 'E', 'L', 'E', 'T', 'E', ' ', 0), ERX_W8('P', 'A', 'T', 'C', 'H', ' ', 0, 0),
-		ERX_W8('O', 'P', 'T', 'I', 'O', 'N', 'S', ' '), ERX_W8('C', 'O', 'N', 'N', 'E', 'C', 'T', ' '),
-		ERX_W8('T', 'R', 'A', 'C', 'E', ' ', 0, 0), ERX_W8('Q', 'U', 'E', 'R', 'Y', ' ', 0, 0),
-	};
-	__u64 mask = n >= 8 ? ~0ULL : (1ULL << ((n & 7) * 8)) - 1;
+	__u8 method;
+	__u64 word;
 
-	if (!n)
+	if (!n || n >= 8)
 		return false;
-	for (int i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if ((v & mask) == (words[i] & mask))
-			return true;
-	return false;
+	/* the method word the bytes would make, padded: the known word it starts must match */
+	for (__u32 i = 1; i < 8; i++) {
+		if (i > n)
+			break;
+		word = v & ((1ULL << (i * 8)) - 1);
+		if (((word >> ((i - 1) * 8)) & 0xff) == ' ')
+			return erx_http_known_method(word, &method) == i - 1;
+	}
+	/* no space yet: the bytes must begin a known method */
+	return (v & ERX_MASK(n)) == (ERX_W8('G', 'E', 'T', ' ', 0, 0, 0, 0) & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('P', 'O', 'S', 'T', ' ', 0, 0, 0) & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('P', 'U', 'T', ' ', 0, 0, 0, 0) & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('H', 'E', 'A', 'D', ' ', 0, 0, 0) & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('D', 'E', 'L', 'E', 'T', 'E', ' ', 0) & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('P', 'A', 'T', 'C', 'H', ' ', 0, 0) & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('O', 'P', 'T', 'I', 'O', 'N', 'S', ' ') & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('C', 'O', 'N', 'N', 'E', 'C', 'T', ' ') & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('T', 'R', 'A', 'C', 'E', ' ', 0, 0) & ERX_MASK(n)) ||
+	       (v & ERX_MASK(n)) == (ERX_W8('Q', 'U', 'E', 'R', 'Y', ' ', 0, 0) & ERX_MASK(n));
 }
 
 /* Request line: METHOD SP target SP HTTP/1.d (end: the line without its CR/LF). */

@@ -172,6 +172,7 @@ static __noinline void erx_http_response(struct erx_http_refs *r)
 	__u16 status = h->status;
 
 	if (status < 200 && status != 101) { /* interim: noted, its bytes in no size */
+		s->resp.state = ERX_HS_HEAD; /* the final response's head comes next */
 		if (tx->n_interim < ERX_HTTP_MAX_INTERIM)
 			tx->interim[tx->n_interim & (ERX_HTTP_MAX_INTERIM - 1)] = status;
 		if (tx->n_interim < 255)
