@@ -251,3 +251,19 @@ def test_request_bodies_chunked_and_split(cap: Capture, pyserver) -> None:
     assert txs[0].http_flags & cap.c("ERX_HTTP_F_REQ_CHUNKED")
     assert txs[0].req_wire_size == len(chunked)
     assert txs[1].req_wire_size == len(head) + 30
+
+
+def test_repeated_heads_and_heads_of_the_same_length(cap: Capture, pyserver) -> None:
+    """A keep-alive connection's repeated heads are recognised again (not parsed again); heads of
+    the same length that differ are told apart."""
+    _, port = pyserver
+    paths = ["/k1", "/k1", "/k2", "/k1", "/k3", "/k3"]
+    requests = [["GET", p, {"User-Agent": "same/1"}, None] for p in paths]
+    requests.append(["GET", "/k1", {"User-Agent": "same/2"}, None])
+    done = run(cap, "keepalive_client", port=port, requests=requests)
+    client = cap.events_of(done)
+    txs = kernel_transactions(client)
+    assert data_records(cap, client) == [], describe(client)
+    assert [(e.target, e.user_agent, e.resp_body_size) for e in txs] == [
+        (p, "same/1", len(b"hello " + p.encode())) for p in paths] + [("/k1", "same/2", len(b"hello /k1"))]
+    assert len({e.req_head_size for e in txs}) == 1  # all the same length

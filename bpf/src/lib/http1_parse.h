@@ -423,16 +423,27 @@ static long erx_http_scan_word(__u64 i, struct erx_http_scan *sc)
 __noinline int erx_http_hash(struct erx_http_head *h)
 {
 	__u8 *w = erx_http_window();
+	__u32 len, o = 0;
 	__u64 v, x;
-	__u32 len;
 
 	if (!h || !w)
 		return 0;
 	len = h->len;
+	if (len > ERX_HTTP_MAX_HEAD)
+		len = ERX_HTTP_MAX_HEAD;
 	x = 0x9e3779b97f4a7c15ULL ^ len;
-	for (__u32 i = 0; i < ERX_HTTP_MAX_HEAD / 8; i++) {
-		__u32 o = i * 8;
-
+	/* 32 bytes a step while they are all the head's, then 8 (the last ones masked) */
+	for (__u32 i = 0; i < ERX_HTTP_MAX_HEAD / 32; i++) {
+		if (o + 32 > len)
+			break;
+		x = (x ^ erx_load8(w, o)) * 0xff51afd7ed558ccdULL;
+		x = (x ^ erx_load8(w, o + 8)) * 0xc4ceb9fe1a85ec53ULL;
+		x = (x ^ erx_load8(w, o + 16)) * 0xff51afd7ed558ccdULL;
+		x = (x ^ erx_load8(w, o + 24)) * 0xc4ceb9fe1a85ec53ULL;
+		x ^= x >> 32;
+		o += 32;
+	}
+	for (__u32 i = 0; i < 4; i++) {
 		if (o >= len)
 			break;
 		v = erx_load8(w, o);
@@ -440,6 +451,7 @@ __noinline int erx_http_hash(struct erx_http_head *h)
 			v &= (1ULL << ((len - o) * 8)) - 1;
 		x = (x ^ v) * 0xff51afd7ed558ccdULL;
 		x ^= x >> 32;
+		o += 8;
 	}
 	h->hash = x | 1;
 	return 0;
