@@ -83,7 +83,7 @@ class LoaderKnobs:
     # HTTP/1 pairing in the kernel (ERX_EV_HTTP_TX records); off: every byte as data records.
     http_pairing: bool = False
     http_pairing_connections: int = 8192  # erx_http_conns entries (~1.5 KiB each)
-    http_aggregate_keys: int = 4096  # erx_http_aggregates entries (overload histograms)
+    http_aggregate_keys: int = 2048  # erx_http_aggregates entries (152 bytes per CPU each)
     # Fill of the ring buffer above which transactions are aggregated instead of submitted
     # (fractions of ring_buffer_size; 0 never): successes, then errors too.
     shed_ring_fraction: float = 0.5
@@ -198,12 +198,15 @@ class BpfLoader:
         self._check(lib.bpf_map__set_initial_value(rodata, bytes(data), len(data)), "setting .rodata")
         self._set_max_entries("erx_events", ring_size)
         self._set_max_entries("erx_conns", k.max_connections)
-        self._set_max_entries("erx_http_conns", max(1, k.http_pairing_connections))
-        for _, prog_name in TAIL_CALLS:  # without pairing they are never reached: not loaded
+        # The pairing's programs are never reached without it (not loaded), and its tables cost
+        # kernel memory only with it.
+        for _, prog_name in TAIL_CALLS:
             prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
             if prog != ffi.NULL:
                 lib.bpf_program__set_autoload(prog, bool(k.http_pairing))
-        self._set_max_entries("erx_http_aggregates", max(1, k.http_aggregate_keys))
+        self._set_max_entries("erx_http_conns", max(1, k.http_pairing_connections) if k.http_pairing else 1)
+        self._set_max_entries("erx_http_partial", 1024 if k.http_pairing else 1)
+        self._set_max_entries("erx_http_aggregates", max(1, k.http_aggregate_keys) if k.http_pairing else 1)
         self._set_max_entries("erx_scratch_buf", max(1, lib.libbpf_num_possible_cpus()))
 
     def load(self) -> None:

@@ -300,8 +300,9 @@ class HttpPairingConfig(ConfigSection):
         "recently used fall back to the payload path.", minimum=1,
     )
     aggregate_keys: int = setting(
-        4096, "Most overload aggregates (process, method, status, role, scheme, version, server) kept in "
-        "the kernel between two reads; past it, transactions are counted lost.", minimum=1,
+        2048, "Most overload aggregates (process, method, status, role, scheme, version, server) kept in "
+        "the kernel between two reads (152 bytes of kernel memory per CPU each); past it, transactions are "
+        "counted lost.", minimum=1,
     )
     shed_ring_fraction: float = setting(
         0.5, "With more of the ring buffer than this waiting, transactions are aggregated in the kernel "

@@ -80,7 +80,7 @@ struct erx_http_conn {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 8192); /* resized from receivers.ebpf.http_pairing_connections */
+	__uint(max_entries, 8192); /* resized from receivers.ebpf.http_pairing.connections */
 	__type(key, __u64);        /* conn id */
 	__type(value, struct erx_http_conn);
 } erx_http_conns SEC(".maps");
@@ -111,7 +111,7 @@ struct erx_http_partial {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, 1024); /* 1 without pairing (the loader) */
 	__type(key, __u64);     /* conn id */
 	__type(value, struct erx_http_partial);
 } erx_http_partial SEC(".maps");
@@ -233,7 +233,7 @@ struct {
 /* Overload aggregates: transactions not submitted, by RED attributes (see events.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 4096); /* resized from receivers.ebpf.http_aggregate_keys */
+	__uint(max_entries, 2048); /* resized from receivers.ebpf.http_pairing.aggregate_keys */
 	__type(key, struct erx_http_agg_key);
 	__type(value, struct erx_http_agg_value);
 } erx_http_aggregates SEC(".maps");

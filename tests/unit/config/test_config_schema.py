@@ -69,7 +69,7 @@ def test_registry():
                                   max_buffer_per_connection=65536, connection_idle_timeout=300.0, protocols={},
                                   discovery=DiscoveryConfig(), sampler=SamplerConfig(),
                                   http_pairing=HttpPairingConfig())),
-        (HttpPairingConfig, dict(enabled=True, connections=8192, aggregate_keys=4096, shed_ring_fraction=0.5,
+        (HttpPairingConfig, dict(enabled=True, connections=8192, aggregate_keys=2048, shed_ring_fraction=0.5,
                                  shed_error_ring_fraction=0.9)),
         (SamplerConfig, dict(name="parentbased_always_on", ratio=1.0)),
         (DiscoveryConfig, dict(include=(), exclude=(), tls=True, rescan_interval=2.0)),
