@@ -49,7 +49,12 @@ def spawn(cap: Capture | list[Capture], scenario: str, **params) -> subprocess.P
 
 
 def finish(proc: subprocess.Popen, timeout: float = 30) -> Done:
-    out, err = proc.communicate(timeout=timeout)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # never left running past its test
+        out, err = proc.communicate()
+        raise AssertionError(f"traffic child still running after {timeout}s:\n{err.decode(errors='replace')}")
     if proc.returncode != 0:
         raise AssertionError(f"traffic child exited {proc.returncode}:\n{err.decode(errors='replace')}")
     return Done(proc.pid, json.loads(out.splitlines()[-1]))

@@ -208,16 +208,20 @@ def scenario_keepalive_client(p: dict) -> None:
     _report(responses=out)
 
 
+def _more(s: socket.socket) -> bytes:
+    piece = s.recv(65536)
+    if not piece:
+        raise ConnectionError("closed inside a response")
+    return piece
+
+
 def _read_response(s: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
     """One final response (1xx interim ones skipped) framed by Content-Length or chunked; returns
     it and the bytes read past it."""
     start = 0
     while True:
         while b"\r\n\r\n" not in buf[start:]:
-            piece = s.recv(65536)
-            if not piece:
-                raise ConnectionError("closed inside a head")
-            buf += piece
+            buf += _more(s)
         end = buf.index(b"\r\n\r\n", start) + 4
         head = buf[start:end]
         status = int(head.split(b" ", 2)[1])
@@ -233,17 +237,17 @@ def _read_response(s: socket.socket, buf: bytes) -> tuple[bytes, bytes]:
         pos = end
         while True:
             while b"\r\n" not in buf[pos:]:
-                buf += s.recv(65536)
+                buf += _more(s)
             nl = buf.index(b"\r\n", pos)
             size = int(buf[pos:nl].split(b";")[0], 16)
             pos = nl + 2 + size + 2
             while len(buf) < pos:
-                buf += s.recv(65536)
+                buf += _more(s)
             if not size:
                 return buf[start:pos], buf[pos:]
     length = end + int(fields.get(b"content-length", b"0"))
     while len(buf) < length:
-        buf += s.recv(65536)
+        buf += _more(s)
     return buf[start:length], buf[length:]
 
 
@@ -330,6 +334,7 @@ SCENARIOS = {
 
 
 def main(argv: list[str]) -> int:
+    socket.setdefaulttimeout(20)  # no scenario blocks for ever on a silent peer
     SCENARIOS[argv[1]](json.loads(argv[2]) if len(argv) > 2 else {})
     return 0
 
