@@ -289,8 +289,7 @@ def scenario_expect_client(p: dict) -> None:
     s.sendall(b"PUT /up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body))
     interim = s.recv(65536)
     s.sendall(body)
-    s.settimeout(10)
-    final = s.recv(65536)
+    final, _ = _read_response(s, b"")
     s.close()
     _report(interim=interim.decode("latin-1"), final=final.decode("latin-1"))
 

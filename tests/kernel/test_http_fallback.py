@@ -103,7 +103,8 @@ def test_expect_continue(cap: Capture, pyserver) -> None:
     assert first.payload.startswith(b"PUT /up HTTP/1.1\r\n")
     srv = side(cap, pid, first.tuple.local_port, 1)
     k, p, errors = both_paths(cap, srv)
-    assert k == [] and errors == [0] and [t.response.status_code for t in p] == [201], describe(srv)
+    assert k == [] and [t.response.status_code for t in p] == [201], describe(srv)
+    assert set(errors) == {0}
     assert delta(before, counters(cap)).get("ERX_CNT_HTTP_FALLBACK_EXPECT", 0) >= 2
 
 
