@@ -60,12 +60,11 @@ struct erx_http_dir {
 	struct erx_http_seen seen;
 };
 
-/* A paired connection. tx is the transaction in flight, laid out as the record it becomes: it
- * is submitted straight from here. _slack keeps bounded copies into tx.strings provably inside
- * the value. */
+/* A paired connection. Its parsing state comes first: what every syscall reads sits in the
+ * value's first cache lines, next to the table's own header. tx is the transaction in flight,
+ * laid out as the record it becomes: it is submitted straight from here. _slack keeps bounded
+ * copies into tx.strings provably inside the value. */
 struct erx_http_conn {
-	struct erx_http_tx_event tx;
-	__u8 _slack[512];
 	struct erx_http_dir req;
 	struct erx_http_dir resp;
 	__u32 last_tid;         /* thread of the last data syscall (the record of a close) */
@@ -75,7 +74,9 @@ struct erx_http_conn {
 	__u8 resp_done;         /* its final response is complete */
 	__u8 handover;          /* requests already go to user space (pipelining): the responses
 				 * follow once this one ended */
-	__u8 _pad0[3];
+	__u8 _pad0[7];
+	struct erx_http_tx_event tx;
+	__u8 _slack[512];
 };
 
 struct {
