@@ -60,6 +60,7 @@ from receiver.processors.batch import BatchProcessorConfig
 from receiver.receivers.ebpf.config import (
     PROTOCOL_NAMES,
     EbpfReceiverConfig,
+    HttpPairingConfig,
     ProtocolConfig,
 )
 from receiver.telemetry.network_config import NetworkMetricsConfig
@@ -110,6 +111,7 @@ __all__ = [
     "EbpfReceiverConfig",
     "FrozenMap",
     "HealthCheckExtensionConfig",
+    "HttpPairingConfig",
     "Location",
     "NetworkMetricsConfig",
     "OtlpExporterConfig",

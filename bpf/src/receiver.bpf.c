@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* ebpf-receiver's kernel side: tracepoints (syscalls, sock, tcp, sched), TLS uprobes, tc classifiers;
- * one ring buffer.
+ * one ring buffer. With http_pairing, HTTP/1 transactions are paired here (lib/http1_pair.h).
  * Programs are grouped by attach family in progs/; maps in maps/; the ABI in abi/events.h. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -26,6 +26,7 @@ const volatile struct erx_config erx_cfg = {
 #include "maps/ssl.h"
 #include "maps/tcp_health.h"
 #include "maps/self.h"
+#include "maps/http.h"
 
 #include "lib/sock.h"
 #include "lib/self.h"
@@ -59,6 +60,10 @@ struct erx_abi_types {
 	struct erx_conn_event conn;
 	struct erx_proc_event proc;
 	struct erx_config config;
+	struct erx_http_tx_event http_tx;
+	struct erx_http_agg_key http_agg_key;
+	struct erx_http_agg_value http_agg_value;
+	struct erx_http_control http_control;
 	enum erx_event_kind kind;
 	enum erx_direction direction;
 	enum erx_role role;
@@ -80,6 +85,9 @@ struct erx_abi_types {
 	enum erx_log_pipes log_pipes;
 	enum erx_log_pipe_verdict log_pipe_verdict;
 	struct erx_log_pipe_event log_pipe;
+	enum erx_http_method http_method;
+	enum erx_http_flag http_flag;
+	enum erx_shed_level shed_level;
 };
 
 static __attribute__((used, noinline)) int erx_abi_types(struct erx_abi_types *types)

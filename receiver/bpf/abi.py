@@ -36,6 +36,12 @@ STRUCTS = (
     "erx_tc_flow_key",
     "erx_tc_flow_stats",
     "erx_conn_failure_event",
+    "erx_endpoint_key",
+    "erx_log_pipe_event",
+    "erx_http_tx_event",
+    "erx_http_agg_key",
+    "erx_http_agg_value",
+    "erx_http_control",
 )
 
 

@@ -50,6 +50,14 @@ TLS_PROBES: tuple[tuple[str, str, bool, bool], ...] = (
 )
 
 
+# Programs reached only by tail calls (prog array map -> program): never attached.
+TAIL_CALLS: tuple[tuple[str, str], ...] = (
+    ("erx_http_tp_progs", "erx_http_tp"),
+    ("erx_http_uprobe_progs", "erx_http_uprobe"),
+)
+TAIL_CALLED_SECTIONS = ("tracepoint",)  # a section without an attach target
+
+
 @dataclass(frozen=True)
 class TlsAttachment:
     path: str
@@ -76,6 +84,14 @@ class LoaderKnobs:
     network: NetworkKnobs | None = None  # network health metrics (None: all off, programs not loaded)
     observe_self: bool = False  # trace connections whose other end is the agent (debugging)
     log_pipes: str = "classified"  # stdout/stderr pipes as log destinations: classified | all | none
+    # HTTP/1 pairing in the kernel (ERX_EV_HTTP_TX records); off: every byte as data records.
+    http_pairing: bool = False
+    http_pairing_connections: int = 8192  # erx_http_conns entries (~1.5 KiB each)
+    http_aggregate_keys: int = 2048  # erx_http_aggregates entries (152 bytes per CPU each)
+    # Fill of the ring buffer above which transactions are aggregated instead of submitted
+    # (fractions of ring_buffer_size; 0 never): successes, then errors too.
+    shed_ring_fraction: float = 0.5
+    shed_error_ring_fraction: float = 0.9
 
 
 # The inode of the initial pid namespace (PROC_PID_INIT_INO).
@@ -159,6 +175,9 @@ class BpfLoader:
         max_capture = self.abi.const("ERX_MAX_CAPTURE")
         if not 0 < k.capture_size <= max_capture:
             raise BpfLoadError(f"capture_size {k.capture_size} must be between 1 and {max_capture}")
+        for name in ("shed_ring_fraction", "shed_error_ring_fraction"):
+            if not 0 <= getattr(k, name) <= 1:
+                raise BpfLoadError(f"{name} {getattr(k, name)} must be between 0 and 1")
         rodata = self._find_map_suffix(".rodata")
         size = ffi.new("size_t *")
         ptr = lib.bpf_map__initial_value(rodata, size)
@@ -174,14 +193,27 @@ class BpfLoader:
         cfg.filter_pids = 1 if k.excluded_pids or k.filter_pids else 0
         cfg.agent_pidns_dev, cfg.agent_pidns_ino = k.agent_pidns
         cfg.pidns_only = 1 if k.pidns_only and k.agent_pidns[1] else 0
+        ring_size = _pow2_at_least(k.ring_buffer_size, 4096)
+        cfg.http_pairing = 1 if k.http_pairing else 0
+        cfg.shed_ring_bytes = int(ring_size * k.shed_ring_fraction)
+        cfg.shed_error_ring_bytes = int(ring_size * k.shed_error_ring_fraction)
         cfg.observe_self = 1 if k.observe_self else 0
         cfg.log_pipes = self.abi.const(f"ERX_LOG_PIPES_{k.log_pipes.upper()}")
         self._configure_network(cfg)
         data = bytearray(ffi.buffer(ptr, size[0]))
         data[: self.abi.sizeof("erx_config")] = bytes(self.abi.ffi.buffer(cfg))
         self._check(lib.bpf_map__set_initial_value(rodata, bytes(data), len(data)), "setting .rodata")
-        self._set_max_entries("erx_events", _pow2_at_least(k.ring_buffer_size, 4096))
+        self._set_max_entries("erx_events", ring_size)
         self._set_max_entries("erx_conns", k.max_connections)
+        # The pairing's programs are never reached without it (not loaded), and its tables cost
+        # kernel memory only with it.
+        for _, prog_name in TAIL_CALLS:
+            prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
+            if prog != ffi.NULL:
+                lib.bpf_program__set_autoload(prog, bool(k.http_pairing))
+        self._set_max_entries("erx_http_conns", max(1, k.http_pairing_connections) if k.http_pairing else 1)
+        self._set_max_entries("erx_http_partial", 1024 if k.http_pairing else 1)
+        self._set_max_entries("erx_http_aggregates", max(1, k.http_aggregate_keys) if k.http_pairing else 1)
         self._set_max_entries("erx_scratch_buf", max(1, lib.libbpf_num_possible_cpus()))
         self._set_max_entries("erx_tcp_socks", k.max_connections)
         if k.network is not None:
@@ -223,6 +255,7 @@ class BpfLoader:
         self._state = "loaded"
         self._fill_filters()
         self._create_overflow_entries()
+        self._fill_tail_calls()
 
     def attach(self) -> None:
         """Attach every tracepoint program (uprobe programs are attached per library by
@@ -233,9 +266,10 @@ class BpfLoader:
         while prog != ffi.NULL:
             name = ffi.string(lib.bpf_program__name(prog)).decode()
             section = ffi.string(lib.bpf_program__section_name(prog)).decode()
-            # uprobes: per library (attach_tls_library); tc: per interface (attach_tc);
-            # programs of metrics that are off were not loaded.
-            if section.startswith(("uprobe", "uretprobe", "tc")) or lib.bpf_program__fd(prog) < 0:
+            # uprobes: per library (attach_tls_library); tc: per interface (attach_tc); tail-called
+            # programs: through their prog array; programs of features that are off: not loaded.
+            if (section.startswith(("uprobe", "uretprobe", "tc")) or section in TAIL_CALLED_SECTIONS
+                    or lib.bpf_program__fd(prog) < 0):
                 prog = lib.bpf_object__next_program(self._obj, prog)
                 continue
             link = self._with_log(lambda p=prog: lib.bpf_program__attach(p))
@@ -338,7 +372,8 @@ class BpfLoader:
 
     @property
     def program_count(self) -> int:
-        """Programs loaded (those of network metrics that are off are not)."""
+        """Programs loaded (those of network metrics that are off, and the HTTP pairing's without
+        ``http_pairing``, are not)."""
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         n = 0
         prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
@@ -473,6 +508,18 @@ class BpfLoader:
             raw_key = ffi.from_buffer(bytes(self.abi.ffi.buffer(key)))
             value = ffi.new("char[]", self.abi.sizeof(value_type))
             lib.bpf_map_update_elem(self.map_fd(map_name), raw_key, value, 1)  # BPF_NOEXIST: keep counts
+
+    def _fill_tail_calls(self) -> None:
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        if not self.knobs.http_pairing:
+            return
+        for map_name, prog_name in TAIL_CALLS:
+            prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
+            if prog == ffi.NULL:
+                raise BpfLoadError(f"BPF object lacks program {prog_name}")
+            key = ffi.new("uint32_t *", 0)
+            fd = ffi.new("uint32_t *", lib.bpf_program__fd(prog))
+            self._check(lib.bpf_map_update_elem(self.map_fd(map_name), key, fd, 0), f"filling {map_name}")
 
     def _find_map_suffix(self, suffix: str):
         ffi, lib = self.libbpf.ffi, self.libbpf.lib

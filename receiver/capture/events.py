@@ -200,6 +200,56 @@ class LogPipeEvent:
     fd: int
 
 
+@dataclass(frozen=True, slots=True)
+class HttpTxEvent:
+    """One HTTP/1 transaction paired in the kernel (ERX_EV_HTTP_TX): its request and final
+    response, no body byte.
+
+    ``start_ns``/``end_ns`` are the ``ts_exit_ns`` of the syscalls that carried the request's
+    first byte and the response's last (the close for a body that ran to close, or a request
+    that got no response): the payload path's ``Transaction`` times.  ``tid`` (and ``syscall``,
+    ``ts_exit_ns``) are those of the syscall that completed the transaction; ``req_tid`` the
+    thread that read (server) or wrote (client) the request's first byte.  Strings are the
+    request's, cut at the bounds of bpf/src/abi/events.h (``http_flags`` says which were cut);
+    a header that was absent is ``""``.  ``status`` is 0 when no final response came."""
+
+    kind: int
+    direction: int  # of the requests: egress when the traced process is the client
+    role: int
+    syscall: int
+    pid: int
+    tid: int
+    flags: int  # ERX_FLAG_* (ERX_FLAG_TLS: plaintext read at the TLS library)
+    conn_id: int
+    cgroup_id: int
+    ts_enter_ns: int
+    ts_exit_ns: int
+    tuple: Tuple
+    start_ns: int
+    end_ns: int
+    req_body_size: int
+    req_wire_size: int
+    resp_body_size: int
+    resp_wire_size: int
+    req_tid: int
+    http_flags: int  # ERX_HTTP_F_*
+    req_head_size: int
+    resp_head_size: int
+    status: int
+    method_code: int  # enum erx_http_method
+    method: str
+    target: str
+    target_wire_len: int  # the target's length on the wire (> len(target) when cut)
+    req_version: int  # minor version: 1 for "1.1"
+    resp_version: int
+    interim_status_codes: tuple[int, ...]  # the first ERX_HTTP_MAX_INTERIM of them
+    n_interim: int
+    host: str
+    user_agent: str
+    traceparent: str
+    tracestate: str
+
+
 @dataclass(slots=True)
 class ProcEvent:
     kind: int
@@ -254,7 +304,8 @@ def _addr(family: int, raw: bytes) -> str:
 
 
 class EventDecoder:
-    """Turns raw records into DataEvent / ConnEvent / ProcEvent.  Counts what it cannot decode."""
+    """Turns raw records into DataEvent / ConnEvent / ProcEvent / HttpTxEvent.  Counts what it
+    cannot decode."""
 
     def __init__(self, abi: Abi) -> None:
         c = abi.const
@@ -267,6 +318,7 @@ class EventDecoder:
         self.EV_PROC_EXIT = c("ERX_EV_PROC_EXIT")
         self.EV_CONN_FAILURE = c("ERX_EV_CONN_FAILURE")
         self.EV_LOG_PIPE = c("ERX_EV_LOG_PIPE")
+        self.EV_HTTP_TX = c("ERX_EV_HTTP_TX")
         self.FLAG_TLS = c("ERX_FLAG_TLS")
         self._data, names = abi.struct_format("erx_data_event", stop_at="payload")
         self._data_names = names
@@ -277,6 +329,10 @@ class EventDecoder:
         self._pipe, pipe_names = abi.struct_format("erx_log_pipe_event")
         self._pipe_fields = operator.itemgetter(*(pipe_names.index(n) for n in ("hdr.pid", "hdr.tid", "pipe_ino", "fd")))
         self._failure_labels = connect_failure_labels(abi)
+        self._http, http_names = abi.struct_format("erx_http_tx_event", stop_at="strings")
+        self._http_strings_off = abi.offsetof("erx_http_tx_event", "strings")
+        self._hi = {n: i for i, n in enumerate(http_names)}
+        self._max_interim = c("ERX_HTTP_MAX_INTERIM")
         self._payload_off = abi.offsetof("erx_data_event", "payload")
         self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
         self.malformed = 0
@@ -413,6 +469,8 @@ class EventDecoder:
                     v[d["error"]],
                     self._failure_labels[reason] if reason < len(self._failure_labels) else "other",
                 )
+            if kind == self.EV_HTTP_TX:
+                return self._decode_http(rec)
             if kind in (self.EV_PROC_EXEC, self.EV_PROC_EXIT):
                 v = self._proc.unpack_from(rec)
                 d = self._pi
@@ -431,3 +489,35 @@ class EventDecoder:
             return None
         self.malformed += 1
         return None
+
+    def _decode_http(self, rec: bytes) -> HttpTxEvent | None:
+        v = self._http.unpack_from(rec)
+        d = self._hi
+        off = self._http_strings_off
+        end = off + v[d["strings_len"]]
+        if len(rec) < end:
+            self.malformed += 1
+            return None
+        strings = rec[off:end]
+
+        def text(at: int, n: int) -> str:
+            return strings[at : at + n].decode("latin-1")
+
+        method_len = v[d["method_len"]]
+        n_interim = v[d["n_interim"]]
+        return HttpTxEvent(
+            v[d["hdr.kind"]], v[d["hdr.direction"]], v[d["hdr.role"]], v[d["hdr.syscall"]], v[d["hdr.pid"]],
+            v[d["hdr.tid"]], v[d["hdr.flags"]], v[d["hdr.conn_id"]], v[d["hdr.cgroup_id"]], v[d["hdr.ts_enter_ns"]],
+            v[d["hdr.ts_exit_ns"]],
+            self._tuple(v[d["tuple.saddr"]], v[d["tuple.daddr"]], v[d["tuple.sport"]], v[d["tuple.dport"]],
+                        v[d["tuple.family"]], v[d["tuple.transport"]]),
+            v[d["start_ns"]], v[d["end_ns"]], v[d["req_body_size"]], v[d["req_wire_size"]], v[d["resp_body_size"]],
+            v[d["resp_wire_size"]], v[d["req_tid"]], v[d["http_flags"]], v[d["req_head_size"]],
+            v[d["resp_head_size"]], v[d["status"]], v[d["method"]], text(0, method_len),
+            text(method_len, v[d["target_len"]]), v[d["target_wire_len"]], v[d["req_version"]],
+            v[d["resp_version"]],
+            tuple(v[d[f"interim[{i}]"]] for i in range(min(n_interim, self._max_interim))), n_interim,
+            text(v[d["host_off"]], v[d["host_len"]]), text(v[d["user_agent_off"]], v[d["user_agent_len"]]),
+            text(v[d["traceparent_off"]], v[d["traceparent_len"]]),
+            text(v[d["tracestate_off"]], v[d["tracestate_len"]]),
+        )

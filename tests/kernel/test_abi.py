@@ -106,9 +106,8 @@ def _header_enums() -> list[str]:
 
 
 def test_header_declares_the_enums_user_space_uses() -> None:
-    assert {"erx_event_kind", "erx_direction", "erx_role", "erx_syscall", "erx_transport", "erx_counter"} <= set(
-        _header_enums()
-    )
+    assert {"erx_event_kind", "erx_direction", "erx_role", "erx_syscall", "erx_transport", "erx_counter",
+            "erx_http_method", "erx_http_flag", "erx_shed_level"} <= set(_header_enums())
 
 
 @pytest.mark.parametrize("name", _header_enums())
@@ -131,6 +130,29 @@ def test_array_bounds_match_constants(btf: Btf, abi: Abi) -> None:
     mdef = btf.resolve(counters["type_id"])
     max_entries = next(m for m in mdef["members"] if m["name"] == "max_entries")
     assert btf.resolve(btf.resolve(max_entries["type_id"])["type_id"])["nr_elems"] == abi.const("ERX_CNT_MAX")
+
+
+def test_http_record_bounds(btf: Btf, abi: Abi) -> None:
+    """The strings area of an ERX_EV_HTTP_TX record holds every string at its bound; the
+    interim codes array is ERX_HTTP_MAX_INTERIM long; the aggregates' buckets are the RED
+    metrics' (http.server.request.duration) bounds, in ns, plus the overflow bucket."""
+    from receiver.telemetry.red_metrics import DURATION_BUCKETS
+
+    c = abi.const
+    strings = ("METHOD", "TARGET", "HOST", "USER_AGENT", "TRACEPARENT", "TRACESTATE")
+    assert sum(c(f"ERX_HTTP_{n}_MAX") for n in strings) == c("ERX_HTTP_STRINGS_MAX")
+
+    def member(struct: str, field: str) -> dict:
+        m = next(m for m in btf.named("STRUCT", struct)["members"] if m["name"] == field)
+        return btf.resolve(m["type_id"])
+
+    assert member("erx_http_tx_event", "strings")["nr_elems"] == c("ERX_HTTP_STRINGS_MAX")
+    assert member("erx_http_tx_event", "interim")["nr_elems"] == c("ERX_HTTP_MAX_INTERIM")
+    assert member("erx_http_agg_value", "buckets")["nr_elems"] == c("ERX_HTTP_BUCKETS") == len(DURATION_BUCKETS) + 1
+    bounds = [c(f"ERX_HTTP_BOUND_{i}_NS") for i in range(c("ERX_HTTP_BUCKETS") - 1)]
+    assert bounds == [round(b * 1e9) for b in DURATION_BUCKETS]
+    # the record's strings start where the fixed part ends (the size user space cuts at)
+    assert abi.offsetof("erx_http_tx_event", "strings") + c("ERX_HTTP_STRINGS_MAX") == abi.sizeof("erx_http_tx_event")
 
 
 def test_rodata_holds_exactly_the_config(btf: Btf, abi: Abi) -> None:

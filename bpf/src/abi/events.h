@@ -22,6 +22,40 @@
 /* Bytes of a process's comm. */
 #define ERX_COMM_LEN 16
 
+/* HTTP/1 transactions paired in the kernel (ERX_EV_HTTP_TX): bounds of the strings a record
+ * carries (longer values are cut, and flagged). The target keeps url.path and url.query of
+ * nearly every API request whole (route templating reads the path) while the six strings
+ * together stay under 1 KiB of kernel state per connection. */
+#define ERX_HTTP_METHOD_MAX 16      /* a longer method is handed to user space (fallback) */
+#define ERX_HTTP_TARGET_MAX 256
+#define ERX_HTTP_HOST_MAX 128
+#define ERX_HTTP_USER_AGENT_MAX 192
+#define ERX_HTTP_TRACEPARENT_MAX 64 /* version 00 is 55 bytes */
+#define ERX_HTTP_TRACESTATE_MAX 64  /* a prefix */
+#define ERX_HTTP_STRINGS_MAX 720    /* the six above together */
+/* Longest request or response head (start line to blank line) the kernel parses; a longer one
+ * is handed to user space, bytes included. */
+#define ERX_HTTP_MAX_HEAD 2048
+/* 1xx interim responses whose codes a record keeps (n_interim counts them all). */
+#define ERX_HTTP_MAX_INTERIM 4
+/* Duration buckets of the overload aggregates: upper-inclusive bounds in ns (the semantic
+ * conventions' http.server.request.duration boundaries), then the overflow bucket. */
+#define ERX_HTTP_BUCKETS 15
+#define ERX_HTTP_BOUND_0_NS 5000000
+#define ERX_HTTP_BOUND_1_NS 10000000
+#define ERX_HTTP_BOUND_2_NS 25000000
+#define ERX_HTTP_BOUND_3_NS 50000000
+#define ERX_HTTP_BOUND_4_NS 75000000
+#define ERX_HTTP_BOUND_5_NS 100000000
+#define ERX_HTTP_BOUND_6_NS 250000000
+#define ERX_HTTP_BOUND_7_NS 500000000
+#define ERX_HTTP_BOUND_8_NS 750000000
+#define ERX_HTTP_BOUND_9_NS 1000000000
+#define ERX_HTTP_BOUND_10_NS 2500000000
+#define ERX_HTTP_BOUND_11_NS 5000000000
+#define ERX_HTTP_BOUND_12_NS 7500000000
+#define ERX_HTTP_BOUND_13_NS 10000000000
+
 /* Bits of erx_event_header.flags. */
 #define ERX_FLAG_TLS 1 /* plaintext read at the TLS library (uprobes), not at the socket */
 
@@ -36,6 +70,7 @@ enum erx_event_kind {
 	ERX_EV_SENDFILE = 7,   /* sendfile to a socket: bytes counted, no payload (struct erx_data_event) */
 	ERX_EV_CONN_FAILURE = 8, /* a TCP connect failed (struct erx_conn_failure_event; network_metrics) */
 	ERX_EV_LOG_PIPE = 9,   /* first write to stdout/stderr of a pipe not classified yet (struct erx_log_pipe_event) */
+	ERX_EV_HTTP_TX = 10,   /* an HTTP/1 request and its response, paired in the kernel (struct erx_http_tx_event) */
 };
 
 /* Direction relative to the traced process. */
@@ -92,7 +127,26 @@ enum erx_counter {
 	ERX_CNT_FILTERED = 6,          /* socket syscalls dropped by a kernel filter */
 	ERX_CNT_TLS_CIPHERTEXT = 7,    /* socket syscalls of TLS connections not captured (plaintext is) */
 	ERX_CNT_TLS_UNMAPPED = 8,      /* TLS plaintext dropped: its SSL* was never tied to a socket */
-	ERX_CNT_MAX = 9,
+	/* HTTP/1 pairing (erx_config.http_pairing). Transactions the kernel completed; each of them
+	 * was submitted as an ERX_EV_HTTP_TX record or added to erx_http_aggregates (ERX_CNT_SHED_*),
+	 * or lost with the aggregates full (ERX_CNT_HTTP_AGG_FULL). */
+	ERX_CNT_HTTP_PAIRED = 9,
+	/* Connections handed to the payload path (ERX_EV_DATA from a message boundary on), by why. */
+	ERX_CNT_HTTP_FALLBACK_PIPELINED = 10,  /* a request before the previous response ended */
+	ERX_CNT_HTTP_FALLBACK_EXPECT = 11,     /* a request with Expect (100-continue) */
+	ERX_CNT_HTTP_FALLBACK_UPGRADE = 12,    /* Upgrade header, CONNECT, or a 101 response */
+	ERX_CNT_HTTP_FALLBACK_HEAD_TOO_LARGE = 13, /* a head longer than ERX_HTTP_MAX_HEAD */
+	ERX_CNT_HTTP_FALLBACK_UNPARSED = 14,   /* a head or body framing the kernel does not parse */
+	ERX_CNT_HTTP_FALLBACK_UNEXPECTED = 15, /* response bytes while no response was due */
+	ERX_CNT_HTTP_FALLBACK_TRUNCATED = 16,  /* the connection closed in the middle of a head */
+	ERX_CNT_HTTP_FALLBACK_NO_STATE = 17,   /* the pairing table was full, or evicted the entry */
+	ERX_CNT_HTTP_FALLBACK_UNSUPPORTED = 18, /* a syscall the pairing does not follow (mmsg, a head by sendfile) */
+	/* Transactions aggregated into erx_http_aggregates instead of submitted, by why. */
+	ERX_CNT_SHED_RING = 19,      /* the ring buffer held more than the shed threshold */
+	ERX_CNT_SHED_LEVEL = 20,     /* user space's shed level (erx_http_control) */
+	ERX_CNT_SHED_RING_FULL = 21, /* the record did not fit (also counted in LOST_RINGBUF_FULL) */
+	ERX_CNT_HTTP_AGG_FULL = 22,  /* transactions lost: erx_http_aggregates was full */
+	ERX_CNT_MAX = 23,
 };
 
 /* Values of the map erx_ignored_conns (conn id -> why user space switched it off). */
@@ -105,6 +159,47 @@ enum erx_ignore {
 enum erx_pid_exclusion {
 	ERX_PID_EXCLUDED = 1,     /* exclude_pids or an exclude rule: kept across exec */
 	ERX_PID_NOT_INCLUDED = 2, /* matches no include rule: dropped at exec (user space decides again) */
+};
+
+/* Methods the aggregates tell apart (the semantic conventions' known methods). */
+enum erx_http_method {
+	ERX_HTTP_OTHER = 0,
+	ERX_HTTP_GET = 1,
+	ERX_HTTP_HEAD = 2,
+	ERX_HTTP_POST = 3,
+	ERX_HTTP_PUT = 4,
+	ERX_HTTP_DELETE = 5,
+	ERX_HTTP_CONNECT = 6,
+	ERX_HTTP_OPTIONS = 7,
+	ERX_HTTP_TRACE = 8,
+	ERX_HTTP_PATCH = 9,
+	ERX_HTTP_QUERY = 10,
+};
+
+/* Bits of erx_http_tx_event.http_flags. */
+enum erx_http_flag {
+	ERX_HTTP_F_REQ_CHUNKED = 1,        /* the request body was chunked */
+	ERX_HTTP_F_RESP_CHUNKED = 2,       /* the response body was chunked */
+	ERX_HTTP_F_CLOSE_DELIMITED = 4,    /* the response body ran to connection close */
+	ERX_HTTP_F_RESP_TRUNCATED = 8,     /* the connection closed before the response's end */
+	ERX_HTTP_F_NO_RESPONSE = 16,       /* the connection closed before a final response (status 0) */
+	ERX_HTTP_F_REQ_TRUNCATED = 32,     /* the connection closed before the request body's end */
+	ERX_HTTP_F_TARGET_CUT = 64,        /* target_wire_len > target_len */
+	ERX_HTTP_F_HOST_CUT = 128,
+	ERX_HTTP_F_USER_AGENT_CUT = 256,
+	ERX_HTTP_F_TRACEPARENT_CUT = 512,
+	ERX_HTTP_F_TRACESTATE_CUT = 1024,
+	ERX_HTTP_F_REQ_CONN_CLOSE = 2048,  /* the request said Connection: close */
+	ERX_HTTP_F_RESP_CONN_CLOSE = 4096, /* the response said Connection: close */
+	ERX_HTTP_F_RESP_UNPARSED = 8192,   /* the response head could not be parsed (handed over): status only */
+};
+
+/* Values of erx_http_control.shed_level: what the kernel aggregates instead of submitting,
+ * whatever the ring buffer's fill. */
+enum erx_shed_level {
+	ERX_SHED_NONE = 0,
+	ERX_SHED_SUCCESSES = 1, /* every transaction but errors */
+	ERX_SHED_ALL = 2,
 };
 
 /* Socket endpoints. Addresses are 16 bytes: IPv4 in the first 4 bytes. Ports in host order.
@@ -302,6 +397,85 @@ struct erx_log_pipe_event {
 	__u32 _pad0;
 };
 
+/* ERX_EV_HTTP_TX: one HTTP/1 request and its final response, paired in the kernel. No body
+ * byte is in it. The record is cut after strings_len bytes of strings: record size ==
+ * offsetof(strings) + strings_len.
+ *
+ * hdr.direction is the direction of the requests (egress: the traced process is the client);
+ * hdr.syscall/tid/ts_enter_ns/ts_exit_ns are those of the syscall that completed the
+ * transaction (the response's last byte, or the close that ended it: ERX_SYS_CLOSE, tid of the
+ * connection's last data syscall). start_ns and end_ns are the ts_exit_ns of the syscalls that
+ * carried the request's first byte and the response's last byte (the close for a body that
+ * runs to close, or for a request that got no response): the timestamps the payload path's
+ * parser gives a transaction. Sizes as the parser counts them: a head is start line to blank
+ * line; the wire size of a message is its head and every body byte incl. chunk framing. */
+struct erx_http_tx_event {
+	struct erx_event_header hdr;
+	struct erx_tuple tuple;
+	__u64 start_ns;
+	__u64 end_ns;
+	__u64 req_body_size;
+	__u64 req_wire_size;
+	__u64 resp_body_size;
+	__u64 resp_wire_size;
+	__u32 req_tid;          /* thread that read (server) or wrote (client) the request's first byte */
+	__u32 http_flags;       /* enum erx_http_flag */
+	__u32 req_head_size;
+	__u32 resp_head_size;
+	__u16 status;           /* final status code; 0 with ERX_HTTP_F_NO_RESPONSE */
+	__u16 target_len;       /* bytes of target in strings */
+	__u16 target_wire_len;  /* the target's length in the request line */
+	__u16 host_off;         /* Host value: strings[host_off, host_off + host_len) */
+	__u16 host_len;
+	__u16 user_agent_off;
+	__u16 user_agent_len;
+	__u16 traceparent_off;
+	__u16 traceparent_len;
+	__u16 tracestate_off;
+	__u16 tracestate_len;
+	__u16 strings_len;      /* bytes of strings in the record */
+	__u16 interim[ERX_HTTP_MAX_INTERIM]; /* the first 1xx interim status codes, in order */
+	__u8 method;            /* enum erx_http_method */
+	__u8 method_len;        /* method: strings[0, method_len); target right after it */
+	__u8 req_version;       /* minor version digit of the request line ("1.<d>") */
+	__u8 resp_version;      /* of the final response's status line */
+	__u8 n_interim;         /* 1xx interim responses before the final one */
+	__u8 _pad0[3];
+	__u8 strings[ERX_HTTP_STRINGS_MAX];
+};
+
+/* Key of erx_http_aggregates (per-CPU hash): what an aggregated transaction keeps of its RED
+ * attributes. Client role: the server is the socket's remote end (not the Host header); server
+ * role: the local port (server.port), address zero. No route, no Host, no user agent. */
+struct erx_http_agg_key {
+	__u32 pid;              /* as hdr.pid */
+	__u16 status;           /* 0: no response */
+	__u16 server_port;
+	__u8 server_addr[16];   /* client role: as erx_tuple.daddr; server role: zero */
+	__u16 family;
+	__u8 role;              /* enum erx_role */
+	__u8 method;            /* enum erx_http_method */
+	__u8 version;           /* minor version of the request line */
+	__u8 tls;               /* 1: TLS library plaintext (url.scheme https) */
+	__u8 generation;        /* erx_http_control.generation when it was added */
+	__u8 _pad0;
+};
+
+/* Value of erx_http_aggregates (one per CPU): a duration histogram in ns. */
+struct erx_http_agg_value {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 min_ns;           /* of this CPU's transactions (count > 0) */
+	__u64 max_ns;
+	__u64 buckets[ERX_HTTP_BUCKETS]; /* bucket i: duration <= ERX_HTTP_BOUND_<i>_NS, the last one above */
+};
+
+/* The one entry of the array erx_http_control, written by user space. */
+struct erx_http_control {
+	__u32 shed_level;       /* enum erx_shed_level */
+	__u32 generation;       /* 0 or 1: the aggregates the kernel adds to (the other is drained) */
+};
+
 /* Knobs set by user space in .rodata before load (the only thing in .rodata). */
 struct erx_config {
 	__u32 agent_tgid;    /* never trace the agent itself */
@@ -313,7 +487,8 @@ struct erx_config {
 	__u8 pidns_only;     /* with agent_pidns_ino: trace only tasks of that pid namespace */
 	__u8 observe_self;   /* 1: trace connections whose other end is the agent (debugging) */
 	__u8 log_pipes;      /* enum erx_log_pipes: which stdout/stderr pipes are log destinations */
-	__u8 _pad0[2];
+	__u8 http_pairing;   /* pair HTTP/1 transactions in the kernel (ERX_EV_HTTP_TX) */
+	__u8 _pad0[1];
 	/* The agent's pid namespace (st_dev, st_ino of /proc/self/ns/pid) when it is not the
 	 * initial one (a pod): agent_tgid and erx_excluded_pids then hold pids as seen there.
 	 * Both 0 in the initial namespace (pids compared as the kernel reports them). */
@@ -328,6 +503,11 @@ struct erx_config {
 	__u64 net_sample_interval_ns;
 	__u32 net_rtt_bounds_us[ERX_NET_BOUNDS];
 	__u32 net_connect_bounds_us[ERX_NET_BOUNDS];
+	/* Overload (http_pairing): with more than this many bytes waiting in the ring buffer, a
+	 * transaction is aggregated instead of submitted; errors (5xx; 4xx too for a client; no
+	 * response) only above shed_error_ring_bytes. 0: never. */
+	__u64 shed_ring_bytes;
+	__u64 shed_error_ring_bytes;
 };
 
 /* abi:end */

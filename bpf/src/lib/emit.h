@@ -16,18 +16,24 @@ static __always_inline void erx_count(__u32 idx)
  * an irq_work (a self-IPI, a VM exit under virtualization: ~2 us in the traced syscall) for as long
  * as the reader is busy draining, which is exactly when the load is highest. size is the record's
  * size; reserved: the record is already reserved (counted in the pending bytes). 0 wakes always. */
-static __always_inline __u64 erx_rb_flags(__u64 size, bool reserved)
+static __always_inline __u64 erx_rb_flags_avail(__u64 size, bool reserved, __u64 after)
 {
 	__u64 every = erx_cfg.wakeup_bytes;
-	__u64 after, before;
+	__u64 before;
 
 	if (!every)
 		return BPF_RB_FORCE_WAKEUP;
-	after = bpf_ringbuf_query(&erx_events, BPF_RB_AVAIL_DATA);
 	if (!reserved)
 		after += size;
 	before = after > size ? after - size : 0;
 	return before / every != after / every ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 erx_rb_flags(__u64 size, bool reserved)
+{
+	if (!erx_cfg.wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return erx_rb_flags_avail(size, reserved, bpf_ringbuf_query(&erx_events, BPF_RB_AVAIL_DATA));
 }
 
 /* The current task's tgid as the agent numbers processes: unchanged in the initial pid
@@ -79,8 +85,8 @@ static __always_inline bool erx_port_excluded(const struct erx_tuple *t)
 	return bpf_map_lookup_elem(&erx_excluded_ports, &p) != NULL;
 }
 
-static __always_inline void erx_fill_header(struct erx_event_header *h, __u8 kind, __u8 dir, __u8 role,
-					    __u8 sys, __u64 conn_id, __u64 ts_enter)
+static __always_inline void erx_fill_header_at(struct erx_event_header *h, __u8 kind, __u8 dir, __u8 role,
+					       __u8 sys, __u64 conn_id, __u64 ts_enter, __u64 ts_exit)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	h->kind = kind;
@@ -93,7 +99,13 @@ static __always_inline void erx_fill_header(struct erx_event_header *h, __u8 kin
 	h->conn_id = conn_id;
 	h->cgroup_id = bpf_get_current_cgroup_id();
 	h->ts_enter_ns = ts_enter;
-	h->ts_exit_ns = bpf_ktime_get_ns();
+	h->ts_exit_ns = ts_exit;
+}
+
+static __always_inline void erx_fill_header(struct erx_event_header *h, __u8 kind, __u8 dir, __u8 role,
+					    __u8 sys, __u64 conn_id, __u64 ts_enter)
+{
+	erx_fill_header_at(h, kind, dir, role, sys, conn_id, ts_enter, bpf_ktime_get_ns());
 }
 
 /* The connection state of sk, created on first sight (role unknown: the socket predates us or
@@ -121,8 +133,9 @@ static __always_inline struct erx_conn_state *erx_conn_lookup_or_create(struct s
 	return bpf_map_lookup_elem(&erx_conns, &key);
 }
 
-/* A fixed-size connection record (open/close). */
-static __always_inline void erx_emit_conn(__u8 kind, __u8 sys, struct erx_conn_state *c, int fd, __u64 ts_enter)
+/* A fixed-size connection record (open/close); ts_exit 0: now. */
+static __always_inline void erx_emit_conn_at(__u8 kind, __u8 sys, struct erx_conn_state *c, int fd, __u64 ts_enter,
+					     __u64 ts_exit)
 {
 	struct erx_conn_event *e;
 
@@ -132,13 +145,18 @@ static __always_inline void erx_emit_conn(__u8 kind, __u8 sys, struct erx_conn_s
 		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
 		return;
 	}
-	erx_fill_header(&e->hdr, kind, 0, c->role, sys, c->id, ts_enter);
+	erx_fill_header_at(&e->hdr, kind, 0, c->role, sys, c->id, ts_enter, ts_exit ? ts_exit : bpf_ktime_get_ns());
 	e->tuple = c->tuple;
 	e->fd = fd;
 	e->_pad0 = 0;
 	e->bytes_sent = c->bytes_sent;
 	e->bytes_received = c->bytes_received;
 	bpf_ringbuf_submit(e, erx_rb_flags(sizeof(*e), true));
+}
+
+static __always_inline void erx_emit_conn(__u8 kind, __u8 sys, struct erx_conn_state *c, int fd, __u64 ts_enter)
+{
+	erx_emit_conn_at(kind, sys, c, fd, ts_enter, 0);
 }
 
 #endif

@@ -13,38 +13,72 @@
 #define ERX_IPPROTO_TCP 6
 #define ERX_IPPROTO_UDP 17
 
-/* The struct file behind fd in the current task, or NULL. */
+/* The struct file behind fd in the current task, or NULL. The task's file table is walked
+ * through BTF (plain loads); only the fd array's slot needs a probe read. */
 static __always_inline struct file *erx_fd_file(int fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt;
 	struct file *f = NULL;
+	__u64 fds;
 
-	if (fd < 0 || !fdt)
+	if (fd < 0)
 		return NULL;
-	if ((unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+	fdt = task->files->fdt;
+	if (!fdt || (unsigned int)fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	fds = (__u64)fdt->fd;
+	bpf_probe_read_kernel(&f, sizeof(f), (void *)(fds + (__u64)fd * sizeof(f)));
 	return f;
 }
 
-/* The sock behind a socket file, or NULL when the file is not a socket. */
+/* Socket files all share one file_operations (socket_file_ops): the first socket recognised
+ * by its inode's mode teaches it, and from then on a file's f_op alone says whether it is a
+ * socket (no inode read). */
+__u64 erx_socket_fops = 0;
+
+/* The sock behind a socket file, or NULL when the file is not a socket. f_op, private_data and
+ * f_inode are read with one probe read when they lie within 64 bytes of each other (the
+ * offsets are the running kernel's, relocated at load: the other branch is dead code). */
 static __always_inline struct sock *erx_file_sock(struct file *f)
 {
-	umode_t mode;
+	__u32 o_op = bpf_core_field_offset(struct file, f_op);
+	__u32 o_pd = bpf_core_field_offset(struct file, private_data);
+	__u32 o_in = bpf_core_field_offset(struct file, f_inode);
+	__u32 lo = o_op < o_pd ? o_op : o_pd;
+	__u64 span[8] = {}, fops, inode;
 	struct socket *sock;
+	struct sock *sk = NULL;
+	__u64 known;
+	umode_t mode;
 
 	if (!f)
 		return NULL;
-	mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & ERX_S_IFMT) != ERX_S_IFSOCK)
-		return NULL;
-	sock = BPF_CORE_READ(f, private_data);
+	lo = lo < o_in ? lo : o_in;
+	if (o_op - lo < 64 && o_pd - lo < 64 && o_in - lo < 64) {
+		bpf_probe_read_kernel(span, sizeof(span), (void *)f + lo);
+		fops = span[((o_op - lo) / 8) & 7];
+		sock = (struct socket *)span[((o_pd - lo) / 8) & 7];
+		inode = span[((o_in - lo) / 8) & 7];
+	} else {
+		fops = (__u64)BPF_CORE_READ(f, f_op);
+		sock = BPF_CORE_READ(f, private_data);
+		inode = (__u64)BPF_CORE_READ(f, f_inode);
+	}
+	known = *(volatile __u64 *)&erx_socket_fops;
+	if (known) {
+		if (fops != known)
+			return NULL;
+	} else {
+		mode = BPF_CORE_READ((struct inode *)inode, i_mode);
+		if ((mode & ERX_S_IFMT) != ERX_S_IFSOCK)
+			return NULL;
+		erx_socket_fops = fops;
+	}
 	if (!sock)
 		return NULL;
-	return BPF_CORE_READ(sock, sk);
+	bpf_probe_read_kernel(&sk, sizeof(sk), &sock->sk);
+	return sk;
 }
 
 /* Local and remote endpoints of sk. Returns 0 for families we do not trace. */

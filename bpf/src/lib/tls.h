@@ -4,12 +4,12 @@
 #define ERX_LIB_TLS_H
 
 /* Called on every socket data syscall enter. Returns true when the bytes are TLS ciphertext
- * and must not be captured: either the thread is inside SSL_read/SSL_write (then the SSL
- * object is tied to this socket) or the connection is already known to carry TLS. */
+ * and must not be captured because the thread is inside SSL_read/SSL_write (then the SSL
+ * object is tied to this socket). A connection already known to carry TLS is left to the exit,
+ * which looks the connection up anyway (erx_data_exit). */
 static __always_inline bool erx_tls_socket_syscall(__u64 pid_tgid, struct sock *sk)
 {
-	struct erx_ssl_call *call = bpf_map_lookup_elem(&erx_ssl_calls, &pid_tgid);
-	__u64 key = (__u64)sk;
+	struct erx_ssl_call *call = erx_ssl_call_current();
 	struct erx_conn_state *c;
 
 	if (call) {
@@ -20,11 +20,6 @@ static __always_inline bool erx_tls_socket_syscall(__u64 pid_tgid, struct sock *
 		c = erx_conn_lookup_or_create(sk);
 		if (c)
 			c->tls = 1;
-		erx_count(ERX_CNT_TLS_CIPHERTEXT);
-		return true;
-	}
-	c = bpf_map_lookup_elem(&erx_conns, &key);
-	if (c && c->tls) {
 		erx_count(ERX_CNT_TLS_CIPHERTEXT);
 		return true;
 	}

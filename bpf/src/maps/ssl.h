@@ -10,16 +10,25 @@ struct erx_ssl_call {
 	__u64 ts_enter_ns;
 	__u8 direction;  /* enum erx_direction */
 	__u8 syscall;    /* ERX_SYS_SSL_READ / ERX_SYS_SSL_WRITE */
-	__u8 _pad0[6];
+	__u8 valid;      /* the thread is inside this call */
+	__u8 _pad0[5];
 };
 
-/* pid_tgid -> the SSL_read/SSL_write this thread is inside. */
+/* Per thread (task local storage): the SSL_read/SSL_write it is inside. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct erx_ssl_call);
 } erx_ssl_calls SEC(".maps");
+
+/* The TLS library call the current thread is inside, or NULL. */
+static __always_inline struct erx_ssl_call *erx_ssl_call_current(void)
+{
+	struct erx_ssl_call *call = bpf_task_storage_get(&erx_ssl_calls, bpf_get_current_task_btf(), 0, 0);
+
+	return call && call->valid ? call : NULL;
+}
 
 struct erx_ssl_key {
 	__u64 ssl;

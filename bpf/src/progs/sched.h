@@ -51,7 +51,6 @@ int erx_sched_process_exit(void *ctx)
 	__u32 tgid = id >> 32;
 	struct task_struct *task;
 
-	bpf_map_delete_elem(&erx_inflight, &id);
 	if ((__u32)id != tgid)
 		return 0;
 	if (erx_cfg.filter_pids) {

@@ -9,25 +9,29 @@
 static __always_inline int erx_ssl_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 dir, __u8 sys)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_ssl_call call = {};
+	struct erx_ssl_call *call;
 
 	if (erx_pid_excluded(id >> 32))
 		return 0;
-	call.ssl = ssl;
-	call.buf = buf;
-	call.len_ptr = len_ptr;
-	call.ts_enter_ns = bpf_ktime_get_ns();
-	call.direction = dir;
-	call.syscall = sys;
-	if (bpf_map_update_elem(&erx_ssl_calls, &id, &call, BPF_ANY))
+	call = bpf_task_storage_get(&erx_ssl_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call) {
 		erx_count(ERX_CNT_INFLIGHT_FULL);
+		return 0;
+	}
+	call->ssl = ssl;
+	call->buf = buf;
+	call->len_ptr = len_ptr;
+	call->ts_enter_ns = bpf_ktime_get_ns();
+	call->direction = dir;
+	call->syscall = sys;
+	call->valid = 1;
 	return 0;
 }
 
-static __always_inline int erx_ssl_exit(long ret)
+static __always_inline int erx_ssl_exit(void *ctx, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_ssl_call *p = bpf_map_lookup_elem(&erx_ssl_calls, &id);
+	struct erx_ssl_call *p = erx_ssl_call_current();
 	struct erx_ssl_call call;
 	struct erx_inflight inf = {};
 	struct erx_ssl_key k = {};
@@ -39,7 +43,7 @@ static __always_inline int erx_ssl_exit(long ret)
 	if (!p)
 		return 0;
 	call = *p;
-	bpf_map_delete_elem(&erx_ssl_calls, &id);
+	p->valid = 0;
 	if (call.syscall == 0)
 		return 0; /* a handshake: it only tied the SSL object to its socket */
 	if (call.len_ptr) {
@@ -81,7 +85,9 @@ static __always_inline int erx_ssl_exit(long ret)
 	inf.syscall = call.syscall;
 	inf.direction = call.direction;
 	inf.flags = ERX_INF_TLS;
-	erx_emit_payload(&inf, c, ERX_EV_DATA, n, call.buf, 0, 0);
+	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
+		erx_http_tail(ctx, &erx_http_uprobe_progs, &inf, c, *sk, n, call.buf, 0, 0, ERX_EV_DATA);
+	erx_emit_payload(&inf, c, ERX_EV_DATA, n, call.buf, 0, 0, 0);
 	return 0;
 }
 
@@ -94,7 +100,7 @@ int BPF_KPROBE(erx_ssl_write, void *ssl, const void *buf, int num)
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_write_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 SEC("uprobe")
@@ -106,7 +112,7 @@ int BPF_KPROBE(erx_ssl_read, void *ssl, void *buf, int num)
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_read_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 SEC("uprobe")
@@ -118,7 +124,7 @@ int BPF_KPROBE(erx_ssl_write_ex, void *ssl, const void *buf, size_t num, size_t 
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_write_ex_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 SEC("uprobe")
@@ -130,7 +136,7 @@ int BPF_KPROBE(erx_ssl_read_ex, void *ssl, void *buf, size_t num, size_t *readby
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_read_ex_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 /* SSL_do_handshake/SSL_connect/SSL_accept: the handshake's socket syscalls tie the SSL object
@@ -144,7 +150,7 @@ int BPF_KPROBE(erx_ssl_handshake, void *ssl)
 SEC("uretprobe")
 int BPF_KRETPROBE(erx_ssl_handshake_ret, int ret)
 {
-	return erx_ssl_exit(ret);
+	return erx_ssl_exit(ctx, ret);
 }
 
 /* SSL_set_fd(ssl, fd): ties the SSL object to its socket before any data moves (useful when a

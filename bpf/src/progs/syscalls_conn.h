@@ -42,32 +42,33 @@ static __always_inline struct erx_conn_state *erx_conn_start(struct sock *sk, __
 static __always_inline int erx_conn_enter(__u8 sys, int fd)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_inflight inf = {};
+	struct erx_inflight *inf;
 
 	if (erx_pid_excluded(id >> 32))
 		return 0;
-	inf.ts_enter_ns = bpf_ktime_get_ns();
-	inf.fd = fd;
-	inf.syscall = sys;
-	if (bpf_map_update_elem(&erx_inflight, &id, &inf, BPF_ANY))
+	inf = erx_inflight_slot(true);
+	if (!inf) {
 		erx_count(ERX_CNT_INFLIGHT_FULL);
+		return 0;
+	}
+	__builtin_memset(inf, 0, sizeof(*inf));
+	inf->ts_enter_ns = bpf_ktime_get_ns();
+	inf->fd = fd;
+	inf->syscall = sys;
+	inf->valid = 1;
 	return 0;
 }
 
 static __always_inline int erx_conn_exit(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_inflight *p = bpf_map_lookup_elem(&erx_inflight, &id);
 	struct erx_inflight inf;
 	struct erx_conn_state *c;
 	struct sock *sk;
 	int fd;
 	__u8 role;
 
-	if (!p)
+	if (!erx_inflight_take(&inf))
 		return 0;
-	inf = *p;
-	bpf_map_delete_elem(&erx_inflight, &id);
 	if (inf.syscall == ERX_SYS_CONNECT) {
 		if (ret != 0 && ret != -ERX_EINPROGRESS)
 			return 0;
@@ -125,6 +126,24 @@ int erx_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return erx_conn_exit(ctx->ret);
 }
 
+/* The connection of c ends: the close record, after the transaction its close completes (the
+ * same timestamp ends both). */
+static __always_inline void erx_conn_closed(struct erx_conn_state *c, int fd)
+{
+	__u64 now;
+
+	if (erx_cfg.http_pairing && c->http == ERX_HTTP_PAIRING) {
+		now = bpf_ktime_get_ns();
+		if (!c->ignored) {
+			erx_http_on_close(c, now);
+			erx_emit_conn_at(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, fd, now, now);
+		}
+		return;
+	}
+	if (!c->ignored)
+		erx_emit_conn(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, fd, bpf_ktime_get_ns());
+}
+
 /* close() of the last reference to a tracked socket ends the connection. */
 SEC("tracepoint/syscalls/sys_enter_close")
 int erx_enter_close(struct trace_event_raw_sys_enter *ctx)
@@ -146,8 +165,7 @@ int erx_enter_close(struct trace_event_raw_sys_enter *ctx)
 	c = bpf_map_lookup_elem(&erx_conns, &key);
 	if (!c)
 		return 0;
-	if (!c->ignored)
-		erx_emit_conn(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, fd, bpf_ktime_get_ns());
+	erx_conn_closed(c, fd);
 	bpf_map_delete_elem(&erx_conns, &key);
 	return 0;
 }
@@ -165,8 +183,7 @@ int erx_inet_sock_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	c = bpf_map_lookup_elem(&erx_conns, &key);
 	if (!c)
 		return 0;
-	if (!c->ignored)
-		erx_emit_conn(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, -1, bpf_ktime_get_ns());
+	erx_conn_closed(c, -1);
 	bpf_map_delete_elem(&erx_conns, &key);
 	return 0;
 }

@@ -8,7 +8,7 @@ static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd
 					  __u32 count)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_inflight inf = {};
+	struct erx_inflight *inf;
 	struct file *f;
 	struct sock *sk;
 
@@ -27,17 +27,21 @@ static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd
 	} else if (erx_tls_socket_syscall(id, sk)) {
 		return 0; /* ciphertext: the TLS uprobes deliver the plaintext */
 	}
-	inf.ts_enter_ns = bpf_ktime_get_ns();
-	inf.sk = (__u64)sk;
-	inf.buf = buf;
-	inf.addr = addr;
-	inf.count = count;
-	inf.fd = fd;
-	inf.syscall = sys;
-	inf.direction = dir;
-	inf.flags = flags;
-	if (bpf_map_update_elem(&erx_inflight, &id, &inf, BPF_ANY))
+	inf = erx_inflight_slot(true);
+	if (!inf) {
 		erx_count(ERX_CNT_INFLIGHT_FULL);
+		return 0;
+	}
+	inf->ts_enter_ns = bpf_ktime_get_ns();
+	inf->sk = (__u64)sk;
+	inf->buf = buf;
+	inf->addr = addr;
+	inf->count = count;
+	inf->fd = fd;
+	inf->syscall = sys;
+	inf->direction = dir;
+	inf->flags = flags;
+	inf->valid = 1;
 	return 0;
 }
 
@@ -48,6 +52,7 @@ struct erx_gather_ctx {
 	__u64 iov_ptr;
 	__u32 want;
 	__u32 off;
+	__u64 skip;     /* bytes of the iovecs before the ones copied */
 };
 
 static long erx_gather_step(__u64 i, struct erx_gather_ctx *g)
@@ -60,6 +65,15 @@ static long erx_gather_step(__u64 i, struct erx_gather_ctx *g)
 	if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(g->iov_ptr + i * sizeof(struct iovec))))
 		return 1;
 	n = iov.iov_len;
+	if (g->skip) {
+		if (g->skip >= n) {
+			g->skip -= n;
+			return 0;
+		}
+		n -= g->skip;
+		iov.iov_base += g->skip;
+		g->skip = 0;
+	}
 	if (n > g->want - g->off)
 		n = g->want - g->off;
 	if (n > ERX_MAX_CAPTURE)
@@ -73,9 +87,10 @@ static long erx_gather_step(__u64 i, struct erx_gather_ctx *g)
 	return 0;
 }
 
-static __always_inline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr, __u32 iovcnt, __u32 want)
+static __always_inline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr, __u32 iovcnt, __u32 want,
+					    __u64 skip)
 {
-	struct erx_gather_ctx g = { .s = s, .iov_ptr = iov_ptr, .want = want, .off = 0 };
+	struct erx_gather_ctx g = { .s = s, .iov_ptr = iov_ptr, .want = want, .off = 0, .skip = skip };
 
 	if (iovcnt > ERX_MAX_IOVECS)
 		iovcnt = ERX_MAX_IOVECS;
@@ -84,9 +99,10 @@ static __always_inline __u32 erx_gather_iov(struct erx_scratch *s, __u64 iov_ptr
 }
 
 /* Assemble one data record in per-CPU scratch and submit it. src is a plain buffer when
- * iovcnt == 0, else an iovec array. c is NULL for log writes. */
+ * iovcnt == 0, else an iovec array; the payload starts skip bytes into it (total_len counts
+ * from there). c is NULL for log writes. */
 static __always_inline void erx_emit_payload(const struct erx_inflight *inf, struct erx_conn_state *c, __u8 kind,
-					     __u32 total_len, __u64 src, __u32 iovcnt, __u64 uaddr)
+					     __u32 total_len, __u64 src, __u32 iovcnt, __u64 uaddr, __u32 skip)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct erx_scratch *s;
@@ -122,11 +138,11 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
 		want = ERX_MAX_CAPTURE;
 	if (kind != ERX_EV_SENDFILE && want > 0) {
 		if (iovcnt) {
-			captured = erx_gather_iov(s, src, iovcnt, want);
+			captured = erx_gather_iov(s, src, iovcnt, want, skip);
 		} else {
 			__u64 n = want;
 			ERX_BOUND(n, 0x7fff);
-			if (bpf_probe_read_user(e->payload, n, (void *)src) == 0)
+			if (bpf_probe_read_user(e->payload, n, (void *)(src + skip)) == 0)
 				captured = n;
 		}
 		if (captured == 0)
@@ -142,27 +158,29 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
 		erx_count(ERX_CNT_LOST_RINGBUF_FULL);
 }
 
+#include "lib/http1_pair.h"
+#include "progs/http.h"
+
 /* The kernel's bound on the vlen of sendmmsg/recvmmsg (UIO_MAXIOV). */
 #define ERX_MMSG_VLEN_MAX 1024
 
 /* prog_flags are the ERX_INF_* flags of the program, a constant per program: the mmsg path
  * (the bulk of the verifier's work) is compiled into the two mmsg programs only. */
-static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
+static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct erx_inflight *p = bpf_map_lookup_elem(&erx_inflight, &id);
 	struct erx_inflight inf;
 	struct erx_conn_state *c;
+	__u64 src, uaddr = 0;
+	__u32 iovcnt = 0;
+	__u8 kind = ERX_EV_DATA;
 
-	if (!p)
+	if (!erx_inflight_take(&inf))
 		return 0;
-	inf = *p;
-	bpf_map_delete_elem(&erx_inflight, &id);
 	if (ret <= 0)
 		return 0;
 
 	if (inf.flags & ERX_INF_LOG) {
-		erx_emit_payload(&inf, NULL, ERX_EV_LOG, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, 0);
+		erx_emit_payload(&inf, NULL, ERX_EV_LOG, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, 0, 0);
 		return 0;
 	}
 	c = erx_conn_lookup_or_create((struct sock *)inf.sk);
@@ -170,12 +188,21 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 		return 0;
 	/* Network health samples every connection, captured or not (dead code when off). */
 	erx_tcp_on_data_syscall((struct sock *)inf.sk, c, inf.ts_enter_ns);
-	if (c->ignored || bpf_map_lookup_elem(&erx_ignored_conns, &c->id)) {
+	/* erx_ignored_conns is user space's verdict on connections whose data records it read: a
+	 * paired connection sent it none (and is looked up there again once handed over). */
+	if (c->ignored || (!(erx_cfg.http_pairing && c->http == ERX_HTTP_PAIRING) &&
+			   bpf_map_lookup_elem(&erx_ignored_conns, &c->id))) {
 		erx_count(ERX_CNT_FILTERED);
+		return 0;
+	}
+	if (c->tls) { /* ciphertext: the TLS uprobes deliver the plaintext */
+		erx_count(ERX_CNT_TLS_CIPHERTEXT);
 		return 0;
 	}
 
 	if (prog_flags & ERX_INF_MMSG) {
+		if (erx_cfg.http_pairing)
+			erx_http_unsupported(c);
 		/* ret is the number of messages; each carries its own length. */
 		__sync_fetch_and_add(inf.direction == ERX_DIR_EGRESS ? &c->bytes_sent : &c->bytes_received, 0);
 		for (int i = 0; i < ERX_MAX_MMSG; i++) {
@@ -190,7 +217,7 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 			else
 				__sync_fetch_and_add(&c->bytes_received, m.msg_len);
 			erx_emit_payload(&inf, c, ERX_EV_DATA, m.msg_len, (__u64)m.msg_hdr.msg_iov,
-					 m.msg_hdr.msg_iovlen ? m.msg_hdr.msg_iovlen : 1, (__u64)m.msg_hdr.msg_name);
+					 m.msg_hdr.msg_iovlen ? m.msg_hdr.msg_iovlen : 1, (__u64)m.msg_hdr.msg_name, 0);
 		}
 		/* Messages past ERX_MAX_MMSG become no record, but their bytes still count. */
 		for (int i = ERX_MAX_MMSG; i < ERX_MMSG_VLEN_MAX; i++) {
@@ -212,17 +239,24 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 		__sync_fetch_and_add(&c->bytes_received, ret);
 
 	if (inf.syscall == ERX_SYS_SENDFILE) {
-		erx_emit_payload(&inf, c, ERX_EV_SENDFILE, ret, 0, 0, 0);
+		kind = ERX_EV_SENDFILE;
+		src = 0; /* bytes counted, not readable */
 	} else if (inf.flags & ERX_INF_MSG) {
 		struct user_msghdr msg;
 
 		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)inf.buf))
 			return 0;
-		erx_emit_payload(&inf, c, ERX_EV_DATA, ret, (__u64)msg.msg_iov, msg.msg_iovlen ? msg.msg_iovlen : 1,
-				 (__u64)msg.msg_name);
+		src = (__u64)msg.msg_iov;
+		iovcnt = msg.msg_iovlen ? msg.msg_iovlen : 1;
+		uaddr = (__u64)msg.msg_name;
 	} else {
-		erx_emit_payload(&inf, c, ERX_EV_DATA, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, inf.addr);
+		src = inf.buf;
+		iovcnt = (inf.flags & ERX_INF_IOV) ? inf.count : 0;
+		uaddr = inf.addr;
 	}
+	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
+		erx_http_tail(ctx, &erx_http_tp_progs, &inf, c, inf.sk, ret, src, iovcnt, uaddr, kind);
+	erx_emit_payload(&inf, c, kind, ret, src, iovcnt, uaddr, 0);
 	return 0;
 }
 
@@ -239,7 +273,7 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int erx_exit_##name(void *ctx)                                                             \
 	{                                                                                          \
-		return erx_data_exit(ERX_RET(ctx), flags);                                         \
+		return erx_data_exit(ctx, ERX_RET(ctx), flags);                                         \
 	}
 
 #define ERX_MSG_PEEK 2
@@ -259,7 +293,7 @@ static __always_inline int erx_data_exit(long ret, __u8 prog_flags)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                                 \
 	int erx_exit_##name(void *ctx)                                                             \
 	{                                                                                          \
-		return erx_data_exit(ERX_RET(ctx), flags);                                         \
+		return erx_data_exit(ctx, ERX_RET(ctx), flags);                                         \
 	}
 
 ERX_DATA_SYSCALL(read, ERX_SYS_READ, ERX_DIR_INGRESS, 0, 1, 0, 0)

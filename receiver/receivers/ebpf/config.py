@@ -45,6 +45,39 @@ class SamplerConfig(ConfigSection):
 
 
 @dataclass(frozen=True, slots=True)
+class HttpPairingConfig(ConfigSection):
+    """``http_pairing``: HTTP/1 requests paired with their responses in the kernel, and overload
+    aggregated there (one record per transaction, no body byte leaves the kernel)."""
+
+    enabled: bool = setting(
+        True, "Pair HTTP/1 transactions in the kernel; what it cannot pair (pipelining, Expect, Upgrade, "
+        "heads over 2 KiB...) is handed to the payload path's parser at a request, counted by reason.",
+    )
+    connections: int = setting(
+        8192, "Most connections paired at once (about 1.5 KiB of kernel memory each); past it the least "
+        "recently used fall back to the payload path.", minimum=1,
+    )
+    aggregate_keys: int = setting(
+        2048, "Most overload aggregates (process, method, status, role, scheme, version, server) kept in "
+        "the kernel between two reads (152 bytes of kernel memory per CPU each); past it, transactions are "
+        "counted lost.", minimum=1,
+    )
+    shed_ring_fraction: float = setting(
+        0.5, "With more of the ring buffer than this waiting, transactions are aggregated in the kernel "
+        "instead of submitted (RED counts stay exact; no span); 0 never.", minimum=0.0, maximum=1.0,
+    )
+    shed_error_ring_fraction: float = setting(
+        0.9, "The same for errors (5xx; 4xx too for a client; no response): they are shed last.",
+        minimum=0.0, maximum=1.0,
+    )
+
+    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        if self.shed_ring_fraction and self.shed_error_ring_fraction and (
+                self.shed_error_ring_fraction < self.shed_ring_fraction):
+            yield "shed_error_ring_fraction", "shed_error_ring_fraction must not be below shed_ring_fraction"
+
+
+@dataclass(frozen=True, slots=True)
 class EbpfReceiverConfig(ConfigSection):
     """``ebpf``: captures socket traffic of local processes with eBPF."""
 
@@ -94,6 +127,9 @@ class EbpfReceiverConfig(ConfigSection):
         DiscoveryConfig(), "Which processes are traced (applied in the kernel), TLS library discovery."
     )
     sampler: SamplerConfig = setting(SamplerConfig(), "Which traces are exported as spans.")
+    http_pairing: HttpPairingConfig = setting(
+        HttpPairingConfig(), "HTTP/1 transactions paired in the kernel, and overload handled there."
+    )
     network_metrics: NetworkMetricsConfig = setting(
         NetworkMetricsConfig(), "Network health metrics (TCP RTT, retransmits, resets, connects, flows); each off by default."
     )

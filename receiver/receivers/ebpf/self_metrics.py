@@ -23,6 +23,16 @@ _CONDITIONS = {
     "ERX_CNT_FILTERED": "filtered",
     "ERX_CNT_TLS_CIPHERTEXT": "tls_ciphertext_suppressed",
     "ERX_CNT_TLS_UNMAPPED": "tls_plaintext_unmapped",
+    # HTTP/1 pairing in the kernel: transactions paired, connections handed to the payload path
+    # by reason, transactions aggregated instead of submitted by reason, lost to a full map.
+    "ERX_CNT_HTTP_PAIRED": "http_paired",
+    **{f"ERX_CNT_HTTP_FALLBACK_{r}": f"http_fallback_{r.lower()}" for r in (
+        "PIPELINED", "EXPECT", "UPGRADE", "HEAD_TOO_LARGE", "UNPARSED", "UNEXPECTED", "TRUNCATED", "NO_STATE",
+        "UNSUPPORTED")},
+    "ERX_CNT_SHED_RING": "http_shed_ring",
+    "ERX_CNT_SHED_LEVEL": "http_shed_level",
+    "ERX_CNT_SHED_RING_FULL": "http_shed_ring_full",
+    "ERX_CNT_HTTP_AGG_FULL": "http_aggregates_full",
 }
 
 

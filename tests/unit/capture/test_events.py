@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from receiver.bpf.abi import load_abi
-from receiver.capture.events import DataEvent, EventDecoder
+from receiver.capture.events import DataEvent, EventDecoder, HttpTxEvent
 from receiver.model.endpoints import Tuple
 
 ABI = load_abi()
@@ -95,3 +95,52 @@ def test_data_events_are_immutable_values() -> None:
         ev.pid = 1  # type: ignore[misc]
     assert ev == DataEvent(1, 0, 1, 2, 3, 4, 5, 6, 7, 8, t, 9, 10, b"p", 0)
     assert ev != DataEvent(1, 0, 1, 2, 3, 4, 5, 6, 7, 8, t, 9, 10, b"q")
+
+
+HTTP, HTTP_NAMES = ABI.struct_format("erx_http_tx_event", stop_at="strings")
+
+
+def http_record(strings: bytes = b"GET/a?b=1example:80curl/800-x-y-01", cut: int = 0, **over) -> bytes:
+    """An ERX_EV_HTTP_TX record: method "GET", target "/a?b=1", Host "example:80", User-Agent
+    "curl/8", traceparent "00-x-y-01", no tracestate."""
+    values = {n: 0 for n in HTTP_NAMES}
+    values.update({
+        "hdr.kind": C("ERX_EV_HTTP_TX"), "hdr.direction": 1, "hdr.role": 2, "hdr.syscall": 4, "hdr.pid": 41,
+        "hdr.tid": 43, "hdr.conn_id": 7, "hdr.ts_exit_ns": 900, "tuple.saddr": v4("127.0.0.1"),
+        "tuple.daddr": v4("127.0.0.2"), "tuple.sport": 80, "tuple.dport": 5000, "tuple.family": socket.AF_INET,
+        "tuple.transport": 1, "start_ns": 100, "end_ns": 900, "req_body_size": 0, "req_wire_size": 60,
+        "resp_body_size": 30, "resp_wire_size": 130, "req_tid": 42, "req_head_size": 60, "resp_head_size": 100,
+        "status": 200, "method": C("ERX_HTTP_GET"), "method_len": 3, "target_len": 6, "target_wire_len": 6,
+        "host_off": 9, "host_len": 10, "user_agent_off": 19, "user_agent_len": 6, "traceparent_off": 25,
+        "traceparent_len": 9, "tracestate_off": 34, "tracestate_len": 0, "strings_len": len(strings),
+        "req_version": 1, "resp_version": 1, "n_interim": 2, "interim[0]": 100, "interim[1]": 103,
+    })
+    values.update(over)
+    record = HTTP.pack(*(values[n] for n in HTTP_NAMES)) + strings
+    return record[: len(record) - cut]
+
+
+def test_an_http_transaction_record_decodes_to_its_fields() -> None:
+    dec = EventDecoder(ABI)
+    ev = dec.decode(http_record())
+    assert isinstance(ev, HttpTxEvent) and dec.malformed == 0
+    assert (ev.method, ev.target, ev.host, ev.user_agent, ev.traceparent, ev.tracestate) == (
+        "GET", "/a?b=1", "example:80", "curl/8", "00-x-y-01", "")
+    assert (ev.status, ev.req_version, ev.resp_version, ev.interim_status_codes, ev.n_interim) == (
+        200, 1, 1, (100, 103), 2)
+    assert (ev.start_ns, ev.end_ns, ev.req_wire_size, ev.resp_body_size, ev.resp_wire_size) == (100, 900, 60, 30, 130)
+    assert (ev.pid, ev.tid, ev.req_tid, ev.conn_id, ev.role, ev.direction) == (41, 43, 42, 7, 2, 1)
+    assert ev.tuple == Tuple(socket.AF_INET, 1, "127.0.0.1", 80, "127.0.0.2", 5000)
+    assert ev.method_code == C("ERX_HTTP_GET")
+
+
+def test_http_record_strings_are_latin1_and_interim_codes_bounded() -> None:
+    ev = EventDecoder(ABI).decode(http_record(b"GET/\xe9", target_len=2, host_len=0, user_agent_len=0,
+                                              traceparent_len=0, n_interim=9, **{"interim[2]": 102, "interim[3]": 101}))
+    assert ev.target == "/\xe9" and ev.interim_status_codes == (100, 103, 102, 101) and ev.n_interim == 9
+
+
+def test_short_http_record_is_counted() -> None:
+    dec = EventDecoder(ABI)
+    assert dec.decode(http_record(cut=1)) is None and dec.malformed == 1
+    assert dec.decode(http_record()[:100]) is None and dec.malformed == 2

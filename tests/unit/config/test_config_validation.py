@@ -217,6 +217,22 @@ def test_rule_across_settings_points_at_the_setting_written(load_error):
     assert "wakeup_bytes must not exceed ring_buffer_size" in str(error)
 
 
+def test_errors_are_shed_after_successes(load_error):
+    error = load_error(
+        """\
+        receivers:
+          ebpf:
+            http_pairing:
+              shed_ring_fraction: 0.8
+              shed_error_ring_fraction: 0.5   # <-
+        exporters: {debug: }
+        service: {pipelines: {traces: {receivers: [ebpf], exporters: [debug]}}}
+        """,
+        "receivers.ebpf.http_pairing.shed_error_ring_fraction",
+    )
+    assert "shed_error_ring_fraction must not be below shed_ring_fraction" in str(error)
+
+
 def test_invalid_duration(load_error):
     error = load_error(
         """\

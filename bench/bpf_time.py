@@ -1,0 +1,123 @@
+"""BPF time per request: the agent's programs (this process's copy of ``receiver.bpf.o``, the
+ring buffer drained and dropped) under nginx driven by wrk, from the kernel's own accounting.
+
+``kernel.bpf_stats_enabled=1`` makes the kernel sum each program's run time (``run_time_ns``) and
+runs (``run_cnt``); the deltas over one wrk run of this process's programs (other copies loaded
+on the machine are left out by program id), divided by the requests wrk completed, give the BPF
+time each nginx request cost (wrk's pid is excluded, as in the bench).  Other processes' syscalls on the machine hit the same programs and are counted too: run it on a
+quiet machine, and compare modes run back to back.
+
+    python -m bench.bpf_time --seconds 5 --connections 8 --rounds 3 --http-pairing on
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+STATS_SYSCTL = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def own_prog_ids() -> set[int]:
+    """Ids of the BPF programs whose fds this process holds (not links' programs)."""
+    out: set[int] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("anon_inode:bpf-prog"):
+                continue
+            info = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        for line in info.splitlines():
+            if line.startswith("prog_id:"):
+                out.add(int(line.split()[-1]))
+    return out
+
+
+def prog_stats(ids: set[int]) -> dict[str, tuple[int, int]]:
+    """name -> (run_time_ns, run_cnt) of the programs with these ids."""
+    res = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True, check=True)
+    return {p["name"]: (p.get("run_time_ns", 0), p.get("run_cnt", 0)) for p in json.loads(res.stdout or "[]")
+            if p["id"] in ids}
+
+
+def run_wrk(loader, url: str, seconds: int, connections: int) -> int:
+    """One wrk run, wrk itself not traced (its pid excluded before it sends anything, as the
+    bench does): the programs' time is nginx's requests' alone."""
+    from bench.wrk import Wrk
+
+    wrk = Wrk(url, seconds, connections=connections)
+    loader.set_pid_excluded(wrk.pid, True)
+    try:
+        return wrk.run().requests
+    finally:
+        loader.set_pid_excluded(wrk.pid, False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
+    from receiver.capture.ringbuf import RingBufferReader
+    from tests.support.servers import NginxServer
+
+    ap = argparse.ArgumentParser(prog="python -m bench.bpf_time", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--http-pairing", choices=("on", "off"), default="on")
+    ap.add_argument("--path", default="/index.html")
+    ap.add_argument("--per-program", action="store_true", help="print each program's share")
+    args = ap.parse_args(argv)
+
+    knobs = LoaderKnobs(agent_tgid=os.getpid(), http_pairing=args.http_pairing == "on", filter_pids=True)
+    was_enabled = STATS_SYSCTL.read_text().strip()
+    stop = threading.Event()
+    with tempfile.TemporaryDirectory() as tmp, NginxServer(Path(tmp)) as nginx:
+        loader = BpfLoader(default_object_path(), knobs)
+        loader.start()
+        reader = RingBufferReader(loader)
+        drained = [0]
+
+        def drain() -> None:
+            while not stop.wait(0.02):
+                drained[0] += len(reader.poll(0))
+
+        thread = threading.Thread(target=drain, daemon=True)
+        thread.start()
+        ids = own_prog_ids()
+        STATS_SYSCTL.write_text("1")
+        try:
+            for r in range(args.rounds):
+                before = prog_stats(ids)
+                requests = run_wrk(loader, nginx.url + args.path, args.seconds, args.connections)
+                after = prog_stats(ids)
+                total_ns = sum(after[n][0] - before.get(n, (0, 0))[0] for n in after)
+                print(f"round {r + 1}: pairing {args.http_pairing}: {requests} requests, "
+                      f"{total_ns / max(1, requests):.0f} ns of BPF time per request", flush=True)
+                if args.per_program:
+                    for n in sorted(after, key=lambda n: before.get(n, (0, 0))[0] - after[n][0]):
+                        dt = after[n][0] - before.get(n, (0, 0))[0]
+                        dc = after[n][1] - before.get(n, (0, 0))[1]
+                        if dt:
+                            print(f"  {n:32s} {dt / max(1, requests):7.0f} ns/req  {dc / max(1, requests):5.2f} runs/req"
+                                  f"  {dt / max(1, dc):6.0f} ns/run")
+                time.sleep(0.5)
+        finally:
+            STATS_SYSCTL.write_text(was_enabled)
+            stop.set()
+            thread.join()
+            counters = loader.read_counters()
+            reader.close()
+            loader.close()
+    print(f"records drained {drained[0]}; counters {counters}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
