@@ -88,6 +88,7 @@ struct erx_abi_types {
 	enum erx_http_method http_method;
 	enum erx_http_flag http_flag;
 	enum erx_shed_level shed_level;
+	struct erx_serving_event serving;
 };
 
 static __attribute__((used, noinline)) int erx_abi_types(struct erx_abi_types *types)

@@ -42,6 +42,7 @@ STRUCTS = (
     "erx_http_agg_key",
     "erx_http_agg_value",
     "erx_http_control",
+    "erx_serving_event",
 )
 
 

@@ -12,7 +12,7 @@ import operator
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 try:
     from _collections import _tuplegetter
@@ -200,6 +200,17 @@ class LogPipeEvent:
     fd: int
 
 
+class ServingEvent(NamedTuple):
+    """ERX_EV_SERVING: thread ``tid`` of ``pid`` serves the paired request that arrived on server
+    connection ``conn_id`` at ``ts_ns`` (sent before the thread acts for it)."""
+
+    kind: int
+    pid: int
+    tid: int
+    conn_id: int
+    ts_ns: int
+
+
 @dataclass(frozen=True, slots=True)
 class HttpTxEvent:
     """One HTTP/1 transaction paired in the kernel (ERX_EV_HTTP_TX): its request and final
@@ -319,6 +330,10 @@ class EventDecoder:
         self.EV_CONN_FAILURE = c("ERX_EV_CONN_FAILURE")
         self.EV_LOG_PIPE = c("ERX_EV_LOG_PIPE")
         self.EV_HTTP_TX = c("ERX_EV_HTTP_TX")
+        self.EV_SERVING = c("ERX_EV_SERVING")
+        self._serving, serving_names = abi.struct_format("erx_serving_event")
+        self._serving_fields = operator.itemgetter(*(serving_names.index(f"hdr.{n}")
+                                                     for n in ("pid", "tid", "conn_id", "ts_exit_ns")))
         self.FLAG_TLS = c("ERX_FLAG_TLS")
         self._data, names = abi.struct_format("erx_data_event", stop_at="payload")
         self._data_names = names
@@ -471,6 +486,8 @@ class EventDecoder:
                 )
             if kind == self.EV_HTTP_TX:
                 return self._decode_http(rec)
+            if kind == self.EV_SERVING:
+                return ServingEvent(kind, *self._serving_fields(self._serving.unpack_from(rec)))
             if kind in (self.EV_PROC_EXEC, self.EV_PROC_EXIT):
                 v = self._proc.unpack_from(rec)
                 d = self._pi

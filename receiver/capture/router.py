@@ -3,7 +3,8 @@
 One call of :meth:`RecordRouter.process` takes one batch of raw ring-buffer records, decodes
 each (:class:`~receiver.capture.events.EventDecoder`) and hands it on:
 
-* data and sendfile events, connection open/close → the connection tracker (``connections``);
+* data and sendfile events, connection open/close, HTTP/1 transactions paired in the kernel and
+  the threads serving them → the connection tracker (``connections``);
 * writes to stdout/stderr → ``logs`` (log capture);
 * process exec/exit → ``processes`` (resources, discovery, the tracker's per-process state);
 * a stdout/stderr pipe written for the first time → ``log_pipes`` (is it a log destination?);
@@ -19,13 +20,26 @@ from typing import Callable, Iterator, Protocol
 
 from prometheus_client.core import CounterMetricFamily
 
-from receiver.capture.events import ConnEvent, ConnFailureEvent, DataEvent, EventDecoder, LogPipeEvent, ProcEvent
+from receiver.capture.events import (
+    ConnEvent,
+    ConnFailureEvent,
+    DataEvent,
+    EventDecoder,
+    HttpTxEvent,
+    LogPipeEvent,
+    ProcEvent,
+    ServingEvent,
+)
 
 
 class ConnectionSink(Protocol):
     def on_data(self, ev: DataEvent) -> None: ...
 
     def on_conn(self, ev: ConnEvent, is_close: bool) -> None: ...
+
+    def on_http_tx(self, ev: HttpTxEvent) -> None: ...
+
+    def on_serving(self, ev: ServingEvent) -> None: ...
 
 
 class LogSink(Protocol):
@@ -70,13 +84,15 @@ class RecordRouter:
         self.proc_events = 0
         self.log_writes = 0
         self.connect_failures = 0
+        self.http_transactions = 0  # paired in the kernel
         self.other_kinds: dict[int, int] = {}
 
     def process(self, records: list[bytes]) -> None:
         dec = self.decoder
         decode = dec.decode
         on_data = self._connections.on_data
-        ev_data, ev_sendfile = dec.EV_DATA, dec.EV_SENDFILE
+        on_http_tx = self._connections.on_http_tx
+        ev_data, ev_sendfile, ev_http = dec.EV_DATA, dec.EV_SENDFILE, dec.EV_HTTP_TX
         on_event = self._on_event
         data_events = 0
         self.records += len(records)
@@ -92,6 +108,11 @@ class RecordRouter:
                 # that parsers skip using lengths on the wire (a body served by sendfile).
                 data_events += 1
                 on_data(ev)
+            elif kind == ev_http:
+                self.http_transactions += 1
+                on_http_tx(ev)
+            elif kind == dec.EV_SERVING:
+                self._connections.on_serving(ev)
             elif kind == dec.EV_CONN_OPEN or kind == dec.EV_CONN_CLOSE:
                 self.conn_events += 1
                 self._connections.on_conn(ev, kind == dec.EV_CONN_CLOSE)

@@ -98,6 +98,8 @@ class StreamSink(Protocol):
 
     def on_close(self, c: Connection, ts_ns: int) -> None: ...
 
+    def on_http_tx(self, c: Connection, ev) -> None: ...
+
 
 class ConnectionTracker:
     def __init__(
@@ -170,6 +172,29 @@ class ConnectionTracker:
         c = self._pop(ev.conn_id)
         if c is not None and (c.session is not None or c.detect_held is not None):
             self._sink.on_close(c, ev.ts_exit_ns)
+
+    def on_http_tx(self, ev) -> None:
+        """An HTTP/1 transaction the kernel paired (``ERX_EV_HTTP_TX``): no data event came for
+        it, so the connection is known from the record."""
+        conn_id = ev.conn_id
+        c = self._conns.get(conn_id)
+        if c is None:
+            c = self._new(conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns)
+        else:
+            self._move_to_end(conn_id)
+            c.last_seen_ns = ev.ts_exit_ns
+        c.last_tid = ev.tid
+        if ev.flags & self._tls_flag and not c.tls:
+            c.tls = True
+            c.inspected = True
+            self.tls_plaintext += 1
+        self._sink.on_http_tx(c, ev)
+
+    def on_serving(self, ev) -> None:
+        """A thread serving a paired request is about to act for it (``ERX_EV_SERVING``): what
+        a read of the request tells on the payload path."""
+        if self._on_server_ingress is not None:
+            self._on_server_ingress(ev.pid, ev.tid, ev.conn_id, ev.ts_ns)
 
     def _ingress(self, c: Connection, ev: DataEvent) -> None:
         """Report a read of a server connection whose bytes are not parsed (still a request)."""

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily
 
 from receiver.model.endpoints import Direction, Role, Tuple
 from receiver.model.transaction import TrackedTransaction, Transaction
+from receiver.protocols.http1.paired import PairedHttp1
 from receiver.protocols.registry import ProtocolRegistry
 
 _DIRECTIONS = tuple(sorted(Direction))  # by value (Direction(d) is slower)
@@ -66,6 +67,7 @@ class ProtocolStage:
         detect_limit_bytes: int = 4096,
         on_uninteresting: Callable[[int], None] | None = None,
         transports: dict[int, str] | None = None,
+        paired_http: PairedHttp1 | None = None,
     ) -> None:
         self._registry = registry
         self._next = next_stage
@@ -74,6 +76,7 @@ class ProtocolStage:
         self._on_uninteresting = on_uninteresting
         # ABI transport number (ERX_TRANSPORT_*) -> "tcp" | "udp" | "unix"
         self._transports = transports or {}
+        self._paired = paired_http  # HTTP/1 records paired in the kernel -> transactions
         self._pending: list[TrackedTransaction] = []
         self.transactions = 0  # handed to the next stage
         self.undetected = 0  # connections whose protocol was not recognised
@@ -170,6 +173,17 @@ class ProtocolStage:
             self.undetected += 1
         if self._on_uninteresting is not None:
             self._on_uninteresting(c.conn_id)
+
+    def on_http_tx(self, c: ParsedConnection, ev) -> None:
+        """An HTTP/1 transaction the kernel paired: the transaction the parser would have made."""
+        if self._paired is None:
+            return
+        role = _ROLES[ev.role] if 0 <= ev.role < len(_ROLES) else Role(ev.role)
+        if role is Role.UNKNOWN:  # a socket older than the agent: the requests' direction tells
+            role = Role.CLIENT if ev.direction == Direction.EGRESS else Role.SERVER
+        if c.protocol is None:
+            c.protocol = "http"
+        self._track(c, [self._paired.transaction(ev, role)], ev.req_tid, ev.cgroup_id)
 
     def on_close(self, c: ParsedConnection, ts_ns: int) -> None:
         if c.session is None and c.detect_held is not None:  # undecided: the first candidate it is

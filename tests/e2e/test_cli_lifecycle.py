@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 import requests
 
 from tests.support.agent import AgentProcess, agent_command
+from tests.support.web import web_server
 from tests.support.ports import free_port, wait_until
 from tests.support.rotel import RotelCollector
 
@@ -97,25 +97,8 @@ class Blackhole:
 
 @pytest.fixture
 def web():
-    """A small HTTP server of the test's own (every path: 404).  Requests to it are traced; the
-    agent's own endpoints are not (the agent never observes itself)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class NotFound(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server API)
-            self.send_error(404)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with web_server() as port:
+        yield port
 
 
 def captured_spans(prom_port: int, n: int, web_port: int) -> None:

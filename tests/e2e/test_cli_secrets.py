@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.support.agent import AgentProcess, agent_command
+from tests.support.web import web_server
 from tests.support.ports import free_port, wait_until
 from tests.unit.exporters.otlp_sinks import start_grpc_sink, start_http_sink
 
@@ -79,6 +80,12 @@ def run_cli(*args: str, config_text: str, tmp_path, env=ENV) -> subprocess.Compl
 
 
 @pytest.fixture
+def web():
+    with web_server() as port:
+        yield port
+
+
+@pytest.fixture
 def echoing_backends():
     """Backends that refuse every export and quote the credential back in the error."""
     grpc_server, grpc_sink, grpc_port = start_grpc_sink(
@@ -93,7 +100,7 @@ def echoing_backends():
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("level", ["info", "debug"])
-def test_a_run_never_prints_the_secret(tmp_path, echoing_backends, level, monkeypatch):
+def test_a_run_never_prints_the_secret(tmp_path, echoing_backends, level, monkeypatch, web):
     grpc_sink, grpc_port, http_server, http_url = echoing_backends
     prom_port = free_port()
     for key, value in ENV.items():  # the agent subprocess inherits the environment
@@ -103,7 +110,7 @@ def test_a_run_never_prints_the_secret(tmp_path, echoing_backends, level, monkey
         agent.start()
 
         def both_refused():
-            requests.get(f"http://127.0.0.1:{prom_port}/secret-test", timeout=5)  # a span to export
+            requests.get(f"http://127.0.0.1:{web}/secret-test", timeout=5)  # a span to export
             return grpc_sink.metadata and http_server.received
 
         wait_until(both_refused, timeout=15, interval=0.2, what="exports to both backends")

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from tests.support.agent import AgentProcess
+from tests.support.web import web_server
 from tests.support.ports import free_port, wait_until
 from tests.support.rotel import RotelCollector
 
@@ -49,11 +50,11 @@ def metric_block(text: str, name: str) -> str:
 
 def test_self_metrics_arrive_at_the_collector(tmp_path):
     prom_port = free_port()
-    with RotelCollector(tmp_path, signals=("metrics",)) as collector:
+    with web_server() as web, RotelCollector(tmp_path, signals=("metrics",)) as collector:
         agent = AgentProcess(tmp_path, config(collector.grpc_endpoint, collector.grpc_port, prom_port)).start()
         try:
             for i in range(3):  # traffic: spans for the otlp exporter to send
-                requests.get(f"http://127.0.0.1:{prom_port}/self-{i}", timeout=5)
+                requests.get(f"http://127.0.0.1:{web}/self-{i}", timeout=5)
             scrape = lambda: requests.get(f"http://127.0.0.1:{prom_port}/metrics", timeout=5).text  # noqa: E731
             wait_until(
                 lambda: re.search(r'ebpf_receiver_exporter_sent_items_total\{exporter="otlp",signal="traces"\} [1-9]', scrape()),

@@ -7,7 +7,7 @@ import collections
 import threading
 import time
 
-from receiver.capture.events import DataEvent
+from receiver.capture.events import DataEvent, HttpTxEvent
 
 WAIT_S = 30.0
 
@@ -31,7 +31,9 @@ class Sink:
             self._txs.extend(batch)
 
     def on_event(self, ev) -> None:
-        if isinstance(ev, DataEvent):
+        """Data records, and HTTP/1 transactions paired in the kernel (records that carry bytes'
+        worth of a connection: both have the TLS flag and the endpoints)."""
+        if isinstance(ev, (DataEvent, HttpTxEvent)):
             with self._lock:
                 self.data[ev.pid].append((ev.flags, ev.tuple.local_port))
 

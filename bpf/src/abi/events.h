@@ -71,6 +71,7 @@ enum erx_event_kind {
 	ERX_EV_CONN_FAILURE = 8, /* a TCP connect failed (struct erx_conn_failure_event; network_metrics) */
 	ERX_EV_LOG_PIPE = 9,   /* first write to stdout/stderr of a pipe not classified yet (struct erx_log_pipe_event) */
 	ERX_EV_HTTP_TX = 10,   /* an HTTP/1 request and its response, paired in the kernel (struct erx_http_tx_event) */
+	ERX_EV_SERVING = 11,   /* a thread serving a paired request acts for it (struct erx_serving_event) */
 };
 
 /* Direction relative to the traced process. */
@@ -395,6 +396,17 @@ struct erx_log_pipe_event {
 	__u64 pipe_ino;  /* the pipe's inode (/proc/<pid>/fd/<fd> -> pipe:[ino]) */
 	__s32 fd;
 	__u32 _pad0;
+};
+
+/* ERX_EV_SERVING (http_pairing): the thread hdr.pid/hdr.tid is serving the request that arrived
+ * on server connection hdr.conn_id (its first byte read at hdr.ts_exit_ns), and is about to act
+ * for it — a call on a client connection, or a write to stdout/stderr — before that request's
+ * ERX_EV_HTTP_TX record, which comes only once the response is sent. Sent once per request, and
+ * only for requests whose thread acts: what the payload path learns from the request's data
+ * records (thread-per-request linking). A thread that opens a second request before the first
+ * was answered (an event loop) announces both, so user space stops linking by thread. */
+struct erx_serving_event {
+	struct erx_event_header hdr;
 };
 
 /* ERX_EV_HTTP_TX: one HTTP/1 request and its final response, paired in the kernel. No body

@@ -27,6 +27,7 @@
 #include "lib/http1_chunked.h"
 #include "lib/http_overload.h"
 #include "lib/http1_window.h"
+#include "lib/http_serving.h"
 #include "lib/http1_tx.h"
 #include "lib/http1_heads.h"
 

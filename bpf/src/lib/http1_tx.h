@@ -19,6 +19,8 @@ static __always_inline void erx_http_finish(struct erx_http_ctx *x, struct erx_h
 	s->tx.hdr.ts_enter_ns = x->ts_enter;
 	s->tx.hdr.ts_exit_ns = x->now;
 	erx_http_submit(&s->tx);
+	if (s->req_dir == ERX_DIR_INGRESS)
+		erx_serving_close(x->conn_id);
 	s->open = 0;
 	s->req_done = 0;
 	s->resp_done = 0;
@@ -110,6 +112,8 @@ static __noinline bool erx_http_open(struct erx_http_refs *r, __u64 start_ns, __
 	tx->start_ns = start_ns;
 	tx->end_ns = 0;
 	tx->req_tid = tid;
+	if (s->req_dir == ERX_DIR_INGRESS)
+		erx_serving_open(x->conn_id, start_ns);
 	tx->http_flags = 0;
 	tx->req_version = h->version;
 	tx->req_head_size = head;

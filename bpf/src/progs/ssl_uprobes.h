@@ -85,6 +85,8 @@ static __always_inline int erx_ssl_exit(void *ctx, long ret)
 	inf.syscall = call.syscall;
 	inf.direction = call.direction;
 	inf.flags = ERX_INF_TLS;
+	if (c->role == ERX_ROLE_CLIENT)
+		erx_serving_acting(); /* a call made for the request this thread serves (http_serving.h) */
 	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
 		erx_http_tail(ctx, &erx_http_uprobe_progs, &inf, c, *sk, n, call.buf, 0, 0, ERX_EV_DATA);
 	erx_emit_payload(&inf, c, ERX_EV_DATA, n, call.buf, 0, 0, 0);

@@ -46,6 +46,8 @@ static __always_inline int erx_conn_enter(__u8 sys, int fd)
 
 	if (erx_pid_excluded(id >> 32))
 		return 0;
+	if (sys == ERX_SYS_CONNECT)
+		erx_serving_acting(); /* a call made for the request this thread serves (http_serving.h) */
 	inf = erx_inflight_slot(true);
 	if (!inf) {
 		erx_count(ERX_CNT_INFLIGHT_FULL);

@@ -180,6 +180,7 @@ static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 		return 0;
 
 	if (inf.flags & ERX_INF_LOG) {
+		erx_serving_acting();
 		erx_emit_payload(&inf, NULL, ERX_EV_LOG, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, 0, 0);
 		return 0;
 	}
@@ -199,6 +200,8 @@ static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 		erx_count(ERX_CNT_TLS_CIPHERTEXT);
 		return 0;
 	}
+	if (c->role == ERX_ROLE_CLIENT)
+		erx_serving_acting(); /* a call made for the request this thread serves (http_serving.h) */
 
 	if (prog_flags & ERX_INF_MMSG) {
 		if (erx_cfg.http_pairing)

@@ -39,6 +39,7 @@ from receiver.connections.tracker import ConnectionTracker, TrackerLimits
 from receiver.discovery import ProcessDiscovery
 from receiver.discovery.log_pipes import LogPipeClassifier
 from receiver.discovery.resources import ProcessResources
+from receiver.protocols.http1.paired import PairedHttp1
 from receiver.protocols.registry import ProtocolRegistry, builtin_protocols, installed_plugins
 from receiver.protocols.stage import ProtocolStage
 from receiver.receivers.ebpf.config import EbpfReceiverConfig
@@ -139,6 +140,8 @@ class EbpfReceiver:
         self._stop = threading.Event()
         self._started = False
         self.network_metrics: NetworkMetrics | None = None  # when network_metrics turns any on
+        self.internal_errors = 0  # batches a bug in a stage cut short (never wire data: parsers don't raise)
+        self.records_lost_to_errors = 0
         self._tc = None  # tc flow classifiers, when attached
         # The ABI is parsed once (by the loader's module) and handed to every stage that needs it.
         self.abi = abi or load_abi()
@@ -170,8 +173,10 @@ class EbpfReceiver:
         self.netns = NetnsResolver(transports={self.abi.const("ERX_TRANSPORT_TCP"): socket.IPPROTO_TCP,
                                                self.abi.const("ERX_TRANSPORT_UDP"): socket.IPPROTO_UDP})
         peers = LocalPeers(config.max_connections)
+        http_flags = {name: value for name, value in self.abi.constants.items() if name.startswith("ERX_HTTP_F_")}
         self.protocols = ProtocolStage(self.registry, to_telemetry, peers.scope_of,
-                                       on_uninteresting=self._ignore_in_kernel, transports=transports)
+                                       on_uninteresting=self._ignore_in_kernel, transports=transports,
+                                       paired_http=PairedHttp1(http_flags))
         self.tracker = ConnectionTracker(
             self.protocols,
             self.abi.const("ERX_FLAG_TLS"),
@@ -232,6 +237,11 @@ class EbpfReceiver:
             network=network_knobs(cfg.network_metrics),
             observe_self=cfg.observe_self,
             log_pipes=cfg.log_pipes,
+            http_pairing=cfg.http_pairing.enabled,
+            http_pairing_connections=cfg.http_pairing.connections,
+            http_aggregate_keys=cfg.http_pairing.aggregate_keys,
+            shed_ring_fraction=cfg.http_pairing.shed_ring_fraction,
+            shed_error_ring_fraction=cfg.http_pairing.shed_error_ring_fraction,
         )
         self._loader = BpfLoader(object_path=self._object_path, knobs=knobs, abi=self.abi)
         self._loader.start(before_attach=self._before_attach)
@@ -290,7 +300,8 @@ class EbpfReceiver:
 
     def register_self_metrics(self, self_metrics) -> None:
         """Serve every stage's counters (and the kernel's) with the agent's own metrics."""
-        kernel = KernelCounters(self.kernel_counters, self.abi.const, lambda: self.delivered)
+        kernel = KernelCounters(self.kernel_counters, self.abi.const, lambda: self.delivered,
+                                lambda: (self.internal_errors, self.records_lost_to_errors))
         self_metrics.add_collector(MergedCollector(
             (kernel, self.router, self.tracker, self.protocols, self.assembler, self.discovery)
         ))
@@ -309,25 +320,42 @@ class EbpfReceiver:
     def _run(self) -> None:
         interval_ms = max(1, int(self._cfg.poll_interval * 1000))
         last_expire = time.monotonic_ns()
-        process, end_batch = self.router.process, self.protocols.end_batch
         while not self._stop.is_set():
             records = self._reader.poll(interval_ms)
-            if records:
-                process(records)
-            else:
-                self.logs.flush_idle(time.monotonic_ns())
-            # Release this batch's spans, or those whose trace decision timed out.
-            now = time.monotonic_ns()
-            if now - last_expire > 1_000_000_000:
-                last_expire = now
-                self.clock.maybe_refresh(now)
-                self.tracker.expire(now)
-            end_batch(now)
+            try:
+                last_expire = self._step(records, last_expire)
+            except Exception:  # a bug in a stage must not stop capture: the batch is lost, counted
+                self._step_failed(len(records))
         # Final drain: what the kernel submitted before detaching still counts.
         records = self._reader.poll(0)
+        try:
+            if records:
+                self.router.process(records)
+            self.flush()
+        except Exception:
+            self._step_failed(len(records))
+
+    def _step(self, records: list[bytes], last_expire: int) -> int:
+        """One poll's batch through every stage; the once-a-second chores.  Returns when they ran."""
         if records:
-            process(records)
-        self.flush()
+            self.router.process(records)
+        else:
+            self.logs.flush_idle(time.monotonic_ns())
+        # Release this batch's spans, or those whose trace decision timed out.
+        now = time.monotonic_ns()
+        if now - last_expire > 1_000_000_000:
+            last_expire = now
+            self.clock.maybe_refresh(now)
+            self.tracker.expire(now)
+        self.protocols.end_batch(now)
+        return last_expire
+
+    def _step_failed(self, records: int) -> None:
+        self.internal_errors += 1
+        self.records_lost_to_errors += records
+        if self.internal_errors <= 10 or self.internal_errors % 1000 == 0:
+            log.exception("ebpf receiver: a batch of %d records failed (%d so far); capture goes on",
+                          records, self.internal_errors)
 
     def flush(self) -> None:
         """Everything held goes out: partial log lines, open connections' sessions, pending spans."""

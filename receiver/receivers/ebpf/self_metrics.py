@@ -40,10 +40,11 @@ class KernelCounters:
     """``erx_counters`` (read from the loaded object) and the records user space received."""
 
     def __init__(self, counters: Callable[[], list[int]], const: Callable[[str], int],
-                 delivered: Callable[[], int]) -> None:
+                 delivered: Callable[[], int], internal_errors: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
         self._counters = counters
         self._const = const
         self._delivered = delivered
+        self._internal_errors = internal_errors
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         counters = self._counters()
@@ -65,7 +66,15 @@ class KernelCounters:
             for name, label in _CONDITIONS.items():
                 other.add_metric([label], counters[c(name)])
         delivered.add_metric([], self._delivered())
-        yield from (produced, delivered, lost, other)
+        errors = CounterMetricFamily(
+            "ebpf_receiver_internal_errors",
+            "Batches of records a bug in the agent cut short (capture goes on), and the records in them.",
+            labels=["what"],
+        )
+        batches, records = self._internal_errors()
+        errors.add_metric(["batches"], batches)
+        errors.add_metric(["records"], records)
+        yield from (produced, delivered, lost, other, errors)
 
 
 class MergedCollector:

@@ -1,0 +1,58 @@
+"""HTTP/1 transactions the kernel paired (``ERX_EV_HTTP_TX``) as the parser's own types.
+
+The kernel keeps what a span needs of a request — method, target, version, ``Host``,
+``User-Agent``, ``traceparent``/``tracestate`` — and the response's status and sizes; this turns
+one such record into the :class:`~receiver.protocols.base.Transaction` the payload path's parser
+makes of the same bytes (tests/kernel/test_http_oracle.py holds the two to each other), so one
+mapping serves both.  The headers become the raw field section the parser's messages keep
+(:mod:`.types`), with the fields the kernel kept, in a fixed order.
+"""
+
+from __future__ import annotations
+
+from receiver.protocols.base import Role, Transaction
+
+from .stitch import PROTOCOL
+from .types import Http1Request, Http1Response
+
+_tuple_new = tuple.__new__
+_VERSIONS = tuple(f"1.{d}" for d in range(10))
+
+
+class PairedHttp1:
+    """Record → Transaction.  ``flags`` are the ``ERX_HTTP_F_*`` bits by name (from the ABI)."""
+
+    def __init__(self, flags: dict[str, int]) -> None:
+        self._req_chunked = flags["ERX_HTTP_F_REQ_CHUNKED"]
+        self._resp_chunked = flags["ERX_HTTP_F_RESP_CHUNKED"]
+        self._close_delimited = flags["ERX_HTTP_F_CLOSE_DELIMITED"]
+        self._resp_truncated = flags["ERX_HTTP_F_RESP_TRUNCATED"]
+        self._req_truncated = flags["ERX_HTTP_F_REQ_TRUNCATED"]
+        self._no_response = flags["ERX_HTTP_F_NO_RESPONSE"]
+
+    def transaction(self, ev, role: Role) -> Transaction:
+        f = ev.http_flags
+        fields = []
+        if ev.host:
+            fields.append(b"Host: " + ev.host.encode("latin-1") + b"\r\n")
+        if ev.user_agent:
+            fields.append(b"User-Agent: " + ev.user_agent.encode("latin-1") + b"\r\n")
+        if ev.traceparent:
+            fields.append(b"traceparent: " + ev.traceparent.encode("latin-1") + b"\r\n")
+        if ev.tracestate:
+            fields.append(b"tracestate: " + ev.tracestate.encode("latin-1") + b"\r\n")
+        v = ev.req_version
+        request = _tuple_new(Http1Request, (
+            ev.method, ev.target, _VERSIONS[v] if v < 10 else f"1.{v}", [b"".join(fields), None], ev.req_body_size,
+            ev.req_head_size, ev.req_wire_size, bool(f & self._req_chunked), (), bool(f & self._req_truncated),
+        ))
+        response = None
+        if not f & self._no_response and ev.status:
+            v = ev.resp_version
+            response = _tuple_new(Http1Response, (
+                _VERSIONS[v] if v < 10 else f"1.{v}", ev.status, "", [b"", None], ev.resp_body_size,
+                ev.resp_head_size, ev.resp_wire_size, bool(f & self._resp_chunked), (),
+                bool(f & self._resp_truncated), bool(f & self._close_delimited), ev.interim_status_codes,
+            ))
+        return Transaction(PROTOCOL, role, request, response, ev.start_ns, max(ev.end_ns, ev.start_ns),
+                           ev.req_wire_size, ev.resp_wire_size if response is not None else 0)
