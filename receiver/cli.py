@@ -72,6 +72,19 @@ def cmd_check(args) -> int:
     return 0 if all(r.ok for r in results if r.required) else 1
 
 
+def _yield_to_workloads(config) -> None:
+    """The agent's threads in the scheduling class its eBPF receiver asks for (SCHED_IDLE by
+    default: it never preempts the requests it traces).  Set before any thread is started, so
+    every thread inherits it; this process only (not the library use of the components)."""
+    from receiver.receivers.ebpf.overload import apply_scheduling
+
+    policies = {getattr(cfg, "scheduling", "normal") for cfg in config.receivers.values()}
+    policy = "idle" if "idle" in policies else "batch" if "batch" in policies else "normal"
+    n = apply_scheduling(policy)
+    if n:
+        log.debug("%d threads in %s scheduling", n, policy)
+
+
 def cmd_run(args) -> int:
     from receiver.config import redacted_dict
 
@@ -101,6 +114,7 @@ def cmd_run(args) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    _yield_to_workloads(config)
 
     agent = Agent(config)
     try:

@@ -66,6 +66,26 @@ def is_error_status(code: int, server: bool) -> bool:
     return code >= 500 or (not server and code >= 400)
 
 
+def aggregate_metric_attributes(server: bool, method: str, status: int, version: str, tls: bool,
+                                server_address: str, server_port: int) -> tuple[str, tuple]:
+    """(metric name, metric attributes) of HTTP transactions the kernel aggregated under overload
+    (capture/overload.py): what a span's metric carries, minus what the kernel does not keep —
+    no ``http.route`` (the target stays in the kernel), and for a client ``server.address`` is
+    the socket's remote address, not the ``Host`` header."""
+    metric: tuple = (("url.scheme", "https" if tls else "http"), ("network.protocol.version", version),
+                     ("http.request.method", method if method in KNOWN_METHODS else "_OTHER"))
+    if not server:
+        metric += (("server.address", server_address), ("server.port", server_port))
+    if status:
+        metric += (("http.response.status_code", status),)
+        if is_error_status(status, server):
+            metric += (("error.type", str(status)),)
+    else:
+        metric += (("error.type", "no_response"),)
+    name = "http.server.request.duration" if server else "http.client.request.duration"
+    return name, tuple(sorted(metric))
+
+
 class HttpSpanMapper:
     """HTTP/1.x (and HTTP/2 seen as HTTP) transactions → span parts.
 

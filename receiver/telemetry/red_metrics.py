@@ -140,6 +140,36 @@ class RedMetrics:
             if trace_id:
                 series.exemplars[i] = (value_s, time_unix_nano, trace_id, span_id)
 
+    def merge(self, name: str, resource: Resource, attributes: Attrs, count: int, sum_s: float, min_s: float,
+              max_s: float, bucket_counts: Sequence[int], time_unix_nano: int) -> None:
+        """Add a histogram aggregated elsewhere (the kernel's overload aggregates) with the same
+        bucket bounds: ``bucket_counts`` has ``len(bounds) + 1`` entries.  No exemplar (no span)."""
+        if count <= 0 or len(bucket_counts) != self._n_buckets:
+            return
+        with self._lock:
+            state = self._metrics.get(name)
+            if state is None:
+                state = self._metrics[name] = _MetricState()
+            by_attrs = state.by_resource.get(resource)
+            if by_attrs is None:
+                by_attrs = state.by_resource[resource] = {}
+            series = by_attrs.get(attributes)
+            if series is None:
+                if state.n_series >= self._max_series:
+                    attributes = OVERFLOW_ATTRIBUTES
+                    series = by_attrs.get(attributes)
+                else:
+                    state.n_series += 1
+                if series is None:
+                    series = by_attrs[attributes] = _Series(time_unix_nano, self._n_buckets)
+            series.count += count
+            series.sum += sum_s
+            series.min = min(series.min, min_s)
+            series.max = max(series.max, max_s)
+            buckets = series.buckets
+            for i, n in enumerate(bucket_counts):
+                buckets[i] += n
+
     def add(self, name: str, resource: Resource, attributes: Attrs, n: int, time_unix_nano: int) -> None:
         """Add ``n`` to a monotonic counter (``messaging.client.consumed.messages``); same
         cardinality cap and overflow series as the histograms."""

@@ -89,6 +89,15 @@ class EbpfReceiverConfig(ConfigSection):
         minimum=4 * KIB, maximum=1024 * MIB, power_of_two=True,
     )
     poll_interval: float = setting(0.02, "Longest wait between two ring-buffer polls.", kind="duration", above=0)
+    cpu_budget: float = setting(
+        0.5, "Cores the agent may use; over it, the kernel aggregates successful HTTP/1 transactions into the "
+        "RED metrics instead of sending them as spans (then all of them), until the agent is back under. 0: no "
+        "budget.", minimum=0.0,
+    )
+    scheduling: str = setting(
+        "idle", "Scheduling class of the agent's threads: idle (SCHED_IDLE: never preempts the workloads it "
+        "traces), batch (SCHED_BATCH), normal.", choices=("idle", "batch", "normal"),
+    )
     wakeup_bytes: int = setting(
         1 * MIB, "Wake the reader early each time this many more bytes are waiting; 0 wakes on every event.",
         kind="bytes", minimum=0,

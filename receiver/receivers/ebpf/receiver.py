@@ -42,7 +42,9 @@ from receiver.discovery.resources import ProcessResources
 from receiver.protocols.http1.paired import PairedHttp1
 from receiver.protocols.registry import ProtocolRegistry, builtin_protocols, installed_plugins
 from receiver.protocols.stage import ProtocolStage
+from receiver.capture.overload import OverloadAggregates
 from receiver.receivers.ebpf.config import EbpfReceiverConfig
+from receiver.receivers.ebpf.overload import OverloadControl
 from receiver.receivers.ebpf.self_metrics import KernelCounters, MergedCollector
 from receiver.telemetry.assemble import LogsConsumer, TelemetryAssembler, TracesConsumer
 from receiver.telemetry.clock import MonotonicToWall
@@ -115,6 +117,17 @@ class _LogPipes:
         loader.map_update("erx_log_pipes", ev.pipe_ino.to_bytes(8, "little"), bytes([value]))
 
 
+class _Optional:
+    """Self-metrics of the parts that exist only once started (overload control)."""
+
+    def __init__(self, receiver: EbpfReceiver) -> None:
+        self._receiver = receiver
+
+    def collect(self):
+        if self._receiver.overload is not None:
+            yield from self._receiver.overload.collect()
+
+
 class EbpfReceiver:
     def __init__(
         self,
@@ -139,6 +152,8 @@ class EbpfReceiver:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._started = False
+        self._red = red_metrics
+        self.overload: OverloadControl | None = None  # with http_pairing: aggregates, CPU budget
         self.network_metrics: NetworkMetrics | None = None  # when network_metrics turns any on
         self.internal_errors = 0  # batches a bug in a stage cut short (never wire data: parsers don't raise)
         self.records_lost_to_errors = 0
@@ -247,6 +262,12 @@ class EbpfReceiver:
         self._loader.start(before_attach=self._before_attach)
         try:
             self._reader = RingBufferReader(self._loader)
+            if cfg.http_pairing.enabled:
+                c = self.abi.const
+                self.overload = OverloadControl(
+                    OverloadAggregates(self._loader), self._red, self._resources.for_metrics, cfg.cpu_budget,
+                    self.clock.to_unix_ns, (c("ERX_SHED_NONE"), c("ERX_SHED_SUCCESSES"), c("ERX_SHED_ALL")),
+                )
             self._start_network_metrics()
             self.discovery.start(self._loader)
         except BaseException:
@@ -303,7 +324,7 @@ class EbpfReceiver:
         kernel = KernelCounters(self.kernel_counters, self.abi.const, lambda: self.delivered,
                                 lambda: (self.internal_errors, self.records_lost_to_errors))
         self_metrics.add_collector(MergedCollector(
-            (kernel, self.router, self.tracker, self.protocols, self.assembler, self.discovery)
+            (kernel, self.router, self.tracker, self.protocols, self.assembler, self.discovery, _Optional(self))
         ))
 
     def kernel_counters(self) -> list[int]:
@@ -347,6 +368,8 @@ class EbpfReceiver:
             last_expire = now
             self.clock.maybe_refresh(now)
             self.tracker.expire(now)
+            if self.overload is not None:
+                self.overload.tick(now)
         self.protocols.end_batch(now)
         return last_expire
 
@@ -361,6 +384,8 @@ class EbpfReceiver:
         """Everything held goes out: partial log lines, open connections' sessions, pending spans."""
         self.logs.flush_idle(0, everything=True)
         now = time.monotonic_ns()
+        if self.overload is not None:
+            self.overload.drain(now)
         self.tracker.expire(now + 10**18)
         self.protocols.end_batch(now, flush=True)
 

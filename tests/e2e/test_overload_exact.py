@@ -1,0 +1,73 @@
+"""Overload is a state, not a loss: nginx saturated by wrk, the agent with a small ring buffer so
+that it falls behind for sure — the RED count of nginx's requests still equals what wrk
+completed (± the requests in flight when wrk stopped), with the transactions the kernel
+aggregated instead of submitting counted by reason."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+
+from tests.support.agent import AgentProcess
+from tests.support.ports import free_port, wait_until
+from tests.support.prometheus import metric_sum, scrape
+from tests.support.servers import NginxServer
+
+pytestmark = [pytest.mark.kernel, pytest.mark.e2e]
+
+CONNECTIONS = 8
+
+
+def config(prom_port: int) -> str:
+    return f"""
+receivers:
+  ebpf:
+    ring_buffer_size: 64KiB     # falls behind at once under wrk: the kernel aggregates the excess
+    wakeup_bytes: 16KiB
+    discovery:
+      include: [{{exe: nginx}}]
+exporters:
+  debug: {{verbosity: basic}}
+  prometheus:
+    endpoint: 127.0.0.1:{prom_port}
+service:
+  pipelines:
+    traces: {{receivers: [ebpf], exporters: [debug]}}
+    metrics: {{receivers: [ebpf], exporters: [prometheus]}}
+"""
+
+
+def completed(wrk_output: str) -> int:
+    return int(re.search(r"(\d+) requests in", wrk_output).group(1))
+
+
+def test_saturated_nginx_red_count_equals_completed_requests(tmp_path):
+    prom_port = free_port()
+    with NginxServer(tmp_path) as nginx, AgentProcess(tmp_path, config(prom_port)):
+        time.sleep(1.0)
+        out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", "-d4s", f"{nginx.url}/index.html"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        sent = completed(out)
+        series = 'http_server_request_duration_seconds_count{'
+
+        def settled():
+            a = metric_sum(scrape(prom_port), series, 'job="nginx"')
+            time.sleep(1.5)  # the aggregates are drained once a second
+            text = scrape(prom_port)
+            b = metric_sum(text, series, 'job="nginx"')
+            return a == b and b >= sent - CONNECTIONS and text
+
+        text = wait_until(settled, timeout=30, what="the RED count to settle")
+    counted = metric_sum(text, series, 'job="nginx"')
+    assert sent - CONNECTIONS <= counted <= sent + CONNECTIONS, (counted, sent)
+    aggregated = metric_sum(text, "ebpf_receiver_http_transactions_aggregated_total")
+    shed = sum(metric_sum(text, "ebpf_receiver_kernel_conditions_total{", f'condition="{c}"')
+               for c in ("http_shed_ring", "http_shed_level", "http_shed_ring_full"))
+    assert aggregated > 0 and aggregated == shed, (aggregated, shed)  # overload happened, all of it merged
+    assert metric_sum(text, "ebpf_receiver_kernel_conditions_total{", 'condition="http_aggregates_full"') == 0
+    # Those transactions have no span: the spans made are the rest.
+    spans = metric_sum(text, "ebpf_receiver_spans_total")
+    assert spans >= counted - aggregated - CONNECTIONS

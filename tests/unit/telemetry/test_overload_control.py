@@ -1,0 +1,93 @@
+"""OverloadControl: the kernel's overload aggregates land in the RED histograms with the attributes
+they keep, and the CPU budget moves the shed level up at once and down after five calm seconds."""
+
+from __future__ import annotations
+
+from receiver.capture.overload import HttpAggregate, HttpAggregateKey
+from receiver.model.telemetry import Resource
+from receiver.receivers.ebpf.overload import OverloadControl
+from receiver.telemetry.red_metrics import DURATION_BUCKETS, RedMetrics
+
+RES = Resource.from_dict({"service.name": "nginx"})
+
+
+class FakeAggregates:
+    def __init__(self) -> None:
+        self.batches: list[list[HttpAggregate]] = []
+        self.levels: list[int] = []
+
+    def drain(self):
+        return self.batches.pop(0) if self.batches else []
+
+    def set_shed_level(self, level: int) -> None:
+        self.levels.append(level)
+
+
+def agg(role: int, status: int, count: int, buckets=None, method="GET", addr="", port=8080) -> HttpAggregate:
+    b = buckets or [count] + [0] * len(DURATION_BUCKETS)
+    return HttpAggregate(HttpAggregateKey(7, role, method, status, "1.1", False, port, addr), count, count * 1000,
+                         1000, 1000, tuple(b))
+
+
+def control(aggs: FakeAggregates, red, budget=0.5, cpu=None, clock=None) -> OverloadControl:
+    return OverloadControl(aggs, red, lambda pid: RES, budget, lambda ns: ns, (0, 1, 2),
+                           cpu_time=cpu or (lambda: 0.0), clock=clock or (lambda: 0.0))
+
+
+def test_aggregates_become_red_series_without_route():
+    red, aggs = RedMetrics(), FakeAggregates()
+    aggs.batches.append([agg(2, 200, 5), agg(2, 503, 2), agg(1, 0, 1, addr="10.0.0.9", port=443)])
+    c = control(aggs, red)
+    c.drain(10**9)
+    points = {(m.name, p.attributes): p for m in red.collect() for p in m.points}
+    ok = points[("http.server.request.duration", (
+        ("http.request.method", "GET"), ("http.response.status_code", 200), ("network.protocol.version", "1.1"),
+        ("url.scheme", "http")))]
+    assert (ok.count, ok.bucket_counts[0], ok.exemplars) == (5, 5, [])
+    err = [p for (n, a), p in points.items() if dict(a).get("http.response.status_code") == 503]
+    assert [dict(p.attributes)["error.type"] for p in err] == ["503"] and err[0].count == 2
+    client = [p for (n, a), p in points.items() if n == "http.client.request.duration"]
+    assert dict(client[0].attributes) == {"error.type": "no_response", "http.request.method": "GET",
+                                          "network.protocol.version": "1.1", "server.address": "10.0.0.9",
+                                          "server.port": 443, "url.scheme": "http"}
+    assert c.aggregated == 8
+
+
+def test_the_budget_sheds_at_once_and_recovers_slowly():
+    aggs = FakeAggregates()
+    t, cpu = [0.0], [0.0]
+    c = control(aggs, RedMetrics(), budget=0.5, cpu=lambda: cpu[0], clock=lambda: t[0])
+
+    def second(cores: float) -> None:
+        t[0] += 1.0
+        cpu[0] += cores
+        c.tick(int(t[0] * 1e9))
+
+    second(0.9)
+    assert aggs.levels == [1]  # over budget: successes aggregated
+    second(0.8)
+    assert aggs.levels == [1, 2]  # still over: everything
+    second(0.9)
+    assert aggs.levels == [1, 2]  # the top level
+    for _ in range(5):
+        second(0.1)
+    assert aggs.levels == [1, 2]  # calm, but not five seconds yet
+    second(0.1)
+    assert aggs.levels == [1, 2, 1]
+    second(0.4)  # between 70 % and 100 % of the budget: no change, calm broken
+    for _ in range(5):
+        second(0.1)
+    assert aggs.levels == [1, 2, 1]
+    second(0.1)
+    assert aggs.levels == [1, 2, 1, 0]
+
+
+def test_no_budget_never_sheds():
+    aggs = FakeAggregates()
+    t, cpu = [0.0], [0.0]
+    c = control(aggs, RedMetrics(), budget=0.0, cpu=lambda: cpu[0], clock=lambda: t[0])
+    for _ in range(3):
+        t[0] += 1
+        cpu[0] += 2.0
+        c.tick(0)
+    assert aggs.levels == []
