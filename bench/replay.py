@@ -19,13 +19,14 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 _LEN = struct.Struct("<I")
 BATCH = 256  # records per process_records call (a 20 ms poll at ~10k records/s)
 
 
-def record(out: Path, rate: float, seconds: float) -> int:
+def record(out: Path, rate: float, seconds: float, http_pairing: bool = False) -> int:
     from bench.loadgen import ConstantRateLoad
     from bench.services import Nginx, Workdir
     from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
@@ -34,7 +35,8 @@ def record(out: Path, rate: float, seconds: float) -> int:
     wd = Workdir()
     nginx = Nginx(wd, workers=1, sendfile=False).start()
     load = ConstantRateLoad("127.0.0.1", nginx.port, "/", rate, seconds, wd.path)
-    loader = BpfLoader(default_object_path(), LoaderKnobs(agent_tgid=os.getpid(), excluded_pids=tuple(load.pids)))
+    loader = BpfLoader(default_object_path(), LoaderKnobs(agent_tgid=os.getpid(), excluded_pids=tuple(load.pids),
+                                                          http_pairing=http_pairing))
     records: list[bytes] = []
     stop = threading.Event()
     try:
@@ -84,7 +86,7 @@ class _Collect:
         self.spans.extend(spans)
 
 
-def run_once(records: list[bytes], sampler_ratio: float | None = None) -> dict:
+def run_once(records: list[bytes], sampler_ratio: float | None = None, gzip: bool = False) -> dict:
     from receiver.receivers.ebpf.receiver import EbpfReceiver
     from receiver.receivers.ebpf.config import EbpfReceiverConfig, SamplerConfig
     from receiver.exporters.otlp_encoding import Signal
@@ -106,7 +108,10 @@ def run_once(records: list[bytes], sampler_ratio: float | None = None) -> dict:
     spans = sink.spans
     size = 0
     for i in range(0, len(spans), 512):
-        size += len(encoder.serialize(Signal.TRACES, spans[i : i + 512]))
+        body = encoder.serialize(Signal.TRACES, spans[i : i + 512])
+        size += len(body)
+        if gzip:
+            zlib.compress(body, 6)
     t2 = time.thread_time()
     # per request: every server transaction is a request, whether its span was exported or not
     n = max(rx.protocols.transactions, 1)
@@ -122,16 +127,18 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--out", type=Path, required=True)
     rec.add_argument("--rate", type=float, default=5000)
     rec.add_argument("--seconds", type=float, default=4)
+    rec.add_argument("--http-pairing", action="store_true", help="HTTP/1 paired in the kernel (one record each)")
     run = sub.add_parser("run", help="time the agent's user space on recorded records")
     run.add_argument("file", type=Path)
     run.add_argument("--repeat", type=int, default=3)
     run.add_argument("--profile", type=Path, help="write a cProfile of one pass here")
     run.add_argument("--sampler-ratio", type=float, help="parentbased_traceidratio with this ratio")
+    run.add_argument("--gzip", action="store_true", help="also gzip each encoded request (the exporters' default)")
     args = ap.parse_args(argv)
     if args.cmd == "record":
-        return record(args.out, args.rate, args.seconds)
+        return record(args.out, args.rate, args.seconds, args.http_pairing)
     records = read_records(args.file)
-    results = [run_once(records, args.sampler_ratio) for _ in range(args.repeat)]
+    results = [run_once(records, args.sampler_ratio, args.gzip) for _ in range(args.repeat)]
     best = min(results, key=lambda r: r["total_us_per_request"])
     print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in best.items()))
     if args.profile:

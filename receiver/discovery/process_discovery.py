@@ -243,7 +243,7 @@ class ProcessDiscovery:
             if p is not None and only_new:
                 continue
             st = self._proc.stat(pid)
-            if st is None:
+            if st is None or st.exited:  # gone, or exiting: judged no more (its exit is queued)
                 if p is not None:
                     self._forget(pid)
                 continue

@@ -28,6 +28,11 @@ class ProcStat:
     flags: int
     start_time: int  # field 22, clock ticks after boot: (pid, start_time) names one process
     vsize: int  # field 23: changes when mappings are added or removed (dlopen)
+    state: str = "R"  # field 3: Z (zombie) and X (dead) have exited
+
+    @property
+    def exited(self) -> bool:
+        return self.state in ("Z", "X")
 
     @property
     def kernel_thread(self) -> bool:
@@ -51,7 +56,7 @@ def parse_stat(pid: int, text: str) -> ProcStat | None:
     fields = rest.split()
     # fields[0] is field 3 (state): field n is fields[n - 3].
     try:
-        return ProcStat(pid, comm, int(fields[1]), int(fields[6]), int(fields[19]), int(fields[20]))
+        return ProcStat(pid, comm, int(fields[1]), int(fields[6]), int(fields[19]), int(fields[20]), fields[0])
     except (IndexError, ValueError):
         return None
 

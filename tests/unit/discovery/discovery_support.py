@@ -64,8 +64,9 @@ WRITE_ONLY_SSL = build_elf([Sym("SSL_write")])
 # -- /proc ----------------------------------------------------------------------------------------
 
 
-def stat_line(pid: int, comm: str, start_time: int, vsize: int, ppid: int = 1, flags: int = 0x400000) -> str:
-    after = ["S", ppid, pid, pid, 0, -1, flags] + [0] * 12 + [start_time, vsize, 100] + [0] * 30
+def stat_line(pid: int, comm: str, start_time: int, vsize: int, ppid: int = 1, flags: int = 0x400000,
+              state: str = "S") -> str:
+    after = [state, ppid, pid, pid, 0, -1, flags] + [0] * 12 + [start_time, vsize, 100] + [0] * 30
     return f"{pid} ({comm}) " + " ".join(str(x) for x in after) + "\n"
 
 
@@ -87,6 +88,7 @@ class FakeProcess:
     kernel_thread: bool = False
     ppid: int = 1
     environ: tuple[tuple[str, str], ...] = ()
+    state: str = "S"  # Z: exited, not yet reaped
 
 
 @dataclass
@@ -135,7 +137,7 @@ class FakeProc:
         (d / "ns" / "net").write_text("")
         flags = 0x00200000 if p.kernel_thread else 0x400000
         (d / "stat").write_text(stat_line(p.pid, p.exe.rsplit("/", 1)[-1][:15], p.start_time, p.vsize, ppid=p.ppid,
-                                          flags=flags))
+                                          flags=flags, state=p.state))
         (d / "cmdline").write_bytes(b"".join(a.encode() + b"\0" for a in p.argv))
         (d / "cgroup").write_text(p.cgroup)
         (d / "environ").write_bytes(b"".join(f"{k}={v}".encode() + b"\0" for k, v in p.environ))

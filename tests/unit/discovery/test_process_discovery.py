@@ -170,6 +170,23 @@ def test_exit_forgets_and_pid_reuse_is_a_new_process(fake):
     assert loader.attached == [f"{fake.root}/40/root{SSL}"]
 
 
+def test_an_exited_process_still_listed_is_not_excluded_again(fake):
+    """Its exit was handled (the kernel dropped its entry); a rescan that still finds it in /proc
+    (a zombie, not reaped yet) must not put it back: nothing would ever drop it again."""
+    clock = FakeClock()
+    fake.add(FakeProcess(42, exe="/usr/bin/sensitive", start_time=500))
+    d, loader = started(fake, config(exclude=[dict(exe="sensitive")]), clock=clock)
+    assert loader.excluded == {42: "excluded"}
+    d.on_proc_event(42, is_exec=False)
+    d.step()
+    del loader.excluded[42]  # what sched_process_exit did
+    fake.remove(42)
+    fake.add(FakeProcess(42, exe="/usr/bin/sensitive", start_time=500, state="Z"))
+    clock.now += 2.0
+    d.step()
+    assert 42 not in loader.excluded and 42 not in d.processes
+
+
 def test_pid_reuse_seen_at_a_rescan_replaces_the_old_process(fake):
     clock = FakeClock()
     fake.add(FakeProcess(41, exe="/usr/bin/curl", maps=(SSL,), start_time=500))
