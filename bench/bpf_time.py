@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def drain() -> None:
             while not stop.wait(0.02):
-                drained[0] += len(reader.poll(0))
+                drained[0] += len(reader.drain())
 
         thread = threading.Thread(target=drain, daemon=True)
         thread.start()

@@ -121,7 +121,7 @@ def run(rate: float, seconds: float, producers: int, size: int, poll_interval_ms
             time.sleep(sleep_s)
             t1 = time.perf_counter()
             c1 = cpu()
-            recs = reader.poll(0)
+            recs = reader.drain()
             c2 = cpu()
             w2 = time.perf_counter()
             for rec in recs:

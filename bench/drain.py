@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    knobs = LoaderKnobs(agent_tgid=os.getpid(), excluded_pids=tuple(args.exclude_pid))
+    # The agent's kernel side as it runs by default: HTTP/1 paired in the kernel.
+    knobs = LoaderKnobs(agent_tgid=os.getpid(), excluded_pids=tuple(args.exclude_pid), http_pairing=True)
     loader = BpfLoader(default_object_path(), knobs)
     loader.start()
     reader = RingBufferReader(loader)
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ready", flush=True)
         threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
         while not stop.wait(args.poll_interval_ms / 1000):
-            records += len(reader.poll(0))
+            records += len(reader.drain())
     finally:
         reader.close()
         loader.close()

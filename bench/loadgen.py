@@ -79,8 +79,12 @@ def _response_length(buf: bytes) -> int:
 
 
 def run_worker(host: str, port: int, path: str, rate: float, count: int, connections: int, t0: float,
-               deadline: float, lat_path: str) -> dict:
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: erx-bench\r\nAccept: */*\r\n\r\n".encode()
+               deadline: float, lat_path: str, connection_close: bool = False) -> dict:
+    """``connection_close``: every request on a new connection (``Connection: close``; the next
+    one is opened as soon as a response is complete)."""
+    extra = "Connection: close\r\n" if connection_close else ""
+    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: erx-bench\r\nAccept: */*\r\n{extra}"
+               "\r\n").encode()
     sel = selectors.EpollSelector()
     conns = []
     for _ in range(connections):
@@ -163,6 +167,11 @@ def run_worker(host: str, port: int, path: str, rate: float, count: int, connect
                 service.append(int((t - c.sent_at) * 1e6))
                 done += 1
                 c.buf, c.need = c.buf[c.need :], -1
+                if connection_close:  # the server closes it: the next request gets a new one
+                    sel.unregister(c.sock)
+                    c.sock.close()
+                    c.sock, c.buf = _connect(host, port), b""
+                    sel.register(c.sock, selectors.EVENT_READ, c)
                 idle.append(c)
                 break
     for c in conns:
@@ -242,7 +251,8 @@ class ConstantRateLoad:
     """Start the workers (``pids`` known at once), then :meth:`run` releases them and collects."""
 
     def __init__(self, host: str, port: int, path: str, rate: float, seconds: float, workdir: Path,
-                 processes: int | None = None, connections: int = 64, grace: float = 10.0) -> None:
+                 processes: int | None = None, connections: int = 64, grace: float = 10.0,
+                 connection_close: bool = False) -> None:
         self.rate, self.seconds, self.grace = rate, seconds, grace
         self.processes = processes or max(1, min(4, math.ceil(rate / 8000)))
         self.connections = max(self.processes, connections)
@@ -254,7 +264,8 @@ class ConstantRateLoad:
             lat = workdir / f"lat-{id(self)}-{i}.bin"
             cmd = ["setsid", "-f", sys.executable, "-m", "bench.loadgen", "--worker", "--host", host,
                    "--port", str(port), "--path", path, "--rate", repr(rate / self.processes), "--count", str(n),
-                   "--connections", str(per_conn), "--lat-file", str(lat)]
+                   "--connections", str(per_conn), "--lat-file", str(lat)] + (
+                      ["--connection-close"] if connection_close else [])
             p = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             self.workers.append((p, lat))
         self._pids: list[int] = []
@@ -339,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--lat-file", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--connection-close", action="store_true", help="a new connection per request")
     args = ap.parse_args(argv)
     if args.worker:
         print(f"ready {os.getpid()}", flush=True)
@@ -347,14 +359,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1  # the harness went away
         _, t0, deadline = words
         report = run_worker(args.host, args.port, args.path, args.rate, args.count, args.connections,
-                            float(t0), float(deadline), args.lat_file)
+                            float(t0), float(deadline), args.lat_file, args.connection_close)
         print(json.dumps(report), flush=True)
         return 0
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
         load = ConstantRateLoad(args.host, args.port, args.path, args.rate, args.seconds, Path(d),
-                                args.processes, args.connections)
+                                args.processes, args.connections, connection_close=args.connection_close)
         r = load.run()
     print(json.dumps(r.__dict__ | {"generator_kept_up": r.generator_kept_up}, indent=1))
     return 0

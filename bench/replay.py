@@ -45,7 +45,7 @@ def record(out: Path, rate: float, seconds: float, http_pairing: bool = False) -
 
         def drain() -> None:
             while not stop.wait(0.01):
-                records.extend(reader.poll(0))
+                records.extend(reader.drain())
 
         t = threading.Thread(target=drain, daemon=True)
         t.start()
@@ -53,7 +53,7 @@ def record(out: Path, rate: float, seconds: float, http_pairing: bool = False) -
         time.sleep(0.3)
         stop.set()
         t.join()
-        records.extend(reader.poll(0))
+        records.extend(reader.drain())
         reader.close()
     finally:
         stop.set()

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from bench import procstat
+from bench.bpf_runtime import BpfRuntime
 from bench.loadgen import ConstantRateLoad, LoadResult
 from bench.machine import BusyMeter
 from bench.services import Agent, Floor, Gunicorn, Nginx, Sink, Workdir
@@ -25,6 +26,7 @@ from bench.wrk import Wrk
 HOST = "127.0.0.1"
 SAMPLED_RATIO = 0.1  # the "sampled" mode: 10 % of traces exported, RED metrics of every request
 SAMPLED_RATE = 5000.0  # the fixed rate that also runs in the sampled mode
+CLOSE_RATE = 2000.0  # the fixed rate of the new-connection-per-request runs
 
 
 @dataclass
@@ -155,6 +157,8 @@ class AgentProbe:
             "spans": target,
             "foreign_spans": st["spans"] - target,
             "spans_sampled_out": d("ebpf_receiver_spans_sampled_out_total"),
+            "red_count": d("red_nginx_server_count"),
+            "aggregated": d("ebpf_receiver_http_transactions_aggregated_total"),
         }
 
 
@@ -219,6 +223,7 @@ def nginx_saturated(ctx: Context) -> None:
                         "machine_busy_cores": cores, "loadavg": la, "wall_s": wall,
                     }
                     if probe:
+                        time.sleep(1.5)  # the kernel's overload aggregates are drained once a second
                         v.update(probe.finish(ctx.sink, set(pids), res.requests, quiet=2.0))
                         v["agent_cores"] = v["agent_cpu_s"] / wall
                         v["spans_pct"] = 100 * v["spans"] / max(res.requests, 1)
@@ -240,20 +245,28 @@ def saturation_rps(ctx: Context) -> float | None:
 
 
 def _fixed_run(ctx: Context, nginx: Nginx, rate: float, mode: str, rnd: int, seconds: float,
-               label: str = "fixed", profile=None) -> Run:
+               label: str = "fixed", profile=None, connection_close: bool = False) -> Run:
     ctx.sink.reset()
-    load = ConstantRateLoad(HOST, nginx.port, "/", rate, seconds, ctx.workdir.path)
+    load = ConstantRateLoad(HOST, nginx.port, "/", rate, seconds, ctx.workdir.path,
+                            connection_close=connection_close)
     handle = None
     try:
         handle = ctx.start_mode(mode, load.pids)
         probe = AgentProbe(handle) if mode in ("on", "sampled") else None
         pids = nginx.pids
+        bpf = BpfRuntime(handle.pid) if probe else None
+        if bpf is not None:
+            bpf.__enter__()
+            bpf0 = bpf.snapshot()
         ng0 = procstat.tree_cpu_seconds(pids)
         busy, la = BusyMeter(), procstat.load_average()[0]
         spy = profile(handle) if profile else None
         res: LoadResult = load.run()
         cores = busy.cores()
         ng = procstat.tree_cpu_seconds(pids) - ng0
+        if bpf is not None:
+            bpf1 = bpf.snapshot()
+            bpf.__exit__()
         v = {
             "p50_us": res.latency_us["p50"], "p99_us": res.latency_us["p99"], "p999_us": res.latency_us["p99.9"],
             "max_us": res.latency_us["max"],
@@ -272,6 +285,7 @@ def _fixed_run(ctx: Context, nginx: Nginx, rate: float, mode: str, rnd: int, sec
             v["agent_cpu_s_per_10k"] = 1e4 * v["agent_cpu_s"] / max(res.completed, 1)
             v["agent_net_cpu_s_per_10k"] = 1e4 * v["agent_net_cpu_s"] / max(res.completed, 1)
             v["spans_pct"] = 100 * v["spans"] / max(res.completed, 1)
+            v["bpf_ns_per_req"] = (bpf1[0] - bpf0[0]) / max(res.completed, 1)
     finally:
         load.kill()
         _stop(handle)
@@ -296,6 +310,15 @@ def nginx_fixed(ctx: Context, half_saturation: float | None) -> None:
     nginx = Nginx(ctx.workdir, workers=o.nginx_workers, sendfile=not o.nginx_sendfile).start()
     try:
         _fixed_run(ctx, nginx, 5000.0, "on", 0, min(o.fixed_seconds, 10.0), label="fixed-sendfile")
+    finally:
+        nginx.stop()
+    # A new connection per request (Connection: close), the clients many real users have.
+    nginx = Nginx(ctx.workdir, workers=o.nginx_workers, sendfile=o.nginx_sendfile).start()
+    try:
+        for rnd in range(o.fixed_rounds):
+            for mode in ("off", "on"):
+                _fixed_run(ctx, nginx, CLOSE_RATE, mode, rnd, o.fixed_seconds, label="fixed-close",
+                           connection_close=True)
     finally:
         nginx.stop()
 

@@ -146,8 +146,7 @@ processors:
 exporters:
   otlp:
     endpoint: 127.0.0.1:{sink_port}
-    tls: {{insecure: true}}
-    compression: none  # a local sink: gzip (the default) would cost CPU for no gain (see micro)
+    tls: {{insecure: true}}  # default exporter settings otherwise (gzip, queue, retry): what users run
   prometheus:
     endpoint: 127.0.0.1:{metrics_port}
 service:
@@ -230,7 +229,13 @@ class Agent:
 
     def self_metrics(self) -> dict[str, float]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
-            return parse_self_metrics(r.read().decode())
+            text = r.read().decode()
+        out = parse_self_metrics(text)
+        # RED count of nginx's server requests (every series: with and without http.route)
+        out["red_nginx_server_count"] = sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line.startswith("http_server_request_duration_seconds_count{") and 'job="nginx"' in line)
+        return out
 
     def stop(self) -> int | None:
         _terminate(self.proc, timeout=20)

@@ -42,6 +42,7 @@ def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: Recei
         logs=consumers.logs,
         red_metrics=settings.host.red_metrics,
         service_graph=settings.host.service_graph,
+        backpressure=settings.host.backpressure,
     )
     receiver.register_self_metrics(settings.self_metrics)
     return receiver
@@ -56,12 +57,14 @@ def builtin_factories() -> list[Factory]:
     return [
         Factory("receivers", "ebpf", EbpfReceiverConfig, _ebpf, "socket traffic of local processes, captured with eBPF"),
         Factory("processors", "batch", BatchProcessorConfig,
-                lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics), "groups items into batches"),
+                lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics, s.host.backpressure), "groups items into batches"),
         Factory("exporters", "otlp", OtlpExporterConfig,
-                lambda s, cfg: OtlpGrpcExporter(s.id, cfg, s.self_metrics, exporter_metrics=_exporter_metrics(s)),
+                lambda s, cfg: OtlpGrpcExporter(s.id, cfg, s.self_metrics, exporter_metrics=_exporter_metrics(s),
+                                                backpressure=s.host.backpressure),
                 "OTLP over gRPC"),
         Factory("exporters", "otlphttp", OtlpHttpExporterConfig,
-                lambda s, cfg: OtlpHttpExporter(s.id, cfg, s.self_metrics, exporter_metrics=_exporter_metrics(s)),
+                lambda s, cfg: OtlpHttpExporter(s.id, cfg, s.self_metrics, exporter_metrics=_exporter_metrics(s),
+                                                backpressure=s.host.backpressure),
                 "OTLP over HTTP"),
         Factory("exporters", "debug", DebugExporterConfig,
                 lambda s, cfg: DebugExporter(s.id, cfg, s.self_metrics, stream=s.host.debug_stream),

@@ -24,6 +24,7 @@ from typing import TextIO
 from prometheus_client import CollectorRegistry
 
 from receiver.component import ComponentRegistry, CreateSettings, ReceiverConsumers
+from receiver.component.backpressure import Backpressure
 from receiver.config import AgentConfig, parse_component_id, pipeline_signal
 from receiver.distribution import default_registry
 from receiver.telemetry.red_metrics import RedMetrics
@@ -133,6 +134,7 @@ class Agent:
         self._self_resource = agent_resource()
         self._last_self_metrics: list = []  # taken before capture stops (see shutdown)
         self.service_graph = ServiceGraph()
+        self.backpressure = Backpressure()
         self.debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval
         self.exporters: dict[str, object] = {}

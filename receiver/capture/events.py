@@ -211,8 +211,7 @@ class ServingEvent(NamedTuple):
     ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class HttpTxEvent:
+class HttpTxEvent(NamedTuple):
     """One HTTP/1 transaction paired in the kernel (ERX_EV_HTTP_TX): its request and final
     response, no body byte.
 
@@ -222,7 +221,9 @@ class HttpTxEvent:
     ``ts_exit_ns``) are those of the syscall that completed the transaction; ``req_tid`` the
     thread that read (server) or wrote (client) the request's first byte.  Strings are the
     request's, cut at the bounds of bpf/src/abi/events.h (``http_flags`` says which were cut);
-    a header that was absent is ``""``.  ``status`` is 0 when no final response came."""
+    a header that was absent is ``""``.  ``status`` is 0 when no final response came.
+
+    A named tuple, built in one step on the capture thread (one per paired transaction)."""
 
     kind: int
     direction: int  # of the requests: egress when the traced process is the client
@@ -346,7 +347,23 @@ class EventDecoder:
         self._failure_labels = connect_failure_labels(abi)
         self._http, http_names = abi.struct_format("erx_http_tx_event", stop_at="strings")
         self._http_strings_off = abi.offsetof("erx_http_tx_event", "strings")
-        self._hi = {n: i for i, n in enumerate(http_names)}
+        self._hi = hi = {n: i for i, n in enumerate(http_names)}
+        self._hi_strings_len = hi["strings_len"]
+        # HttpTxEvent in one step: its scalar fields picked from the unpacked record in its order.
+        self._http_head = operator.itemgetter(*(hi[f"hdr.{n}"] for n in (
+            "kind", "direction", "role", "syscall", "pid", "tid", "flags", "conn_id", "cgroup_id", "ts_enter_ns",
+            "ts_exit_ns")))
+        self._http_body = operator.itemgetter(*(hi[n] for n in (
+            "start_ns", "end_ns", "req_body_size", "req_wire_size", "resp_body_size", "resp_wire_size", "req_tid",
+            "http_flags", "req_head_size", "resp_head_size", "status", "method")))
+        self._http_tail = operator.itemgetter(hi["target_wire_len"], hi["req_version"], hi["resp_version"])
+        self._http_strs = operator.itemgetter(*(hi[n] for n in (
+            "method_len", "target_len", "host_off", "host_len", "user_agent_off", "user_agent_len", "traceparent_off",
+            "traceparent_len", "tracestate_off", "tracestate_len", "n_interim")))
+        self._http_interim = operator.itemgetter(*(hi[f"interim[{i}]"] for i in range(c("ERX_HTTP_MAX_INTERIM"))))
+        tuple_offsets = [(o, ct, n) for name, o, ct, n in abi.flat_fields("erx_http_tx_event") if name.startswith("tuple.")]
+        self._http_t0 = min(o for o, _, _ in tuple_offsets)
+        self._http_t1 = max(o + abi.ffi.sizeof(ct) * (n or 1) for o, ct, n in tuple_offsets)
         self._max_interim = c("ERX_HTTP_MAX_INTERIM")
         self._payload_off = abi.offsetof("erx_data_event", "payload")
         self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
@@ -509,32 +526,30 @@ class EventDecoder:
 
     def _decode_http(self, rec: bytes) -> HttpTxEvent | None:
         v = self._http.unpack_from(rec)
-        d = self._hi
         off = self._http_strings_off
-        end = off + v[d["strings_len"]]
+        end = off + v[self._hi_strings_len]
         if len(rec) < end:
             self.malformed += 1
             return None
-        strings = rec[off:end]
+        s = rec[off:end]
+        (method_len, target_len, host_off, host_len, ua_off, ua_len, tp_off, tp_len, ts_off, ts_len,
+         n_interim) = self._http_strs(v)
+        key = rec[self._http_t0:self._http_t1]
+        tup = self._tuples.get(key) or self._http_tuple_of(key, v)
+        interim = self._http_interim(v)[:n_interim] if n_interim else ()
+        return _tuple_new(HttpTxEvent, self._http_head(v) + (tup,) + self._http_body(v) + (
+            s[:method_len].decode("latin-1"), s[method_len:method_len + target_len].decode("latin-1"),
+        ) + self._http_tail(v) + (
+            interim, n_interim,
+            s[host_off:host_off + host_len].decode("latin-1"), s[ua_off:ua_off + ua_len].decode("latin-1"),
+            s[tp_off:tp_off + tp_len].decode("latin-1"), s[ts_off:ts_off + ts_len].decode("latin-1"),
+        ))
 
-        def text(at: int, n: int) -> str:
-            return strings[at : at + n].decode("latin-1")
-
-        method_len = v[d["method_len"]]
-        n_interim = v[d["n_interim"]]
-        return HttpTxEvent(
-            v[d["hdr.kind"]], v[d["hdr.direction"]], v[d["hdr.role"]], v[d["hdr.syscall"]], v[d["hdr.pid"]],
-            v[d["hdr.tid"]], v[d["hdr.flags"]], v[d["hdr.conn_id"]], v[d["hdr.cgroup_id"]], v[d["hdr.ts_enter_ns"]],
-            v[d["hdr.ts_exit_ns"]],
-            self._tuple(v[d["tuple.saddr"]], v[d["tuple.daddr"]], v[d["tuple.sport"]], v[d["tuple.dport"]],
-                        v[d["tuple.family"]], v[d["tuple.transport"]]),
-            v[d["start_ns"]], v[d["end_ns"]], v[d["req_body_size"]], v[d["req_wire_size"]], v[d["resp_body_size"]],
-            v[d["resp_wire_size"]], v[d["req_tid"]], v[d["http_flags"]], v[d["req_head_size"]],
-            v[d["resp_head_size"]], v[d["status"]], v[d["method"]], text(0, method_len),
-            text(method_len, v[d["target_len"]]), v[d["target_wire_len"]], v[d["req_version"]],
-            v[d["resp_version"]],
-            tuple(v[d[f"interim[{i}]"]] for i in range(min(n_interim, self._max_interim))), n_interim,
-            text(v[d["host_off"]], v[d["host_len"]]), text(v[d["user_agent_off"]], v[d["user_agent_len"]]),
-            text(v[d["traceparent_off"]], v[d["traceparent_len"]]),
-            text(v[d["tracestate_off"]], v[d["tracestate_len"]]),
-        )
+    def _http_tuple_of(self, key: bytes, v: tuple) -> Tuple:
+        d = self._hi
+        t = self._tuple(v[d["tuple.saddr"]], v[d["tuple.daddr"]], v[d["tuple.sport"]], v[d["tuple.dport"]],
+                        v[d["tuple.family"]], v[d["tuple.transport"]])
+        if len(self._tuples) > 65536:
+            self._tuples.clear()
+        self._tuples[key] = t
+        return t

@@ -43,6 +43,7 @@ class Host(Protocol):
     red_metrics: Any  # receiver.telemetry.red_metrics.RedMetrics: the RED histograms, written by receivers
     service_graph: Any  # receiver.telemetry.service_graph.ServiceGraph
     debug_stream: TextIO  # where the debug exporter prints
+    backpressure: Any  # receiver.component.backpressure.Backpressure: refusals downstream, read by receivers
 
     def collect_metrics(self) -> list: ...  # everything derived from traffic, for pull exporters
 

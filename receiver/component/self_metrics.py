@@ -97,6 +97,9 @@ class SelfMetrics:
 
     Batch processor: ``processor_batch_sends_total{signal,trigger}`` with trigger ``size``,
     ``timeout`` or ``shutdown``.
+
+    Processors: ``processor_dropped_items_total{processor,signal,reason}`` — items a processor
+    refused (``backlog``: the batch processor's bound, its thread behind).
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -147,6 +150,12 @@ class SelfMetrics:
             ["signal", "trigger"],
             registry=r,
         )
+        self.processor_dropped_items = Counter(
+            _PREFIX + "processor_dropped_items",
+            "Items a processor refused (backlog: the batch processor's bound reached, its thread behind).",
+            ["processor", "signal", "reason"],
+            registry=r,
+        )
 
     def shared(self, key: str, make):
         """One object per registry, made by ``make(self)`` on first use: metric families several
@@ -171,6 +180,7 @@ class SelfMetrics:
             self.exporter_queue_size,
             self.exporter_queue_capacity,
             self.processor_batch_sends,
+            self.processor_dropped_items,
         )
         out: list[PromMetric] = []
         for collector in (*own, *self._extra_collectors):

@@ -64,14 +64,16 @@ class QueueConfig(ConfigSection):
         maximum=32,
     )
     sizer: str = setting(
-        "requests",
-        "Unit of queue_size: requests (batches, as they arrive), items (spans, log records, metric data "
-        "points) or bytes (of the serialized OTLP request; batches are then encoded when queued).",
+        "bytes",
+        "Unit of queue_size: bytes (of the serialized OTLP request; batches are encoded when queued: the "
+        "memory a queue holds is bounded, whatever the load), requests (batches, as they arrive; the "
+        "Collector's default) or items (spans, log records, metric data points).",
         choices=("requests", "items", "bytes"),
     )
     queue_size: int = setting(
-        1000,
-        "Most each signal's queue holds, in sizer units; the oldest are dropped (and counted) when full.",
+        16 * MIB,
+        "Most each signal's queue holds, in sizer units (16 MiB: about 28,000 spans); the oldest are dropped "
+        "(and counted) when full.",
         minimum=1,
     )
     batch: QueueBatchConfig = setting(QueueBatchConfig(), "Size limit of one export request.")

@@ -54,6 +54,7 @@ from receiver.exporters.errors import (
 from receiver.exporters.otlp_encoding import rejected_items
 from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.rpc_status import parse_status
+from receiver.component.backpressure import Backpressure
 from receiver.exporters.sending_queue import QueuedRetryingSender
 from receiver.model.signals import Signal
 
@@ -211,6 +212,7 @@ class OtlpGrpcExporter(QueuedRetryingSender):
         self_metrics: SelfMetrics,
         *,
         exporter_metrics: ExporterMetrics | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         super().__init__(
             exporter_id,
@@ -219,4 +221,5 @@ class OtlpGrpcExporter(QueuedRetryingSender):
             config.sending_queue,
             config.retry_on_failure,
             exporter_metrics=exporter_metrics,
+            backpressure=backpressure,
         )

@@ -61,6 +61,7 @@ from receiver.exporters.errors import (
 from receiver.exporters.otlp_encoding import rejected_items
 from receiver.exporters.otlp_wire import OtlpWireEncoder
 from receiver.exporters.rpc_status import parse_status
+from receiver.component.backpressure import Backpressure
 from receiver.exporters.sending_queue import QueuedRetryingSender
 from receiver.model.signals import Signal
 
@@ -260,6 +261,7 @@ class OtlpHttpExporter(QueuedRetryingSender):
         self_metrics: SelfMetrics,
         *,
         exporter_metrics: ExporterMetrics | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         super().__init__(
             exporter_id,
@@ -268,4 +270,5 @@ class OtlpHttpExporter(QueuedRetryingSender):
             config.sending_queue,
             config.retry_on_failure,
             exporter_metrics=exporter_metrics,
+            backpressure=backpressure,
         )

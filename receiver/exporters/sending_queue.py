@@ -78,6 +78,7 @@ from receiver.exporters.signal_queue import QueueEntry, SignalQueue
 from receiver.model.signals import Signal, count_items
 
 if TYPE_CHECKING:
+    from receiver.component.backpressure import Backpressure
     from receiver.component.self_metrics import SelfMetrics
     from receiver.exporters.config import QueueConfig, RetryConfig
     from receiver.model.telemetry import LogRecord, Metric, Span
@@ -131,6 +132,7 @@ class QueuedRetryingSender:
         *,
         rand: Callable[[], float] = random.random,
         exporter_metrics: ExporterMetrics | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         if queue.enabled and queue.queue_size < 1:
             raise ValueError(f"exporter {exporter_id}: sending_queue.queue_size must be >= 1")
@@ -154,6 +156,7 @@ class QueuedRetryingSender:
         self._encode_when_queued = queue.storage is not None or queue.sizer == "bytes"
         self._retry = retry
         self._rand = rand
+        self._backpressure = backpressure  # told of queue_full drops: the receivers shed upstream
         metrics = exporter_metrics if exporter_metrics is not None else ExporterMetrics(self_metrics)
         self._counters = {s: SignalCounters(metrics, exporter_id, s) for s in Signal}
         self._queues = {s: SignalQueue(s, self._capacity) for s in Signal}
@@ -305,6 +308,8 @@ class QueuedRetryingSender:
     def _discard(self, entry: QueueEntry, reason: str) -> None:
         """Count a request that will not be sent as dropped, and forget its file."""
         self._counters[entry.signal].dropped[reason].inc(entry.items)
+        if reason == "queue_full" and self._backpressure is not None:
+            self._backpressure.refused(entry.items)
         if entry.stored is not None and self._storage is not None:
             self._storage.remove(entry.stored)
 

@@ -183,7 +183,7 @@ def test_collector_absent_for_20s_then_present_everything_arrives_once(sinks):
 @pytest.mark.parametrize("transport", ["grpc", "http"])
 def test_queue_overflow_drops_are_counted_exactly(sinks, transport):
     retry = RetryConfig(initial_interval=0.1, max_interval=0.2, max_elapsed_time=0)
-    queue = QueueConfig(queue_size=5, num_consumers=1)  # one batch in flight, 5 queued
+    queue = QueueConfig(sizer="requests", queue_size=5, num_consumers=1)  # one batch in flight, 5 queued
     port = free_port()
     if transport == "grpc":
         exporter, reg = grpc_exporter(port, retry, queue)

@@ -110,7 +110,7 @@ class Capture:
 
     def poll(self) -> int:
         """Drain the ring buffer once; returns how many records were read."""
-        recs = self.reader.poll(0)
+        recs = self.reader.drain()
         self.records += len(recs)
         for rec in recs:
             ev = self.decoder.decode(rec)

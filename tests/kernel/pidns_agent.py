@@ -57,7 +57,7 @@ def main() -> int:
     seen: set[str] = set()
 
     def poll() -> None:
-        for rec in reader.poll(0):
+        for rec in reader.drain():
             ev = decoder.decode(rec)
             if isinstance(ev, DataEvent):
                 for m in MARKERS:

@@ -143,7 +143,7 @@ def test_network_health_over_an_impaired_link(link: ImpairedLink) -> None:
         finally:
             stop.set()
             poller.join()
-            failures.extend(e for e in map(decoder.decode, reader.poll(0)) if isinstance(e, ConnFailureEvent))
+            failures.extend(e for e in map(decoder.decode, reader.drain()) if isinstance(e, ConnFailureEvent))
             reader.close()
     cpid, spid = client["pid"], server["pid"]
     tun, veth = link.server_tun_addr, link.server_veth_addr

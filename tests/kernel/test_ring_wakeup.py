@@ -32,7 +32,7 @@ def test_pending_data_past_wakeup_bytes_wakes_a_sleeping_reader() -> None:
     with started_capture(wakeup_bytes=WAKEUP_BYTES, capture_size=4096) as cap:
         child = subprocess.Popen([sys.executable, "-c", SENDER])
         try:
-            cap.reader.poll(0)  # start empty
+            cap.reader.drain()  # start empty
             t0 = time.monotonic()
             ours: list = []
             # Long polls: without a wakeup each would sleep its whole 20 s.

@@ -19,6 +19,20 @@ _tuple_new = tuple.__new__
 _VERSIONS = tuple(f"1.{d}" for d in range(10))
 
 
+class PairedRequest(Http1Request):
+    """A request the kernel paired: what it kept of the headers, looked up without parsing (the
+    headers cell holds the raw field section, for :attr:`headers`, and a dict by lower-case name)."""
+
+    __slots__ = ()
+
+    def header(self, name: str) -> str | None:
+        known = self[3][1]
+        value = known.get(name)
+        if value is None:
+            value = known.get(name.lower())
+        return value
+
+
 class PairedHttp1:
     """Record → Transaction.  ``flags`` are the ``ERX_HTTP_F_*`` bits by name (from the ABI)."""
 
@@ -32,19 +46,25 @@ class PairedHttp1:
 
     def transaction(self, ev, role: Role) -> Transaction:
         f = ev.http_flags
+        known = {}
         fields = []
         if ev.host:
-            fields.append(b"Host: " + ev.host.encode("latin-1") + b"\r\n")
+            known["host"] = ev.host
+            fields.append("Host: " + ev.host + "\r\n")
         if ev.user_agent:
-            fields.append(b"User-Agent: " + ev.user_agent.encode("latin-1") + b"\r\n")
+            known["user-agent"] = ev.user_agent
+            fields.append("User-Agent: " + ev.user_agent + "\r\n")
         if ev.traceparent:
-            fields.append(b"traceparent: " + ev.traceparent.encode("latin-1") + b"\r\n")
+            known["traceparent"] = ev.traceparent
+            fields.append("traceparent: " + ev.traceparent + "\r\n")
         if ev.tracestate:
-            fields.append(b"tracestate: " + ev.tracestate.encode("latin-1") + b"\r\n")
+            known["tracestate"] = ev.tracestate
+            fields.append("tracestate: " + ev.tracestate + "\r\n")
         v = ev.req_version
-        request = _tuple_new(Http1Request, (
-            ev.method, ev.target, _VERSIONS[v] if v < 10 else f"1.{v}", [b"".join(fields), None], ev.req_body_size,
-            ev.req_head_size, ev.req_wire_size, bool(f & self._req_chunked), (), bool(f & self._req_truncated),
+        request = _tuple_new(PairedRequest, (
+            ev.method, ev.target, _VERSIONS[v] if v < 10 else f"1.{v}", ["".join(fields).encode("latin-1"), known],
+            ev.req_body_size, ev.req_head_size, ev.req_wire_size, bool(f & self._req_chunked), (),
+            bool(f & self._req_truncated),
         ))
         response = None
         if not f & self._no_response and ev.status:

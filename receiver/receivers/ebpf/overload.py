@@ -11,6 +11,9 @@
   ``cpu_budget`` cores.  Over it, the kernel is asked to aggregate successful transactions
   instead of submitting them (``ERX_SHED_SUCCESSES``: errors still become spans); still over,
   everything (``ERX_SHED_ALL``); back under 70 % of the budget for five seconds, one level down.
+  Items the pipeline refused for lack of room (:class:`~receiver.component.backpressure.Backpressure`:
+  the batch processor's backlog bound, a full exporter queue) count as over budget: spans the
+  agent would build only to drop are left to the kernel's aggregates instead.
 * **Yielding to the workloads.**  :func:`apply_scheduling` puts every thread of the agent in the
   ``SCHED_IDLE`` class (or ``SCHED_BATCH``): the kernel never preempts a traced request for the
   agent; under saturation the agent runs in the gaps and the overload state above takes over.
@@ -26,6 +29,7 @@ from typing import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from receiver.capture.overload import OverloadAggregates
+from receiver.component.backpressure import Backpressure
 from receiver.telemetry.http_semconv import aggregate_metric_attributes
 
 log = logging.getLogger(__name__)
@@ -55,7 +59,8 @@ class OverloadControl:
 
     def __init__(self, aggregates: OverloadAggregates, red_metrics, metric_resource: Callable, cpu_budget: float,
                  to_unix_ns: Callable[[int], int], shed_levels: tuple[int, int, int],
-                 cpu_time: Callable[[], float] = time.process_time, clock: Callable[[], float] = time.monotonic) -> None:
+                 cpu_time: Callable[[], float] = time.process_time, clock: Callable[[], float] = time.monotonic,
+                 backpressure: Backpressure | None = None) -> None:
         self._aggregates = aggregates
         self._red = red_metrics
         self._resource = metric_resource
@@ -65,6 +70,8 @@ class OverloadControl:
         self._cpu_time = cpu_time
         self._clock = clock
         self._last = (clock(), cpu_time())
+        self._backpressure = backpressure
+        self.refused_downstream = 0  # items the pipeline refused (seen once a second)
         self._level = 0  # index into _levels
         self._calm_since: float | None = None
         self.aggregated = 0  # transactions merged from the kernel's aggregates
@@ -89,18 +96,20 @@ class OverloadControl:
             self.aggregated += agg.count
 
     def _budget_step(self) -> None:
-        if self._budget <= 0:
-            return
         now, cpu = self._clock(), self._cpu_time()
         last_now, last_cpu = self._last
-        self._last = (now, cpu)
         if now - last_now < 0.5:
             return
+        self._last = (now, cpu)
+        refused = self._backpressure.take() if self._backpressure is not None else 0
+        self.refused_downstream += refused
         self.cpu_cores = (cpu - last_cpu) / (now - last_now)
-        if self.cpu_cores > self._budget and self._level < len(self._levels) - 1:
+        over = refused > 0 or (self._budget > 0 and self.cpu_cores > self._budget)
+        calm = refused == 0 and (self._budget <= 0 or self.cpu_cores < 0.7 * self._budget)
+        if over and self._level < len(self._levels) - 1:
             self._set(self._level + 1)
             self._calm_since = None
-        elif self.cpu_cores < 0.7 * self._budget and self._level > 0:
+        elif calm and self._level > 0:
             if self._calm_since is None:
                 self._calm_since = now
             elif now - self._calm_since >= 5.0:
@@ -111,8 +120,8 @@ class OverloadControl:
 
     def _set(self, level: int) -> None:
         self._aggregates.set_shed_level(self._levels[level])
-        log.info("agent at %.2f cores (cpu_budget %.2f): shed level %d -> %d", self.cpu_cores, self._budget,
-                 self._level, level)
+        log.info("agent at %.2f cores (cpu_budget %.2f), %d items refused downstream: shed level %d -> %d",
+                 self.cpu_cores, self._budget, self.refused_downstream, self._level, level)
         self._level = level
         self.level_changes += 1
 
@@ -129,11 +138,17 @@ class OverloadControl:
         yield aggregated
         level = GaugeMetricFamily(
             "ebpf_receiver_shed_level",
-            "What the kernel aggregates instead of submitting, because of the CPU budget: 0 nothing, "
-            "1 successful transactions, 2 all.",
+            "What the kernel aggregates instead of submitting, because of the CPU budget or the pipeline "
+            "refusing items: 0 nothing, 1 successful transactions, 2 all.",
         )
         level.add_metric([], self._level)
         yield level
+        refused = CounterMetricFamily(
+            "ebpf_receiver_pipeline_refused_items",
+            "Items the pipeline refused for lack of room (batch backlog, full exporter queues), seen by overload control.",
+        )
+        refused.add_metric([], self.refused_downstream)
+        yield refused
         cpu = GaugeMetricFamily("ebpf_receiver_cpu_cores", "The agent's CPU use over the last second, in cores.")
         cpu.add_metric([], self.cpu_cores)
         yield cpu

@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.loader import BpfLoader, LoaderKnobs, agent_pid_namespace, default_object_path
 from receiver.bpf.self_observation import seed_agent_endpoints
+from receiver.component.backpressure import Backpressure
 from receiver.capture.events import EventDecoder, ProcEvent
 from receiver.capture.ringbuf import RingBufferReader
 from receiver.capture.router import RecordRouter
@@ -142,8 +143,10 @@ class EbpfReceiver:
         on_event: Callable[[object], None] | None = None,
         on_transactions: Callable[[list], None] | None = None,
         abi: Abi | None = None,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self._cfg = config
+        self._backpressure = backpressure
         self._resources = resources or ProcessResources()
         self._object_path = object_path or str(default_object_path())
         self._agent_pid = agent_pid if agent_pid is not None else os.getpid()
@@ -267,6 +270,7 @@ class EbpfReceiver:
                 self.overload = OverloadControl(
                     OverloadAggregates(self._loader), self._red, self._resources.for_metrics, cfg.cpu_budget,
                     self.clock.to_unix_ns, (c("ERX_SHED_NONE"), c("ERX_SHED_SUCCESSES"), c("ERX_SHED_ALL")),
+                    backpressure=self._backpressure,
                 )
             self._start_network_metrics()
             self.discovery.start(self._loader)
@@ -347,14 +351,19 @@ class EbpfReceiver:
                 last_expire = self._step(records, last_expire)
             except Exception:  # a bug in a stage must not stop capture: the batch is lost, counted
                 self._step_failed(len(records))
-        # Final drain: what the kernel submitted before detaching still counts.
-        records = self._reader.poll(0)
-        try:
-            if records:
+        # Final drain: what the kernel submitted before detaching still counts (batch by batch).
+        for _ in range(self._cfg.ring_buffer_size // self._reader.max_batch_bytes + 2):  # one ring's worth
+            if not (records := self._reader.poll(0)):
+                break
+            try:
                 self.router.process(records)
+                self.protocols.end_batch(time.monotonic_ns())
+            except Exception:
+                self._step_failed(len(records))
+        try:
             self.flush()
         except Exception:
-            self._step_failed(len(records))
+            self._step_failed(0)
 
     def _step(self, records: list[bytes], last_expire: int) -> int:
         """One poll's batch through every stage; the once-a-second chores.  Returns when they ran."""

@@ -53,7 +53,7 @@ def test_registry():
     ("cls", "defaults"),
     [
         (TLSClientConfig, dict(insecure=False, ca_file=None, cert_file=None, key_file=None, insecure_skip_verify=False)),
-        (QueueConfig, dict(enabled=True, num_consumers=2, sizer="requests", queue_size=1000, batch=QueueBatchConfig(),
+        (QueueConfig, dict(enabled=True, num_consumers=2, sizer="bytes", queue_size=16 * MIB, batch=QueueBatchConfig(),
                            storage=None)),
         (QueueBatchConfig, dict(sizer="bytes", max_size=3 * MIB)),
         (RetryConfig, dict(enabled=True, initial_interval=5.0, max_interval=30.0, multiplier=1.5, max_elapsed_time=300.0)),
@@ -66,7 +66,7 @@ def test_registry():
         (DebugExporterConfig, dict(verbosity="basic")),
         (TLSServerConfig, dict(cert_file=None, key_file=None, client_ca_file=None)),
         (PrometheusExporterConfig, dict(endpoint="127.0.0.1:9464", tls=None, namespace="", enable_open_metrics=True)),
-        (BatchProcessorConfig, dict(send_batch_size=8192, send_batch_max_size=0, timeout=0.2)),
+        (BatchProcessorConfig, dict(send_batch_size=512, send_batch_max_size=0, timeout=0.2)),
         (HealthCheckExtensionConfig, dict(endpoint="127.0.0.1:13133", path="/")),
         (ProtocolConfig, dict(ports=(), enabled=True)),
         (EbpfReceiverConfig, dict(capture_size=4096, ring_buffer_size=16 * MIB, poll_interval=0.02, wakeup_bytes=MIB,

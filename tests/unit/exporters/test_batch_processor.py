@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from receiver.config import BatchProcessorConfig
 from receiver.model.signals import Signal
@@ -163,9 +163,10 @@ def test_bad_config():
         BatchProcessor(BatchProcessorConfig(send_batch_size=10, send_batch_max_size=5), [])
 
 
-def test_many_producers_lose_nothing():
+def test_many_producers_lose_nothing_silently():
     sink = Sink()
-    proc = BatchProcessor(BatchProcessorConfig(send_batch_size=64, send_batch_max_size=100, timeout=0.01), [sink])
+    proc = BatchProcessor(BatchProcessorConfig(send_batch_size=64, send_batch_max_size=100, timeout=0.01), [sink],
+                          backlog_items=200)
     proc.start()
 
     def produce(k):
@@ -179,5 +180,25 @@ def test_many_producers_lose_nothing():
         t.join()
     proc.shutdown(1)
     got = [x for b in sink.batches["traces"] for x in b]
-    assert sorted(got) == sorted((k, i) for k in range(4) for i in range(500))
+    assert len(got) == len(set(got))
+    assert set(got) <= {(k, i) for k in range(4) for i in range(500)}
+    # What the bound (200 waiting) refused is counted, the rest delivered.
+    assert len(got) + proc.refused[Signal.TRACES] == 2000
     assert max(map(len, sink.batches["traces"])) <= 100
+
+
+def test_backlog_over_the_bound_is_refused_counted_and_reported():
+    from receiver.component.backpressure import Backpressure
+
+    sink, sm, bp = Sink(), SelfMetrics(), Backpressure()
+    proc = BatchProcessor(BatchProcessorConfig(send_batch_size=10, timeout=60), [sink], sm, bp, backlog_items=20)
+    proc.consume_traces(list(range(15)))
+    proc.consume_traces(list(range(5)))  # 20 waiting: the bound
+    proc.consume_traces([99])  # refused
+    proc.consume_logs(list(range(50)))  # an empty signal takes one oversize arrival
+    assert proc.refused[Signal.TRACES] == 1 and proc.refused[Signal.LOGS] == 0
+    assert bp.take() == 1 and bp.take() == 0
+    text = generate_latest(sm.registry).decode()
+    assert 'ebpf_receiver_processor_dropped_items_total{processor="batch",reason="backlog",signal="traces"} 1.0' in text
+    proc.shutdown(1)
+    assert sum(map(len, sink.batches["traces"])) == 20 and sum(map(len, sink.batches["logs"])) == 50

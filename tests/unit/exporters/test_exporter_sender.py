@@ -59,7 +59,7 @@ class FakePusher:
         return outcome
 
 
-def make(pusher, queue=QueueConfig(queue_size=10, num_consumers=1), retry=FAST_RETRY, **kw):
+def make(pusher, queue=QueueConfig(sizer="requests", queue_size=10, num_consumers=1), retry=FAST_RETRY, **kw):
     metrics = SelfMetrics(CollectorRegistry())
     return QueuedRetryingSender("otlp/test", pusher, metrics, queue, retry, **kw), metrics.registry
 
@@ -203,7 +203,7 @@ def test_backoff_interval_bounds(attempt):
 
 def test_full_queue_drops_oldest_and_counts_every_item():
     pusher = FakePusher()
-    sender, reg = make(pusher, queue=QueueConfig(queue_size=3))
+    sender, reg = make(pusher, queue=QueueConfig(sizer="requests", queue_size=3))
     for i in range(5):  # not started: nothing leaves the queues
         sender.consume_traces([f"t{i}"] * (i + 1))
     sender.consume_logs(["l"] * 10)
@@ -324,7 +324,7 @@ def test_every_item_is_accounted_for_under_concurrency():
     rng = random.Random(7)
     outcomes = [rng.choice([0, 0, 1, RetryableExportError("u"), PermanentExportError("p")]) for _ in range(400)]
     pusher = FakePusher(outcomes)
-    sender, reg = make(pusher, queue=QueueConfig(queue_size=5), retry=RetryConfig(initial_interval=0.001, max_interval=0.002, max_elapsed_time=0.01))
+    sender, reg = make(pusher, queue=QueueConfig(sizer="requests", queue_size=5), retry=RetryConfig(initial_interval=0.001, max_interval=0.002, max_elapsed_time=0.01))
     sender.start()
     offered = [0]
 

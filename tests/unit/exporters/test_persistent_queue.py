@@ -69,7 +69,7 @@ class SerializingPusher:
 
 def make(pusher, storage, queue_size=10, retry=FAST_RETRY, exporter_id="otlp/disk", **queue):
     metrics = SelfMetrics(CollectorRegistry())
-    queue = QueueConfig(**{"queue_size": queue_size, "storage": str(storage), "num_consumers": 1, **queue})
+    queue = QueueConfig(sizer="requests", **{"queue_size": queue_size, "storage": str(storage), "num_consumers": 1, **queue})
     return QueuedRetryingSender(exporter_id, pusher, metrics, queue, retry), metrics.registry
 
 

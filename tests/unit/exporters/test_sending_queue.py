@@ -250,7 +250,7 @@ def test_traces_flow_while_logs_back_off_from_a_failing_backend():
 def test_num_consumers_requests_of_one_signal_are_in_flight_at_once():
     gate = threading.Event()
     backend = OtlpBackend(gates={Signal.TRACES: gate})
-    sender, reg = make(backend, QueueConfig(num_consumers=3))
+    sender, reg = make(backend, QueueConfig(sizer="requests", num_consumers=3))
     sender.start()
     for _ in range(6):
         sender.consume_traces(make_spans(2))
@@ -330,9 +330,9 @@ def test_the_pipeline_shares_one_exporter_metrics_between_exporters():
     self_metrics = SelfMetrics(CollectorRegistry())
     shared = ExporterMetrics(self_metrics)
     a = QueuedRetryingSender("otlp/a", OtlpBackend(), self_metrics, QueueConfig(), FAST_RETRY, exporter_metrics=shared)
-    b = QueuedRetryingSender("otlp/b", OtlpBackend(), self_metrics, QueueConfig(queue_size=7), FAST_RETRY, exporter_metrics=shared)
+    b = QueuedRetryingSender("otlp/b", OtlpBackend(), self_metrics, QueueConfig(sizer="requests", queue_size=7), FAST_RETRY, exporter_metrics=shared)
     reg = self_metrics.registry
-    assert value(reg, "signal_queue_capacity", Signal.LOGS, exporter="otlp/a") == 1000
+    assert value(reg, "signal_queue_capacity", Signal.LOGS, exporter="otlp/a") == 16 * 1024 * 1024
     assert value(reg, "signal_queue_capacity", Signal.LOGS, exporter="otlp/b") == 7
     names = {m.name for m in self_metrics.snapshot(Resource())}
     assert {"ebpf_receiver_exporter_signal_queue_capacity", "ebpf_receiver_exporter_signal_queue_size"} <= names

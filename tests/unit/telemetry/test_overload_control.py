@@ -1,5 +1,6 @@
 """OverloadControl: the kernel's overload aggregates land in the RED histograms with the attributes
-they keep, and the CPU budget moves the shed level up at once and down after five calm seconds."""
+they keep, and the CPU budget (or the pipeline refusing items) moves the shed level up at once and
+down after five calm seconds."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def agg(role: int, status: int, count: int, buckets=None, method="GET", addr="",
                          1000, 1000, tuple(b))
 
 
-def control(aggs: FakeAggregates, red, budget=0.5, cpu=None, clock=None) -> OverloadControl:
+def control(aggs: FakeAggregates, red, budget=0.5, cpu=None, clock=None, backpressure=None) -> OverloadControl:
     return OverloadControl(aggs, red, lambda pid: RES, budget, lambda ns: ns, (0, 1, 2),
-                           cpu_time=cpu or (lambda: 0.0), clock=clock or (lambda: 0.0))
+                           cpu_time=cpu or (lambda: 0.0), clock=clock or (lambda: 0.0), backpressure=backpressure)
 
 
 def test_aggregates_become_red_series_without_route():
@@ -91,3 +92,27 @@ def test_no_budget_never_sheds():
         cpu[0] += 2.0
         c.tick(0)
     assert aggs.levels == []
+
+
+def test_items_refused_downstream_shed_like_an_exceeded_budget():
+    from receiver.component.backpressure import Backpressure
+
+    aggs, bp = FakeAggregates(), Backpressure()
+    t, cpu = [0.0], [0.0]
+    c = control(aggs, RedMetrics(), budget=0.0, cpu=lambda: cpu[0], clock=lambda: t[0], backpressure=bp)
+
+    def second(refused: int) -> None:
+        t[0] += 1.0
+        cpu[0] += 0.1
+        bp.refused(refused)
+        c.tick(int(t[0] * 1e9))
+
+    second(0)
+    assert aggs.levels == []
+    second(500)  # the batch processor refused spans: no budget set, still shed
+    assert aggs.levels == [1] and c.refused_downstream == 500
+    for _ in range(5):
+        second(0)
+    assert aggs.levels == [1]
+    second(0)
+    assert aggs.levels == [1, 0]  # five calm seconds after the first
