@@ -444,8 +444,8 @@ def _render_micro(micro) -> list[str]:
                     for e in micro["encoding"]]),
                 "",
                 "*+ gzip*: what `compression: gzip` (the OTLP exporters' default, as in the Collector) adds per "
-                "span (zlib level 6 on the encoded request).  The benchmark's agent sends to a local sink with "
-                "`compression: none`, as a sidecar next to its Collector should.",
+                "span (zlib level 6 on the encoded request).  The benchmark's agent runs the exporter's defaults "
+                "(gzip included), as users do.",
                 ""]
     r = micro.get("replay")
     if r:
@@ -540,8 +540,9 @@ def _render_method(data) -> list[str]:
         "- **off**: no BPF at all.  **floor**: `bench/floor.py` loads `receiver_floor.bpf.o` (the same "
         "tracepoints, empty programs) with the agent's loader and sleeps: the cost of the hook design "
         "itself.  **drain**: `bench/drain.py`, the agent's object and ring buffer, records dropped.  "
-        "**on**: `ebpf-receiver run` with traces → batch → OTLP/gRPC (`compression: none`: a local "
-        "sink) to `bench/otlp_sink.py` (its own process, counts spans by process) and metrics on the "
+        "**on**: `ebpf-receiver run` with traces → batch → OTLP/gRPC (the exporter's defaults: "
+        "gzip, queue, retry) to `bench/otlp_sink.py` (its own process at SCHED_IDLE, standing for a "
+        "collector elsewhere; counts spans by process) and metrics on the "
         "Prometheus endpoint; every span exported (the default sampler).  **sampled** (5k req/s only): "
         "the same with `sampler: {name: parentbased_traceidratio, ratio: 0.1}`.",
         "- The load generators' pids and this harness are in the agent's `exclude_pids`, the sink's and "

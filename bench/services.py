@@ -75,8 +75,15 @@ class Workdir:
 # -- the OTLP sink ------------------------------------------------------------------------------
 
 
+def _sink_preexec() -> None:
+    die_with_parent()
+    # The sink stands for a collector elsewhere: its decoding is not the agent's cost, so it must
+    # not compete with the load at normal priority (it gets what the workloads leave, as the agent).
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 class Sink:
-    """bench/otlp_sink.py in its own process; counts what arrives."""
+    """bench/otlp_sink.py in its own process (SCHED_IDLE); counts what arrives."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
@@ -86,7 +93,7 @@ class Sink:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.otlp_sink", "--port", "0"],
             cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
-            preexec_fn=die_with_parent,
+            preexec_fn=_sink_preexec,
         )
         line = self.proc.stdout.readline()
         if not line.startswith("port "):
