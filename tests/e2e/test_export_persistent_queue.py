@@ -160,7 +160,7 @@ exporters:
   {exporter_id}:
     {settings.format(grpc=collector.grpc_endpoint, http=collector.http_endpoint)}
     timeout: 1s
-    sending_queue: {{queue_size: 100, storage: {storage}}}
+    sending_queue: {{sizer: requests, queue_size: 100, storage: {storage}}}
     {RETRY}
 service:
   pipelines:

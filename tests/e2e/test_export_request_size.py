@@ -123,7 +123,7 @@ def test_http_413_from_the_collector_splits_the_request(tmp_path, signal):
         metrics = SelfMetrics(CollectorRegistry())
         config = OtlpHttpExporterConfig(
             endpoint=collector.http_endpoint, compression="none", timeout=20.0, retry_on_failure=RETRY,
-            sending_queue=QueueConfig(batch=QueueBatchConfig(max_size=0)),
+            sending_queue=QueueConfig(sizer="requests", batch=QueueBatchConfig(max_size=0)),  # 22 MB: over 16 MiB of bytes
         )
         exporter = OtlpHttpExporter("otlphttp", config, metrics)
         exporter.start()

@@ -80,5 +80,5 @@ def test_self_metrics_arrive_at_the_collector(tmp_path):
     assert "IsMonotonic: true" in sent and "AGGREGATION_TEMPORALITY_CUMULATIVE" in sent
     assert "exporter: Str(otlp)" in sent and "signal: Str(traces)" in sent
     capacity = metric_block(text, "ebpf_receiver_exporter_queue_capacity")
-    assert "Gauge" in capacity and "1000" in capacity
+    assert "Gauge" in capacity and str(16 * 1024 * 1024) in capacity  # the default: 16 MiB, sizer bytes
     assert "service.name: Str(ebpf-receiver)" in text
