@@ -7,7 +7,7 @@ on the machine are left out by program id), divided by the requests wrk complete
 time each nginx request cost (wrk's pid is excluded, as in the bench).  Other processes' syscalls on the machine hit the same programs and are counted too: run it on a
 quiet machine, and compare modes run back to back.
 
-    python -m bench.bpf_time --seconds 5 --connections 8 --rounds 3 --http-pairing on
+    python -m bench.bpf_time --seconds 5 --connections 8 --rounds 3 --http-pairing on [--network-metrics on]
 """
 
 from __future__ import annotations
@@ -71,11 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--http-pairing", choices=("on", "off"), default="on")
+    ap.add_argument("--network-metrics", choices=("on", "off"), default="off",
+                    help="also load the network health programs (every metric but tc_flow, default buckets)")
     ap.add_argument("--path", default="/index.html")
     ap.add_argument("--per-program", action="store_true", help="print each program's share")
     args = ap.parse_args(argv)
 
-    knobs = LoaderKnobs(agent_tgid=os.getpid(), http_pairing=args.http_pairing == "on", filter_pids=True)
+    network = None
+    if args.network_metrics == "on":
+        from receiver.telemetry.network_config import NetworkMetricsConfig
+        from receiver.telemetry.network_metrics import network_knobs
+
+        names = ("rtt", "retransmits", "resets", "connect_failures", "connect_duration", "flow")
+        network = network_knobs(NetworkMetricsConfig(**{n: True for n in names}))
+    knobs = LoaderKnobs(agent_tgid=os.getpid(), http_pairing=args.http_pairing == "on", filter_pids=True,
+                        network=network)
     was_enabled = STATS_SYSCTL.read_text().strip()
     stop = threading.Event()
     with tempfile.TemporaryDirectory() as tmp, NginxServer(Path(tmp)) as nginx:
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 requests = run_wrk(loader, nginx.url + args.path, args.seconds, args.connections)
                 after = prog_stats(ids)
                 total_ns = sum(after[n][0] - before.get(n, (0, 0))[0] for n in after)
-                print(f"round {r + 1}: pairing {args.http_pairing}: {requests} requests, "
+                print(f"round {r + 1}: pairing {args.http_pairing}, network metrics {args.network_metrics}: {requests} requests, "
                       f"{total_ns / max(1, requests):.0f} ns of BPF time per request", flush=True)
                 if args.per_program:
                     for n in sorted(after, key=lambda n: before.get(n, (0, 0))[0] - after[n][0]):

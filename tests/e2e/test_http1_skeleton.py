@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -50,6 +51,17 @@ service:
 """
 
 
+def held_prog_ids(pid: int) -> set[int]:
+    """Ids of the BPF programs a process holds (its program and link fds' ``prog_id``)."""
+    ids: set[int] = set()
+    for fd in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            ids.update(int(line.split()[1]) for line in fd.read_text().splitlines() if line.startswith("prog_id:"))
+        except OSError:  # the fd closed meanwhile
+            continue
+    return ids
+
+
 def bpf_prog_ids() -> set[int]:
     """Ids of loaded erx_* programs (bpftool cannot name their owner here: that needs BPF
     iterators, a tracing program type this kernel lacks)."""
@@ -76,7 +88,8 @@ def stack(tmp_path):
 
 def test_nginx_server_spans_reach_a_real_collector_and_prometheus(stack, tmp_path):
     collector, nginx, agent, prom_port, progs_before = stack
-    agent_progs = bpf_prog_ids() - progs_before
+    agent_progs = held_prog_ids(agent.proc.pid)  # not "new since": other agents may run on the host
+    assert agent_progs <= bpf_prog_ids() - progs_before
     assert len(agent_progs) >= 30, "the agent attached too few BPF programs"
 
     urls = [f"{nginx.url}/index.html"] * (N_REQUESTS - 1) + [f"{nginx.url}/status/404"]
@@ -88,10 +101,12 @@ def test_nginx_server_spans_reach_a_real_collector_and_prometheus(stack, tmp_pat
         timeout=20,
     )
 
+    pids = set(nginx.pids())  # this test's nginx (others on the host are traced too)
+
     def server_spans():
         return [
             s for s in collector.spans()
-            if s.kind == "SPAN_KIND_SERVER" and s.resource.get("service.name") == "nginx"
+            if s.kind == "SPAN_KIND_SERVER" and s.resource.get("process.pid") in pids
         ]
 
     spans = wait_until(lambda: len(server_spans()) >= N_REQUESTS and server_spans(), timeout=20, what="nginx spans")
