@@ -61,33 +61,29 @@ def run_wrk(loader, url: str, seconds: int, connections: int) -> int:
         loader.set_pid_excluded(wrk.pid, False)
 
 
-def main(argv: list[str] | None = None) -> int:
+def network_knobs_all():
+    """Every network health metric but tc_flow (which needs interfaces), default buckets."""
+    from receiver.telemetry.network_config import NetworkMetricsConfig
+    from receiver.telemetry.network_metrics import network_knobs
+
+    names = ("rtt", "retransmits", "resets", "connect_failures", "connect_duration", "flow")
+    return network_knobs(NetworkMetricsConfig(**{n: True for n in names}))
+
+
+def measure(http_pairing: bool = True, network: bool = False, seconds: int = 5, connections: int = 8,
+            rounds: int = 3, path: str = "/index.html", per_program: bool = False,
+            out=sys.stdout) -> list[dict]:
+    """One loaded copy of the object, ``rounds`` wrk runs against a fresh nginx: per round, the
+    requests and the BPF time per request (and each program's, with ``per_program``)."""
     from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
     from receiver.capture.ringbuf import RingBufferReader
     from tests.support.servers import NginxServer
 
-    ap = argparse.ArgumentParser(prog="python -m bench.bpf_time", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--http-pairing", choices=("on", "off"), default="on")
-    ap.add_argument("--network-metrics", choices=("on", "off"), default="off",
-                    help="also load the network health programs (every metric but tc_flow, default buckets)")
-    ap.add_argument("--path", default="/index.html")
-    ap.add_argument("--per-program", action="store_true", help="print each program's share")
-    args = ap.parse_args(argv)
-
-    network = None
-    if args.network_metrics == "on":
-        from receiver.telemetry.network_config import NetworkMetricsConfig
-        from receiver.telemetry.network_metrics import network_knobs
-
-        names = ("rtt", "retransmits", "resets", "connect_failures", "connect_duration", "flow")
-        network = network_knobs(NetworkMetricsConfig(**{n: True for n in names}))
-    knobs = LoaderKnobs(agent_tgid=os.getpid(), http_pairing=args.http_pairing == "on", filter_pids=True,
-                        network=network)
+    knobs = LoaderKnobs(agent_tgid=os.getpid(), http_pairing=http_pairing, filter_pids=True,
+                        network=network_knobs_all() if network else None)
     was_enabled = STATS_SYSCTL.read_text().strip()
     stop = threading.Event()
+    results: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp, NginxServer(Path(tmp)) as nginx:
         loader = BpfLoader(default_object_path(), knobs)
         loader.start()
@@ -103,29 +99,59 @@ def main(argv: list[str] | None = None) -> int:
         ids = own_prog_ids()
         STATS_SYSCTL.write_text("1")
         try:
-            for r in range(args.rounds):
+            for r in range(rounds):
                 before = prog_stats(ids)
-                requests = run_wrk(loader, nginx.url + args.path, args.seconds, args.connections)
+                requests = run_wrk(loader, nginx.url + path, seconds, connections)
                 after = prog_stats(ids)
-                total_ns = sum(after[n][0] - before.get(n, (0, 0))[0] for n in after)
-                print(f"round {r + 1}: pairing {args.http_pairing}, network metrics {args.network_metrics}: {requests} requests, "
-                      f"{total_ns / max(1, requests):.0f} ns of BPF time per request", flush=True)
-                if args.per_program:
-                    for n in sorted(after, key=lambda n: before.get(n, (0, 0))[0] - after[n][0]):
-                        dt = after[n][0] - before.get(n, (0, 0))[0]
-                        dc = after[n][1] - before.get(n, (0, 0))[1]
-                        if dt:
-                            print(f"  {n:32s} {dt / max(1, requests):7.0f} ns/req  {dc / max(1, requests):5.2f} runs/req"
-                                  f"  {dt / max(1, dc):6.0f} ns/run")
+                deltas = {n: (after[n][0] - before.get(n, (0, 0))[0], after[n][1] - before.get(n, (0, 0))[1])
+                          for n in after}
+                total_ns = sum(dt for dt, _ in deltas.values())
+                results.append({"requests": requests, "ns_per_request": total_ns / max(1, requests),
+                                "programs": {n: dt / max(1, requests) for n, (dt, _) in deltas.items() if dt}})
+                if out is not None:
+                    print(f"round {r + 1}: pairing {'on' if http_pairing else 'off'}, network metrics "
+                          f"{'on' if network else 'off'}: {requests} requests, "
+                          f"{total_ns / max(1, requests):.0f} ns of BPF time per request", file=out, flush=True)
+                    if per_program:
+                        for n, (dt, dc) in sorted(deltas.items(), key=lambda kv: -kv[1][0]):
+                            if dt:
+                                print(f"  {n:32s} {dt / max(1, requests):7.0f} ns/req  {dc / max(1, requests):5.2f} "
+                                      f"runs/req  {dt / max(1, dc):6.0f} ns/run", file=out)
                 time.sleep(0.5)
         finally:
             STATS_SYSCTL.write_text(was_enabled)
             stop.set()
             thread.join()
-            counters = loader.read_counters()
             reader.close()
             loader.close()
-    print(f"records drained {drained[0]}; counters {counters}", file=sys.stderr)
+    return results
+
+
+def network_cost(seconds: int = 4, pairs: int = 2) -> dict:
+    """BPF time per nginx request without and with the network health programs, interleaved
+    (``pairs`` × off/on, a fresh load each): the extra kernel time the metrics cost."""
+    off: list[float] = []
+    on: list[float] = []
+    for _ in range(pairs):
+        off += [r["ns_per_request"] for r in measure(network=False, seconds=seconds, rounds=1, out=None)]
+        on += [r["ns_per_request"] for r in measure(network=True, seconds=seconds, rounds=1, out=None)]
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    return {"off_ns": off, "on_ns": on, "extra_ns": med(on) - med(off), "seconds": seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.bpf_time", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--http-pairing", choices=("on", "off"), default="on")
+    ap.add_argument("--network-metrics", choices=("on", "off"), default="off",
+                    help="also load the network health programs (every metric but tc_flow, default buckets)")
+    ap.add_argument("--path", default="/index.html")
+    ap.add_argument("--per-program", action="store_true", help="print each program's share")
+    args = ap.parse_args(argv)
+    measure(args.http_pairing == "on", args.network_metrics == "on", args.seconds, args.connections, args.rounds,
+            args.path, args.per_program)
     return 0
 
 

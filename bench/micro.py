@@ -202,6 +202,9 @@ def run_all(quick: bool, workdir: Path | None = None) -> dict:
     }
     if workdir is not None:
         out["replay"] = bench_replay(workdir, seconds=2.0 if quick else 4.0)
+        from bench.bpf_time import network_cost
+
+        out["network_bpf"] = network_cost(seconds=3 if quick else 5, pairs=2 if quick else 3)
     return out
 
 

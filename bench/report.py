@@ -462,6 +462,13 @@ def _render_micro(micro) -> list[str]:
                 _table(["spans", "requests", "spans exported", "capture + parse + assemble µs/req",
                         "encode µs/req", "total µs/req", "= CPU s per 10k requests"], rows),
                 ""]
+    n = micro.get("network_bpf")
+    if n:
+        ns = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)  # noqa: E731
+        out += [f"**Network health metrics in the kernel** (`bench/bpf_time.py`: BPF time per nginx request "
+                f"under wrk, keep-alive, {n['seconds']} s runs, off/on interleaved, a fresh load each; every "
+                f"metric on but `tc_flow`): off {ns(n['off_ns'])} ns, on {ns(n['on_ns'])} ns: "
+                f"**{n['extra_ns']:+,.0f} ns per request** (median on − median off; target ≤ +200 ns).", ""]
     return out
 
 
