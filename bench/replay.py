@@ -26,7 +26,7 @@ _LEN = struct.Struct("<I")
 BATCH = 256  # records per process_records call (a 20 ms poll at ~10k records/s)
 
 
-def record(out: Path, rate: float, seconds: float, http_pairing: bool = False) -> int:
+def record(out: Path, rate: float, seconds: float, http_pairing: bool = False, connection_close: bool = False) -> int:
     from bench.loadgen import ConstantRateLoad
     from bench.services import Nginx, Workdir
     from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
@@ -34,7 +34,7 @@ def record(out: Path, rate: float, seconds: float, http_pairing: bool = False) -
 
     wd = Workdir()
     nginx = Nginx(wd, workers=1, sendfile=False).start()
-    load = ConstantRateLoad("127.0.0.1", nginx.port, "/", rate, seconds, wd.path)
+    load = ConstantRateLoad("127.0.0.1", nginx.port, "/", rate, seconds, wd.path, connection_close=connection_close)
     loader = BpfLoader(default_object_path(), LoaderKnobs(agent_tgid=os.getpid(), excluded_pids=tuple(load.pids),
                                                           http_pairing=http_pairing))
     records: list[bytes] = []
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--rate", type=float, default=5000)
     rec.add_argument("--seconds", type=float, default=4)
     rec.add_argument("--http-pairing", action="store_true", help="HTTP/1 paired in the kernel (one record each)")
+    rec.add_argument("--connection-close", action="store_true", help="a new connection per request")
     run = sub.add_parser("run", help="time the agent's user space on recorded records")
     run.add_argument("file", type=Path)
     run.add_argument("--repeat", type=int, default=3)
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--gzip", action="store_true", help="also gzip each encoded request (the exporters' default)")
     args = ap.parse_args(argv)
     if args.cmd == "record":
-        return record(args.out, args.rate, args.seconds, args.http_pairing)
+        return record(args.out, args.rate, args.seconds, args.http_pairing, args.connection_close)
     records = read_records(args.file)
     results = [run_once(records, args.sampler_ratio, args.gzip) for _ in range(args.repeat)]
     best = min(results, key=lambda r: r["total_us_per_request"])

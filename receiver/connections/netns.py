@@ -234,8 +234,8 @@ class NetnsResolver:
     def netns_of(self, pid: int) -> int:
         """Inode of the process's network namespace; 0 when it cannot be read (gone)."""
         ns = self._pids.get(pid)
-        path = os.path.join(self._cfg.proc_root, str(pid), "ns", "net")
         if ns is None:
+            path = os.path.join(self._cfg.proc_root, str(pid), "ns", "net")
             ns = self._inode(path)
             if not ns:
                 return 0
@@ -244,8 +244,10 @@ class NetnsResolver:
                 old_pid, old_ns = self._pids.popitem(last=False)
                 self._drop_anchor(old_ns, old_pid)
         rec = self._namespace(ns)  # (again, if it was swept or evicted meanwhile)
-        if not rec.own and path not in rec.anchors and len(rec.anchors) < self._cfg.max_anchors:
-            rec.anchors.append(path)
+        if not rec.own and len(rec.anchors) < self._cfg.max_anchors:  # (the own namespace needs none)
+            path = os.path.join(self._cfg.proc_root, str(pid), "ns", "net")
+            if path not in rec.anchors:
+                rec.anchors.append(path)
         return ns
 
     def forget_pid(self, pid: int) -> None:
