@@ -59,7 +59,7 @@ def fmt_rate(rate: float) -> str:
 
 
 def _pills(values) -> str:
-    return "".join(f'<span class="pill">{escape(v)}</span>' for v in values) or '<span class="muted">–</span>'
+    return " ".join(f'<span class="pill">{escape(v)}</span>' for v in values) or '<span class="muted">–</span>'
 
 
 # -- servicez -----------------------------------------------------------------------------------
