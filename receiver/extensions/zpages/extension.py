@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -50,8 +51,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class ZPagesExtension:
-    def __init__(self, config: ZPagesExtensionConfig, host, self_metrics=None, clock=time.monotonic) -> None:
+    def __init__(self, config: ZPagesExtensionConfig, host, self_metrics=None, clock=time.monotonic,
+                 proc_root: str = "/proc") -> None:
         self._cfg = config
+        self._proc_root = proc_root
         self._addr = bind_address(config.endpoint)
         self._host = host
         self._self_metrics = self_metrics
@@ -75,7 +78,13 @@ class ZPagesExtension:
     # -- pages ---------------------------------------------------------------------------------
 
     def servicez_rows(self):
-        pids = [a.pid for a in self.spans.processes()]
+        """The rows of servicez, and how many processes seen earlier were left out: those that
+        exited more than ``rate_window`` ago (a curl run leaves no row behind for long)."""
+        now = self._clock()
+        activity = self.spans.processes()
+        live = [a for a in activity
+                if now - a.last_seen <= self._cfg.rate_window or os.path.exists(f"{self._proc_root}/{a.pid}")]
+        pids = [a.pid for a in live]
         processes = []
         for r in getattr(self._host, "receivers", {}).values():
             listing = getattr(r, "processes", None)
@@ -83,7 +92,8 @@ class ZPagesExtension:
                 processes += listing(pids)
         red = self._host.red_metrics.collect() if getattr(self._host, "red_metrics", None) is not None else []
         with self._view_lock:
-            return service_rows(processes, self.spans.processes(), red, self._service_rates, time.time_ns())
+            rows = service_rows(processes, live, red, self._service_rates, time.time_ns())
+        return rows, len(activity) - len(live)
 
     def service_map(self):
         graph = self._host.service_graph.collect() if getattr(self._host, "service_graph", None) is not None else []
@@ -125,12 +135,13 @@ class ZPagesExtension:
         if path in ("/", "/debug", "/debug/"):
             return 200, "text/html", render.page("zPages", "", render.index_body(), 0, fragment)
         if path == "/debug/servicez":
-            rows = self.servicez_rows()
+            rows, exited = self.servicez_rows()
             if query.get("format", [""])[0] == "json":
-                return 200, "application/json", json.dumps(
-                    {"window_seconds": self._cfg.rate_window, "processes": [_row_json(r) for r in rows]})
-            return 200, "text/html", render.page("servicez", "servicez", render.servicez_body(rows, self._cfg.rate_window),
-                                                 refresh, fragment)
+                return 200, "application/json", json.dumps({
+                    "window_seconds": self._cfg.rate_window, "exited_not_listed": exited,
+                    "processes": [_row_json(r) for r in rows]})
+            body = render.servicez_body(rows, self._cfg.rate_window, exited)
+            return 200, "text/html", render.page("servicez", "servicez", body, refresh, fragment)
         if path == "/debug/servicemap":
             m = self.service_map()
             layout = self.layouts.get([n.name for n in m.nodes], [(e.client, e.server) for e in m.edges])

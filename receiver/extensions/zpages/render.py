@@ -68,7 +68,7 @@ SERVICEZ_COLUMNS = ("service", "pid", "container", "executable", "protocols", "T
                     "connections", "spans", "req/s", "errors", "p50", "p99", "calls/s", "call errors")
 
 
-def servicez_body(rows: list[ServiceRow], window: float) -> str:
+def servicez_body(rows: list[ServiceRow], window: float, exited: int = 0) -> str:
     head = "".join(f'<th class="{"num" if i >= 7 else ""}">{escape(c)}</th>' for i, c in enumerate(SERVICEZ_COLUMNS))
     body = []
     for r in rows:
@@ -88,7 +88,9 @@ def servicez_body(rows: list[ServiceRow], window: float) -> str:
     return (
         f"<h1>Services <span class=\"muted\">({len(rows)} processes)</span></h1>"
         f"<table id=\"services\"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}{empty}</tbody></table>"
-        f"<p class=\"muted\">Processes with connections tracked now or spans seen. Rates: per second over the last "
+        + (f"<p class=\"muted\">{exited} processes that exited more than {window:g} s ago are not listed.</p>"
+           if exited else "")
+        + f"<p class=\"muted\">Processes with connections tracked now or spans seen. Rates: per second over the last "
         f"{window:g} s; errors, p50 and p99: since the agent started, from the RED histograms of the service instance "
         f"(served requests; calls: requests it made).</p>"
     )
@@ -109,7 +111,7 @@ EDGE_LABELS_UP_TO = 80  # more edges: their figures are in each edge's tooltip a
 def servicemap_svg(m: ServiceMap, layout: Layout) -> str:
     pos = layout.positions
     labels = len(m.edges) <= EDGE_LABELS_UP_TO
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{layout.width:.0f}" height="{layout.height:.0f}" '
+    out = [f'<svg width="{layout.width:.0f}" height="{layout.height:.0f}" '
            f'viewBox="0 0 {layout.width:.0f} {layout.height:.0f}" role="img" aria-label="service map">'
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8c96a0"/></marker></defs>']
