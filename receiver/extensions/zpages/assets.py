@@ -28,6 +28,7 @@ td.wrap { white-space: normal; max-width: 560px; word-break: break-all; }
 .edge.health-warn path { stroke: var(--warn); } .edge text { font-size: 10.5px; fill: #3b444d; paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 .dim { opacity: .12; } .selected circle { stroke: #1d2329; stroke-width: 3; }
 a { color: #1f5fbf; }
+.kv { display: inline-block; margin: 0 12px 1px 0; white-space: nowrap; }
 """
 
 # Refreshes <main data-refresh=N> from the same URL with ?fragment=1 (filters kept), and on the

@@ -62,6 +62,12 @@ def _pills(values) -> str:
     return " ".join(f'<span class="pill">{escape(v)}</span>' for v in values) or '<span class="muted">–</span>'
 
 
+def _file_pills(paths) -> str:
+    """File names, the whole path in the tooltip."""
+    return " ".join(f'<span class="pill" title="{escape(p)}">{escape(p.rsplit("/", 1)[-1])}</span>' for p in paths) \
+        or '<span class="muted">–</span>'
+
+
 # -- servicez -----------------------------------------------------------------------------------
 
 SERVICEZ_COLUMNS = ("service", "pid", "container", "executable", "protocols", "TLS stack", "TLS plaintext",
@@ -78,7 +84,7 @@ def servicez_body(rows: list[ServiceRow], window: float, exited: int = 0) -> str
             f'data-error-ratio="{"" if r.error_ratio is None else f"{r.error_ratio:.4f}"}">'
             f"<td>{escape(r.service)}</td><td class=\"num\">{r.pid}</td><td>{escape(r.container) or '–'}</td>"
             f"<td>{escape(r.executable) or '–'}</td><td>{_pills(r.protocols)}</td>"
-            f"<td class=\"wrap\">{_pills(r.tls_stack)}</td><td>{escape(r.tls_plaintext)}</td>"
+            f"<td>{_file_pills(r.tls_stack)}</td><td>{escape(r.tls_plaintext)}</td>"
             f"<td class=\"num\">{r.connections}</td><td class=\"num\">{r.spans}</td>"
             f"<td class=\"num\">{fmt_rate(r.requests_per_s)}</td><td class=\"num {err}\">{fmt_ratio(r.error_ratio)}</td>"
             f"<td class=\"num\">{fmt_duration(r.p50_s)}</td><td class=\"num\">{fmt_duration(r.p99_s)}</td>"
@@ -169,12 +175,14 @@ def servicemap_body(m: ServiceMap, layout: Layout, window: float) -> str:
               '≥ 5%</span><span><i style="background:var(--idle)"></i>no requests received</span>'
               '<span><i style="border:2px dashed var(--ext)"></i>external peer</span> '
               '<span class="muted">click a node to show only its edges</span> <b id="filter"></b></p>')
+    # A large map's table stays folded: the browser lays out its rows only once it is opened.
+    fold = " open" if len(m.edges) <= EDGE_LABELS_UP_TO else ""
     return (
         f"<h1>Service map <span class=\"muted\">({len(m.nodes)} nodes, {len(m.edges)} edges)</span></h1>{legend}"
         f"<div id=\"map\">{servicemap_svg(m, layout)}</div>{overflow}"
-        "<h2>Edges</h2><table id=\"edges\"><thead><tr><th>client</th><th>server</th><th>type</th>"
-        "<th class=\"num\">requests</th><th class=\"num\">req/s</th><th class=\"num\">errors</th>"
-        f"<th class=\"num\">p99</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<details{fold}><summary><b>Edges</b> ({len(m.edges)})</summary><table id=\"edges\"><thead><tr><th>client</th>"
+        "<th>server</th><th>type</th><th class=\"num\">requests</th><th class=\"num\">req/s</th>"
+        f"<th class=\"num\">errors</th><th class=\"num\">p99</th></tr></thead><tbody>{rows}</tbody></table></details>"
         f"<p class=\"muted\">Edges: the service graph (client/server span pairs; a database or remote peer without a "
         f"traced server is an external node). Rates over the last {window:g} s; error % and p99 (client side) since "
         f"the agent started. Layout: networkx (layered).</p>"
@@ -191,10 +199,10 @@ def tracez_body(summary: list[SpanNameSummary], dropped: int, selected: str | No
     for s in summary:
         q = quote(s.name, safe="")
         cells = "".join(
-            f'<td class="num"><a href="?name={q}&amp;bucket={i}">{n}</a></td>' if n else '<td class="num">0</td>'
+            f'<td class="num"><a href="?name={q}&amp;bucket={i}#sampled">{n}</a></td>' if n else '<td class="num">0</td>'
             for i, n in enumerate(s.latency_counts)
         )
-        err = f'<a href="?name={q}&amp;bucket={ERROR_BUCKET}">{s.errors}</a>' if s.errors else "0"
+        err = f'<a href="?name={q}&amp;bucket={ERROR_BUCKET}#sampled">{s.errors}</a>' if s.errors else "0"
         rows.append(f'<tr class="span-name" data-name="{escape(s.name)}" data-errors="{s.errors}">'
                     f"<td>{escape(s.name)}</td>{cells}<td class=\"num errors{' err' if s.errors else ''}\">{err}</td></tr>")
     out = [
@@ -206,13 +214,13 @@ def tracez_body(summary: list[SpanNameSummary], dropped: int, selected: str | No
         out.append(f"<p class=\"err\">{dropped} spans of names over the limit were counted nowhere else.</p>")
     if selected is not None and bucket is not None:
         which = "errors" if bucket == ERROR_BUCKET else f"latency {LATENCY_LABELS[bucket]}"
-        out.append(f"<h2>Most recent spans: {escape(selected)}, {escape(which)}</h2>")
+        out.append(f"<h2 id=\"sampled\">Most recent spans: {escape(selected)}, {escape(which)}</h2>")
         out.append('<table id="samples"><thead><tr><th>start</th><th class="num">duration</th><th>trace id</th>'
                    '<th>span id</th><th>parent</th><th>kind</th><th>service (pid)</th><th>status</th>'
                    '<th>attributes</th></tr></thead><tbody>')
         for sp in samples:
             start = time.strftime("%H:%M:%S", time.localtime(sp.start_unix_nano / 1e9)) + f".{sp.start_unix_nano % 10**9 // 10**6:03d}"
-            attrs = "<br>".join(f"{escape(k)} = {escape(v)}" for k, v in sp.attributes)
+            attrs = " ".join(f'<span class="kv">{escape(k)} = {escape(v)}</span>' for k, v in sp.attributes)
             status = f'<span class="err">ERROR</span> {escape(sp.status_message)}' if sp.error else "unset"
             out.append(
                 f'<tr class="sample" data-trace-id="{sp.trace_id}" data-error="{int(sp.error)}"><td>{start}</td>'
