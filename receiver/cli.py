@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="the zpages endpoint (default: the one --config names, else localhost:55679)")
     st.add_argument("--config", action="append", metavar="FILE", help="the running agent's config, to find its zpages")
     st.add_argument("--json", action="store_true", help="print the JSON the agent answers instead of a table")
+    st.add_argument("--all", action="store_true", help="every traced process, also those without traffic")
     return p
 
 
@@ -97,7 +98,7 @@ def cmd_status(args) -> int:
         endpoint = found[0].endpoint
     host, port = bind_address(endpoint or ZPagesExtensionConfig().endpoint)
     host = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
-    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/debug/servicez?format=json"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/debug/servicez?format=json{'&all=1' if args.all else ''}"
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()

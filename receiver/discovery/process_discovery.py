@@ -166,7 +166,7 @@ class ProcessDiscovery:
 
     def traced_pids(self) -> list[int]:
         """The processes the rules trace now (any thread: a copy of the table is read)."""
-        return [pid for pid, p in list(self.processes.items()) if p.decision is Decision.TRACED]
+        return [pid for pid, p in list(self.processes.items()) if p.decision is Decision.TRACED and not p.kernel_thread]
 
     def attached_libraries(self) -> list[str]:
         return [lib.path for lib in self.libraries.attached] if self.libraries else []

@@ -102,6 +102,27 @@ def test_servicez_lists_the_processes(env):
     assert env["agent"].pid not in rows  # the agent never shows itself
 
 
+def test_servicez_lists_every_traced_process_on_request(env):
+    b = env["browser"]
+    idle = subprocess.Popen(["sleep", "60"])  # traced, no traffic
+    try:
+        wait_until(lambda: _servicez_pids(env["base"] + "/debug/servicez?format=json&all=1") >= {idle.pid},
+                   timeout=10, what="the idle process in servicez?all=1")
+        assert idle.pid not in _servicez_pids(env["base"] + "/debug/servicez?format=json")
+        b.get(env["base"] + "/debug/servicez")
+        b.find_element(By.LINK_TEXT, "every traced process, with traffic or not").click()
+        wait_until(lambda: b.find_elements(By.CSS_SELECTOR, f'#services tr.svc[data-pid="{idle.pid}"]'), timeout=5,
+                   what="the idle process's row")
+    finally:
+        idle.kill()
+        idle.wait()
+
+
+def _servicez_pids(url: str) -> set[int]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return {p["pid"] for p in json.loads(r.read())["processes"]}
+
+
 def test_status_cli_prints_the_same_processes(env):
     demo = env["demo"]
     out = subprocess.run(agent_command() + ["status", "--endpoint", f"127.0.0.1:{env['port']}"],

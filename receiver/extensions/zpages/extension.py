@@ -77,7 +77,7 @@ class ZPagesExtension:
 
     # -- pages ---------------------------------------------------------------------------------
 
-    def servicez_rows(self):
+    def servicez_rows(self, all_traced: bool = False):
         """The rows of servicez, and how many processes seen earlier were left out: those that
         exited more than ``rate_window`` ago (a curl run leaves no row behind for long)."""
         now = self._clock()
@@ -89,7 +89,7 @@ class ZPagesExtension:
         for r in getattr(self._host, "receivers", {}).values():
             listing = getattr(r, "processes", None)
             if listing is not None:
-                processes += listing(pids)
+                processes += listing(pids, all_traced=True) if all_traced else listing(pids)
         red = self._host.red_metrics.collect() if getattr(self._host, "red_metrics", None) is not None else []
         with self._view_lock:
             rows = service_rows(processes, live, red, self._service_rates, time.time_ns())
@@ -135,12 +135,13 @@ class ZPagesExtension:
         if path in ("/", "/debug", "/debug/"):
             return 200, "text/html", render.page("zPages", "", render.index_body(), 0, fragment)
         if path == "/debug/servicez":
-            rows, exited = self.servicez_rows()
+            all_traced = query.get("all", [""])[0] == "1"
+            rows, exited = self.servicez_rows(all_traced)
             if query.get("format", [""])[0] == "json":
                 return 200, "application/json", json.dumps({
                     "window_seconds": self._cfg.rate_window, "exited_not_listed": exited,
                     "processes": [_row_json(r) for r in rows]})
-            body = render.servicez_body(rows, self._cfg.rate_window, exited)
+            body = render.servicez_body(rows, self._cfg.rate_window, exited, all_traced)
             return 200, "text/html", render.page("servicez", "servicez", body, refresh, fragment)
         if path == "/debug/servicemap":
             m = self.service_map()

@@ -74,7 +74,7 @@ SERVICEZ_COLUMNS = ("service", "pid", "container", "executable", "protocols", "T
                     "connections", "spans", "req/s", "errors", "p50", "p99", "calls/s", "call errors")
 
 
-def servicez_body(rows: list[ServiceRow], window: float, exited: int = 0) -> str:
+def servicez_body(rows: list[ServiceRow], window: float, exited: int = 0, all_traced: bool = False) -> str:
     head = "".join(f'<th class="{"num" if i >= 7 else ""}">{escape(c)}</th>' for i, c in enumerate(SERVICEZ_COLUMNS))
     body = []
     for r in rows:
@@ -93,7 +93,9 @@ def servicez_body(rows: list[ServiceRow], window: float, exited: int = 0) -> str
     empty = "" if rows else '<tr><td colspan="15" class="muted">no traced process has been seen yet</td></tr>'
     return (
         f"<h1>Services <span class=\"muted\">({len(rows)} processes)</span></h1>"
-        f"<table id=\"services\"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}{empty}</tbody></table>"
+        + ('<p><a href="?">only the processes with traffic</a></p>' if all_traced else
+           '<p><a href="?all=1">every traced process, with traffic or not</a></p>')
+        + f"<table id=\"services\"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}{empty}</tbody></table>"
         + (f"<p class=\"muted\">{exited} processes that exited more than {window:g} s ago are not listed.</p>"
            if exited else "")
         + f"<p class=\"muted\">Processes with connections tracked now or spans seen. Rates: per second over the last "

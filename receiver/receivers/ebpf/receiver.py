@@ -338,12 +338,16 @@ class EbpfReceiver:
             (kernel, self.router, self.tracker, self.protocols, self.assembler, self.discovery, _Optional(self))
         ))
 
-    def processes(self, pids=()) -> list[ProcessStatus]:
-        """What this receiver knows of each process with connections tracked now, and of
-        ``pids`` (processes an observer saw spans of): for status pages, from any thread."""
+    def processes(self, pids=(), all_traced: bool = False) -> list[ProcessStatus]:
+        """What this receiver knows of each process with connections tracked now, of ``pids``
+        (processes an observer saw spans of) and, with ``all_traced``, of every process the
+        discovery rules trace: for status pages, from any thread."""
         conns = self.tracker.by_process()
+        wanted = set(conns) | set(pids)
+        if all_traced:
+            wanted |= set(self.discovery.traced_pids())
         out = []
-        for pid in sorted(set(conns) | set(pids)):
+        for pid in sorted(wanted):
             if pid == self._agent_pid:
                 continue
             c = conns.get(pid)
