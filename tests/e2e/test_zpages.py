@@ -84,6 +84,20 @@ def test_servicemap_draws_the_services_and_their_edges_with_error_rates(env):
         dimmed = "dim" in e.get_attribute("class")
         assert dimmed == (demo.service not in (client, server)), (client, server)
     assert demo.service in b.current_url  # the selection is in the URL (#hash)
+    # The open page refreshes itself (refresh_interval: 2s) and keeps the selection.  (3 + 1 more
+    # requests keep the app's error ratio at 25% for the tests below.)
+    more = demo.drive(3, 1)
+    assert more == {"200": 3, "500": 1}
+
+    def refreshed():
+        e = b.find_element(By.CSS_SELECTOR, f'#map g.edge[data-client="nginx"][data-server="{demo.service}"]')
+        return int(e.get_attribute("data-failed")) == FAIL + 1 and int(e.get_attribute("data-requests")) == OK + FAIL + 4
+
+    wait_until(refreshed, timeout=20, what="the map refreshed in place")
+    app = b.find_element(By.CSS_SELECTOR, f'#map g.node[data-node="{demo.service}"]')
+    assert "selected" in app.get_attribute("class")
+    assert all("dim" in e.get_attribute("class") for e in b.find_elements(By.CSS_SELECTOR, "#map g.edge")
+               if demo.service not in (e.get_attribute("data-client"), e.get_attribute("data-server")))
 
 
 def test_servicez_lists_the_processes(env):
