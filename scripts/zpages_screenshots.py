@@ -63,7 +63,7 @@ def main() -> int:
                         time.sleep(1)
                     base = f"http://127.0.0.1:{port}"
                     time.sleep(3)  # unpaired client spans become database edges after the graph's wait
-                    browser = chromium_driver(1400, 900)
+                    browser = chromium_driver(1600, 900)
                     try:
                         for page in ("servicemap", "servicez", "tracez", "pipelinez"):
                             browser.get(f"{base}/debug/{page}")

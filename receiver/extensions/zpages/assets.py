@@ -14,7 +14,7 @@ h1 { font-size: 17px; margin: 4px 0 10px; } h2 { font-size: 14px; margin: 16px 0
 table { border-collapse: collapse; background: #fff; box-shadow: 0 1px 2px rgba(0,0,0,.08); margin-bottom: 12px; }
 th, td { padding: 4px 8px; border-bottom: 1px solid #e6e9ed; text-align: left; vertical-align: top; white-space: nowrap; }
 th { background: #eef1f4; font-weight: 600; } td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.wrap { white-space: normal; max-width: 560px; word-break: break-all; }
+td.wrap { white-space: normal; max-width: 760px; word-break: break-all; }
 .muted { color: var(--mute); } .err { color: var(--bad); font-weight: 600; }
 .pill { display: inline-block; padding: 0 6px; border-radius: 8px; background: #e8edf3; margin: 0 2px 1px 0; font-size: 12px; }
 .state-retrying, .state-stopped { color: var(--bad); font-weight: 600; } .state-running { color: var(--ok); }
