@@ -178,3 +178,30 @@ def test_a_non_loopback_address_is_served_only_when_configured_and_then_warned_a
     finally:
         quiet.shutdown()
         quiet.shutdown()  # idempotent
+
+
+PIPELINE = "receivers: {ebpf: }\nexporters: {debug: }\n"
+
+
+def test_status_finds_the_endpoint_in_the_config_and_says_why_it_cannot(tmp_path, capsys):
+    from receiver.cli import main
+
+    port = free_port()
+    ext = ZPagesExtension(ZPagesExtensionConfig(endpoint=f"127.0.0.1:{port}"), host=None)
+    ext.start()
+    try:
+        config = tmp_path / "agent.yaml"
+        config.write_text(PIPELINE + f"extensions:\n  zpages: {{endpoint: '127.0.0.1:{port}'}}\nservice:\n"
+                          "  extensions: [zpages]\n  pipelines: {traces: {receivers: [ebpf], exporters: [debug]}}\n")
+        assert main(["status", "--config", str(config)]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].split()[:2] == ["SERVICE", "PID"] and out[1] == "(no traced process has been seen yet)"
+        bare = tmp_path / "bare.yaml"
+        bare.write_text(PIPELINE + "extensions:\n  health_check: {}\nservice:\n  extensions: [health_check]\n"
+                        "  pipelines: {traces: {receivers: [ebpf], exporters: [debug]}}\n")
+        assert main(["status", "--config", str(bare)]) == 2
+        assert "has no zpages extension" in capsys.readouterr().err
+    finally:
+        ext.shutdown()
+    assert main(["status", "--endpoint", f"127.0.0.1:{port}"]) == 1  # nobody listens any more
+    assert "cannot reach the agent's zpages" in capsys.readouterr().err
