@@ -57,7 +57,7 @@ class SampledSpan:
         pid = s.resource.get("process.pid", 0)
         return cls(
             name=s.name, trace_id=s.trace_id.hex(), span_id=s.span_id.hex(), parent_span_id=s.parent_span_id.hex(),
-            kind=SpanKind(s.kind).name.lower() if s.kind in SpanKind._value2member_map_ else str(s.kind),
+            kind=s.kind.name.lower() if isinstance(s.kind, SpanKind) else str(s.kind),
             start_unix_nano=s.start_unix_nano, duration_ns=max(0, s.end_unix_nano - s.start_unix_nano),
             error=s.status_code == StatusCode.ERROR, status_message=s.status_message,
             service=s.resource.service_name, pid=pid if isinstance(pid, int) else 0, attributes=attrs,
