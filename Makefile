@@ -51,9 +51,11 @@ bpf:
 wheel: bpf
 	$(PYTHON) -m pip wheel --no-deps -w dist .
 
-# docs/configuration.md is generated from the configuration schema.
-docs: venv
+# docs/configuration.md is generated from the configuration schema; docs/images/zpages-*.png are
+# screenshots of the zPages over real services (root: the agent loads its BPF programs).
+docs: deps-test venv bpf
 	$(PY) scripts/gen_config_docs.py
+	$(PY) scripts/zpages_screenshots.py --out docs/images
 
 # Fails when docs/configuration.md is stale, or when a command, config snippet, Containerfile or
 # manifest shown in docs/ and deploy/ no longer matches the code (tests/unit/docs).

@@ -7,6 +7,7 @@ Runs, in one invocation and interleaved within each round,
 2. nginx at fixed rates (1k, 5k, 20k req/s and half of saturation), open loop, off / on;
 3. a Flask app under gunicorn: bare / OTel SDK / bare + agent;
 4. micro benchmarks: kernel → decode, parsers per protocol, OTLP encoding;
+5. zpages: the pages rendered with 200 services and 1,000 edges (server side and in Chromium);
 
 then checks the targets, profiles the agent with py-spy under the load of every missed target,
 prints the report and writes it to docs/performance.md.  ``--quick`` (the default) takes a few
@@ -34,7 +35,7 @@ from pathlib import Path
 from bench import machine, procstat, report, scenarios
 from bench.services import REPO, Workdir
 
-SECTIONS = ("saturated", "fixed", "flask", "micro")
+SECTIONS = ("saturated", "fixed", "flask", "micro", "zpages")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             scenarios.log("micro benchmarks")
             data["micro"] = micro.run_all(o.quick, workdir.path)
             scenarios.syscall_overhead(ctx, rounds=3 if o.quick else 5)
+        if "zpages" in o.sections:
+            from bench import zpages_render
+
+            scenarios.log("zpages: rendering the pages with 200 services and 1,000 edges")
+            data["zpages"] = zpages_render.run(o.quick)
         data["runs"] = scenarios.runs_as_dicts(ctx)
         targets = report.evaluate(data["runs"])
         data["profiles"] = {}

@@ -243,6 +243,7 @@ def render(data: dict) -> str:
     out += _render_fixed(runs, data)
     out += _render_flask(runs, data)
     out += _render_micro(data.get("micro"))
+    out += _render_zpages(data.get("zpages"))
     out += _render_syscalls(runs)
     out += _render_anomalies(runs)
     out += _render_profiles(data.get("profiles", {}), targets)
@@ -403,6 +404,26 @@ def _render_flask(runs, data) -> list[str]:
         net = summarise(_flask_relative(bare, otel, agent, "net_cpu_us_per_req"))
         out += [f"Agent's added CPU ÷ OTel SDK's added CPU (per round): **{_f(rel, 2)}**; with the agent's "
                 f"baseline (2 s before the load) subtracted: {_f(net, 2)}.", ""]
+    return out
+
+
+def _render_zpages(z) -> list[str]:
+    if not z:
+        return []
+    out = ["## 5. zPages render time", "",
+           f"`bench/zpages_render.py`: {z['services']} services, {z['edges']} edges, {z['spans']:,} spans through the "
+           f"agent's own aggregators; the service map page is {z['html_bytes'] / 1024:.0f} KiB. Target: "
+           f"< {z['target_ms']:.0f} ms.", "",
+           "Server side (views, layout, HTML; no socket):", "",
+           _table(["page", "rounds", "median ms", "max ms", "verdict"],
+                  [[p["page"], str(p["rounds"]), f"{p['median_ms']:.1f}", f"{p['max_ms']:.1f}", _verdict(p["passed"])]
+                   for p in z["pages"]]), ""]
+    if z.get("browser"):
+        out += ["In headless Chromium (request sent → load event ended: render, transfer, parse, layout, script; "
+                "verdict on the median):", "",
+                _table(["page", "rounds", "median ms", "max ms", "verdict"],
+                       [[p["page"], str(p["rounds"]), f"{p['median_ms']:.1f}", f"{p['max_ms']:.1f}",
+                         _verdict(p["passed"])] for p in z["browser"]]), ""]
     return out
 
 

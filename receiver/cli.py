@@ -1,4 +1,4 @@
-"""``ebpf-receiver``: run | validate | check.
+"""``ebpf-receiver``: run | validate | check | status.
 
 Exit codes: 0 ok; 1 the kernel/privileges do not allow running (check) or a runtime failure;
 2 a configuration error (one message naming the key and file:line), or an address a component
@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="validate the configuration without touching the kernel")
     val.add_argument("--config", action="append", metavar="FILE")
     sub.add_parser("check", help="can the agent run here? (kernel, BTF, tracefs, capabilities...)")
+    st = sub.add_parser("status", help="the running agent's traced processes as a table (from its zpages extension)")
+    st.add_argument("--endpoint", metavar="HOST:PORT",
+                    help="the zpages endpoint (default: the one --config names, else localhost:55679)")
+    st.add_argument("--config", action="append", metavar="FILE", help="the running agent's config, to find its zpages")
+    st.add_argument("--json", action="store_true", help="print the JSON the agent answers instead of a table")
+    st.add_argument("--all", action="store_true", help="every traced process, also those without traffic")
     return p
 
 
@@ -70,6 +76,43 @@ def cmd_check(args) -> int:
     results = run_checks()
     print(format_table(results))
     return 0 if all(r.ok for r in results if r.required) else 1
+
+
+def cmd_status(args) -> int:
+    """Fetch /debug/servicez?format=json from the agent's zpages extension and print a table."""
+    import shutil
+    import urllib.error
+    import urllib.request
+
+    from receiver.extensions.zpages.config import ZPagesExtensionConfig, bind_address
+    from receiver.extensions.zpages.table import format_servicez
+
+    endpoint = args.endpoint
+    if endpoint is None and args.config:
+        config = _load(args.config)
+        found = [c for c in config.extensions.values() if isinstance(c, ZPagesExtensionConfig)]
+        if not found:
+            print("ebpf-receiver: status: the configuration has no zpages extension "
+                  "(add `extensions: {zpages: {}}` and name it in service.extensions)", file=sys.stderr)
+            return 2
+        endpoint = found[0].endpoint
+    host, port = bind_address(endpoint or ZPagesExtensionConfig().endpoint)
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/debug/servicez?format=json{'&all=1' if args.all else ''}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError) as err:
+        print(f"ebpf-receiver: status: cannot reach the agent's zpages at {url}: {getattr(err, 'reason', err)} "
+              "(is the agent running with the zpages extension? --endpoint names another address)", file=sys.stderr)
+        return 1
+    if args.json:
+        print(text)
+        return 0
+    data = json.loads(text)
+    width = shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else None
+    print(format_servicez(data["processes"], width))
+    return 0
 
 
 def _yield_to_workloads(config) -> None:
@@ -215,7 +258,7 @@ def _start_watchdog(seconds: float) -> None:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"run": cmd_run, "validate": cmd_validate, "check": cmd_check}[args.command]
+    handler = {"run": cmd_run, "validate": cmd_validate, "check": cmd_check, "status": cmd_status}[args.command]
     return handler(args)
 
 

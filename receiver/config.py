@@ -56,6 +56,7 @@ from receiver.exporters.config import (
     RetryConfig,
 )
 from receiver.extensions.health_check import HealthCheckExtensionConfig
+from receiver.extensions.zpages.config import ZPagesExtensionConfig
 from receiver.processors.batch import BatchProcessorConfig
 from receiver.receivers.ebpf.config import (
     PROTOCOL_NAMES,
@@ -141,4 +142,5 @@ __all__ = [
     "pipeline_signal",
     "redacted_dict",
     "setting",
+    "ZPagesExtensionConfig",
 ]

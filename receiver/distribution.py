@@ -27,6 +27,7 @@ from receiver.extensions.health_check import (
     HealthCheckExtension,
     HealthCheckExtensionConfig,
 )
+from receiver.extensions.zpages import ZPagesExtension, ZPagesExtensionConfig
 from receiver.processors.batch import BatchProcessor, BatchProcessorConfig
 from receiver.receivers.ebpf.config import EbpfReceiverConfig
 
@@ -74,6 +75,9 @@ def builtin_factories() -> list[Factory]:
                 "serves metrics for scraping"),
         Factory("extensions", "health_check", HealthCheckExtensionConfig,
                 lambda s, cfg: HealthCheckExtension(cfg), "HTTP health endpoint"),
+        Factory("extensions", "zpages", ZPagesExtensionConfig,
+                lambda s, cfg: ZPagesExtension(cfg, s.host, s.self_metrics),
+                "live pages: services, service map, spans, pipelines"),
     ]
 
 

@@ -78,6 +78,25 @@ class FanOut:
             c.consume_logs(records)
 
 
+class SpanTap:
+    """Shows every batch of spans a receiver emits to the span observers (the zpages extension),
+    once, then hands it to the receiver's first consumers: the one place spans are observed, at
+    the head of the traces pipelines, before any processor."""
+
+    def __init__(self, observers, consumers) -> None:
+        self._observers = observers  # the agent's list: observers added later are seen too
+        self._consumers = list(consumers)
+
+    def consume_traces(self, spans) -> None:
+        for observe in self._observers:
+            try:
+                observe(spans)
+            except Exception:  # an observer's bug must not stop the spans: logged
+                log.exception("span observer %r failed", observe)
+        for c in self._consumers:
+            c.consume_traces(spans)
+
+
 class PeriodicMetricReader:
     """Pushes a snapshot of ``source()`` (traffic metrics, self metrics) to push exporters
     every ``interval`` seconds (pull exporters like Prometheus read on scrape instead)."""
@@ -142,6 +161,8 @@ class Agent:
         self.readers: list[PeriodicMetricReader] = []
         self.extensions: dict[str, object] = {}
         self.receivers: dict[str, object] = {}
+        self.span_observers: list = []  # callables given every batch of spans receivers emit
+        self._pipeline_components: list[tuple[str, str, list[tuple[str, str, object]]]] = []
         self._started = False
         self._stopped = False
         self._build()
@@ -167,12 +188,17 @@ class Agent:
         return self.exporters[exporter_id]
 
     def _build(self) -> None:
+        # Extensions first: one may observe spans (observe_spans) before the pipelines are wired.
+        for ext_id in self.config.service.extensions:
+            self.extensions[ext_id] = self._create("extensions", ext_id)
         heads: dict[str, dict[str, list]] = {}  # receiver id -> signal -> first consumers
+        processors: dict[str, list] = {}  # pipeline id -> its processors, in order
         for pipeline_id, p in self.config.service.pipelines.items():
             signal = pipeline_signal(pipeline_id)
             for receiver_id in p.receivers:
                 heads.setdefault(receiver_id, {})
             exporters = [self._exporter(e) for e in p.exporters]
+            before = len(self.processors)
             if signal == "metrics":
                 # Metrics derived from traffic are state read on an interval: pull exporters
                 # (Prometheus) read it on scrape; push exporters get a periodic reader.
@@ -180,15 +206,33 @@ class Agent:
                 if push:
                     head = self._chain(p.processors, FanOut(push))
                     self.readers.append(PeriodicMetricReader(self._pushed_metrics, head, self._push_interval))
-                continue
-            head = self._chain(p.processors, FanOut(exporters))
-            for receiver_id in p.receivers:
-                heads[receiver_id].setdefault(signal, []).append(head)
-        for ext_id in self.config.service.extensions:
-            self.extensions[ext_id] = self._create("extensions", ext_id)
+            else:
+                head = self._chain(p.processors, FanOut(exporters))
+                for receiver_id in p.receivers:
+                    heads[receiver_id].setdefault(signal, []).append(head)
+            processors[pipeline_id] = list(reversed(self.processors[before:]))  # _chain appends downstream first
         for receiver_id, by_signal in heads.items():
-            consumers = ReceiverConsumers(traces=tuple(by_signal.get("traces", ())), logs=tuple(by_signal.get("logs", ())))
+            traces = tuple(by_signal.get("traces", ()))
+            if traces and self.span_observers:
+                traces = (SpanTap(self.span_observers, traces),)
+            consumers = ReceiverConsumers(traces=traces, logs=tuple(by_signal.get("logs", ())))
             self.receivers[receiver_id] = self._create("receivers", receiver_id, consumers)
+        for pipeline_id, p in self.config.service.pipelines.items():
+            chain = [("receivers", r, self.receivers[r]) for r in p.receivers]
+            chain += [("processors", pid, inst) for pid, inst in zip(p.processors, processors[pipeline_id])]
+            chain += [("exporters", e, self.exporters[e]) for e in p.exporters]
+            self._pipeline_components.append((pipeline_id, pipeline_signal(pipeline_id), chain))
+
+    # -- what observers of the running agent read (zpages) ------------------------------------
+
+    def observe_spans(self, observer) -> None:
+        """``observer(spans)`` is called with every batch of spans a receiver emits, before the
+        first processor of its traces pipelines (on the receiver's thread: it must be quick)."""
+        self.span_observers.append(observer)
+
+    def pipeline_components(self) -> list[tuple[str, str, list[tuple[str, str, object]]]]:
+        """(pipeline id, signal, [(kind, component id, instance)...]) in the order data flows."""
+        return list(self._pipeline_components)
 
     def collect_metrics(self) -> list:
         """Everything the agent derives from traffic: RED histograms, the service graph, and what

@@ -21,6 +21,7 @@ from receiver.exporters.config import (
 )
 from receiver.exporters.otlp_grpc import parse_grpc_endpoint
 from receiver.extensions.health_check import HealthCheckExtensionConfig
+from receiver.extensions.zpages.config import ZPagesExtensionConfig
 
 READY_MARK = "running (pid"  # what scripts and tests wait for
 
@@ -60,6 +61,10 @@ def served_urls(agent) -> list[str]:
             host, port = _split(cfg.endpoint)
             host = host if cfg.endpoint.rpartition(":")[0] else "127.0.0.1"
             out.append(f"http://{url_host(host)}:{getattr(extension, 'port', port)}{cfg.path} ({component_id})")
+        elif isinstance(cfg, ZPagesExtensionConfig):
+            host, port = _split(cfg.endpoint)
+            host = "127.0.0.1" if host == "localhost" else host
+            out.append(f"http://{url_host(host)}:{getattr(extension, 'port', port)}/debug/servicez ({component_id})")
     return out
 
 

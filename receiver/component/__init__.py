@@ -47,6 +47,10 @@ class Host(Protocol):
 
     def collect_metrics(self) -> list: ...  # everything derived from traffic, for pull exporters
 
+    # Also offered by the agent, for observers such as the zpages extension (found by duck typing):
+    # observe_spans(callback): every batch of spans a receiver emits, before the first processor;
+    # pipeline_components(): [(pipeline id, signal, [(kind, id, instance)...])]; receivers: {id: instance}.
+
 
 @dataclass(frozen=True)
 class CreateSettings:

@@ -29,7 +29,7 @@ is unknown (its process already gone) matches a peer of any namespace and takes 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from typing import Any, Iterator, Protocol
@@ -79,6 +79,16 @@ class Connection:
         return self.kernel_role == _SERVER or self.learned_role == _SERVER
 
 
+
+
+@dataclass(slots=True)
+class ProcessConnections:
+    """One process's connections tracked now (:meth:`ConnectionTracker.by_process`)."""
+
+    connections: int = 0
+    protocols: set[str] = field(default_factory=set)
+    tls_plaintext: int = 0  # connections whose plaintext is read at a TLS library
+    tls_ciphertext_only: int = 0  # TLS records seen, no plaintext
 
 
 @dataclass(frozen=True)
@@ -270,6 +280,27 @@ class ConnectionTracker:
         if c is not None and c.endpoint_key is not None:
             self.peers.remove(c)
         return c
+
+    # -- views (any thread) ------------------------------------------------------------------
+
+    def by_process(self) -> dict[int, ProcessConnections]:
+        """What the connections tracked now say of each process (for status pages).  Read from
+        another thread than the capture thread: a copy of the table is taken first (a C-level
+        copy the capture thread cannot interleave with)."""
+        conns = list(self._conns.values())
+        out: dict[int, ProcessConnections] = {}
+        for c in conns:
+            p = out.get(c.pid)
+            if p is None:
+                p = out[c.pid] = ProcessConnections()
+            p.connections += 1
+            if c.protocol:
+                p.protocols.add(c.protocol)
+            if c.tls:
+                p.tls_plaintext += 1
+            if c.tls_unattached:
+                p.tls_ciphertext_only += 1
+        return out
 
     # -- self-metrics ------------------------------------------------------------------------
 

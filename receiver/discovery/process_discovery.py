@@ -158,6 +158,16 @@ class ProcessDiscovery:
     def attach_failures(self) -> dict[str, int]:
         return dict(self.libraries.failures) if self.libraries else {"missing_symbol": 0, "attach_error": 0}
 
+    def tls_libraries_of(self, pid: int) -> tuple[str, ...]:
+        """Paths of the attached TLS libraries (or binaries) process ``pid`` maps (any thread)."""
+        if self.libraries is None:
+            return ()
+        return tuple(sorted(lib.path for lib in self.libraries.attached if pid in lib.pids))
+
+    def traced_pids(self) -> list[int]:
+        """The processes the rules trace now (any thread: a copy of the table is read)."""
+        return [pid for pid, p in list(self.processes.items()) if p.decision is Decision.TRACED and not p.kernel_thread]
+
     def attached_libraries(self) -> list[str]:
         return [lib.path for lib in self.libraries.attached] if self.libraries else []
 

@@ -65,6 +65,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Protocol
 
+from receiver.component.status import ComponentStatus
 from receiver.exporters.errors import (
     PermanentExportError,
     RequestTooLargeError,
@@ -168,6 +169,9 @@ class QueuedRetryingSender:
         self._deadline: float | None = None  # monotonic; set once, before _stopping
         self._started = False
         self._shut_down = False
+        # For status pages: consumers in a backoff now, per signal, and the last failure seen.
+        self._retrying = {s: 0 for s in Signal}
+        self._last_error: tuple[str, float] | None = None
 
         for signal, q in self._queues.items():
             metrics.signal_queue_size.labels(exporter_id, signal.value).set_function(lambda q=q: q.used)
@@ -175,6 +179,14 @@ class QueuedRetryingSender:
         self_metrics.exporter_queue_capacity.labels(exporter_id).set(self._capacity)
         queues = tuple(self._queues.values())
         self_metrics.exporter_queue_size.labels(exporter_id).set_function(lambda: sum(q.used for q in queues))
+
+    def status(self) -> ComponentStatus:
+        """Queues, whether a consumer is in a retry backoff now, and the last export failure."""
+        retrying = sum(self._retrying.values())
+        state = "stopped" if self._shut_down else ("retrying" if retrying else ("running" if self._started else "created"))
+        queues = tuple((s.value, q.used, self._capacity, self._sizer) for s, q in self._queues.items())
+        error, at = self._last_error or ("", 0.0)
+        return ComponentStatus(state, queues, error, at, (("consumers in backoff", str(retrying)),))
 
     # -- what the pipeline calls ---------------------------------------------------------------
 
@@ -496,7 +508,13 @@ class QueuedRetryingSender:
                 if deadline is not None and now + delay > deadline:
                     return str(e)  # shutting down, and the backoff would outlast it
                 log.info("exporter %s: %s; retrying %d %s in %.2fs", self.exporter_id, e, n, signal.value, delay)
-                if not self._sleep(delay, q):
+                self._last_error = (str(e), time.time())
+                self._retrying[signal] += 1
+                try:
+                    slept = self._sleep(delay, q)
+                finally:
+                    self._retrying[signal] -= 1
+                if not slept:
                     return str(e)
                 attempt += 1
                 counters.retries.inc()
@@ -505,6 +523,7 @@ class QueuedRetryingSender:
                 return _TOO_LARGE
             except PermanentExportError as e:
                 log.warning("exporter %s: dropping %d %s: %s", self.exporter_id, n, signal.value, e)
+                self._last_error = (str(e), time.time())
                 counters.failed["permanent"].inc(n)
                 return None
             except Exception:

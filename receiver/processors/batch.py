@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from receiver.component.status import ComponentStatus
 from receiver.configuration.section import ConfigSection, setting
 from receiver.model.signals import Signal, TelemetryConsumer
 
@@ -143,6 +144,13 @@ class BatchProcessor:
         self._thread: threading.Thread | None = None
         self._started = False
         self._shut_down = False
+
+    def status(self) -> ComponentStatus:
+        """What waits to be batched, per signal (in items), against the backlog bound."""
+        state = "stopped" if self._shut_down else ("running" if self._started else "created")
+        queues = tuple((s.value, self._pending[s].count, self._bound, "items") for s in Signal)
+        refused = ", ".join(f"{s.value} {n}" for s, n in self.refused.items())
+        return ComponentStatus(state, queues, details=(("refused (backlog full)", refused),))
 
     def consume_traces(self, spans: list[Span]) -> None:
         self._add(Signal.TRACES, spans, len(spans))

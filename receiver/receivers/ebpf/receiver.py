@@ -31,6 +31,13 @@ from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.loader import BpfLoader, LoaderKnobs, agent_pid_namespace, default_object_path
 from receiver.bpf.self_observation import seed_agent_endpoints
 from receiver.component.backpressure import Backpressure
+from receiver.component.status import (
+    TLS_COVERED,
+    TLS_NONE,
+    TLS_NOT_COVERED,
+    TLS_PARTIAL,
+    ProcessStatus,
+)
 from receiver.capture.events import EventDecoder, ProcEvent
 from receiver.capture.ringbuf import RingBufferReader
 from receiver.capture.router import RecordRouter
@@ -330,6 +337,32 @@ class EbpfReceiver:
         self_metrics.add_collector(MergedCollector(
             (kernel, self.router, self.tracker, self.protocols, self.assembler, self.discovery, _Optional(self))
         ))
+
+    def processes(self, pids=(), all_traced: bool = False) -> list[ProcessStatus]:
+        """What this receiver knows of each process with connections tracked now, of ``pids``
+        (processes an observer saw spans of) and, with ``all_traced``, of every process the
+        discovery rules trace: for status pages, from any thread."""
+        conns = self.tracker.by_process()
+        wanted = set(conns) | set(pids)
+        if all_traced:
+            wanted |= set(self.discovery.traced_pids())
+        out = []
+        for pid in sorted(wanted):
+            if pid == self._agent_pid:
+                continue
+            c = conns.get(pid)
+            libraries = self.discovery.tls_libraries_of(pid)
+            ciphertext_only = c.tls_ciphertext_only if c else 0
+            if libraries:
+                tls = TLS_PARTIAL if ciphertext_only else TLS_COVERED
+            else:
+                tls = TLS_NOT_COVERED if ciphertext_only else TLS_NONE
+            out.append(ProcessStatus(
+                pid=pid, resource=self._resources.get(pid), metrics_resource=self._resources.for_metrics(pid),
+                connections=c.connections if c else 0, protocols=tuple(sorted(c.protocols)) if c else (),
+                tls_stack=libraries, tls_plaintext=tls, tls_ciphertext_connections=ciphertext_only,
+            ))
+        return out
 
     def kernel_counters(self) -> list[int]:
         if self._loader is None or self._loader.state != "attached":

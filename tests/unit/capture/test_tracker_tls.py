@@ -151,3 +151,12 @@ def test_https_scheme_on_spans_of_tls_transactions():
 )
 def test_tls_record_header(data, tls):
     assert is_tls_record(data) is tls
+
+
+def test_by_process_counts_connections_protocols_and_what_tls_left_uncovered():
+    k = Kernel()
+    tr = tracker(k)
+    serve(tr)  # conn 7: plaintext at the library, HTTP
+    tr.on_data(ev(Direction.INGRESS, APP_DATA, False, 2000, conn_id=8))  # conn 8: ciphertext only
+    (p,) = tr.by_process().values()
+    assert p.connections == 2 and p.protocols == {"http"} and p.tls_plaintext == 1 and p.tls_ciphertext_only == 1

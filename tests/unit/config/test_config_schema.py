@@ -30,6 +30,7 @@ from receiver.config import (
     ServiceConfig,
     TLSClientConfig,
     TLSServerConfig,
+    ZPagesExtensionConfig,
     describe_schema,
     parse_component_id,
 )
@@ -46,6 +47,7 @@ def test_registry():
         ("exporters", "debug"): DebugExporterConfig,
         ("exporters", "prometheus"): PrometheusExporterConfig,
         ("extensions", "health_check"): HealthCheckExtensionConfig,
+        ("extensions", "zpages"): ZPagesExtensionConfig,
     }
 
 

@@ -403,3 +403,18 @@ def test_every_item_is_sent_failed_or_dropped_exactly_once(
         assert value(reg, "request_splits_total", signal, trigger="too_large") <= len(refused)
         if max_size:
             assert max(backend.sizes[signal], default=0) <= max_size
+
+
+def test_status_says_when_a_consumer_is_retrying_and_keeps_the_last_error():
+    backend = OtlpBackend(scripts={Signal.LOGS: [RetryableExportError("collector unavailable")] * 1000})
+    retry = RetryConfig(initial_interval=0.3, max_interval=0.3, max_elapsed_time=0)
+    sender, reg = make(backend, QueueConfig(num_consumers=1), retry=retry)
+    assert sender.status().state == "created" and sender.status().last_error == ""
+    sender.start()
+    sender.consume_logs(make_items(Signal.LOGS, 3))
+    wait_for(lambda: sender.status().state == "retrying")
+    status = sender.status()
+    assert "collector unavailable" in status.last_error and status.last_error_unix > 0
+    assert ("logs", 0, status.queues[0][2], "bytes") in status.queues  # the request left the queue: held by the consumer
+    sender.shutdown(0.1)
+    assert sender.status().state == "stopped"
