@@ -61,6 +61,7 @@ _UNTIL_CLOSE = BodyFraming.UNTIL_CLOSE
 _TUNNEL_FRAMING = BodyFraming.TUNNEL
 _tuple_new = tuple.__new__  # builds Http1Request/Http1Response without a call (see .types)
 
+_LINE_TEXT = bytes(range(0x20, 0x7F))  # what may extend a start line without ending it or making it invalid
 _EGRESS = Direction.EGRESS
 _INGRESS = Direction.INGRESS
 _SUCCESS = ParseState.SUCCESS
@@ -192,13 +193,16 @@ class Http1Session(StreamSession):
         buf = stream.buf
         carried = len(buf)
         checked = stream.line_checked
-        if checked and carried + len(data) < 2 * checked and carried + len(data) < self._max_line and b"\n" not in data:
-            # An incomplete line growing by small writes: nothing can complete before its line
-            # end, so it is parsed again only when that arrives or the line has doubled (each
-            # byte is parsed a bounded number of times; a line that stopped being plausible is
-            # dropped at most one doubling later, still within the same length limits).
+        if (checked and carried + len(data) < 2 * checked and carried + len(data) < self._max_line
+                and not data.translate(None, _LINE_TEXT)):
+            # An incomplete line growing by small writes of plain text (no line end, no control
+            # byte): nothing can complete before its line end, so it is parsed again only when
+            # that arrives or the line has doubled (each byte is parsed a bounded number of
+            # times; a line made implausible by such text is dropped at most one doubling later).
             buf += data
             return
+        if 0 < checked < carried:
+            carried = checked  # writes were deferred: the first one after the last parse may start a message
         if carried:
             buf += data
             view: bytes | bytearray = buf

@@ -132,3 +132,16 @@ def test_http1_an_incomplete_start_line_in_small_writes_is_parsed_a_bounded_numb
             session.feed(Direction.INGRESS, data[at : at + 16], ts)
         assert session.internal_errors == 0
         assert offered <= 8 * len(data), f"{offered} bytes parsed for {len(data)}"
+
+
+def test_http1_a_control_byte_ends_the_deferral_as_before():
+    """Garbage written after a plausible start is still dropped at once: the next write's
+    request is parsed as it was before small writes were deferred."""
+    session = Http1Session()
+    out = []
+    for ts, data in enumerate([b"GET /abc", b"\x00\x01", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                               b"HTTP/1.1 204 No Content\r\n\r\n"]):
+        direction = Direction.EGRESS if data.startswith(b"HTTP/") else Direction.INGRESS
+        out += session.feed(direction, data, ts)
+    assert [t.request.target for t in out] == ["/"]
+    assert session.internal_errors == 0
