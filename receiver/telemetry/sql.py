@@ -118,7 +118,9 @@ _QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
 
 
-def redact_error_message(message: str, known: str | None, dialect: str = "postgresql", extra: tuple[str, ...] = ()) -> str:
+def redact_error_message(
+    message: str, known: str | None, dialect: str = "postgresql", extra: tuple[str, ...] = ()
+) -> str:
     """A server's error message made as safe to export as the obfuscated query.
 
     Servers quote the values they refuse (``invalid input syntax for type integer: "..."``,

@@ -133,7 +133,8 @@ def mysql_login() -> list[tuple[Direction, bytes]]:
     """Greeting, HandshakeResponse41 (user "u", no password), OK."""
     caps = 0x0200 | 0x8000 | 0x80000  # PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH
     response = struct.pack("<IIB", caps, 1 << 24, 0x21) + b"\0" * 23 + b"u\0" + b"\0" + b"mysql_native_password\0"
-    return [(OUT, mysql_greeting()), (IN, mysql_packet(1, response)), (OUT, mysql_packet(2, b"\x00\x00\x00\x02\x00\x00\x00"))]
+    ok = mysql_packet(2, b"\x00\x00\x00\x02\x00\x00\x00")
+    return [(OUT, mysql_greeting()), (IN, mysql_packet(1, response)), (OUT, ok)]
 
 
 def mysql_nul_sql() -> list[tuple[Direction, bytes]]:

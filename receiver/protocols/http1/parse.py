@@ -437,8 +437,8 @@ class BodyReader:
     :meth:`skip` accounts for bytes the capture missed.  Sizes come from lengths on the wire.
     """
 
-    __slots__ = ("framing", "remaining", "body_size", "wire_size", "trailers", "_chunk_state", "_max_trailers", "_max_line",
-                 "_trailers_searched")
+    __slots__ = ("framing", "remaining", "body_size", "wire_size", "trailers", "_chunk_state", "_max_trailers",
+                 "_max_line", "_trailers_searched")
 
     def __init__(self, max_buffer: int) -> None:
         self._max_trailers = max_buffer  # the trailer section must fit in the buffer
