@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 CONTAINER_ENGINE ?= docker
 IMAGE ?= ebpf-receiver:$(VERSION)
 
-.PHONY: run test deps deps-test venv venv-bench bpf bench check clean wheel docs docs-check image
+.PHONY: run test deps deps-test venv venv-bench venv-fuzz bpf bench fuzz check clean wheel docs docs-check image
 
 run: deps venv bpf
 	$(VENV)/bin/ebpf-receiver run $(if $(CONFIG),--config $(CONFIG))
@@ -23,6 +23,16 @@ check: deps venv bpf
 
 bench: deps-test venv-bench bpf
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Coverage-guided fuzzing (atheris) of every parser, the record decoder, the config loader and
+# the encoders; crashes are minimised into tests/fixtures/<proto>/fuzz/ (replayed by `make test`).
+# FUZZ_RUNS inputs per target (default 1,000,000), at most FUZZ_SECONDS each; FUZZ_TARGETS=a,b.
+FUZZ_RUNS ?= 1000000
+FUZZ_SECONDS ?= 3600
+FUZZ_TARGETS ?=
+fuzz: deps-test venv-fuzz bpf
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) $(if $(FUZZ_TARGETS),FUZZ_TARGETS=$(FUZZ_TARGETS)) \
+		$(PY) -m tests.fuzz
 
 deps:
 	@scripts/install-deps.sh run
@@ -43,6 +53,12 @@ $(VENV)/.installed: pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 venv-bench: $(VENV)/.installed-bench
 $(VENV)/.installed-bench: $(VENV)/.installed
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
+	@touch $@
+
+# The fuzz extra (atheris) on top of the test venv.
+venv-fuzz: $(VENV)/.installed-fuzz
+$(VENV)/.installed-fuzz: $(VENV)/.installed
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,fuzz]'
 	@touch $@
 
 bpf:

@@ -1,8 +1,10 @@
 """``ebpf-receiver``: run | validate | check | status.
 
 Exit codes: 0 ok; 1 the kernel/privileges do not allow running (check) or a runtime failure;
-2 a configuration error (one message naming the key and file:line), or an address a component
-cannot listen on (one message naming the component and the address: a port already taken).
+2 a configuration error (one message naming the key and file:line), an address a component
+cannot listen on (one message naming the component and the address: a port already taken), or
+a capability ``run`` lacks (one message naming it: CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH,
+CAP_NET_ADMIN for tc; :mod:`receiver.bpf.privileges`).
 
 Once up, ``run`` logs one line naming every URL it serves and every exporter's target
 (:mod:`receiver.ready_line`).
@@ -143,6 +145,7 @@ def cmd_run(args) -> int:
         return 0
 
     from receiver.bpf.loader import BpfLoadError
+    from receiver.bpf.privileges import MissingCapabilityError
     from receiver.pipeline import Agent, ComponentStartError
     from receiver.ready_line import ready_line
 
@@ -164,10 +167,15 @@ def cmd_run(args) -> int:
         agent.start()
         _tune_garbage_collector()
     except ComponentStartError as err:
-        # One line, like a configuration error: the component, the address, what to do.
+        # One line, like a configuration error: the component, the address (or the missing
+        # capability), what to do.
         print(f"ebpf-receiver: {err}", file=sys.stderr)
         agent.shutdown(timeout=2.0)
-        return 2 if err.listen else 1
+        return 2 if err.listen or isinstance(err.cause, MissingCapabilityError) else 1
+    except MissingCapabilityError as err:
+        print(f"ebpf-receiver: {err}", file=sys.stderr)
+        agent.shutdown(timeout=2.0)
+        return 2
     except BpfLoadError as err:
         log.error("%s", err)
         agent.shutdown(timeout=2.0)

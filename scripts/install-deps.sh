@@ -9,7 +9,8 @@ run_pkgs=(clang llvm libbpf-dev libbpf1 bpftool make python3-venv ca-certificate
 test_pkgs=(nginx-light redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client
            memcached nats-server rabbitmq-server dnsmasq
            prometheus curl wrk openssl iproute2 conntrack iptables procps iputils-ping
-           chromium chromium-driver)
+           chromium chromium-driver
+           util-linux)  # setpriv: tests/e2e/test_least_privilege.py
 
 pkgs=("${run_pkgs[@]}")
 [ "$profile" = test ] || [ "$profile" = bench ] && pkgs+=("${test_pkgs[@]}")

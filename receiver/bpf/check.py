@@ -13,10 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from receiver.bpf.privileges import (
+    CAPABILITY_BITS,
+    PURPOSE,
+    MissingCapabilityError,
+    effective_capabilities,
+    holds,
+    missing_for_bpf,
+)
 from receiver.bpf.tracefs import MOUNT_HINT, TracefsError, ensure_tracefs
 
-# Bits of the effective capability set (linux/capability.h).
-CAPABILITIES = {"CAP_SYS_ADMIN": 21, "CAP_NET_ADMIN": 12, "CAP_SYS_PTRACE": 19, "CAP_PERFMON": 38, "CAP_BPF": 39}
+CAPABILITIES = CAPABILITY_BITS  # the names `check` reports on
 REQUIRED_TRACEPOINTS = (
     "syscalls/sys_enter_read",
     "syscalls/sys_exit_recvfrom",
@@ -53,11 +60,17 @@ def check_btf(path: str = "/sys/kernel/btf/vmlinux") -> CheckResult:
     return CheckResult("btf", ok, path if ok else f"{path} missing", fix="" if ok else "a kernel built with CONFIG_DEBUG_INFO_BTF=y")
 
 
+def _tracefs_fix(err: TracefsError) -> str:
+    if err.capability == "CAP_DAC_READ_SEARCH":
+        return "grant CAP_DAC_READ_SEARCH, or run as root"
+    return MOUNT_HINT
+
+
 def check_tracefs() -> CheckResult:
     try:
         path, mounted = ensure_tracefs()
     except TracefsError as err:
-        return CheckResult("tracefs", False, str(err), fix=MOUNT_HINT)
+        return CheckResult("tracefs", False, str(err), fix=_tracefs_fix(err))
     return CheckResult("tracefs", True, f"{path}" + (" (mounted now)" if mounted else ""))
 
 
@@ -65,7 +78,7 @@ def check_tracepoints() -> CheckResult:
     try:
         path, _ = ensure_tracefs()
     except TracefsError as err:
-        return CheckResult("tracepoints", False, str(err), fix=MOUNT_HINT)
+        return CheckResult("tracepoints", False, str(err), fix=_tracefs_fix(err))
     missing = [tp for tp in REQUIRED_TRACEPOINTS if not (path / "events" / tp).is_dir()]
     if missing:
         return CheckResult("tracepoints", False, "missing: " + ", ".join(missing), fix="CONFIG_FTRACE_SYSCALLS=y")
@@ -92,6 +105,8 @@ def check_ringbuf_and_load() -> CheckResult:
         loader.open()
         loader.configure()
         loader.load()
+    except MissingCapabilityError as err:
+        return CheckResult("bpf load (ring buffer, CO-RE)", False, str(err), fix=f"grant {err.missing.capability}")
     except (BpfLoadError, OSError) as err:
         return CheckResult("bpf load (ring buffer, CO-RE)", False, str(err).splitlines()[0],
                            fix=str(err).splitlines()[-1].removeprefix("hint: "))
@@ -105,20 +120,15 @@ def check_tc() -> CheckResult:
     return CheckResult("tc/clsact", ok, "available" if ok else "no tc support", required=False)
 
 
-def effective_capabilities(status_path: str = "/proc/self/status") -> int:
-    for line in Path(status_path).read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return int(line.split()[1], 16)
-    return 0
-
-
 def check_capabilities() -> CheckResult:
     eff = effective_capabilities()
-    have = [n for n, b in CAPABILITIES.items() if eff & (1 << b)]
+    have = [n for n in CAPABILITIES if holds(eff, n)]
     lacking = [n for n in CAPABILITIES if n not in have]
-    bpf_ok = "CAP_SYS_ADMIN" in have or {"CAP_BPF", "CAP_PERFMON"} <= set(have)
+    missing = missing_for_bpf(eff)
     detail = "have " + (", ".join(have) or "none") + ("; lacking " + ", ".join(lacking) if lacking else "")
-    return CheckResult("capabilities", bpf_ok, detail, fix="" if bpf_ok else "run as root or grant CAP_BPF + CAP_PERFMON")
+    if missing is not None:
+        detail = f"missing capability {missing} (to {PURPOSE[missing]}); " + detail
+    return CheckResult("capabilities", missing is None, detail, fix="" if missing is None else f"grant {missing}")
 
 
 def check_memlock() -> CheckResult:

@@ -20,7 +20,8 @@ from typing import Callable
 from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.libbpf import Libbpf, errno_text, open_libbpf
 from receiver.bpf.network_knobs import NETWORK_METRIC_BITS, NETWORK_PROGRAMS, NetworkKnobs
-from receiver.bpf.tracefs import ensure_tracefs
+from receiver.bpf.privileges import capability_refusal
+from receiver.bpf.tracefs import ensure_tracefs_or_refuse
 
 # libbpf's print callback is process-wide; loads are serialised so each gets its own log.
 _PRINT_LOCK = threading.Lock()
@@ -119,8 +120,8 @@ def _hint_for(err: int, log_tail: str) -> str:
         if "invalid" in log_tail or "R" in log_tail and "unbounded" in log_tail:
             return "the verifier rejected a program (see the log lines above)"
         return (
-            "permission denied: run as root, or grant CAP_BPF + CAP_PERFMON (+ CAP_SYS_ADMIN for "
-            "tracefs, CAP_NET_ADMIN for tc)"
+            "permission denied: run as root, or grant CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH "
+            "(+ CAP_NET_ADMIN for tc; docs/security.md)"
         )
     if err == errno.ENOENT:
         return "a tracepoint or kernel type is missing: check `ebpf-receiver check` (BTF, tracefs)"
@@ -263,7 +264,7 @@ class BpfLoader:
         """Attach every tracepoint program (uprobe programs are attached per library by
         :meth:`attach_tls_library`)."""
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
-        _, self.mounted_tracefs = ensure_tracefs()
+        _, self.mounted_tracefs = ensure_tracefs_or_refuse(BpfLoadError)
         prog = lib.bpf_object__next_program(self._obj, ffi.NULL)
         while prog != ffi.NULL:
             name = ffi.string(lib.bpf_program__name(prog)).decode()
@@ -543,6 +544,10 @@ class BpfLoader:
             raise BpfLoadError(self._failure(what, rc))
 
     def _failure(self, what: str, err: int) -> str:
+        network = self.knobs.network
+        refusal = capability_refusal(what, err, tc_programs=network is not None and "tc_flow" in network.metrics)
+        if refusal is not None:  # one line naming the capability, not the libbpf log
+            raise refusal
         tail = _relevant_log_lines(self._log)
         text = errno_text(self.libbpf, err)
         msg = f"{what} failed: {text}"

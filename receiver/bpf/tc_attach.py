@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from receiver.bpf.privileges import MissingCapability, MissingCapabilityError
+
 INGRESS_PARENT = 0xFFFFFFF2  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS)
 EGRESS_PARENT = 0xFFFFFFF3  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS)
 FILTER_PRIORITY = 49152  # ours: low priority, runs after filters others placed earlier
@@ -58,6 +60,10 @@ class TcFlowAttacher:
                 ipr.tc("add", "clsact", index)
                 created = True
             except NetlinkError as err:
+                if err.code == errno.EPERM:
+                    raise MissingCapabilityError(
+                        MissingCapability("CAP_NET_ADMIN", f"adding a clsact qdisc to {ifname} was refused")
+                    ) from err
                 if err.code != errno.EEXIST:
                     raise TcAttachError(f"adding a clsact qdisc to {ifname}: {err}") from err
             try:
@@ -68,6 +74,10 @@ class TcFlowAttacher:
                     )
             except NetlinkError as err:
                 self._remove(ipr, index, created)
+                if err.code == errno.EPERM:
+                    raise MissingCapabilityError(
+                        MissingCapability("CAP_NET_ADMIN", f"adding the tc classifiers to {ifname} was refused")
+                    ) from err
                 raise TcAttachError(f"adding the tc classifiers to {ifname}: {err}") from err
         self._attached[ifname] = _Attached(index, created)
 

@@ -4,6 +4,10 @@ Scalars are typed with the YAML 1.2 core schema, as the Collector's YAML library
 ``true``/``false`` are booleans (``yes``, ``on``, ``off`` stay strings), ``010`` is ten, and
 ``1:30`` is a string.  Mapping keys are always the text as written (never typed) and must be
 unique.  Merge keys (``<<: *anchor``) are supported.  Nothing here expands ``${env:...}``.
+
+Hostile input is bounded: nesting deeper than :attr:`YamlLimits.max_depth` and documents that
+expand (through aliases) to more than :attr:`YamlLimits.max_nodes` values are refused with one
+:class:`ConfigError` naming the key and line, before the work or memory they would cost is spent.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -36,10 +41,60 @@ _CORE_SCHEMA = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class YamlLimits:
+    """How much one configuration document may cost to read.
+
+    ``max_depth`` bounds nesting (PyYAML's composer recurses once per level: a few hundred
+    ``[`` would otherwise overflow Python's stack); ``max_nodes`` bounds the values the document
+    expands to once aliases are followed (nine levels of nine aliases are 387 million values in
+    522 bytes).  A real configuration has a few hundred values and a depth under ten.
+    """
+
+    max_depth: int = 64
+    max_nodes: int = 100_000
+
+
+DEFAULT_LIMITS = YamlLimits()
+
+
 class _CoreSchemaLoader(yaml.SafeLoader):
-    """SafeLoader that composes nodes with YAML 1.2 core-schema implicit typing."""
+    """SafeLoader that composes nodes with YAML 1.2 core-schema implicit typing, at most
+    ``limits.max_depth`` levels deep."""
 
     yaml_implicit_resolvers: dict = {}
+
+    def __init__(self, stream, name: str, limits: YamlLimits):
+        self._name = name
+        self._limits = limits
+        self._depth = 0
+        self._path: list[str] = []
+        super().__init__(stream)
+
+    def compose_node(self, parent, index):
+        if self._depth >= self._limits.max_depth:
+            mark = self.peek_event().start_mark
+            raise ConfigError(
+                f"the YAML is nested more than {self._limits.max_depth} levels deep",
+                _abridged(tuple(self._path)),
+                Location(self._name, mark.line + 1),
+            )
+        self._depth += 1
+        self._path.append(_path_step(parent, index))
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._path.pop()
+
+
+def _path_step(parent: Node | None, index: object) -> str:
+    """A readable step of the key path being composed (the key's text, or ``[n]``)."""
+    if isinstance(parent, SequenceNode):
+        return f"[{len(parent.value)}]"
+    if isinstance(index, ScalarNode):
+        return index.value
+    return "?" if parent is not None else ""
 
 
 for _tag, _pattern, _first in _CORE_SCHEMA:
@@ -105,20 +160,24 @@ def locate(tree: object, keys: Sequence[str | int], fallback: Location | None = 
     return found
 
 
-def parse_yaml(text: str, name: str) -> LocatedMap:
+def parse_yaml(text: str, name: str, limits: YamlLimits = DEFAULT_LIMITS) -> LocatedMap:
     """Parse one configuration document; an empty document is an empty mapping."""
-    loader = _CoreSchemaLoader(text)
+    loader = None
     try:
+        loader = _CoreSchemaLoader(text, name, limits)  # the reader checks every character here
         root = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, name) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, name) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed YAML: {exc}", None, Location(name, 1)) from None
+        raise ConfigError(f"malformed YAML: {type(exc).__name__}", None, Location(name, 1)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if root is None:
         return LocatedMap(Location(name, 1))
-    value = _Converter(name).convert(root, ())
+    value = _Converter(name, limits).convert(root, ())
     if not isinstance(value, LocatedMap):
         raise ConfigError(
             f"the document must be a mapping (receivers:, exporters:, service: ...), got {_node_kind(root)}",
@@ -167,17 +226,78 @@ def _syntax_error(exc: yaml.MarkedYAMLError, name: str) -> ConfigError:
     return ConfigError(message, None, Location(name, line))
 
 
+def _reader_error(exc: yaml.reader.ReaderError, text: str, name: str) -> ConfigError:
+    # The character's code, never the text around it (it may be a secret's neighbour).
+    position = max(0, min(exc.position, len(text)))
+    line = text.count("\n", 0, position) + 1
+    character = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "\0")
+    return ConfigError(
+        f"malformed YAML: control character 0x{character:02x} is not allowed in YAML text",
+        None,
+        Location(name, line),
+    )
+
+
 def _dotted(path: tuple[str, ...]) -> str | None:
-    return ".".join(path) if path else None
+    return ".".join(step for step in path if step) if any(path) else None
+
+
+def _abridged(path: tuple[str, ...], keep: int = 4) -> str | None:
+    """A key path cut to its first ``keep`` steps (a deep one would fill a screen)."""
+    steps = [step for step in path if step]
+    if len(steps) > keep:
+        steps = steps[:keep] + [f"...({len(steps) - keep} more levels)"]
+    return _dotted(tuple(steps))
 
 
 class _Converter:
-    """Turns a composed node graph into LocatedMap / LocatedList / scalars."""
+    """Turns a composed node graph into LocatedMap / LocatedList / scalars.
 
-    def __init__(self, name: str):
+    The graph is shared where aliases point (composing it is cheap); the tree it becomes is not,
+    so every value converted is counted and the conversion stops at ``limits.max_nodes`` —
+    likewise the depth, which aliases nested in aliases can grow past the composer's limit.
+    """
+
+    def __init__(self, name: str, limits: YamlLimits = DEFAULT_LIMITS):
         self.name = name
+        self.limits = limits
+        self.nodes = 0  # values converted so far
+        self._seen: set[int] = set()  # ids of the nodes converted at least once
+        self._stack: list[tuple[Node, bool]] = []  # (node, converted before: an alias's use)
 
     def convert(self, node: Node, path: tuple[str, ...]) -> object:
+        self.nodes += 1
+        if self.nodes > self.limits.max_nodes:
+            self._too_many_values(node, path)
+        again = id(node) in self._seen
+        self._seen.add(id(node))
+        self._stack.append((node, again))
+        try:
+            return self._convert(node, path)
+        finally:
+            self._stack.pop()
+
+    def _too_many_values(self, node: Node, path: tuple[str, ...]) -> None:
+        # Blame the outermost alias being expanded: the line that holds it, the key it is under.
+        where, depth = _where(self.name, node), len(path)
+        for index, (_, again) in enumerate(self._stack):
+            if again and index > 0:
+                where, depth = _where(self.name, self._stack[index - 1][0]), index
+                break
+        raise ConfigError(
+            f"the YAML expands to more than {self.limits.max_nodes} values "
+            "(an alias '*name' repeated inside repeated aliases?)",
+            _abridged(path[:depth]),
+            where,
+        )
+
+    def _convert(self, node: Node, path: tuple[str, ...]) -> object:
+        if len(path) > self.limits.max_depth:
+            raise ConfigError(
+                f"the YAML is nested more than {self.limits.max_depth} levels deep (through aliases)",
+                _abridged(path),
+                _where(self.name, node),
+            )
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from receiver.model.transaction import TrackedTransaction
 from receiver.protocols.base import Role
 from receiver.model.telemetry import StatusCode
-from receiver.telemetry.sql import analyze
+from receiver.telemetry.sql import analyze, redact_error_message
 
 DB_METRIC = "db.client.operation.duration"
 
@@ -81,7 +81,9 @@ def _sql_parts(tt, system: str, query: str | None, namespace: str | None, fallba
         attrs["db.response.status_code"] = error_code
         attrs["error.type"] = error_code
         metric += [("db.response.status_code", error_code), ("error.type", error_code)]
-        message = (error_message or "")[:256]
+        # Servers quote the refused values back: only names already exported stay readable.
+        known = facts.obfuscated if facts is not None else None
+        message = redact_error_message(error_message or "", known, dialect, (namespace or "",))[:256]
     name = _db_name(op, collection, namespace, system)
     return name, attrs, status, message, tuple(sorted(metric)), DB_METRIC
 
@@ -142,7 +144,9 @@ def redis_parts(tt: TrackedTransaction):
         attrs["error.type"] = "_OTHER"
         metric.append(("error.type", "_OTHER"))
     elif resp.error_prefix:
-        status, message = StatusCode.ERROR, (resp.error_message or resp.error_prefix)[:256]
+        # Redis errors may quote the arguments (``unknown command 'x', with args beginning with: ...``).
+        text = redact_error_message(resp.error_message or resp.error_prefix, req.command)
+        status, message = StatusCode.ERROR, text[:256]
         attrs["db.response.status_code"] = resp.error_prefix
         attrs["error.type"] = resp.error_prefix
         metric += [("db.response.status_code", resp.error_prefix), ("error.type", resp.error_prefix)]

@@ -110,3 +110,42 @@ def analyze(text: str, max_len: int = 4096, dialect: str = "postgresql") -> SqlF
 
 def obfuscate(text: str, dialect: str = "postgresql") -> str | None:
     return analyze(text, dialect=dialect).obfuscated
+
+
+# A MySQL/MariaDB syntax error quotes the statement from the error on: "... near '<text>' at line N".
+_NEAR = re.compile(r"near '(.*)' at line (\d+)", re.S)
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9$]*")
+
+
+def redact_error_message(
+    message: str, known: str | None, dialect: str = "postgresql", extra: tuple[str, ...] = ()
+) -> str:
+    """A server's error message made as safe to export as the obfuscated query.
+
+    Servers quote the values they refuse (``invalid input syntax for type integer: "..."``,
+    ``Duplicate entry '...' for key``, Redis ``unknown command '...', with args beginning with``):
+    every quoted text becomes ``?`` unless it names something already exported — a name in
+    ``known`` (the obfuscated query, or the command) or in ``extra`` (the database, say), each
+    dotted part of it.  A MySQL syntax error's quoted statement fragment is obfuscated like a query.
+    """
+    names = set(_NAME.findall(known or "")) | {e for e in extra if e}
+
+    def fragment(m: re.Match) -> str:
+        return f"near '{obfuscate(m.group(1), dialect) or '?'}' at line {m.group(2)}"
+
+    def quoted(m: re.Match) -> str:
+        text = m.group()
+        parts = text[1:-1].split(".")
+        if all(part in names for part in parts):
+            return text
+        return f"{text[0]}?{text[0]}"
+
+    pieces = []
+    at = 0
+    for near in _NEAR.finditer(message):
+        pieces.append(_QUOTED.sub(quoted, message[at : near.start()]))
+        pieces.append(fragment(near))
+        at = near.end()
+    pieces.append(_QUOTED.sub(quoted, message[at:]))
+    return "".join(pieces)

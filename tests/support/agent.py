@@ -20,8 +20,12 @@ def agent_command() -> list[str]:
 
 
 class AgentProcess:
-    def __init__(self, workdir: Path, config_text: str, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, workdir: Path, config_text: str, extra_args: tuple[str, ...] = (), prefix: tuple[str, ...] = ()
+    ) -> None:
+        """``prefix``: a command the agent runs under (``setpriv ...`` to drop privileges)."""
         self.workdir = Path(workdir)
+        self._prefix = prefix
         self.config_path = self.workdir / "agent.yaml"
         self.config_path.write_text(config_text)
         self.stdout_path = self.workdir / "agent.stdout"
@@ -33,7 +37,7 @@ class AgentProcess:
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
-            agent_command() + ["run", "--config", str(self.config_path), *self._extra],
+            [*self._prefix, *agent_command(), "run", "--config", str(self.config_path), *self._extra],
             stdout=self._out,
             stderr=self._err,
             start_new_session=True,

@@ -193,7 +193,31 @@ def _content_length(value: str, current: int) -> int:
 def parse_head(
     buf: bytes | bytearray, pos: int, end: int, kind: MessageKind | None, max_head: int, lazy: bool = False
 ) -> tuple[ParseState, MessageHead | None, int]:
-    """Parse the message head starting exactly at ``buf[pos]``.
+    """Parse the message head starting exactly at ``buf[pos]`` (see :func:`parse_head_after`)."""
+    return parse_head_after(buf, pos, end, kind, max_head, lazy, NOT_SCANNED)[:3]  # type: ignore[return-value]
+
+
+# ``(from, to)``: no empty line ending a field section begins in ``buf[from:to-2]`` — what a
+# failed search for one established; ``NOT_SCANNED`` when nothing is known.
+NOT_SCANNED = (0, 0)
+
+
+def parse_head_after(
+    buf: bytes | bytearray,
+    pos: int,
+    end: int,
+    kind: MessageKind | None,
+    max_head: int,
+    lazy: bool,
+    scanned: tuple[int, int],
+) -> tuple[ParseState, MessageHead | None, int, tuple[int, int]]:
+    """Parse the message head starting exactly at ``buf[pos]``, not searching again where an
+    earlier call already failed to find the head's end.
+
+    ``scanned`` is what earlier calls on the same bytes returned last (``NOT_SCANNED`` at first);
+    the fourth item returned is the new one.  A caller that keeps it parses in time linear in
+    its input, however often an incomplete or oversized head is retried (bytes added, or the
+    hunt resuming one line further): each byte is searched for an empty line once.
 
     ``kind`` restricts what is accepted (``None``: either).  Returns ``(state, head, consumed)``:
     SUCCESS with the head and its length; NEEDS_MORE_DATA (nothing consumed) while the head is
@@ -210,8 +234,11 @@ def parse_head(
     first = buf[pos]
     # Fast path: a whole head of CRLF lines, plain field lines, at most one Content-Length and
     # at most one Transfer-Encoding, "chunked" (the general path below agrees on every head this
-    # accepts, and decides on everything else).
-    if first == 72 and kind is not REQUEST and buf.startswith(b"HTTP/", pos):  # "H"
+    # accepts, and decides on everything else).  Not taken again on a head already found
+    # incomplete: it would match its fields anew at every retry.
+    if scanned[1] > pos:
+        pass
+    elif first == 72 and kind is not REQUEST and buf.startswith(b"HTTP/", pos):  # "H"
         m = _STATUS_HEAD.match(buf, pos, limit)
         if m is not None:
             minor, status, reason, raw, length, chunked, chunked2, length2 = m.groups()
@@ -223,7 +250,7 @@ def parse_head(
                     reason = _REASONS.get(reason) or (reason.decode("latin-1") if reason else "")
                     return SUCCESS, _tuple_new(MessageHead, (
                         False, "", "", int(status), reason, _VERSIONS[minor[0]], raw if lazy else fields_of_raw(raw),
-                        size, content_length, (chunked or chunked2) is not None, False)), size
+                        size, content_length, (chunked or chunked2) is not None, False)), size, NOT_SCANNED
     elif kind is not RESPONSE:
         m = _REQUEST_HEAD.match(buf, pos, limit)
         if m is not None:
@@ -236,39 +263,43 @@ def parse_head(
                     return SUCCESS, _tuple_new(MessageHead, (
                         True, _METHODS.get(method) or method.decode("latin-1"), target.decode("latin-1"), 0, "",
                         _VERSIONS[minor[0]], raw if lazy else fields_of_raw(raw), size, content_length,
-                        (chunked or chunked2) is not None, False)), size
+                        (chunked or chunked2) is not None, False)), size, NOT_SCANNED
     if first == 13 or first == 10:  # empty lines before a message
         n = pos
         while n < limit and buf[n] in (13, 10):
             n += 1
-        return IGNORED, None, n - pos
+        return IGNORED, None, n - pos, scanned
     nl = buf.find(b"\n", pos, limit)
     if nl < 0:
         if end - pos >= max_head or end - pos >= MAX_START_LINE or not is_plausible_start(buf, pos, end, kind):
-            return INVALID, None, 0
-        return NEEDS_MORE_DATA, None, 0
+            return INVALID, None, 0, scanned
+        return NEEDS_MORE_DATA, None, 0, scanned
     line_end = nl + 1
     if first == 72 and kind is not REQUEST and buf.startswith(b"HTTP/", pos):  # "H"
         m = _STATUS_LINE.match(buf, pos, line_end)
         if m is None:
-            return INVALID, None, 0
+            return INVALID, None, 0, scanned
         is_request = False
     elif kind is not RESPONSE:
         m = _REQUEST_LINE.match(buf, pos, line_end)
         if m is None:
-            return INVALID, None, 0
+            return INVALID, None, 0, scanned
         is_request = True
     else:
-        return INVALID, None, 0
-    fields_end, head_end = find_head_end(buf, nl, limit)
+        return INVALID, None, 0, scanned
+    start = nl
+    if scanned[0] <= nl < scanned[1] - 2:
+        start = scanned[1] - 2  # an occurrence starting there may end past what was searched
+    fields_end, head_end = find_head_end(buf, start, limit)
     if head_end < 0:
+        scanned = (scanned[0] if start > nl else nl, limit)
         if end - pos >= max_head:
-            return INVALID, None, 0
-        return NEEDS_MORE_DATA, None, 0
+            return INVALID, None, 0, scanned
+        return NEEDS_MORE_DATA, None, 0, scanned
     if fields_end > line_end:
         fields = parse_fields(buf[line_end:fields_end].decode("latin-1"))
         if fields is None:
-            return INVALID, None, 0
+            return INVALID, None, 0, scanned
     else:
         fields = []
     content_length = -1
@@ -278,7 +309,7 @@ def parse_head(
         if n == 14 and name.lower() == "content-length":
             content_length = _content_length(value, content_length)
             if content_length == -2:
-                return INVALID, None, 0
+                return INVALID, None, 0, scanned
         elif n == 17 and name.lower() == "transfer-encoding":
             codings = [c.strip(" \t").lower() for c in value.split(",")]
             codings = [c for c in codings if c]
@@ -288,7 +319,7 @@ def parse_head(
     groups = m.groups()
     if is_request:
         if other_coding:  # a request body must be chunked or have a length (RFC 9112 §6.3)
-            return INVALID, None, 0
+            return INVALID, None, 0, scanned
         head = MessageHead(
             True,
             groups[0].decode("latin-1"),
@@ -317,7 +348,7 @@ def parse_head(
             chunked,
             other_coding,
         )
-    return SUCCESS, head, head_end - pos
+    return SUCCESS, head, head_end - pos, NOT_SCANNED
 
 
 def request_body_framing(head: MessageHead) -> tuple[BodyFraming, int]:
@@ -406,7 +437,8 @@ class BodyReader:
     :meth:`skip` accounts for bytes the capture missed.  Sizes come from lengths on the wire.
     """
 
-    __slots__ = ("framing", "remaining", "body_size", "wire_size", "trailers", "_chunk_state", "_max_trailers", "_max_line")
+    __slots__ = ("framing", "remaining", "body_size", "wire_size", "trailers", "_chunk_state", "_max_trailers",
+                 "_max_line", "_trailers_searched")
 
     def __init__(self, max_buffer: int) -> None:
         self._max_trailers = max_buffer  # the trailer section must fit in the buffer
@@ -421,6 +453,7 @@ class BodyReader:
         self.wire_size = length
         self.trailers: Headers = ()
         self._chunk_state = _CHUNK_SIZE
+        self._trailers_searched = 0  # bytes of the trailer section already searched for its end
 
     def consume(self, buf: bytes | bytearray, pos: int, end: int) -> tuple[ParseState, int]:
         """Advance over body bytes in ``buf[pos:end]``.
@@ -516,8 +549,10 @@ class BodyReader:
         limit = min(end, pos + self._max_trailers)
         # The section holds at least one field line here, so its empty line follows an LF at or
         # after pos.
-        fields_end, section_end = find_head_end(buf, pos, limit)
+        searched = self._trailers_searched  # retried as bytes arrive: never search them twice
+        fields_end, section_end = find_head_end(buf, pos + searched - 2 if searched > 2 else pos, limit)
         if section_end < 0:
+            self._trailers_searched = limit - pos
             if end - pos >= self._max_trailers:
                 return INVALID, pos
             return NEEDS_MORE_DATA, pos

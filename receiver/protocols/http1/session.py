@@ -36,8 +36,9 @@ from .parse import (
     BodyReader,
     MessageHead,
     MessageKind,
+    NOT_SCANNED,
     find_message_start,
-    parse_head,
+    parse_head_after,
     request_body_framing,
     response_body_framing,
 )
@@ -60,6 +61,7 @@ _UNTIL_CLOSE = BodyFraming.UNTIL_CLOSE
 _TUNNEL_FRAMING = BodyFraming.TUNNEL
 _tuple_new = tuple.__new__  # builds Http1Request/Http1Response without a call (see .types)
 
+_LINE_TEXT = bytes(range(0x20, 0x7F))  # what may extend a start line without ending it or making it invalid
 _EGRESS = Direction.EGRESS
 _INGRESS = Direction.INGRESS
 _SUCCESS = ParseState.SUCCESS
@@ -71,7 +73,8 @@ _INVALID = ParseState.INVALID
 class _Stream(ByteStream):
     """Parsing state of one direction of the connection."""
 
-    __slots__ = ("kind", "state", "head", "exchange", "reader", "resynced", "last_bytes", "last_head", "last_kind")
+    __slots__ = ("kind", "state", "head", "exchange", "reader", "resynced", "last_bytes", "last_head", "last_kind",
+                 "scanned", "line_checked")
 
     def __init__(self, direction: Direction, max_buffer: int) -> None:
         super().__init__(direction)
@@ -86,9 +89,17 @@ class _Stream(ByteStream):
         self.last_bytes: bytes | None = None
         self.last_head: MessageHead | None = None
         self.last_kind: MessageKind | None = None
+        # Where a search for the end of a head already failed, in the coordinates of the bytes
+        # being parsed (shifted when the buffer drops its prefix): retries never search it again.
+        self.scanned = NOT_SCANNED
+        # The size the buffer had when it was last parsed, if it holds no line end: until a line
+        # end arrives or it doubles, parsing it again cannot complete anything (see _parse).
+        self.line_checked = 0
 
     def lose_sync(self) -> None:
         """Forget buffered bytes and hunt for the next message start."""
+        self.scanned = NOT_SCANNED
+        self.line_checked = 0
         self.buf.clear()
         self.state = _SKIP
         self.resynced = True
@@ -171,6 +182,8 @@ class Http1Session(StreamSession):
             elif stream.state == _HEAD and stream.buf:
                 self.parse_errors += 1  # closed in the middle of a head
             stream.buf.clear()
+            stream.scanned = NOT_SCANNED
+            stream.line_checked = 0
             stream.state = _TUNNEL
         self._stitcher.close(ts_ns, out)
 
@@ -179,6 +192,17 @@ class Http1Session(StreamSession):
     def _parse(self, stream: _Stream, data: bytes, ts: int, out: list[Transaction]) -> None:
         buf = stream.buf
         carried = len(buf)
+        checked = stream.line_checked
+        if (checked and carried + len(data) < 2 * checked and carried + len(data) < self._max_line
+                and not data.translate(None, _LINE_TEXT)):
+            # An incomplete line growing by small writes of plain text (no line end, no control
+            # byte): nothing can complete before its line end, so it is parsed again only when
+            # that arrives or the line has doubled (each byte is parsed a bounded number of
+            # times; a line made implausible by such text is dropped at most one doubling later).
+            buf += data
+            return
+        if 0 < checked < carried:
+            carried = checked  # writes were deferred: the first one after the last parse may start a message
         if carried:
             buf += data
             view: bytes | bytearray = buf
@@ -221,7 +245,8 @@ class Http1Session(StreamSession):
                         head = stream.last_head
                         pos = self._on_head(stream, head, start_ts, ts, out, pos + len(last), end)  # type: ignore
                         continue
-                    result, head, used = parse_head(view, pos, end, stream.kind, max_buffer, True)
+                    result, head, used, stream.scanned = parse_head_after(
+                        view, pos, end, stream.kind, max_buffer, True, stream.scanned)
                 if result is _SUCCESS:
                     if used <= _MAX_REMEMBERED_HEAD:
                         stream.last_bytes = bytes(view[pos : pos + used])
@@ -243,7 +268,8 @@ class Http1Session(StreamSession):
                 if line_start:
                     # A whole head right here is what the hunt would find first (a status line at
                     # a line start; a request line whose version starts within _max_line): take it.
-                    found = parse_head(view, pos, end, stream.kind, max_buffer, True)
+                    *found, stream.scanned = parse_head_after(
+                        view, pos, end, stream.kind, max_buffer, True, stream.scanned)
                     head = found[1]
                     if head is not None and (not head.is_request or len(head.method) + len(head.target) + 2
                                              <= self._max_line):
@@ -268,6 +294,12 @@ class Http1Session(StreamSession):
         elif pos < end:
             buf += memoryview(view)[pos:]
             stream.buf_ts = ts
+        stream.line_checked = len(buf) if buf and stream.state != _TUNNEL and b"\n" not in buf else 0
+        scanned = stream.scanned
+        if scanned[1] > pos:  # still about bytes kept: shift with them
+            stream.scanned = (max(scanned[0] - pos, 0), scanned[1] - pos)
+        else:
+            stream.scanned = NOT_SCANNED
 
     def _skip_missing(self, stream: _Stream, missing: int, ts: int, out: list[Transaction]) -> None:
         """``missing`` bytes after the fed ones were not captured."""
@@ -359,6 +391,8 @@ class Http1Session(StreamSession):
             self._finish_message(stream, ts, out, truncated=False)
             for each in self._streams:
                 each.buf.clear()
+                each.scanned = NOT_SCANNED
+                each.line_checked = 0
                 each.state = _TUNNEL
         else:
             stream.state = _BODY

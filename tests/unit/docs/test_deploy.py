@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from build_files import REPO, containerfile
+from receiver.bpf.privileges import REQUIRED
 from receiver.config import AgentConfig, load_config
 
 DEPLOY = REPO / "deploy"
@@ -20,8 +21,8 @@ DAEMONSET = DEPLOY / "kubernetes" / "daemonset.yaml"
 SIDECAR = DEPLOY / "kubernetes" / "sidecar.yaml"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 AGENT_CONFIG_PATH = "/etc/ebpf-receiver/config.yaml"
-REQUIRED_CAPABILITIES = {"BPF", "PERFMON"}
-ALLOWED_CAPABILITIES = {"BPF", "PERFMON", "SYS_PTRACE", "DAC_READ_SEARCH", "SYS_RESOURCE"}
+# The manifests grant exactly the documented set (receiver.bpf.privileges.REQUIRED).
+DOCUMENTED_CAPABILITIES = {name.removeprefix("CAP_") for name in REQUIRED}
 COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib"
 
 
@@ -116,7 +117,7 @@ def test_agent_container_security(path):
     assert security.get("privileged") is False
     caps = security["capabilities"]
     assert caps["drop"] == ["ALL"]
-    assert REQUIRED_CAPABILITIES <= set(caps["add"]) <= ALLOWED_CAPABILITIES
+    assert set(caps["add"]) == DOCUMENTED_CAPABILITIES and len(caps["add"]) == len(DOCUMENTED_CAPABILITIES)
     assert security["readOnlyRootFilesystem"] is True
     assert security.get("allowPrivilegeEscalation") is False
     mounts = {m["mountPath"]: m for m in agent["volumeMounts"]}
@@ -250,7 +251,7 @@ def test_compose_agent_service(validate_config):
     assert agent["pid"] == "host"
     assert agent.get("privileged") is not True
     assert agent["cap_drop"] == ["ALL"]
-    assert REQUIRED_CAPABILITIES <= set(agent["cap_add"]) <= ALLOWED_CAPABILITIES
+    assert set(agent["cap_add"]) == DOCUMENTED_CAPABILITIES and len(agent["cap_add"]) == len(DOCUMENTED_CAPABILITIES)
     assert agent["read_only"] is True
     build = agent["build"]
     assert (COMPOSE.parent / build["context"]).resolve() == REPO

@@ -1,7 +1,7 @@
 """SQL obfuscation never lets a literal through; operation and collection extraction."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from receiver.telemetry.sql import analyze, obfuscate
@@ -46,6 +46,7 @@ _secret = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, bl
 @given(secret=_secret, number=st.integers(min_value=10**6, max_value=10**12), pre=st.sampled_from(
     ["SELECT * FROM t WHERE a = {}", "UPDATE t SET p = {} WHERE id = 1", "INSERT INTO t VALUES ({}, 2)"]))
 def test_literals_never_survive(secret, number, pre):
+    assume(secret not in pre)  # a "secret" spelling the statement's own words ("SELECT") is no secret
     for literal, needle in ((f"'{secret}'", secret), (str(number), str(number)), (f"E'{secret}'", secret)):
         out = obfuscate(pre.format(literal))
         assert out is not None and needle not in out
