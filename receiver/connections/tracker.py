@@ -108,7 +108,7 @@ class ConnectionTracker:
         tls_flag: int,
         limits: TrackerLimits = TrackerLimits(),
         on_tls_ciphertext: Callable[[int], None] | None = None,
-        on_server_ingress: Callable[[int, int, int, int], None] | None = None,
+        on_server_ingress: Callable[..., None] | None = None,  # (pid, tid, conn_id, ts_ns, announced=, multiplexed=)
         netns: NetnsResolver | None = None,
         peers: LocalPeers | None = None,
     ) -> None:
@@ -194,7 +194,7 @@ class ConnectionTracker:
         """A thread serving a paired request is about to act for it (``ERX_EV_SERVING``): what
         a read of the request tells on the payload path."""
         if self._on_server_ingress is not None:
-            self._on_server_ingress(ev.pid, ev.tid, ev.conn_id, ev.ts_ns)
+            self._on_server_ingress(ev.pid, ev.tid, ev.conn_id, ev.ts_ns, announced=True, multiplexed=ev.multiplexed)
 
     def _ingress(self, c: Connection, ev: DataEvent) -> None:
         """Report a read of a server connection whose bytes are not parsed (still a request)."""

@@ -58,6 +58,8 @@
 
 /* Bits of erx_event_header.flags. */
 #define ERX_FLAG_TLS 1 /* plaintext read at the TLS library (uprobes), not at the socket */
+#define ERX_FLAG_SERVING_MULTIPLEXED 2 /* ERX_EV_SERVING: the thread read a second request before the
+                                        * first was answered (an event loop); it announces no more */
 
 /* The first byte of every ring-buffer record. */
 enum erx_event_kind {
