@@ -53,7 +53,7 @@ def error_log_record(span: Span) -> LogRecord:
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.discovery.resources import ProcessResources
 from receiver.telemetry.routes import RouteTemplater
-from receiver.telemetry.sampling import ALWAYS_ON, SAMPLED, Sampler
+from receiver.telemetry.sampling import ALWAYS_ON, REMOTE_PARENT, SAMPLED, Sampler
 from receiver.telemetry.service_graph import ServiceGraph
 from receiver.telemetry.trace_context import IdGenerator, TraceParent, parse_traceparent
 
@@ -169,8 +169,12 @@ class TelemetryAssembler:
         sampler: Sampler = ALWAYS_ON,
         traces: Sequence[TracesConsumer] = (),
         logs: Sequence[LogsConsumer] = (),
+        exemplars=None,
     ) -> None:
         self._traces = list(traces)
+        # receiver.telemetry.exemplars.DeferredExemplars when a tail sampler decides later: the
+        # exemplar of a sampled span waits there for its trace's decision.
+        self._exemplars = exemplars
         self._logs = list(logs)
         self.spans = 0  # spans handed to the traces consumers
         self.log_records = 0  # log records handed to the logs consumers
@@ -317,7 +321,7 @@ class TelemetryAssembler:
             # The message carried its producer's context: this span continues that trace, and the
             # head sampler decides on it as on any context from the wire.
             span.trace_id, span.parent_span_id, span.trace_state = tp.trace_id, tp.span_id, tp.trace_state
-            span.flags = self._sampler.remote(tp.trace_id, tp.flags)
+            span.flags = self._sampler.remote(tp.trace_id, tp.flags) | REMOTE_PARENT
             self.linker.release(work)
         else:
             outgoing = tp if kind in (SpanKind.CLIENT, SpanKind.PRODUCER) else None
@@ -394,6 +398,9 @@ class TelemetryAssembler:
                     name, resource, attrs, value, end = m.metric
                     if value is None:  # a count (messaging.client.consumed.messages)
                         self._metrics.add(name, resource, attrs, 1, end)
+                    elif sampled and self._exemplars is not None:
+                        record(name, resource, attrs, value, end)
+                        self._exemplars.offer(s.trace_id, name, resource, attrs, value, end, s.span_id)
                     elif sampled:
                         record(name, resource, attrs, value, end, s.trace_id, s.span_id)
                     else:  # no exemplar: it would point at a trace nobody exported

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from receiver.telemetry.sampling import ALWAYS_ON, Sampler
+from receiver.telemetry.sampling import ALWAYS_ON, REMOTE_PARENT, Sampler
 from receiver.telemetry.trace_context import IdGenerator, TraceParent
 
 
@@ -240,6 +240,7 @@ class TraceLinker:
         if traceparent is not None:
             span.parent_span_id = traceparent.span_id
             self._resolve_remote(group, traceparent)
+            span.flags |= REMOTE_PARENT  # OTLP: the parent is remote, and that is known
             return
         if peer_key is not None:
             link = self._link(peer_key, call_index)

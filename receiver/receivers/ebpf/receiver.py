@@ -144,6 +144,7 @@ class EbpfReceiver:
         on_transactions: Callable[[list], None] | None = None,
         abi: Abi | None = None,
         backpressure: Backpressure | None = None,
+        exemplars=None,  # receiver.telemetry.exemplars.DeferredExemplars: a tail sampler decides later
     ) -> None:
         self._cfg = config
         self._backpressure = backpressure
@@ -169,7 +170,7 @@ class EbpfReceiver:
         sampler = Sampler(config.sampler.name, config.sampler.ratio) if config.sampler is not None else ALWAYS_ON
         self.assembler = TelemetryAssembler(
             self._resources, self.clock, red_metrics, service_graph=service_graph, sampler=sampler,
-            traces=traces, logs=logs,
+            traces=traces, logs=logs, exemplars=exemplars,
         )
         to_telemetry = self.assembler if on_transactions is None else _TransactionTap(on_transactions, self.assembler)
         protocols = config.protocols or {}

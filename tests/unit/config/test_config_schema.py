@@ -34,6 +34,8 @@ from receiver.config import (
     parse_component_id,
 )
 
+from receiver.processors.tail_sampling_config import TailSamplingProcessorConfig  # noqa: E402
+
 MIB = 1024 * 1024
 
 
@@ -41,6 +43,7 @@ def test_registry():
     assert dict(COMPONENT_CONFIGS) == {
         ("receivers", "ebpf"): EbpfReceiverConfig,
         ("processors", "batch"): BatchProcessorConfig,
+        ("processors", "tail_sampling"): TailSamplingProcessorConfig,
         ("exporters", "otlp"): OtlpExporterConfig,
         ("exporters", "otlphttp"): OtlpHttpExporterConfig,
         ("exporters", "debug"): DebugExporterConfig,
