@@ -46,6 +46,7 @@ def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: Recei
         service_graph=settings.host.service_graph,
         backpressure=settings.host.backpressure,
         exemplars=getattr(settings.host, "deferred_exemplars", None),
+        slow_threshold_s=getattr(settings.host, "slow_threshold_s", None),
     )
     receiver.register_self_metrics(settings.self_metrics)
     return receiver
@@ -56,6 +57,13 @@ def _tail_sampling(settings: CreateSettings, config: TailSamplingProcessorConfig
     exemplars wait for its decisions (the host defers them once a tail sampler exists)."""
     defer = getattr(settings.host, "defer_exemplars", None)
     exemplars = defer() if defer is not None else None
+    # Overload shedding keeps slow transactions as records as long as errors (receivers are built
+    # after processors): the smallest latency threshold of this config's latency policies.
+    thresholds = [p.latency.threshold_ms / 1000 for p in config.policies if p.type == "latency"]
+    host = settings.host
+    if thresholds and hasattr(host, "slow_threshold_s"):
+        current = host.slow_threshold_s
+        host.slow_threshold_s = min(thresholds + ([current] if current is not None else []))
 
     def make(self_metrics):
         engine = TailSampler(config, settings.id, on_decision=exemplars.decided if exemplars is not None else None)

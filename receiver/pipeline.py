@@ -136,6 +136,7 @@ class Agent:
         self._last_self_metrics: list = []  # taken before capture stops (see shutdown)
         self.service_graph = ServiceGraph()
         self.deferred_exemplars: DeferredExemplars | None = None  # set once a tail sampler exists
+        self.slow_threshold_s: float | None = None  # a tail sampler's latency policy: shed slower ones last
         self.backpressure = Backpressure()
         self.debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval

@@ -522,6 +522,9 @@ struct erx_config {
 	 * response) only above shed_error_ring_bytes. 0: never. */
 	__u64 shed_ring_bytes;
 	__u64 shed_error_ring_bytes;
+	/* A transaction lasting at least this long is shed as late as an error (what a tail
+	 * sampler's latency policy keeps); 0: duration does not matter. */
+	__u64 shed_keep_slower_than_ns;
 };
 
 /* abi:end */

@@ -84,7 +84,7 @@ def test_registry():
                                     sample_interval=1.0, rtt_buckets=RTT_BUCKETS,
                                     connect_duration_buckets=CONNECT_DURATION_BUCKETS, max_series=4096)),
         (HttpPairingConfig, dict(enabled=True, connections=8192, aggregate_keys=2048, shed_ring_fraction=0.5,
-                                 shed_error_ring_fraction=0.9)),
+                                 shed_error_ring_fraction=0.9, shed_keep_slower_than=None)),
         (SamplerConfig, dict(name="parentbased_always_on", ratio=1.0)),
         (DiscoveryConfig, dict(include=(), exclude=(), tls=True, rescan_interval=2.0)),
         (PipelineConfig, dict(receivers=(), processors=(), exporters=())),
