@@ -66,6 +66,7 @@ class Connection:
     loopback: bool = False  # its local address is a loopback one
     peer_scope: int | None = None  # LocalPeers.scope_of it, as of the tables' version below
     peer_scope_version: int = -1
+    answered: bool = False  # a server connection wrote since its last read: the next read is a new request
     # -- owned by the protocol stage (receiver/protocols/stage.py) --
     session: Any = None  # the protocol's session, once detected
     protocol: str | None = None  # its name; "" once given up on (undetectable)
@@ -159,9 +160,13 @@ class ConnectionTracker:
         # A read is a request only on a connection known to carry one: bytes of no protocol (a
         # wake-up socket pair built with accept(), as pika's and Windows-portable event loops do)
         # would make the reading thread "serve" a request whose span never exists.
-        if (d == _INGRESS and self._on_server_ingress is not None and c.is_server
+        if d != _INGRESS:
+            c.answered = True
+        elif (self._on_server_ingress is not None and c.is_server
                 and (c.session is not None or c.detect_held is not None)):
-            self._on_server_ingress(ev.pid, tid, conn_id, ev.ts_exit_ns)
+            # After a write (the response), a read on a keep-alive connection is its next request.
+            new_request, c.answered = c.answered, False
+            self._on_server_ingress(ev.pid, tid, conn_id, ev.ts_exit_ns, new_request=new_request)
 
     def on_conn(self, ev: ConnEvent, is_close: bool) -> None:
         if not is_close:

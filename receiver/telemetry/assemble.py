@@ -249,8 +249,8 @@ class TelemetryAssembler:
     # -- inputs ----------------------------------------------------------------------------
 
     def on_server_ingress(self, pid: int, tid: int, conn_id: int, ts_ns: int, announced: bool = False,
-                          multiplexed: bool = False) -> None:
-        self.linker.on_server_ingress(pid, tid, conn_id, ts_ns, announced, multiplexed)
+                          multiplexed: bool = False, new_request: bool = False) -> None:
+        self.linker.on_server_ingress(pid, tid, conn_id, ts_ns, announced, multiplexed, new_request)
 
     def add(self, tt: TrackedTransaction, now_ns: int) -> None:
         tx = tt.transaction

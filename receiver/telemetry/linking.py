@@ -106,12 +106,13 @@ class TraceLinker:
     # -- thread-per-request --------------------------------------------------------------
 
     def on_server_ingress(self, pid: int, tid: int, conn_id: int, ts_ns: int, announced: bool = False,
-                          multiplexed: bool = False) -> None:
+                          multiplexed: bool = False, new_request: bool = False) -> None:
         """A thread read bytes of a server connection: it is (probably) serving a request.
 
         ``announced``: the kernel's marker of one request (paired HTTP/1), ``ts_ns`` its start:
         a later marker of the same connection is the connection's next request (keep-alive).
-        Otherwise a read on the payload path: reads of the same connection are the same request.
+        Otherwise a read on the payload path: reads of the same connection are the same request,
+        unless ``new_request`` (the connection wrote its response since).
         ``multiplexed``: the kernel saw the thread interleave requests."""
         if pid in self._multiplexed:
             return
@@ -123,7 +124,7 @@ class TraceLinker:
         if ctxs:
             last = ctxs[-1]
             if last.conn_id == conn_id:
-                if not announced or last.start_ns == ts_ns:
+                if (not announced and not new_request) or last.start_ns == ts_ns:
                     return  # more bytes of the same request
             elif not announced:
                 # A second request on the same thread before the first was answered: async runtime.

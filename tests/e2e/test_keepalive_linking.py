@@ -46,10 +46,11 @@ CLIENTS = 3
 REQUESTS = 150
 
 
-def agent_config(collector: RotelCollector) -> str:
+def agent_config(collector: RotelCollector, pairing: bool) -> str:
     return f"""
 receivers:
-  ebpf: {{}}
+  ebpf:
+    http_pairing: {{enabled: {str(pairing).lower()}}}
 processors:
   batch:
     timeout: 100ms
@@ -63,11 +64,12 @@ service:
 """
 
 
-def test_every_redis_call_of_a_keepalive_connection_has_its_request_as_parent(tmp_path):
+@pytest.mark.parametrize("pairing", [True, False], ids=["paired-in-kernel", "payload-path"])
+def test_every_redis_call_of_a_keepalive_connection_has_its_request_as_parent(tmp_path, pairing):
     app_port = free_port()
     (tmp_path / "app.py").write_text(APP)
     with RotelCollector(tmp_path, signals=("traces",)) as collector, RedisServer(tmp_path) as redis_server:
-        with AgentProcess(tmp_path, agent_config(collector)):
+        with AgentProcess(tmp_path, agent_config(collector, pairing)):
             app = subprocess.Popen([sys.executable, str(tmp_path / "app.py"), str(app_port), str(redis_server.port)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             try:

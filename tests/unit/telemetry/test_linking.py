@@ -196,3 +196,18 @@ def test_a_request_without_a_marker_does_not_take_the_next_requests_context():
     lk.server_span(s2, 3, None, 0, None, 300, end_ns=250)
     lk.take_ready(300)
     assert c2.parent_span_id == s2.span_id and c2.trace_id == s2.trace_id
+
+
+def test_payload_path_keepalive_requests_in_one_batch_each_parent_their_own_calls():
+    lk = linker()
+    lk.on_server_ingress(5, 6, 3, 100)
+    lk.on_server_ingress(5, 6, 3, 120)  # more bytes of request 1
+    lk.on_server_ingress(5, 6, 3, 200, new_request=True)  # after the response: request 2
+    c1, c2, s1, s2 = span(SpanKind.CLIENT), span(SpanKind.CLIENT), span(SpanKind.SERVER), span(SpanKind.SERVER)
+    lk.client_span(c1, 5, 6, None, 0, None, 300, start_ns=130)
+    lk.server_span(s1, 3, None, 0, None, 300, end_ns=150)
+    lk.client_span(c2, 5, 6, None, 0, None, 300, start_ns=210)
+    lk.server_span(s2, 3, None, 0, None, 300, end_ns=250)
+    lk.take_ready(300)
+    assert c1.parent_span_id == s1.span_id and c2.parent_span_id == s2.span_id
+    assert lk.multiplexed_processes == 0
