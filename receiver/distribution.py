@@ -29,6 +29,8 @@ from receiver.extensions.health_check import (
 )
 from receiver.extensions.zpages import ZPagesExtension, ZPagesExtensionConfig
 from receiver.processors.batch import BatchProcessor, BatchProcessorConfig
+from receiver.processors.tail_sampling import TailSampler, TailSamplingProcessor
+from receiver.processors.tail_sampling_config import TailSamplingProcessorConfig
 from receiver.receivers.ebpf.config import EbpfReceiverConfig
 
 
@@ -44,9 +46,33 @@ def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: Recei
         red_metrics=settings.host.red_metrics,
         service_graph=settings.host.service_graph,
         backpressure=settings.host.backpressure,
+        exemplars=getattr(settings.host, "deferred_exemplars", None),
+        slow_threshold_s=getattr(settings.host, "slow_threshold_s", None),
     )
     receiver.register_self_metrics(settings.self_metrics)
     return receiver
+
+
+def _tail_sampling(settings: CreateSettings, config: TailSamplingProcessorConfig, next_consumer):
+    """One engine per id, shared by the id's instances in the traces and logs pipelines; the RED
+    exemplars wait for its decisions (the host defers them once a tail sampler exists)."""
+    defer = getattr(settings.host, "defer_exemplars", None)
+    exemplars = defer() if defer is not None else None
+    # Overload shedding keeps slow transactions as records as long as errors (receivers are built
+    # after processors): the smallest latency threshold of this config's latency policies.
+    thresholds = [p.latency.threshold_ms / 1000 for p in config.policies if p.type == "latency"]
+    host = settings.host
+    if thresholds and hasattr(host, "slow_threshold_s"):
+        current = host.slow_threshold_s
+        host.slow_threshold_s = min(thresholds + ([current] if current is not None else []))
+
+    def make(self_metrics):
+        engine = TailSampler(config, settings.id, on_decision=exemplars.decided if exemplars is not None else None)
+        self_metrics.add_collector(engine)
+        return engine
+
+    engine = settings.self_metrics.shared(f"processors.{settings.id}", make)
+    return TailSamplingProcessor(engine, next_consumer)
 
 
 def _exporter_metrics(settings: CreateSettings) -> ExporterMetrics:
@@ -59,6 +85,8 @@ def builtin_factories() -> list[Factory]:
         Factory("receivers", "ebpf", EbpfReceiverConfig, _ebpf, "socket traffic of local processes, captured with eBPF"),
         Factory("processors", "batch", BatchProcessorConfig,
                 lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics, s.host.backpressure), "groups items into batches"),
+        Factory("processors", "tail_sampling", TailSamplingProcessorConfig, _tail_sampling,
+                "keeps or drops whole traces (spans and logs) by the Collector's tail-sampling policies"),
         Factory("exporters", "otlp", OtlpExporterConfig,
                 lambda s, cfg: OtlpGrpcExporter(s.id, cfg, s.self_metrics, exporter_metrics=_exporter_metrics(s),
                                                 backpressure=s.host.backpressure),

@@ -27,6 +27,7 @@ from receiver.component import ComponentRegistry, CreateSettings, ReceiverConsum
 from receiver.component.backpressure import Backpressure
 from receiver.config import AgentConfig, parse_component_id, pipeline_signal
 from receiver.distribution import default_registry
+from receiver.telemetry.exemplars import DeferredExemplars
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.component.self_metrics import SelfMetrics, agent_resource
 from receiver.telemetry.service_graph import ServiceGraph
@@ -153,6 +154,8 @@ class Agent:
         self._self_resource = agent_resource()
         self._last_self_metrics: list = []  # taken before capture stops (see shutdown)
         self.service_graph = ServiceGraph()
+        self.deferred_exemplars: DeferredExemplars | None = None  # set once a tail sampler exists
+        self.slow_threshold_s: float | None = None  # a tail sampler's latency policy: shed slower ones last
         self.backpressure = Backpressure()
         self.debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval
@@ -166,6 +169,13 @@ class Agent:
         self._started = False
         self._stopped = False
         self._build()
+
+    def defer_exemplars(self) -> DeferredExemplars:
+        """RED exemplars wait for a tail sampler's decision (called by its factory, before the
+        receivers are built)."""
+        if self.deferred_exemplars is None:
+            self.deferred_exemplars = DeferredExemplars(self.red_metrics)
+        return self.deferred_exemplars
 
     @property
     def receiver(self):

@@ -93,6 +93,7 @@ class LoaderKnobs:
     # (fractions of ring_buffer_size; 0 never): successes, then errors too.
     shed_ring_fraction: float = 0.5
     shed_error_ring_fraction: float = 0.9
+    shed_keep_slower_than_ns: int = 0  # shed as late as errors: at least this long (0: off)
 
 
 # The inode of the initial pid namespace (PROC_PID_INIT_INO).
@@ -198,6 +199,7 @@ class BpfLoader:
         cfg.http_pairing = 1 if k.http_pairing else 0
         cfg.shed_ring_bytes = int(ring_size * k.shed_ring_fraction)
         cfg.shed_error_ring_bytes = int(ring_size * k.shed_error_ring_fraction)
+        cfg.shed_keep_slower_than_ns = max(0, int(k.shed_keep_slower_than_ns))
         cfg.observe_self = 1 if k.observe_self else 0
         cfg.log_pipes = self.abi.const(f"ERX_LOG_PIPES_{k.log_pipes.upper()}")
         self._configure_network(cfg)

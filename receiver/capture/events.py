@@ -209,6 +209,7 @@ class ServingEvent(NamedTuple):
     tid: int
     conn_id: int
     ts_ns: int
+    multiplexed: bool = False  # ERX_FLAG_SERVING_MULTIPLEXED: the thread interleaves requests
 
 
 class HttpTxEvent(NamedTuple):
@@ -335,6 +336,8 @@ class EventDecoder:
         self._serving, serving_names = abi.struct_format("erx_serving_event")
         self._serving_fields = operator.itemgetter(*(serving_names.index(f"hdr.{n}")
                                                      for n in ("pid", "tid", "conn_id", "ts_exit_ns")))
+        self._serving_flags = serving_names.index("hdr.flags")
+        self.FLAG_SERVING_MULTIPLEXED = c("ERX_FLAG_SERVING_MULTIPLEXED")
         self.FLAG_TLS = c("ERX_FLAG_TLS")
         self._data, names = abi.struct_format("erx_data_event", stop_at="payload")
         self._data_names = names
@@ -504,7 +507,9 @@ class EventDecoder:
             if kind == self.EV_HTTP_TX:
                 return self._decode_http(rec)
             if kind == self.EV_SERVING:
-                return ServingEvent(kind, *self._serving_fields(self._serving.unpack_from(rec)))
+                v = self._serving.unpack_from(rec)
+                return ServingEvent(kind, *self._serving_fields(v),
+                                    bool(v[self._serving_flags] & self.FLAG_SERVING_MULTIPLEXED))
             if kind in (self.EV_PROC_EXEC, self.EV_PROC_EXIT):
                 v = self._proc.unpack_from(rec)
                 d = self._pi

@@ -44,6 +44,10 @@ class Host(Protocol):
     service_graph: Any  # receiver.telemetry.service_graph.ServiceGraph
     debug_stream: TextIO  # where the debug exporter prints
     backpressure: Any  # receiver.component.backpressure.Backpressure: refusals downstream, read by receivers
+    deferred_exemplars: Any  # receiver.telemetry.exemplars.DeferredExemplars or None: exemplars wait for a tail sampler
+    slow_threshold_s: float | None  # set by tail samplers' latency policies: overload sheds slower transactions last
+
+    def defer_exemplars(self) -> Any: ...  # a tail sampler exists: exemplars wait for its decisions
 
     def collect_metrics(self) -> list: ...  # everything derived from traffic, for pull exporters
 

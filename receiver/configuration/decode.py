@@ -22,7 +22,7 @@ from typing import Any
 from receiver.configuration.env import EnvText, ExpansionError, expand_env
 from receiver.configuration.errors import ConfigError, Location
 from receiver.configuration.mappings import FrozenMap, SecretMap
-from receiver.configuration.section import ConfigSection
+from receiver.configuration.section import ConfigSection, yaml_key
 from receiver.configuration.units import format_duration, format_size, parse_duration, parse_size
 from receiver.configuration.yaml_source import LocatedList, LocatedMap, type_plain_scalar
 
@@ -72,23 +72,30 @@ class Decoder:
             raw = LocatedMap(location)
         if not isinstance(raw, LocatedMap):
             raise ConfigError(f"expected a mapping of settings, got {describe(raw, False)}", path or None, location)
-        specs = {spec.name: spec for spec in fields(cls)}
+        specs = {yaml_key(spec): spec for spec in fields(cls)}
         types_by_name = field_types(cls)
+        unsupported = cls.unsupported_keys
         for key in raw:
             if key not in specs:
+                if key in unsupported:
+                    raise ConfigError(f"not supported by this agent: {unsupported[key]}", join_path(path, key),
+                                      raw.key_location(key))
                 raise ConfigError(
                     f"unknown key{did_you_mean(key, specs)}", join_path(path, key), raw.key_location(key)
                 )
         values = {}
         for key, value in raw.items():
+            spec = specs[key]
             decoded = self.value(
-                types_by_name[key], specs[key].metadata, value, join_path(path, key), raw.value_location(key)
+                types_by_name[spec.name], spec.metadata, value, join_path(path, key), raw.value_location(key)
             )
             if decoded is not KEEP_DEFAULT:
-                values[key] = decoded
+                values[spec.name] = decoded
         config = cls(**values)
         for name, problem in config.cross_field_problems():
             where = raw.value_location(name) if name in raw else raw.location
+            if name not in raw and "[" in name:  # "policies[2].latency": the located item
+                where = _item_location(raw, name) or where
             raise ConfigError(problem, join_path(path, name), where)
         return config
 
@@ -227,6 +234,22 @@ class Decoder:
         check = meta.get("check")
         if check is not None and (problem := check(value)):
             fail(problem)
+
+
+def _item_location(raw: LocatedMap, name: str) -> Location | None:
+    """Where ``key[i]`` (optionally ``.sub``) of ``raw`` is written, as deep as it is located."""
+    key, _, rest = name.partition("[")
+    if key not in raw:
+        return None
+    index_text, _, tail = rest.partition("]")
+    items = raw[key]
+    if not isinstance(items, LocatedList) or not index_text.isdigit() or int(index_text) >= len(items):
+        return None
+    item = items[int(index_text)]
+    sub = tail.lstrip(".").split(".", 1)[0].split("[", 1)[0]
+    if sub and isinstance(item, LocatedMap) and sub in item:
+        return item.key_location(sub)
+    return items.item_location(int(index_text))
 
 
 # --- message pieces ---------------------------------------------------------------------------

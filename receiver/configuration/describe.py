@@ -10,7 +10,7 @@ from typing import Any
 
 from receiver.configuration.decode import field_types, unwrap_optional
 from receiver.configuration.mappings import REDACTED
-from receiver.configuration.section import ConfigSection
+from receiver.configuration.section import ConfigSection, yaml_key
 from receiver.configuration.service import COMPONENT_KINDS, AgentConfig, ServiceConfig
 from receiver.configuration.units import format_duration, format_size
 
@@ -48,7 +48,7 @@ def redacted_dict(config: ConfigSection) -> dict[str, Any]:
         }
         dump["service"] = redacted_dict(config.service)
         return dump
-    return {spec.name: _plain(getattr(config, spec.name), spec.metadata) for spec in fields(config)}
+    return {yaml_key(spec): _plain(getattr(config, spec.name), spec.metadata) for spec in fields(config)}
 
 
 def _plain(value: Any, meta: Mapping[str, Any]) -> Any:
@@ -68,7 +68,7 @@ def _plain(value: Any, meta: Mapping[str, Any]) -> Any:
 def _section_docs(cls: type, prefix: str) -> Iterator[SettingDoc]:
     types_by_name = field_types(cls)
     for spec in fields(cls):
-        key = prefix + spec.name
+        key = prefix + yaml_key(spec)
         optional, tp = unwrap_optional(types_by_name[spec.name])
         meta = spec.metadata
         yield SettingDoc(

@@ -10,7 +10,7 @@ there, so adding a key is one line::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import field, fields
+from dataclasses import Field, field, fields
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ def setting(
     keys: tuple[str, ...] | None = None,
     key_check: Check | None = None,
     secret: bool = False,
+    yaml_key: str | None = None,
 ) -> Any:
     """A dataclass field with its documentation and constraints.
 
@@ -44,6 +45,7 @@ def setting(
     ``power_of_two``/``check`` apply to the value, or to each item of a list.  ``keys`` lists the
     allowed keys of a map setting (``key_check`` validates them instead).  ``secret`` marks the
     values (of a map: its values) as never to be shown in reprs, dumps or error messages.
+    ``yaml_key``: the key in YAML when it cannot be the field's name (``and``, a Python keyword).
     """
     metadata = {
         "doc": doc,
@@ -57,8 +59,14 @@ def setting(
         "keys": keys,
         "key_check": key_check,
         "secret": secret,
+        "yaml_key": yaml_key,
     }
     return field(default=default, metadata=MappingProxyType(metadata))
+
+
+def yaml_key(spec: Field) -> str:
+    """The key a dataclass field is written under in YAML."""
+    return spec.metadata.get("yaml_key") or spec.name
 
 
 class ConfigSection:
@@ -73,6 +81,9 @@ class ConfigSection:
 
     # Signals a component can serve in a pipeline (pipelines are checked against this).
     signals: ClassVar[frozenset[str]] = frozenset(SIGNALS)
+    # Keys a peer's component of the same type accepts (the Collector's) that this one does not:
+    # key -> why; the decoder names them as such rather than as unknown keys.
+    unsupported_keys: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def __post_init__(self) -> None:
         for spec in fields(self):  # type: ignore[arg-type]

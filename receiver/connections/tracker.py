@@ -66,6 +66,7 @@ class Connection:
     loopback: bool = False  # its local address is a loopback one
     peer_scope: int | None = None  # LocalPeers.scope_of it, as of the tables' version below
     peer_scope_version: int = -1
+    answered: bool = False  # a server connection wrote since its last read: the next read is a new request
     # -- owned by the protocol stage (receiver/protocols/stage.py) --
     session: Any = None  # the protocol's session, once detected
     protocol: str | None = None  # its name; "" once given up on (undetectable)
@@ -118,7 +119,7 @@ class ConnectionTracker:
         tls_flag: int,
         limits: TrackerLimits = TrackerLimits(),
         on_tls_ciphertext: Callable[[int], None] | None = None,
-        on_server_ingress: Callable[[int, int, int, int], None] | None = None,
+        on_server_ingress: Callable[..., None] | None = None,  # (pid, tid, conn_id, ts_ns, announced=, multiplexed=)
         netns: NetnsResolver | None = None,
         peers: LocalPeers | None = None,
     ) -> None:
@@ -169,9 +170,13 @@ class ConnectionTracker:
         # A read is a request only on a connection known to carry one: bytes of no protocol (a
         # wake-up socket pair built with accept(), as pika's and Windows-portable event loops do)
         # would make the reading thread "serve" a request whose span never exists.
-        if (d == _INGRESS and self._on_server_ingress is not None and c.is_server
+        if d != _INGRESS:
+            c.answered = True
+        elif (self._on_server_ingress is not None and c.is_server
                 and (c.session is not None or c.detect_held is not None)):
-            self._on_server_ingress(ev.pid, tid, conn_id, ev.ts_exit_ns)
+            # After a write (the response), a read on a keep-alive connection is its next request.
+            new_request, c.answered = c.answered, False
+            self._on_server_ingress(ev.pid, tid, conn_id, ev.ts_exit_ns, new_request=new_request)
 
     def on_conn(self, ev: ConnEvent, is_close: bool) -> None:
         if not is_close:
@@ -204,7 +209,7 @@ class ConnectionTracker:
         """A thread serving a paired request is about to act for it (``ERX_EV_SERVING``): what
         a read of the request tells on the payload path."""
         if self._on_server_ingress is not None:
-            self._on_server_ingress(ev.pid, ev.tid, ev.conn_id, ev.ts_ns)
+            self._on_server_ingress(ev.pid, ev.tid, ev.conn_id, ev.ts_ns, announced=True, multiplexed=ev.multiplexed)
 
     def _ingress(self, c: Connection, ev: DataEvent) -> None:
         """Report a read of a server connection whose bytes are not parsed (still a request)."""

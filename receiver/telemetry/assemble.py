@@ -53,7 +53,7 @@ def error_log_record(span: Span) -> LogRecord:
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.discovery.resources import ProcessResources
 from receiver.telemetry.routes import RouteTemplater
-from receiver.telemetry.sampling import ALWAYS_ON, SAMPLED, Sampler
+from receiver.telemetry.sampling import ALWAYS_ON, REMOTE_PARENT, SAMPLED, Sampler
 from receiver.telemetry.service_graph import ServiceGraph
 from receiver.telemetry.trace_context import IdGenerator, TraceParent, parse_traceparent
 
@@ -169,8 +169,12 @@ class TelemetryAssembler:
         sampler: Sampler = ALWAYS_ON,
         traces: Sequence[TracesConsumer] = (),
         logs: Sequence[LogsConsumer] = (),
+        exemplars=None,
     ) -> None:
         self._traces = list(traces)
+        # receiver.telemetry.exemplars.DeferredExemplars when a tail sampler decides later: the
+        # exemplar of a sampled span waits there for its trace's decision.
+        self._exemplars = exemplars
         self._logs = list(logs)
         self.spans = 0  # spans handed to the traces consumers
         self.log_records = 0  # log records handed to the logs consumers
@@ -244,8 +248,9 @@ class TelemetryAssembler:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def on_server_ingress(self, pid: int, tid: int, conn_id: int, ts_ns: int) -> None:
-        self.linker.on_server_ingress(pid, tid, conn_id, ts_ns)
+    def on_server_ingress(self, pid: int, tid: int, conn_id: int, ts_ns: int, announced: bool = False,
+                          multiplexed: bool = False, new_request: bool = False) -> None:
+        self.linker.on_server_ingress(pid, tid, conn_id, ts_ns, announced, multiplexed, new_request)
 
     def add(self, tt: TrackedTransaction, now_ns: int) -> None:
         tx = tt.transaction
@@ -261,7 +266,7 @@ class TelemetryAssembler:
         solo = None
         if tx.role == Role.SERVER and tp is None and not tt.peer_local:
             # Nothing links this request to another span: its trace starts here, now.
-            span_id = self.linker.take_solo_server(tt.conn_id)
+            span_id = self.linker.take_solo_server(tt.conn_id, tx.end_ns)
             if span_id is not None:
                 trace_id = self._ids.trace_id()
                 flags = self._sampler.root(trace_id)
@@ -290,9 +295,10 @@ class TelemetryAssembler:
             return
         peer_key = _client_view(tt) if tt.peer_local else None
         if server:
-            self.linker.server_span(work, tt.conn_id, peer_key, tt.call_index, tp, now_ns)
+            self.linker.server_span(work, tt.conn_id, peer_key, tt.call_index, tp, now_ns, end_ns=tx.end_ns)
         elif not self.linker.client_span(
-            work, tt.pid, tt.tid, peer_key, tt.call_index, tp, now_ns, skip_sdk_spans=self._skip_sdk
+            work, tt.pid, tt.tid, peer_key, tt.call_index, tp, now_ns, skip_sdk_spans=self._skip_sdk,
+            start_ns=tx.start_ns,
         ):
             return
 
@@ -310,17 +316,18 @@ class TelemetryAssembler:
         kind = span.kind
         if kind == SpanKind.SERVER:
             self.linker.server_span(work, tt.conn_id, _client_view(tt) if tt.peer_local else None, tt.call_index,
-                                    tp, now_ns)
+                                    tp, now_ns, end_ns=tt.transaction.end_ns)
         elif kind == SpanKind.CONSUMER and tp is not None:
             # The message carried its producer's context: this span continues that trace, and the
             # head sampler decides on it as on any context from the wire.
             span.trace_id, span.parent_span_id, span.trace_state = tp.trace_id, tp.span_id, tp.trace_state
-            span.flags = self._sampler.remote(tp.trace_id, tp.flags)
+            span.flags = self._sampler.remote(tp.trace_id, tp.flags) | REMOTE_PARENT
             self.linker.release(work)
         else:
             outgoing = tp if kind in (SpanKind.CLIENT, SpanKind.PRODUCER) else None
             self.linker.client_span(work, tt.pid, tt.tid, _client_view(tt) if tt.peer_local else None,
-                                    tt.call_index, outgoing, now_ns, skip_sdk_spans=self._skip_sdk)
+                                    tt.call_index, outgoing, now_ns, skip_sdk_spans=self._skip_sdk,
+                                    start_ns=tt.transaction.start_ns)
 
     def _metric_only(self, tt: TrackedTransaction) -> bool:
         """A sampled-out request of a protocol that can skip its span: record its duration in the
@@ -359,7 +366,7 @@ class TelemetryAssembler:
                     max(f.end_ns, f.start_ns) + offset, self._resources.get(f.pid), b"", "", attrs,
                     StatusCode.ERROR, f"connect to {f.peer_address}:{f.peer_port} failed: {f.reason}{detail}", 1)
         self.linker.client_span(SpanWork(span, None), f.pid, f.tid, None, 0, None, now_ns,
-                                skip_sdk_spans=self._skip_sdk)
+                                skip_sdk_spans=self._skip_sdk, start_ns=f.start_ns)
         self.connect_failures += 1
 
     def add_log(self, record: LogRecord, pid: int, tid: int, now_ns: int) -> None:
@@ -391,6 +398,9 @@ class TelemetryAssembler:
                     name, resource, attrs, value, end = m.metric
                     if value is None:  # a count (messaging.client.consumed.messages)
                         self._metrics.add(name, resource, attrs, 1, end)
+                    elif sampled and self._exemplars is not None:
+                        record(name, resource, attrs, value, end)
+                        self._exemplars.offer(s.trace_id, name, resource, attrs, value, end, s.span_id)
                     elif sampled:
                         record(name, resource, attrs, value, end, s.trace_id, s.span_id)
                     else:  # no exemplar: it would point at a trace nobody exported

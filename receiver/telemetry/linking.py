@@ -18,17 +18,26 @@ the group's root learns its trace id every member is stamped and released.  A gr
 not resolved within ``hold_ns`` is released as a trace of its own, so nothing waits forever,
 and the number of pending groups is bounded.
 
+Serving contexts are announced as the records arrive, but transactions are linked at the end of
+the batch that carried them: one batch can hold several requests served by one thread (the
+requests of a keep-alive connection, or of a thread pool).  So a thread keeps a short list of
+contexts, ordered by start: a client span belongs to the latest one that started before it, a
+server span to the latest one of its connection that started before it ended.
+
 Thread linking cannot work for asynchronous runtimes, where one thread interleaves many
 requests: when a thread starts reading a second server request before the first one was
 answered, the process is marked *multiplexed* and thread linking is switched off for it
-(counted in ``multiplexed_processes``); W3C context and same-host linking still apply.
+(counted in ``multiplexed_processes``); W3C context and same-host linking still apply.  With
+HTTP/1 paired in the kernel, the kernel judges that (it knows whether the first request was
+answered) and says so on the marker; on the payload path, a read of another connection while
+the thread's last context is open is taken as that sign.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from receiver.telemetry.sampling import ALWAYS_ON, Sampler
+from receiver.telemetry.sampling import ALWAYS_ON, REMOTE_PARENT, Sampler
 from receiver.telemetry.trace_context import IdGenerator, TraceParent
 
 
@@ -48,7 +57,7 @@ class PendingTrace:
         return bool(self.trace_id)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity
 class ServingContext:
     """A thread reading a server request: the server span's id is allocated up front."""
 
@@ -62,6 +71,9 @@ class ServingContext:
     # header is just the incoming one forwarded (an uninstrumented proxy); decided when the
     # server span (and so the incoming header) is known.
     sdk_candidates: list = field(default_factory=list)
+
+
+_CONTEXTS_PER_THREAD = 16  # requests of one thread awaiting their server span (a batch's worth)
 
 
 @dataclass(slots=True)
@@ -80,8 +92,9 @@ class TraceLinker:
         self._sampler = sampler
         self._hold = hold_ns
         self._max = max_pending
-        self._serving_by_thread: dict[tuple[int, int], ServingContext] = {}
-        self._serving_by_conn: dict[int, ServingContext] = {}
+        # Oldest first; a context leaves both when its server span is placed, or goes stale.
+        self._serving_by_thread: dict[tuple[int, int], list[ServingContext]] = {}
+        self._serving_by_conn: dict[int, list[ServingContext]] = {}
         self._links: OrderedDict[tuple, PeerLink] = OrderedDict()
         self._pending: OrderedDict[int, PendingTrace] = OrderedDict()  # id(group) -> group
         self._multiplexed: set[int] = set()
@@ -92,45 +105,115 @@ class TraceLinker:
 
     # -- thread-per-request --------------------------------------------------------------
 
-    def on_server_ingress(self, pid: int, tid: int, conn_id: int, ts_ns: int) -> None:
-        """A thread read bytes of a server connection: it is (probably) serving a request."""
+    def on_server_ingress(self, pid: int, tid: int, conn_id: int, ts_ns: int, announced: bool = False,
+                          multiplexed: bool = False, new_request: bool = False) -> None:
+        """A thread read bytes of a server connection: it is (probably) serving a request.
+
+        ``announced``: the kernel's marker of one request (paired HTTP/1), ``ts_ns`` its start:
+        a later marker of the same connection is the connection's next request (keep-alive).
+        Otherwise a read on the payload path: reads of the same connection are the same request,
+        unless ``new_request`` (the connection wrote its response since).
+        ``multiplexed``: the kernel saw the thread interleave requests."""
         if pid in self._multiplexed:
             return
-        key = (pid, tid)
-        ctx = self._serving_by_thread.get(key)
-        if ctx is not None:
-            if ctx.conn_id == conn_id:
-                return  # more bytes of the same request
-            # A second request on the same thread before the first was answered: async runtime.
-            self._multiplexed.add(pid)
-            self.multiplexed_processes += 1
-            for k in [k for k in self._serving_by_thread if k[0] == pid]:
-                old = self._serving_by_thread.pop(k)
-                self._serving_by_conn.pop(old.conn_id, None)
+        if multiplexed:
+            self._set_multiplexed(pid)
             return
+        key = (pid, tid)
+        ctxs = self._serving_by_thread.get(key)
+        if ctxs:
+            last = ctxs[-1]
+            if last.conn_id == conn_id:
+                if (not announced and not new_request) or last.start_ns == ts_ns:
+                    return  # more bytes of the same request
+            elif not announced:
+                # A second request on the same thread before the first was answered: async runtime.
+                self._set_multiplexed(pid)
+                return
+        else:
+            ctxs = self._serving_by_thread[key] = []
         group = self._new_group(ts_ns)
         ctx = ServingContext(pid, tid, conn_id, ts_ns, self._ids.span_id(), group)
-        self._serving_by_thread[key] = ctx
-        self._serving_by_conn[conn_id] = ctx
+        ctxs.append(ctx)
+        self._serving_by_conn.setdefault(conn_id, []).append(ctx)
+        if len(ctxs) > _CONTEXTS_PER_THREAD:
+            self._forget(ctxs[0])
 
-    def serving(self, pid: int, tid: int) -> ServingContext | None:
-        return self._serving_by_thread.get((pid, tid))
+    def serving(self, pid: int, tid: int, start_ns: int | None = None) -> ServingContext | None:
+        """The request thread ``tid`` serves: the latest that started by ``start_ns`` (any
+        time when None)."""
+        ctxs = self._serving_by_thread.get((pid, tid))
+        if not ctxs:
+            return None
+        if start_ns is None:
+            return ctxs[-1]
+        for ctx in reversed(ctxs):
+            if ctx.start_ns <= start_ns:
+                return ctx
+        return None
+
+    def _conn_context(self, conn_id: int, end_ns: int | None) -> ServingContext | None:
+        """The serving context of the server request on ``conn_id`` that ended at ``end_ns``:
+        the latest of the connection that started by then (requests of a connection follow
+        one another; older ones never got their span and are stale)."""
+        ctxs = self._serving_by_conn.get(conn_id)
+        if not ctxs:
+            return None
+        if end_ns is None:
+            return ctxs[-1]
+        for ctx in reversed(ctxs):
+            if ctx.start_ns <= end_ns:
+                return ctx
+        return None
+
+    def _take_conn_context(self, conn_id: int, end_ns: int | None) -> ServingContext | None:
+        ctx = self._conn_context(conn_id, end_ns)
+        if ctx is not None:
+            for older in list(self._serving_by_conn.get(conn_id, ())):
+                if older is ctx:
+                    break
+                self._forget(older)
+            self._forget(ctx)
+        return ctx
+
+    def _forget(self, ctx: ServingContext) -> None:
+        """Remove a serving context from both indexes."""
+        ctxs = self._serving_by_conn.get(ctx.conn_id)
+        if ctxs is not None:
+            if ctx in ctxs:
+                ctxs.remove(ctx)
+            if not ctxs:
+                del self._serving_by_conn[ctx.conn_id]
+        key = (ctx.pid, ctx.tid)
+        ctxs = self._serving_by_thread.get(key)
+        if ctxs is not None:
+            if ctx in ctxs:
+                ctxs.remove(ctx)
+            if not ctxs:
+                del self._serving_by_thread[key]
+
+    def _set_multiplexed(self, pid: int) -> None:
+        self._multiplexed.add(pid)
+        self.multiplexed_processes += 1
+        for key in [k for k in self._serving_by_thread if k[0] == pid]:
+            for old in list(self._serving_by_thread.get(key, ())):
+                self._forget(old)
 
     # -- decisions -------------------------------------------------------------------------
 
-    def take_solo_server(self, conn_id: int) -> bytes | None:
-        """The server request on ``conn_id`` finished with nothing waiting on it (no client
-        spans, log records or SDK candidates in its serving group) and no context of its own:
-        end its serving context and return its span id, so the caller can start a trace right
-        away (:meth:`release`).  None when the request has dependents: use :meth:`server_span`."""
-        ctx = self._serving_by_conn.get(conn_id)
+    def take_solo_server(self, conn_id: int, end_ns: int | None = None) -> bytes | None:
+        """The server request on ``conn_id`` (ended at ``end_ns``, kernel clock) finished with
+        nothing waiting on it (no client spans, log records or SDK candidates in its serving
+        group) and no context of its own: end its serving context and return its span id, so
+        the caller can start a trace right away (:meth:`release`).  None when the request has
+        dependents: use :meth:`server_span`."""
+        ctx = self._conn_context(conn_id, end_ns)
         if ctx is None:
             return self._ids.span_id()
         g = ctx.group
         if g.members or g.children or ctx.sdk_candidates:
             return None
-        del self._serving_by_conn[conn_id]
-        self._serving_by_thread.pop((ctx.pid, ctx.tid), None)
+        self._take_conn_context(conn_id, end_ns)
         self._pending.pop(id(g), None)
         return ctx.span_id
 
@@ -139,12 +222,12 @@ class TraceLinker:
         self._ready.append(member)
 
     def server_span(self, span, conn_id: int, peer_key: tuple | None, call_index: int,
-                    traceparent: TraceParent | None, now_ns: int) -> None:
+                    traceparent: TraceParent | None, now_ns: int, end_ns: int | None = None) -> None:
         """Place a finished server span (its ``trace_id`` may be empty; ``span_id`` is
-        replaced by the serving context's pre-allocated one when there is one)."""
-        ctx = self._serving_by_conn.pop(conn_id, None)
+        replaced by the serving context's pre-allocated one when there is one).  ``end_ns``:
+        when the request ended (kernel clock), which tells its context among the connection's."""
+        ctx = self._take_conn_context(conn_id, end_ns)
         if ctx is not None:
-            self._serving_by_thread.pop((ctx.pid, ctx.tid), None)
             span.span_id = ctx.span_id
             group = ctx.group
             incoming = _tp_text(traceparent) if traceparent is not None else ""
@@ -158,6 +241,7 @@ class TraceLinker:
         if traceparent is not None:
             span.parent_span_id = traceparent.span_id
             self._resolve_remote(group, traceparent)
+            span.flags |= REMOTE_PARENT  # OTLP: the parent is remote, and that is known
             return
         if peer_key is not None:
             link = self._link(peer_key, call_index)
@@ -171,10 +255,12 @@ class TraceLinker:
         self._resolve_root(group)
 
     def client_span(self, span, pid: int, tid: int, peer_key: tuple | None, call_index: int,
-                    outgoing: TraceParent | None, now_ns: int, skip_sdk_spans: bool = True) -> bool:
-        """Place a finished client span.  Returns False when the span must not be emitted
-        (the application's own SDK already made it)."""
-        ctx = self._serving_by_thread.get((pid, tid)) if pid not in self._multiplexed else None
+                    outgoing: TraceParent | None, now_ns: int, skip_sdk_spans: bool = True,
+                    start_ns: int | None = None) -> bool:
+        """Place a finished client span (``start_ns``: when the call started, kernel clock: it
+        tells which of the thread's requests made it).  Returns False when the span must not be
+        emitted (the application's own SDK already made it)."""
+        ctx = self.serving(pid, tid, start_ns) if pid not in self._multiplexed else None
         if outgoing is not None and ctx is not None:
             # Forwarded or injected? Decided when the server span shows the incoming header.
             ctx.sdk_candidates.append((span, _tp_text(outgoing), skip_sdk_spans))
@@ -210,7 +296,7 @@ class TraceLinker:
 
     def log_record(self, record, pid: int, tid: int, now_ns: int) -> None:
         """A log line: stamped with the span the writing thread is serving, if any."""
-        ctx = self._serving_by_thread.get((pid, tid)) if pid not in self._multiplexed else None
+        ctx = self.serving(pid, tid) if pid not in self._multiplexed else None
         if ctx is None:
             self._ready.append(record)
             return
@@ -230,9 +316,10 @@ class TraceLinker:
                 self.released_unlinked += 1
                 self._resolve_root(g)
         # Stale serving contexts (a request that never got an answer) stop parenting.
-        for key in [k for k, c in self._serving_by_thread.items() if c.start_ns + self._hold < now_ns]:
-            c = self._serving_by_thread.pop(key)
-            self._serving_by_conn.pop(c.conn_id, None)
+        stale = now_ns - self._hold
+        for ctxs in [c for c in self._serving_by_thread.values() if c[0].start_ns < stale]:
+            for c in [c for c in ctxs if c.start_ns < stale]:
+                self._forget(c)
         while len(self._links) > self._max:
             self._links.popitem(last=False)
         out, self._ready = self._ready, []

@@ -140,6 +140,22 @@ class RedMetrics:
             if trace_id:
                 series.exemplars[i] = (value_s, time_unix_nano, trace_id, span_id)
 
+    def exemplar(self, name: str, resource: Resource, attributes: Attrs, value_s: float, time_unix_nano: int,
+                 trace_id: bytes, span_id: bytes) -> None:
+        """Attach an exemplar to the bucket of an observation already counted by :meth:`record`
+        (its trace was kept by a tail sampler after the count).  No series, no exemplar."""
+        if value_s != value_s or not trace_id:
+            return
+        i = bisect_left(self._bounds, value_s)
+        with self._lock:
+            state = self._metrics.get(name)
+            by_attrs = state.by_resource.get(resource) if state is not None else None
+            series = by_attrs.get(attributes) if by_attrs is not None else None
+            if series is None and by_attrs is not None:
+                series = by_attrs.get(OVERFLOW_ATTRIBUTES)
+            if series is not None:
+                series.exemplars[i] = (value_s, time_unix_nano, trace_id, span_id)
+
     def merge(self, name: str, resource: Resource, attributes: Attrs, count: int, sum_s: float, min_s: float,
               max_s: float, bucket_counts: Sequence[int], time_unix_nano: int) -> None:
         """Add a histogram aggregated elsewhere (the kernel's overload aggregates) with the same

@@ -28,6 +28,10 @@ SAMPLER_NAMES = (
 )
 
 SAMPLED = 0x01  # W3C trace-flags bit
+# OTLP span flags above the W3C byte: the parent's remoteness is known (0x100) and it is remote
+# (0x200) — set on spans continuing a context read from the wire (tail sampling's
+# keep_if_caller_sampled reads it).
+REMOTE_PARENT = 0x300
 
 _BOUND_SCALE = 1 << 64
 
@@ -77,4 +81,4 @@ class Sampler:
 
 ALWAYS_ON = Sampler("parentbased_always_on", 1.0)
 
-__all__ = ["ALWAYS_ON", "SAMPLED", "SAMPLER_NAMES", "Sampler"]
+__all__ = ["ALWAYS_ON", "REMOTE_PARENT", "SAMPLED", "SAMPLER_NAMES", "Sampler"]

@@ -125,3 +125,55 @@ def test_shed_levels(nginx: NginxServer) -> None:
         for pid in (client, worker):
             assert Counter({a.key.status: a.count for a in drained if a.key.pid == pid}) == sent
         aggregates.set_shed_level(cap.c("ERX_SHED_NONE"))
+
+
+SLOW_APP = """
+import sys, time
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/slow"):
+            time.sleep(0.25)
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\\n")
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_slow_transactions_are_shed_as_late_as_errors(tmp_path) -> None:
+    """shed_keep_slower_than_ns (what a tail sampler's latency policy keeps): at the shed level
+    that aggregates successes, successes slower than it still leave as records."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.ports import free_port, wait_for_port
+
+    (tmp_path / "app.py").write_text(SLOW_APP)
+    port = free_port()
+    with started_capture(http_pairing=True, shed_keep_slower_than_ns=200_000_000) as cap:
+        aggregates = OverloadAggregates(cap.loader)
+        app = subprocess.Popen([sys.executable, str(tmp_path / "app.py"), str(port)], start_new_session=True)
+        try:
+            cap.watch(app.pid)
+            wait_for_port(port)
+            drain_until_quiescent(cap)
+            aggregates.drain()
+            aggregates.set_shed_level(cap.c("ERX_SHED_SUCCESSES"))
+            urls = [f"http://127.0.0.1:{port}/fast/{i}" for i in range(20)] + \
+                   [f"http://127.0.0.1:{port}/slow/{i}" for i in range(3)]
+            subprocess.run(["curl", "-s", *[a for u in urls for a in ("-o", "/dev/null", u)]], check=True, timeout=30)
+            drain_until_quiescent(cap)
+            drained = aggregates.drain()
+            records = [e for e in kernel_transactions(cap.events(app.pid)) if e.target.startswith(("/fast", "/slow"))]
+            assert sorted(e.target for e in records) == [f"/slow/{i}" for i in range(3)]
+            assert sum(a.count for a in drained if a.key.pid == app.pid) == 20
+        finally:
+            aggregates.set_shed_level(cap.c("ERX_SHED_NONE"))
+            os.killpg(app.pid, signal.SIGTERM)
+            app.wait(10)

@@ -58,6 +58,8 @@
 
 /* Bits of erx_event_header.flags. */
 #define ERX_FLAG_TLS 1 /* plaintext read at the TLS library (uprobes), not at the socket */
+#define ERX_FLAG_SERVING_MULTIPLEXED 2 /* ERX_EV_SERVING: the thread read a second request before the
+                                        * first was answered (an event loop); it announces no more */
 
 /* The first byte of every ring-buffer record. */
 enum erx_event_kind {
@@ -520,6 +522,9 @@ struct erx_config {
 	 * response) only above shed_error_ring_bytes. 0: never. */
 	__u64 shed_ring_bytes;
 	__u64 shed_error_ring_bytes;
+	/* A transaction lasting at least this long is shed as late as an error (what a tail
+	 * sampler's latency policy keeps); 0: duration does not matter. */
+	__u64 shed_keep_slower_than_ns;
 };
 
 /* abi:end */

@@ -2,7 +2,7 @@
 /* A completed HTTP/1 transaction leaves the kernel as one ERX_EV_HTTP_TX record, or, when the
  * reader is behind (ring buffer past a threshold, or user space's shed level), as a count in a
  * per-CPU duration histogram of erx_http_aggregates. Errors are kept as records longest (their
- * threshold is the higher one). Every transaction is submitted, or aggregated, or counted lost
+ * threshold is the higher one), and so are transactions slower than shed_keep_slower_than_ns. Every transaction is submitted, or aggregated, or counted lost
  * (ERX_CNT_HTTP_AGG_FULL); user space drains the aggregates by generation (see
  * receiver/capture/overload.py). */
 #ifndef ERX_LIB_HTTP_OVERLOAD_H
@@ -111,7 +111,9 @@ __noinline int erx_http_submit(struct erx_http_tx_event *tx)
 	if (!tx)
 		return 0;
 	ctl = bpf_map_lookup_elem(&erx_http_control, &zero);
-	error = erx_http_is_error(tx);
+	/* Kept longest: errors, and transactions slower than what a latency policy keeps. */
+	error = erx_http_is_error(tx) ||
+		(erx_cfg.shed_keep_slower_than_ns && tx->end_ns - tx->start_ns >= erx_cfg.shed_keep_slower_than_ns);
 
 	erx_count(ERX_CNT_HTTP_PAIRED);
 	if (ctl && ctl->shed_level >= (error ? ERX_SHED_ALL : ERX_SHED_SUCCESSES)) {

@@ -4,11 +4,14 @@
  * request sends its record only once the response is out, after the calls its thread made for
  * it. So the thread that reads a paired server request keeps it in its storage, and announces it
  * (one small record, once) right before it acts for it: a call on a client connection, a write
- * to stdout/stderr, a connect. Requests whose thread does nothing else cost nothing more. */
+ * to stdout/stderr, a connect. Requests whose thread does nothing else cost nothing more.
+ * Each marker is one request (its start_ns): a keep-alive connection's next request on the same
+ * thread is a new marker, and only the kernel judges multiplexing (ERX_FLAG_SERVING_MULTIPLEXED),
+ * since it knows whether the first request was answered. */
 #ifndef ERX_LIB_HTTP_SERVING_H
 #define ERX_LIB_HTTP_SERVING_H
 
-static __always_inline void erx_serving_announce(struct erx_serving *st)
+static __always_inline void erx_serving_announce(struct erx_serving *st, __u32 flags)
 {
 	struct erx_serving_event *e;
 
@@ -21,6 +24,7 @@ static __always_inline void erx_serving_announce(struct erx_serving *st)
 	}
 	erx_fill_header(&e->hdr, ERX_EV_SERVING, ERX_DIR_INGRESS, ERX_ROLE_SERVER, 0, st->conn_id, st->start_ns);
 	e->hdr.ts_exit_ns = st->start_ns;
+	e->hdr.flags = flags;
 	bpf_ringbuf_submit(e, erx_rb_flags(sizeof(*e), true));
 }
 
@@ -45,10 +49,10 @@ __noinline int erx_serving_open(__u64 conn_id, __u64 start_ns)
 		/* A second request before the first was answered: an event loop. Both are announced,
 		 * which tells user space to stop linking this process by thread. */
 		if (!st->announced)
-			erx_serving_announce(st);
+			erx_serving_announce(st, 0);
 		st->conn_id = conn_id;
 		st->start_ns = start_ns;
-		erx_serving_announce(st);
+		erx_serving_announce(st, ERX_FLAG_SERVING_MULTIPLEXED);
 		st->multiplexed = 1;
 		st->active = 0;
 		return 0;
@@ -84,7 +88,7 @@ static __always_inline void erx_serving_acting(void)
 		st->active = 0;
 		return;
 	}
-	erx_serving_announce(st);
+	erx_serving_announce(st, 0);
 }
 
 #endif

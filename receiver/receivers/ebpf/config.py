@@ -71,6 +71,12 @@ class HttpPairingConfig(ConfigSection):
         minimum=0.0, maximum=1.0,
     )
 
+    shed_keep_slower_than: float | None = setting(
+        None, "Transactions lasting at least this long are shed as late as errors; null: the smallest "
+        "latency threshold_ms of a tail_sampling processor's latency policies (none: off); 0: off.",
+        kind="duration", minimum=0.0,
+    )
+
     def cross_field_problems(self) -> Iterator[tuple[str, str]]:
         if self.shed_ring_fraction and self.shed_error_ring_fraction and (
                 self.shed_error_ring_fraction < self.shed_ring_fraction):

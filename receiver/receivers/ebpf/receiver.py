@@ -151,8 +151,11 @@ class EbpfReceiver:
         on_transactions: Callable[[list], None] | None = None,
         abi: Abi | None = None,
         backpressure: Backpressure | None = None,
+        exemplars=None,  # receiver.telemetry.exemplars.DeferredExemplars: a tail sampler decides later
+        slow_threshold_s: float | None = None,  # a tail sampler keeps slower traces: shed them last
     ) -> None:
         self._cfg = config
+        self._slow_threshold_s = slow_threshold_s
         self._backpressure = backpressure
         self._resources = resources or ProcessResources()
         self._object_path = object_path or str(default_object_path())
@@ -176,7 +179,7 @@ class EbpfReceiver:
         sampler = Sampler(config.sampler.name, config.sampler.ratio) if config.sampler is not None else ALWAYS_ON
         self.assembler = TelemetryAssembler(
             self._resources, self.clock, red_metrics, service_graph=service_graph, sampler=sampler,
-            traces=traces, logs=logs,
+            traces=traces, logs=logs, exemplars=exemplars,
         )
         to_telemetry = self.assembler if on_transactions is None else _TransactionTap(on_transactions, self.assembler)
         protocols = config.protocols or {}
@@ -267,6 +270,9 @@ class EbpfReceiver:
             http_aggregate_keys=cfg.http_pairing.aggregate_keys,
             shed_ring_fraction=cfg.http_pairing.shed_ring_fraction,
             shed_error_ring_fraction=cfg.http_pairing.shed_error_ring_fraction,
+            shed_keep_slower_than_ns=int(1e9 * (cfg.http_pairing.shed_keep_slower_than
+                                                if cfg.http_pairing.shed_keep_slower_than is not None
+                                                else self._slow_threshold_s or 0)),
         )
         self._loader = BpfLoader(object_path=self._object_path, knobs=knobs, abi=self.abi)
         self._loader.start(before_attach=self._before_attach)

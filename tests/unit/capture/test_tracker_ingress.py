@@ -25,7 +25,7 @@ def ev(direction: Direction, payload: bytes, ts: int, conn_id: int, role: Role =
 def chain() -> tuple[ParsingTracker, list]:
     seen: list = []
     tr = ParsingTracker(tls_flag=ABI.const("ERX_FLAG_TLS"),
-                        on_server_ingress=lambda pid, tid, conn_id, ts: seen.append((pid, tid, conn_id)))
+                        on_server_ingress=lambda pid, tid, conn_id, ts, **kw: seen.append((pid, tid, conn_id)))
     return tr, seen
 
 
@@ -56,3 +56,15 @@ def test_a_client_connection_is_never_reported() -> None:
     tr.on_data(ev(Direction.EGRESS, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1, conn_id=6, role=Role.CLIENT))
     tr.on_data(ev(Direction.INGRESS, b"HTTP/1.1 204 No Content\r\n\r\n", 2, conn_id=6, role=Role.CLIENT))
     assert seen == []
+
+
+def test_a_read_after_the_response_is_the_connections_next_request() -> None:
+    """Payload path, keep-alive: the linker is told the second request is a new one."""
+    seen: list = []
+    tr = ParsingTracker(tls_flag=ABI.const("ERX_FLAG_TLS"),
+                        on_server_ingress=lambda pid, tid, conn_id, ts, new_request: seen.append((ts, new_request)))
+    tr.on_data(ev(Direction.INGRESS, b"GET /a HTTP/1.1\r\nHost: x\r\n", 1, conn_id=4))
+    tr.on_data(ev(Direction.INGRESS, b"\r\n", 2, conn_id=4))
+    tr.on_data(ev(Direction.EGRESS, b"HTTP/1.1 204 No Content\r\n\r\n", 3, conn_id=4))
+    tr.on_data(ev(Direction.INGRESS, b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n", 4, conn_id=4))
+    assert seen == [(1, False), (2, False), (4, True)]

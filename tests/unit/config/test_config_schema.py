@@ -35,6 +35,8 @@ from receiver.config import (
     parse_component_id,
 )
 
+from receiver.processors.tail_sampling_config import TailSamplingProcessorConfig  # noqa: E402
+
 MIB = 1024 * 1024
 
 
@@ -42,6 +44,7 @@ def test_registry():
     assert dict(COMPONENT_CONFIGS) == {
         ("receivers", "ebpf"): EbpfReceiverConfig,
         ("processors", "batch"): BatchProcessorConfig,
+        ("processors", "tail_sampling"): TailSamplingProcessorConfig,
         ("exporters", "otlp"): OtlpExporterConfig,
         ("exporters", "otlphttp"): OtlpHttpExporterConfig,
         ("exporters", "debug"): DebugExporterConfig,
@@ -83,7 +86,7 @@ def test_registry():
                                     sample_interval=1.0, rtt_buckets=RTT_BUCKETS,
                                     connect_duration_buckets=CONNECT_DURATION_BUCKETS, max_series=4096)),
         (HttpPairingConfig, dict(enabled=True, connections=8192, aggregate_keys=2048, shed_ring_fraction=0.5,
-                                 shed_error_ring_fraction=0.9)),
+                                 shed_error_ring_fraction=0.9, shed_keep_slower_than=None)),
         (SamplerConfig, dict(name="parentbased_always_on", ratio=1.0)),
         (DiscoveryConfig, dict(include=(), exclude=(), tls=True, rescan_interval=2.0)),
         (PipelineConfig, dict(receivers=(), processors=(), exporters=())),

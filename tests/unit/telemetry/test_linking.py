@@ -140,3 +140,74 @@ def test_unresolved_groups_are_released_after_the_hold_time():
 def test_ids_are_never_reused():
     ids = IdGenerator(seed=1)
     assert len({ids.span_id() for _ in range(10000)}) == 10000
+
+
+def _batch_of_two_requests(lk, conn_a: int, conn_b: int):
+    """Two requests served one after the other by thread 6 of pid 5, announced by the kernel,
+    their spans linked at the end of one batch (the markers arrived first)."""
+    lk.on_server_ingress(5, 6, conn_a, 100, announced=True)
+    lk.on_server_ingress(5, 6, conn_b, 200, announced=True)
+    c1, c2 = span(SpanKind.CLIENT), span(SpanKind.CLIENT)
+    s1, s2 = span(SpanKind.SERVER), span(SpanKind.SERVER)
+    lk.client_span(c1, 5, 6, None, 0, None, 300, start_ns=110)
+    lk.server_span(s1, conn_a, None, 0, None, 300, end_ns=150)
+    lk.client_span(c2, 5, 6, None, 0, None, 300, start_ns=210)
+    lk.server_span(s2, conn_b, None, 0, None, 300, end_ns=250)
+    lk.take_ready(300)
+    return c1, s1, c2, s2
+
+
+def test_keepalive_requests_of_one_thread_in_one_batch_each_parent_their_own_calls():
+    """issue 18: the second request of a keep-alive connection, in the batch of the first."""
+    lk = linker()
+    c1, s1, c2, s2 = _batch_of_two_requests(lk, 3, 3)
+    assert c1.parent_span_id == s1.span_id and c1.trace_id == s1.trace_id
+    assert c2.parent_span_id == s2.span_id and c2.trace_id == s2.trace_id
+    assert s1.trace_id != s2.trace_id
+    assert lk.multiplexed_processes == 0
+
+
+def test_a_pool_thread_serving_two_connections_in_one_batch_is_not_multiplexed():
+    lk = linker()
+    c1, s1, c2, s2 = _batch_of_two_requests(lk, 3, 4)
+    assert lk.multiplexed_processes == 0
+    assert c1.parent_span_id == s1.span_id and c2.parent_span_id == s2.span_id
+
+
+def test_the_kernel_says_when_a_thread_interleaves_requests():
+    lk = linker()
+    lk.on_server_ingress(3, 3, 1, 0, announced=True)
+    lk.on_server_ingress(3, 3, 2, 1, announced=True, multiplexed=True)
+    assert lk.multiplexed_processes == 1
+    c = span(SpanKind.CLIENT)
+    lk.client_span(c, 3, 3, None, 0, None, 2, start_ns=2)
+    assert lk.take_ready(2) == [c] and c.parent_span_id == b""
+
+
+def test_a_request_without_a_marker_does_not_take_the_next_requests_context():
+    """Only requests whose thread acts are announced: the first request of the connection did
+    nothing, the second called out; the first's server span must not take the second's id."""
+    lk = linker()
+    lk.on_server_ingress(5, 6, 3, 200, announced=True)  # request 2's marker
+    assert lk.take_solo_server(3, end_ns=150) is not None  # request 1: [100, 150]
+    c2, s2 = span(SpanKind.CLIENT), span(SpanKind.SERVER)
+    lk.client_span(c2, 5, 6, None, 0, None, 300, start_ns=210)
+    assert lk.take_solo_server(3, end_ns=250) is None  # request 2 has a child
+    lk.server_span(s2, 3, None, 0, None, 300, end_ns=250)
+    lk.take_ready(300)
+    assert c2.parent_span_id == s2.span_id and c2.trace_id == s2.trace_id
+
+
+def test_payload_path_keepalive_requests_in_one_batch_each_parent_their_own_calls():
+    lk = linker()
+    lk.on_server_ingress(5, 6, 3, 100)
+    lk.on_server_ingress(5, 6, 3, 120)  # more bytes of request 1
+    lk.on_server_ingress(5, 6, 3, 200, new_request=True)  # after the response: request 2
+    c1, c2, s1, s2 = span(SpanKind.CLIENT), span(SpanKind.CLIENT), span(SpanKind.SERVER), span(SpanKind.SERVER)
+    lk.client_span(c1, 5, 6, None, 0, None, 300, start_ns=130)
+    lk.server_span(s1, 3, None, 0, None, 300, end_ns=150)
+    lk.client_span(c2, 5, 6, None, 0, None, 300, start_ns=210)
+    lk.server_span(s2, 3, None, 0, None, 300, end_ns=250)
+    lk.take_ready(300)
+    assert c1.parent_span_id == s1.span_id and c2.parent_span_id == s2.span_id
+    assert lk.multiplexed_processes == 0
