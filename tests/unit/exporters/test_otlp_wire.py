@@ -15,15 +15,25 @@ from types import MappingProxyType
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from receiver.exporters import otlp_wire
 from receiver.exporters.errors import PermanentExportError
+from receiver.exporters.otlp_encoding import (
+    encode_logs,
+    encode_metrics,
+    encode_request,
+    encode_traces,
+)
+from receiver.exporters.otlp_wire import OtlpWireEncoder
+from receiver.exporters.otlp_wire_fields import KeyValueFields, field_tag, varint
 from receiver.model.signals import Signal
-from receiver.exporters.otlp_encoding import encode_logs, encode_metrics, encode_request, encode_traces
-from receiver.exporters.otlp_wire import KeyValueFields, OtlpWireEncoder, field_tag, varint
 from receiver.model.telemetry import (
     LogRecord,
     Metric,
