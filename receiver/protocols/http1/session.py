@@ -6,7 +6,7 @@ Each direction is a :class:`_Stream` with its own buffer and state:
   A new stream starts here (the capture may attach mid-stream, inside a body), and a stream
   returns here after a parse error or a capture gap.  Skipping is not an error in itself.
 * ``HEAD`` — a message must start right here; anything else is a parse error.
-* ``BODY`` — counting body bytes (:class:`~.parse.BodyReader`); body bytes are never buffered.
+* ``BODY`` — counting body bytes (:class:`~.body.BodyReader`); body bytes are never buffered.
 * ``TUNNEL`` — after ``101 Switching Protocols`` or a successful ``CONNECT`` (or after
   :meth:`Http1Session.close`): the bytes are no longer HTTP/1.x and are ignored.
 
@@ -33,7 +33,6 @@ from .parse import (
     REQUEST,
     RESPONSE,
     BodyFraming,
-    BodyReader,
     MessageHead,
     MessageKind,
     NOT_SCANNED,
@@ -42,6 +41,7 @@ from .parse import (
     request_body_framing,
     response_body_framing,
 )
+from .body import BodyReader
 from .stitch import PROTOCOL, Exchange, Http1Stitcher
 from .types import Http1Request, Http1Response
 

@@ -11,12 +11,12 @@ from receiver.protocols.http1.parse import (
     REQUEST,
     RESPONSE,
     BodyFraming,
-    BodyReader,
     MessageHead,
     find_message_start,
     parse_head,
     response_body_framing,
 )
+from receiver.protocols.http1.body import BodyReader
 from receiver.protocols.http1.stitch import Http1Stitcher
 from receiver.protocols.http1.types import Http1Request, Http1Response
 
