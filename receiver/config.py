@@ -50,6 +50,7 @@ from receiver.exporters.config import (
     DebugExporterConfig,
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
+    PprofExporterConfig,
     PrometheusExporterConfig,
     QueueBatchConfig,
     QueueConfig,
@@ -63,6 +64,7 @@ from receiver.receivers.ebpf.config import (
     HttpPairingConfig,
     ProtocolConfig,
 )
+from receiver.receivers.profiling.config import ProfilingReceiverConfig
 from receiver.telemetry.network_config import NetworkMetricsConfig
 
 # (kind, type) → config class of every built-in component type: what docs/configuration.md describes.
@@ -117,7 +119,9 @@ __all__ = [
     "OtlpExporterConfig",
     "OtlpHttpExporterConfig",
     "PipelineConfig",
+    "PprofExporterConfig",
     "PrometheusExporterConfig",
+    "ProfilingReceiverConfig",
     "ProtocolConfig",
     "QueueBatchConfig",
     "QueueConfig",

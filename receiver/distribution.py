@@ -16,8 +16,10 @@ from receiver.exporters.config import (
     DebugExporterConfig,
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
+    PprofExporterConfig,
     PrometheusExporterConfig,
 )
+from receiver.exporters.pprof import PprofExporter
 from receiver.exporters.debug import DebugExporter
 from receiver.exporters.exporter_metrics import ExporterMetrics
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
@@ -29,6 +31,7 @@ from receiver.extensions.health_check import (
 )
 from receiver.processors.batch import BatchProcessor, BatchProcessorConfig
 from receiver.receivers.ebpf.config import EbpfReceiverConfig
+from receiver.receivers.profiling.config import ProfilingReceiverConfig
 
 
 def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: ReceiverConsumers):
@@ -43,8 +46,17 @@ def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: Recei
         red_metrics=settings.host.red_metrics,
         service_graph=settings.host.service_graph,
         backpressure=settings.host.backpressure,
+        serving_spans=getattr(settings.host, "serving_spans", None),
     )
     receiver.register_self_metrics(settings.self_metrics)
+    return receiver
+
+
+def _profiling(settings: CreateSettings, config: ProfilingReceiverConfig, consumers: ReceiverConsumers):
+    from receiver.receivers.profiling.receiver import ProfilingReceiver  # loads cffi/libbpf: only when used
+
+    receiver = ProfilingReceiver(config, profiles=consumers.profiles, host=settings.host)
+    settings.self_metrics.add_collector(receiver)
     return receiver
 
 
@@ -56,6 +68,8 @@ def _exporter_metrics(settings: CreateSettings) -> ExporterMetrics:
 def builtin_factories() -> list[Factory]:
     return [
         Factory("receivers", "ebpf", EbpfReceiverConfig, _ebpf, "socket traffic of local processes, captured with eBPF"),
+        Factory("receivers", "profiling", ProfilingReceiverConfig, _profiling,
+                "CPU profiles of every process (perf_event sampling, stacks aggregated in the kernel)"),
         Factory("processors", "batch", BatchProcessorConfig,
                 lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics, s.host.backpressure), "groups items into batches"),
         Factory("exporters", "otlp", OtlpExporterConfig,
@@ -72,6 +86,8 @@ def builtin_factories() -> list[Factory]:
         Factory("exporters", "prometheus", PrometheusExporterConfig,
                 lambda s, cfg: PrometheusExporter(cfg, s.host.collect_metrics, s.self_metrics.registry),
                 "serves metrics for scraping"),
+        Factory("exporters", "pprof", PprofExporterConfig,
+                lambda s, cfg: PprofExporter(s.id, cfg, s.self_metrics), "pprof files and Pyroscope ingest"),
         Factory("extensions", "health_check", HealthCheckExtensionConfig,
                 lambda s, cfg: HealthCheckExtension(cfg), "HTTP health endpoint"),
     ]

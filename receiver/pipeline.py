@@ -27,6 +27,7 @@ from receiver.component import ComponentRegistry, CreateSettings, ReceiverConsum
 from receiver.component.backpressure import Backpressure
 from receiver.config import AgentConfig, parse_component_id, pipeline_signal
 from receiver.distribution import default_registry
+from receiver.model.serving_spans import ServingSpans
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.component.self_metrics import SelfMetrics, agent_resource
 from receiver.telemetry.service_graph import ServiceGraph
@@ -76,6 +77,10 @@ class FanOut:
     def consume_logs(self, records) -> None:
         for c in self._consumers:
             c.consume_logs(records)
+
+    def consume_profiles(self, batch) -> None:
+        for c in self._consumers:
+            c.consume_profiles(batch)
 
 
 class PeriodicMetricReader:
@@ -135,6 +140,7 @@ class Agent:
         self._last_self_metrics: list = []  # taken before capture stops (see shutdown)
         self.service_graph = ServiceGraph()
         self.backpressure = Backpressure()
+        self.serving_spans = ServingSpans()  # written by the ebpf receiver, read by the profiler
         self.debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval
         self.exporters: dict[str, object] = {}
@@ -187,7 +193,8 @@ class Agent:
         for ext_id in self.config.service.extensions:
             self.extensions[ext_id] = self._create("extensions", ext_id)
         for receiver_id, by_signal in heads.items():
-            consumers = ReceiverConsumers(traces=tuple(by_signal.get("traces", ())), logs=tuple(by_signal.get("logs", ())))
+            consumers = ReceiverConsumers(traces=tuple(by_signal.get("traces", ())), logs=tuple(by_signal.get("logs", ())),
+                                          profiles=tuple(by_signal.get("profiles", ())))
             self.receivers[receiver_id] = self._create("receivers", receiver_id, consumers)
 
     def collect_metrics(self) -> list:
@@ -230,7 +237,9 @@ class Agent:
             r.start()
         for ext_id, x in self.extensions.items():
             self._start("extensions", ext_id, x)
-        for receiver_id, r in self.receivers.items():
+        # Receivers that use what others loaded (the profiler: the ebpf receiver's kernel state) last.
+        ordered = sorted(self.receivers.items(), key=lambda item: bool(getattr(item[1], "starts_after_receivers", False)))
+        for receiver_id, r in ordered:
             self._start("receivers", receiver_id, r)
         for x in self.extensions.values():
             x.ready = True

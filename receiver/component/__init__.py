@@ -44,6 +44,8 @@ class Host(Protocol):
     service_graph: Any  # receiver.telemetry.service_graph.ServiceGraph
     debug_stream: TextIO  # where the debug exporter prints
     backpressure: Any  # receiver.component.backpressure.Backpressure: refusals downstream, read by receivers
+    serving_spans: Any  # receiver.model.serving_spans.ServingSpans: server spans by request, for the profiler
+    receivers: Any  # receiver id -> receiver (the profiler finds the ebpf receiver's kernel state there)
 
     def collect_metrics(self) -> list: ...  # everything derived from traffic, for pull exporters
 
@@ -64,6 +66,7 @@ class ReceiverConsumers:
     traces: tuple = ()
     logs: tuple = ()
     metrics: tuple = ()
+    profiles: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ from receiver.config import (
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
     PipelineConfig,
+    PprofExporterConfig,
     PrometheusExporterConfig,
+    ProfilingReceiverConfig,
     ProtocolConfig,
     QueueBatchConfig,
     QueueConfig,
@@ -40,11 +42,13 @@ MIB = 1024 * 1024
 def test_registry():
     assert dict(COMPONENT_CONFIGS) == {
         ("receivers", "ebpf"): EbpfReceiverConfig,
+        ("receivers", "profiling"): ProfilingReceiverConfig,
         ("processors", "batch"): BatchProcessorConfig,
         ("exporters", "otlp"): OtlpExporterConfig,
         ("exporters", "otlphttp"): OtlpHttpExporterConfig,
         ("exporters", "debug"): DebugExporterConfig,
         ("exporters", "prometheus"): PrometheusExporterConfig,
+        ("exporters", "pprof"): PprofExporterConfig,
         ("extensions", "health_check"): HealthCheckExtensionConfig,
     }
 

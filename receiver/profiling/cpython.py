@@ -1,0 +1,201 @@
+"""CPython interpreter frames: which processes run a CPython the kernel can walk, where their
+frames are (``struct erx_prof_py_proc``), and the name of a code object the kernel recorded.
+
+How it works: the thread running Python code holds the GIL, and CPython 3.11 keeps that
+thread's state in ``_PyRuntime.gilstate.tstate_current``.  The kernel (profile.bpf.c) reads it
+at each sample; when its ``native_thread_id`` is the sampled thread it follows
+``tstate->cframe->current_frame`` and each frame's ``previous``, recording the ``f_code``
+pointers.  User space reads each code object's ``co_qualname``/``co_filename``/
+``co_firstlineno`` with ``process_vm_readv`` when it symbolises, and caches them.
+
+Limits: the layouts are those of CPython 3.11 (offsets from its headers, checked by
+tests/unit/test_profiling_cpython.py against the installed ``Python.h`` when present); other
+versions are not walked (their native frames still are).  ``_PyRuntime`` must be in the
+dynamic symbol table (it is, for the interpreter executable and ``libpython``).  A code object
+freed between the sample and the drain may read as another (or as ``[unknown]``).  Threads that
+released the GIL (in I/O or in C code that drops it) show native frames only.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from receiver.model.profiles import Frame
+from receiver.profiling.process_memory import ProcessMemory
+from receiver.profiling.proc_maps import ProcessMaps
+
+NO_OFFSET = 0xFFFFFFFF
+_PYTHON_FILE = re.compile(r"(?:^|/)(?:lib)?python3\.(\d+)[^/]*$")
+
+
+@dataclass(frozen=True)
+class CPythonLayout:
+    """Offsets of one CPython minor version (x86_64 and aarch64, non-debug builds)."""
+
+    runtime_tstate_current: int  # _PyRuntime.gilstate.tstate_current
+    ts_native_tid: int
+    ts_cframe: int
+    cframe_frame: int
+    frame_code: int
+    frame_previous: int
+    frame_owner: int  # NO_OFFSET when the version has no C-stack shim frames to skip
+    owner_cstack: int
+    code_filename: int
+    code_name: int
+    code_qualname: int
+    code_firstlineno: int
+    unicode_state: int = 32
+    unicode_length: int = 16
+    ascii_data: int = 48  # sizeof(PyASCIIObject)
+    compact_data: int = 72  # sizeof(PyCompactUnicodeObject)
+
+
+LAYOUTS: dict[tuple[int, int], CPythonLayout] = {
+    (3, 11): CPythonLayout(
+        runtime_tstate_current=576, ts_native_tid=160, ts_cframe=56, cframe_frame=8, frame_code=32,
+        frame_previous=48, frame_owner=NO_OFFSET, owner_cstack=255, code_filename=112, code_name=120,
+        code_qualname=128, code_firstlineno=72,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CPythonProcess:
+    pid: int
+    version: tuple[int, int]
+    runtime: int  # address of _PyRuntime in the process
+    layout: CPythonLayout
+
+    def kernel_entry(self, abi) -> bytes:
+        """The process's ``struct erx_prof_py_proc``."""
+        p = abi.ffi.new("struct erx_prof_py_proc *")
+        lay = self.layout
+        p.tstate_ptr = self.runtime + lay.runtime_tstate_current
+        p.ts_native_tid = lay.ts_native_tid
+        p.ts_cframe = lay.ts_cframe
+        p.ts_frame = lay.cframe_frame
+        p.frame_code = lay.frame_code
+        p.frame_previous = lay.frame_previous
+        p.frame_owner = lay.frame_owner
+        p.owner_cstack = lay.owner_cstack
+        return bytes(abi.ffi.buffer(p))
+
+
+def _dynamic_symbols(path: str, names: set[str]) -> tuple[dict[str, int], tuple[tuple[int, int, int], ...]]:
+    """st_value of ``names`` in the dynamic symbol table, and the PT_LOAD segments."""
+    found: dict[str, int] = {}
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        segments = tuple((s["p_offset"], s["p_vaddr"], s["p_filesz"]) for s in elf.iter_segments()
+                         if s["p_type"] == "PT_LOAD")
+        dynsym = elf.get_section_by_name(".dynsym")
+        if dynsym is not None:
+            for name in names:
+                syms = dynsym.get_symbol_by_name(name)
+                if syms:
+                    found[name] = syms[0]["st_value"]
+    return found, segments
+
+
+def find_cpython(pid: int, maps: ProcessMaps, proc_root: str = "/proc") -> CPythonProcess | None:
+    """The CPython of ``pid`` when it is one this module can walk; None otherwise."""
+    for m in maps.mappings:
+        if not m.path.startswith("/") or not _PYTHON_FILE.search(m.path):
+            continue
+        try:
+            syms, segments = _dynamic_symbols(f"{proc_root}/{pid}/root{m.path}", {"_PyRuntime", "Py_Version"})
+        except (OSError, ELFError, ValueError):
+            continue
+        if "_PyRuntime" not in syms or "Py_Version" not in syms:
+            continue
+        bias = _load_bias(maps, m.path, segments)
+        if bias is None:
+            continue
+        raw = ProcessMemory(pid).read(syms["Py_Version"] + bias, 8)
+        if raw is None:
+            return None
+        hexversion = struct.unpack("<Q", raw)[0]
+        version = ((hexversion >> 24) & 0xFF, (hexversion >> 16) & 0xFF)
+        layout = LAYOUTS.get(version)
+        if layout is None:
+            return None
+        return CPythonProcess(pid, version, syms["_PyRuntime"] + bias, layout)
+    return None
+
+
+def _load_bias(maps: ProcessMaps, path: str, segments) -> int | None:
+    """Address in the process minus address as linked, from a mapping of the file."""
+    for m in maps.mappings:
+        if m.path != path:
+            continue
+        for off, vaddr, size in segments:
+            if off <= m.offset < off + max(size, 1):
+                return m.start - (vaddr + (m.offset - off))
+    return None
+
+
+class CodeObjectNames:
+    """Code object address -> :class:`Frame`, read from the process and cached (bounded, per
+    (pid, address))."""
+
+    def __init__(self, max_entries: int = 65536) -> None:
+        self._cache: OrderedDict[tuple[int, int], Frame] = OrderedDict()
+        self._max = max_entries
+        self.read_errors = 0
+
+    def frame(self, proc: CPythonProcess, code: int) -> Frame:
+        key = (proc.pid, code)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        frame = self._read(proc, code)
+        if frame is None:
+            self.read_errors += 1
+            return Frame(f"[python 0x{code:x}]", kind="python")
+        self._cache[key] = frame
+        if len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return frame
+
+    def forget(self, pid: int) -> None:
+        for key in [k for k in self._cache if k[0] == pid]:
+            del self._cache[key]
+
+    def _read(self, proc: CPythonProcess, code: int) -> Frame | None:
+        mem, lay = ProcessMemory(proc.pid), proc.layout
+        head = mem.read(code, lay.code_qualname + 8)
+        if head is None:
+            return None
+        first_line = struct.unpack_from("<i", head, lay.code_firstlineno)[0]
+        qualname = _read_str(mem, lay, struct.unpack_from("<Q", head, lay.code_qualname)[0])
+        filename = _read_str(mem, lay, struct.unpack_from("<Q", head, lay.code_filename)[0])
+        if qualname is None:
+            return None
+        return Frame(qualname, kind="python", filename=filename or "", line=max(0, first_line))
+
+
+def _read_str(mem: ProcessMemory, lay: CPythonLayout, obj: int, limit: int = 1024) -> str | None:
+    """A compact str object's text (at most ``limit`` characters)."""
+    head = mem.read(obj, lay.compact_data)
+    if head is None:
+        return None
+    length = struct.unpack_from("<q", head, lay.unicode_length)[0]
+    state = struct.unpack_from("<I", head, lay.unicode_state)[0]
+    kind, compact, ascii_ = (state >> 2) & 7, (state >> 5) & 1, (state >> 6) & 1
+    if not compact or length < 0 or kind not in (1, 2, 4):
+        return None
+    n = min(length, limit)
+    if ascii_:
+        raw = mem.read(obj + lay.ascii_data, n)
+        return raw.decode("ascii", errors="replace") if raw is not None else None
+    raw = mem.read(obj + lay.compact_data, n * kind)
+    if raw is None:
+        return None
+    return raw.decode({1: "latin-1", 2: "utf-16-le", 4: "utf-32-le"}[kind], errors="replace")

@@ -1,0 +1,79 @@
+"""Function symbols of one ELF file (``.symtab``, else ``.dynsym``) and its GNU build id, read
+with pyelftools; an address in a process becomes a symbol through the file's loadable segments
+(file offset -> virtual address)."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+MAX_SYMBOLS = 500_000  # per file: a bound on memory for huge binaries
+
+
+@dataclass(frozen=True)
+class ElfSymbols:
+    build_id: str
+    starts: tuple[int, ...]  # sorted symbol addresses (st_value)
+    ends: tuple[int, ...]  # start + size (size 0: up to the next symbol)
+    names: tuple[str, ...]
+    segments: tuple[tuple[int, int, int], ...]  # PT_LOAD (p_offset, p_vaddr, p_filesz)
+    elf_type: str  # ET_EXEC, ET_DYN
+
+    def vaddr_of(self, file_offset: int) -> int | None:
+        """The virtual address (as linked) of a file offset, through the PT_LOAD segments."""
+        for off, vaddr, size in self.segments:
+            if off <= file_offset < off + max(size, 1):
+                return vaddr + (file_offset - off)
+        return None
+
+    def lookup(self, vaddr: int) -> str | None:
+        i = bisect.bisect_right(self.starts, vaddr) - 1
+        if i < 0:
+            return None
+        if self.ends[i] > self.starts[i] and vaddr >= self.ends[i]:
+            return None
+        return self.names[i]
+
+
+def read_elf_symbols(path: str) -> ElfSymbols | None:
+    """The symbols of ``path``; None when it is not a readable ELF file."""
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            build_id = ""
+            for section in elf.iter_sections():
+                if section.header.sh_type == "SHT_NOTE":
+                    for note in section.iter_notes():
+                        if note["n_type"] == "NT_GNU_BUILD_ID":
+                            build_id = note["n_desc"]
+            segments = tuple(
+                (seg["p_offset"], seg["p_vaddr"], seg["p_filesz"])
+                for seg in elf.iter_segments()
+                if seg["p_type"] == "PT_LOAD"
+            )
+            table = elf.get_section_by_name(".symtab") or elf.get_section_by_name(".dynsym")
+            syms: dict[int, tuple[int, str]] = {}
+            if table is not None:
+                for n, sym in enumerate(table.iter_symbols()):
+                    if n >= MAX_SYMBOLS:
+                        break
+                    if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC") or not sym["st_value"]:
+                        continue
+                    start = sym["st_value"]
+                    if start not in syms or (sym["st_size"] and not syms[start][0]):
+                        syms[start] = (sym["st_size"], sym.name)
+            elf_type = elf.header["e_type"]
+    except (OSError, ELFError, ValueError, KeyError):
+        return None
+    ordered = sorted(syms.items())
+    return ElfSymbols(
+        build_id=build_id,
+        starts=tuple(a for a, _ in ordered),
+        ends=tuple(a + size for a, (size, _) in ordered),
+        names=tuple(name for _, (_, name) in ordered),
+        segments=segments,
+        elf_type=elf_type,
+    )
