@@ -42,6 +42,8 @@ class _Strings:
         self._index: dict[str, int] = {"": 0}
 
     def __call__(self, s: str) -> int:
+        if not isinstance(s, str):  # never a reason to lose a profile
+            s = s.decode("utf-8", errors="replace") if isinstance(s, bytes) else str(s)
         i = self._index.get(s)
         if i is None:
             i = self._index[s] = len(self.table)
@@ -80,7 +82,6 @@ def encode_profile(batch: ProfileBatch) -> bytes:
         ids = [location_of(f) for f in s.frames]
         labels = b"".join(_msg(3, _int(1, strings(k)) + _int(2, strings(v))) for k, v in sorted(s.labels.items()))
         samples.append(_msg(2, _packed(1, ids) + _packed(2, [s.count, s.count * period]) + labels))
-    # Value types first (their strings are indexes 1-4), then everything else.
     parts.append(_msg(1, _int(1, strings("samples")) + _int(2, strings("count"))))
     parts.append(_msg(1, _int(1, strings("cpu")) + _int(2, strings("nanoseconds"))))
     parts.extend(samples)
@@ -93,7 +94,7 @@ def encode_profile(batch: ProfileBatch) -> bytes:
                           + _int(4, strings(filename)) + _int(5, line)))
     period_type = _msg(11, _int(1, strings("cpu")) + _int(2, strings("nanoseconds")))
     tail = _int(9, batch.start_ns) + _int(10, batch.duration_ns) + period_type + _int(12, period)
-    table = b"".join(_msg(6, s.encode()) for s in strings.table)
+    table = b"".join(_msg(6, s.encode("utf-8", errors="replace")) for s in strings.table)
     return b"".join(parts) + table + tail
 
 

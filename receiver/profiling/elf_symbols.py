@@ -47,7 +47,7 @@ def read_elf_symbols(path: str) -> ElfSymbols | None:
             for section in elf.iter_sections():
                 if section.header.sh_type == "SHT_NOTE":
                     for note in section.iter_notes():
-                        if note["n_type"] == "NT_GNU_BUILD_ID":
+                        if note["n_type"] == "NT_GNU_BUILD_ID" and isinstance(note["n_desc"], str):
                             build_id = note["n_desc"]
             segments = tuple(
                 (seg["p_offset"], seg["p_vaddr"], seg["p_filesz"])

@@ -82,7 +82,7 @@ class ProfilingReceiver:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        self.flush()
+        self.flush(final=True)
         self._loader.close()
         self._started = False
 
@@ -116,13 +116,14 @@ class ProfilingReceiver:
                 self.consumer_errors += 1
                 log.exception("profiler: report failed")
 
-    def flush(self) -> None:
-        """Drain the kernel's counts now and hand the profile to the pipelines."""
+    def flush(self, final: bool = False) -> None:
+        """Drain the kernel's counts now and hand the profile to the pipelines (``final``: the
+        last one, samples waiting for their span go out without it)."""
         if self._drain is None:
             return
         with self._lock:
             end = time.time_ns()
-            batch = self._drain.drain(self._last_report_ns, end)
+            batch = self._drain.drain(self._last_report_ns, end, final=final)
             self._last_report_ns = end
             self._comm.clear()
         self.batches += 1
