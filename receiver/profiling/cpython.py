@@ -31,6 +31,7 @@ from receiver.profiling.process_memory import ProcessMemory
 from receiver.profiling.proc_maps import ProcessMaps
 
 NO_OFFSET = 0xFFFFFFFF
+_OB_TYPE = 8  # PyObject.ob_type (after ob_refcnt)
 _PYTHON_FILE = re.compile(r"(?:^|/)(?:lib)?python3\.(\d+)[^/]*$")
 
 
@@ -71,6 +72,8 @@ class CPythonProcess:
     version: tuple[int, int]
     runtime: int  # address of _PyRuntime in the process
     layout: CPythonLayout
+    code_type: int = 0  # address of PyCode_Type: a code object read is checked against it
+    str_type: int = 0  # address of PyUnicode_Type
 
     def kernel_entry(self, abi) -> bytes:
         """The process's ``struct erx_prof_py_proc``."""
@@ -109,7 +112,8 @@ def find_cpython(pid: int, maps: ProcessMaps, proc_root: str = "/proc") -> CPyth
         if not m.path.startswith("/") or not _PYTHON_FILE.search(m.path):
             continue
         try:
-            syms, segments = _dynamic_symbols(f"{proc_root}/{pid}/root{m.path}", {"_PyRuntime", "Py_Version"})
+            syms, segments = _dynamic_symbols(f"{proc_root}/{pid}/root{m.path}",
+                                              {"_PyRuntime", "Py_Version", "PyCode_Type", "PyUnicode_Type"})
         except (OSError, ELFError, ValueError):
             continue
         if "_PyRuntime" not in syms or "Py_Version" not in syms:
@@ -125,7 +129,8 @@ def find_cpython(pid: int, maps: ProcessMaps, proc_root: str = "/proc") -> CPyth
         layout = LAYOUTS.get(version)
         if layout is None:
             return None
-        return CPythonProcess(pid, version, syms["_PyRuntime"] + bias, layout)
+        return CPythonProcess(pid, version, syms["_PyRuntime"] + bias, layout,
+                              syms.get("PyCode_Type", -bias) + bias, syms.get("PyUnicode_Type", -bias) + bias)
     return None
 
 
@@ -171,20 +176,20 @@ class CodeObjectNames:
     def _read(self, proc: CPythonProcess, code: int) -> Frame | None:
         mem, lay = ProcessMemory(proc.pid), proc.layout
         head = mem.read(code, lay.code_qualname + 8)
-        if head is None:
-            return None
+        if head is None or (proc.code_type and struct.unpack_from("<Q", head, _OB_TYPE)[0] != proc.code_type):
+            return None  # freed, or not a code object (a frame read while it changed)
         first_line = struct.unpack_from("<i", head, lay.code_firstlineno)[0]
-        qualname = _read_str(mem, lay, struct.unpack_from("<Q", head, lay.code_qualname)[0])
-        filename = _read_str(mem, lay, struct.unpack_from("<Q", head, lay.code_filename)[0])
+        qualname = _read_str(mem, lay, struct.unpack_from("<Q", head, lay.code_qualname)[0], proc.str_type)
+        filename = _read_str(mem, lay, struct.unpack_from("<Q", head, lay.code_filename)[0], proc.str_type)
         if qualname is None:
             return None
         return Frame(qualname, kind="python", filename=filename or "", line=max(0, first_line))
 
 
-def _read_str(mem: ProcessMemory, lay: CPythonLayout, obj: int, limit: int = 1024) -> str | None:
+def _read_str(mem: ProcessMemory, lay: CPythonLayout, obj: int, str_type: int = 0, limit: int = 1024) -> str | None:
     """A compact str object's text (at most ``limit`` characters)."""
     head = mem.read(obj, lay.compact_data)
-    if head is None:
+    if head is None or (str_type and struct.unpack_from("<Q", head, _OB_TYPE)[0] != str_type):
         return None
     length = struct.unpack_from("<q", head, lay.unicode_length)[0]
     state = struct.unpack_from("<I", head, lay.unicode_state)[0]
