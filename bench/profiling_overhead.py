@@ -11,7 +11,8 @@ Measured per run: the agent's CPU time (all threads, ``/proc/<pid>/stat``), and 
 the profiler's BPF program from the kernel's own accounting (``kernel.bpf_stats_enabled``; the
 program runs in the sampled task's interrupt, so its time is charged to whatever ran, not to
 the agent), both in % of one core.  **busy**: one CPU burner per core (a Python busy loop) during
-the window, so every sample lands on a running task and its stacks are walked; **idle**: nothing
+the window (started once the agent runs), so every sample lands on a running task and its stacks
+are walked; **idle**: nothing
 added (the machine is shared: other work may run).  The overhead of profiling is
 ``on - off`` (agent) + BPF time; the target is at most 1 % of one core.
 
@@ -96,29 +97,28 @@ def run(workdir: Workdir, quick: bool, log=print) -> dict:
     runs: list[dict] = []
     try:
         for state in ("idle", "busy"):
-            burners = _burners(os.cpu_count() or 2) if state == "busy" else []
-            try:
-                for rnd in range(rounds):
-                    for mode in (("off", "on") if rnd % 2 == 0 else ("on", "off")):
-                        name = f"profiling-{state}-{mode}-{rnd}"
-                        log(f"profiling overhead: {state}, profiling {mode}, round {rnd + 1}/{rounds}")
-                        proc, _ = _start_agent(workdir, name, mode)
-                        try:
-                            time.sleep(settle)
-                            cpu0, bpf0, t0 = procstat.cpu_seconds(proc.pid), _profiler_bpf_ns(proc.pid), time.monotonic()
-                            time.sleep(window)
-                            cpu1, bpf1, t1 = procstat.cpu_seconds(proc.pid), _profiler_bpf_ns(proc.pid), time.monotonic()
-                        finally:
-                            proc.terminate()
-                            proc.wait(30)
-                        wall = t1 - t0
-                        runs.append({"state": state, "mode": mode, "round": rnd, "seconds": wall,
-                                     "agent_pct": 100 * (cpu1 - cpu0) / wall, "bpf_pct": 100 * (bpf1 - bpf0) / 1e9 / wall,
-                                     "loadavg": procstat.load_average()[0]})
-            finally:
-                for b in burners:
-                    b.kill()
-                    b.wait()
+            for rnd in range(rounds):
+                for mode in (("off", "on") if rnd % 2 == 0 else ("on", "off")):
+                    name = f"profiling-{state}-{mode}-{rnd}"
+                    log(f"profiling overhead: {state}, profiling {mode}, round {rnd + 1}/{rounds}")
+                    proc, _ = _start_agent(workdir, name, mode)  # started on a calm machine
+                    burners = _burners(os.cpu_count() or 2) if state == "busy" else []
+                    try:
+                        time.sleep(settle)
+                        cpu0, bpf0, t0 = procstat.cpu_seconds(proc.pid), _profiler_bpf_ns(proc.pid), time.monotonic()
+                        time.sleep(window)
+                        cpu1, bpf1, t1 = procstat.cpu_seconds(proc.pid), _profiler_bpf_ns(proc.pid), time.monotonic()
+                        load = procstat.load_average()[0]
+                    finally:
+                        for b in burners:
+                            b.kill()
+                            b.wait()
+                        proc.terminate()
+                        proc.wait(30)
+                    wall = t1 - t0
+                    runs.append({"state": state, "mode": mode, "round": rnd, "seconds": wall,
+                                 "agent_pct": 100 * (cpu1 - cpu0) / wall, "bpf_pct": 100 * (bpf1 - bpf0) / 1e9 / wall,
+                                 "loadavg": load})
     finally:
         _STATS.write_text(stats_before)
     return {"rounds": rounds, "window_s": window, "runs": runs}

@@ -16,9 +16,11 @@ from receiver.exporters.config import (
     DebugExporterConfig,
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
+    OtlpProfilesExporterConfig,
     PprofExporterConfig,
     PrometheusExporterConfig,
 )
+from receiver.exporters.otlp_profiles import OtlpProfilesExporter
 from receiver.exporters.pprof import PprofExporter
 from receiver.exporters.debug import DebugExporter
 from receiver.exporters.exporter_metrics import ExporterMetrics
@@ -88,6 +90,9 @@ def builtin_factories() -> list[Factory]:
                 "serves metrics for scraping"),
         Factory("exporters", "pprof", PprofExporterConfig,
                 lambda s, cfg: PprofExporter(s.id, cfg, s.self_metrics), "pprof files and Pyroscope ingest"),
+        Factory("exporters", "otlpprofiles", OtlpProfilesExporterConfig,
+                lambda s, cfg: OtlpProfilesExporter(s.id, cfg, s.self_metrics),
+                "OTLP profiles over gRPC (development signal)"),
         Factory("extensions", "health_check", HealthCheckExtensionConfig,
                 lambda s, cfg: HealthCheckExtension(cfg), "HTTP health endpoint"),
     ]

@@ -21,6 +21,7 @@ from receiver.config import (
     HttpPairingConfig,
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
+    OtlpProfilesExporterConfig,
     PipelineConfig,
     PprofExporterConfig,
     PrometheusExporterConfig,
@@ -49,6 +50,7 @@ def test_registry():
         ("exporters", "debug"): DebugExporterConfig,
         ("exporters", "prometheus"): PrometheusExporterConfig,
         ("exporters", "pprof"): PprofExporterConfig,
+        ("exporters", "otlpprofiles"): OtlpProfilesExporterConfig,
         ("extensions", "health_check"): HealthCheckExtensionConfig,
     }
 
