@@ -5,6 +5,7 @@ with pyelftools; an address in a process becomes a symbol through the file's loa
 from __future__ import annotations
 
 import bisect
+import struct
 from dataclasses import dataclass
 
 from elftools.common.exceptions import ELFError
@@ -38,6 +39,39 @@ class ElfSymbols:
         return self.names[i]
 
 
+_SYM64 = struct.Struct("<IBBHQQ")  # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size
+_STT_FUNC, _STT_GNU_IFUNC = 2, 10
+
+
+def _keep(syms: dict[int, tuple[int, str]], start: int, size: int, name: str) -> None:
+    if start not in syms or (size and not syms[start][0]):
+        syms[start] = (size, name)
+
+
+def _read_symbols(table, syms: dict[int, tuple[int, str]]) -> None:
+    """Through pyelftools' symbol objects (any class and byte order)."""
+    for n, sym in enumerate(table.iter_symbols()):
+        if n >= MAX_SYMBOLS:
+            break
+        if sym["st_info"]["type"] in ("STT_FUNC", "STT_GNU_IFUNC") and sym["st_value"]:
+            _keep(syms, sym["st_value"], sym["st_size"], sym.name)
+
+
+def _read_symbols_fast(f, elf, table, syms: dict[int, tuple[int, str]]) -> None:
+    """64-bit little-endian tables unpacked in one pass (pyelftools builds an object per symbol:
+    seconds for a large binary on a busy machine)."""
+    strtab = elf.get_section(table["sh_link"])
+    f.seek(strtab["sh_offset"])
+    names = f.read(strtab["sh_size"])
+    f.seek(table["sh_offset"])
+    data = f.read(min(table["sh_size"], MAX_SYMBOLS * _SYM64.size))
+    data = data[: len(data) - len(data) % _SYM64.size]
+    for st_name, st_info, _, _, value, size in _SYM64.iter_unpack(data):
+        if value and (st_info & 0xF) in (_STT_FUNC, _STT_GNU_IFUNC):
+            end = names.find(b"\0", st_name)
+            _keep(syms, value, size, names[st_name:end if end >= 0 else None].decode("utf-8", "replace"))
+
+
 def read_elf_symbols(path: str) -> ElfSymbols | None:
     """The symbols of ``path``; None when it is not a readable ELF file."""
     try:
@@ -57,14 +91,10 @@ def read_elf_symbols(path: str) -> ElfSymbols | None:
             table = elf.get_section_by_name(".symtab") or elf.get_section_by_name(".dynsym")
             syms: dict[int, tuple[int, str]] = {}
             if table is not None:
-                for n, sym in enumerate(table.iter_symbols()):
-                    if n >= MAX_SYMBOLS:
-                        break
-                    if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC") or not sym["st_value"]:
-                        continue
-                    start = sym["st_value"]
-                    if start not in syms or (sym["st_size"] and not syms[start][0]):
-                        syms[start] = (sym["st_size"], sym.name)
+                if elf.elfclass == 64 and elf.little_endian:
+                    _read_symbols_fast(f, elf, table, syms)
+                else:
+                    _read_symbols(table, syms)
             elf_type = elf.header["e_type"]
     except (OSError, ELFError, ValueError, KeyError):
         return None

@@ -40,6 +40,10 @@ class Symbolizer:
         self._by_build_id: OrderedDict[str, ElfSymbols] = OrderedDict()
         self._file_ids: OrderedDict[tuple[str, int], str] = OrderedDict()  # (path, inode) -> cache key
         self._maps: dict[int, ProcessMaps | None] = {}
+        # The last mappings read of each process: a process that exited since (its samples are
+        # still in the kernel's counts) is resolved with them. Bounded in processes.
+        self._last_maps: OrderedDict[int, ProcessMaps] = OrderedDict()
+        self._max_processes = 4096
         self._perf_maps: dict[int, tuple[float, PerfMap]] = {}
         self.code_names = CodeObjectNames()
         self.stats = SymbolizerStats()
@@ -50,7 +54,16 @@ class Symbolizer:
         """Processes' mappings are read again at the next drain (they change with dlopen)."""
         self._maps.clear()
 
+    def remember_maps(self, pid: int, maps: ProcessMaps) -> None:
+        """Mappings read elsewhere (the receiver's scan of new processes): a process that exits
+        before the next report is still resolved with them."""
+        self._last_maps[pid] = maps
+        self._last_maps.move_to_end(pid)
+        while len(self._last_maps) > self._max_processes:
+            self._last_maps.popitem(last=False)
+
     def forget(self, pid: int) -> None:
+        """The process exited (its last mappings stay until evicted: late samples need them)."""
         self._perf_maps.pop(pid, None)
         self.code_names.forget(pid)
 
@@ -103,7 +116,10 @@ class Symbolizer:
 
     def _process_maps(self, pid: int) -> ProcessMaps | None:
         if pid not in self._maps:
-            self._maps[pid] = ProcessMaps.read(pid, self._proc)
+            maps = ProcessMaps.read(pid, self._proc)
+            if maps is not None:
+                self.remember_maps(pid, maps)
+            self._maps[pid] = maps if maps is not None else self._last_maps.get(pid)
         return self._maps[pid]
 
     def _elf(self, pid: int, m: Mapping) -> ElfSymbols | None:

@@ -27,7 +27,8 @@ class ProfilingReceiverConfig(ConfigSection):
     python: bool = setting(True, "Walk CPython 3.11 interpreter frames (Python function names).")
     python_processes: int = setting(1024, "Most CPython processes walked at once.", minimum=1)
     rescan_interval: float = setting(
-        2.0, "How often /proc is listed for new CPython processes.", kind="duration", above=0
+        2.0, "How often /proc is listed for new processes (their mappings kept for symbols; CPython ones walked).",
+        kind="duration", above=0
     )
     symbol_cache_files: int = setting(64, "ELF files whose symbols are kept (by build id).", minimum=1)
     include_agent: bool = setting(False, "Profile the agent's own process too.")

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from receiver.bpf.profile_loader import ProfileLoader, ProfilerKnobs
 from receiver.profiling.cpython import CPythonProcess, find_cpython
 from receiver.profiling.drain import ProfileDrain
-from receiver.profiling.proc_maps import ProcessMaps
+from receiver.profiling.proc_maps import ProcessMaps, parse_maps
 from receiver.profiling.symbolizer import Symbolizer
 from receiver.receivers.profiling.config import ProfilingReceiverConfig
 
@@ -69,8 +69,7 @@ class ProfilingReceiver:
         self._loader.start()
         self._drain = ProfileDrain(self._loader, self.symbolizer, self._cfg.frequency, span_of=span_of,
                                    python_of=self._python_of, comm_of=self._comm_of)
-        if self._cfg.python:
-            self.rescan()
+        self.rescan()
         self._last_report_ns = time.time_ns()
         self._thread = threading.Thread(target=self._run, name="profiler", daemon=True)
         self._thread.start()
@@ -106,7 +105,7 @@ class ProfilingReceiver:
         while not self._stop.wait(min(0.5, self._cfg.rescan_interval)):
             now = time.monotonic()
             try:
-                if self._cfg.python and now >= next_scan:
+                if now >= next_scan:
                     self.rescan()
                     next_scan = now + self._cfg.rescan_interval
                 if now >= next_report:
@@ -133,7 +132,8 @@ class ProfilingReceiver:
     # -- processes -------------------------------------------------------------------------
 
     def rescan(self) -> None:
-        """Register new CPython processes with the kernel, forget those that exited."""
+        """New processes: their mappings kept for symbols, CPython ones registered with the kernel
+        (with ``python``); exited ones forgotten."""
         if self._loader is None:
             return
         seen = set()
@@ -164,13 +164,13 @@ class ProfilingReceiver:
         if pid == self._agent_pid and not self._cfg.include_agent:
             return None
         try:
-            text = Path(self._proc, str(pid), "maps").read_text()
+            maps = ProcessMaps(parse_maps(Path(self._proc, str(pid), "maps").read_text()))
         except OSError:
             return None
-        if "python3." not in text:
+        self.symbolizer.remember_maps(pid, maps)  # resolvable even if it exits before the report
+        if not self._cfg.python or not any("python3." in m.path for m in maps.mappings):
             return None
-        maps = ProcessMaps.read(pid, self._proc)
-        return find_cpython(pid, maps, self._proc) if maps is not None else None
+        return find_cpython(pid, maps, self._proc)
 
     def _python_of(self, pid: int) -> CPythonProcess | None:
         known = self._python.get(pid)

@@ -98,3 +98,18 @@ def test_maps_parse_never_raises():
     )
     assert [m.path for m in maps] == ["/usr/bin/x y", "[stack]"]
     assert maps[0].executable and maps[0].offset == 0x2000 and maps[0].inode == 1234
+
+
+def test_fast_symbol_table_matches_pyelftools(tmp_path):
+    """The one-pass reader of 64-bit tables gives what pyelftools' symbol objects give."""
+    from elftools.elf.elffile import ELFFile
+
+    from receiver.profiling.elf_symbols import _read_symbols
+
+    exe = _build(tmp_path, "-pie", "-fPIE")
+    syms = read_elf_symbols(str(exe))
+    with open(exe, "rb") as f:
+        ref: dict = {}
+        _read_symbols(ELFFile(f).get_section_by_name(".symtab"), ref)
+    assert dict(zip(syms.starts, syms.names)) == {addr: name for addr, (_, name) in ref.items()}
+    assert "known_function_two" in syms.names
