@@ -75,14 +75,26 @@ def _start_agent(workdir: Workdir, name: str, mode: str) -> tuple[subprocess.Pop
     return proc, log
 
 
+def _prog_ids(pid: int) -> set[int]:
+    """Ids of the BPF programs whose fds ``pid`` holds."""
+    out: set[int] = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("anon_inode:bpf-prog"):
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+        out.update(int(line.split()[-1]) for line in info.splitlines() if line.startswith("prog_id:"))
+    return out
+
+
 def _profiler_bpf_ns(pid: int) -> int:
-    """Run time (ns) of the profiler program(s) loaded by ``pid`` (bpftool names the owners)."""
+    """Run time (ns) of the perf_event (profiler) programs the agent ``pid`` loaded."""
+    ids = _prog_ids(pid)
     res = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True, check=True)
-    total = 0
-    for p in json.loads(res.stdout or "[]"):
-        if p.get("type") == "perf_event" and any(o.get("pid") == pid for o in p.get("pids", [])):
-            total += p.get("run_time_ns", 0)
-    return total
+    return sum(p.get("run_time_ns", 0) for p in json.loads(res.stdout or "[]")
+               if p["id"] in ids and p.get("type") == "perf_event")
 
 
 def _burners(n: int) -> list[subprocess.Popen]:

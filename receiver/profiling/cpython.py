@@ -23,10 +23,8 @@ import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from receiver.model.profiles import Frame
+from receiver.profiling.elf_symbols import SHT_DYNSYM, read_elf64_layout, read_table
 from receiver.profiling.process_memory import ProcessMemory
 from receiver.profiling.proc_maps import ProcessMaps
 
@@ -90,32 +88,84 @@ class CPythonProcess:
         return bytes(abi.ffi.buffer(p))
 
 
-def _dynamic_symbols(path: str, names: set[str]) -> tuple[dict[str, int], tuple[tuple[int, int, int], ...]]:
-    """st_value of ``names`` in the dynamic symbol table, and the PT_LOAD segments."""
+_SYM64 = struct.Struct("<IBBHQQ")  # Elf64_Sym
+_WANTED = ("_PyRuntime", "Py_Version", "PyCode_Type", "PyUnicode_Type")
+
+
+def _dynamic_symbols(path: str) -> tuple[dict[str, int], tuple[tuple[int, int, int], ...]] | None:
+    """st_value of the symbols CPython support needs (``_WANTED``) in the dynamic symbol table,
+    and the PT_LOAD segments (names found in the string table first, then one pass over the
+    table); None when the file is not a 64-bit little-endian ELF file."""
     found: dict[str, int] = {}
     with open(path, "rb") as f:
-        elf = ELFFile(f)
-        segments = tuple((s["p_offset"], s["p_vaddr"], s["p_filesz"]) for s in elf.iter_segments()
-                         if s["p_type"] == "PT_LOAD")
-        dynsym = elf.get_section_by_name(".dynsym")
-        if dynsym is not None:
-            for name in names:
-                syms = dynsym.get_symbol_by_name(name)
-                if syms:
-                    found[name] = syms[0]["st_value"]
-    return found, segments
+        layout = read_elf64_layout(f)
+        if layout is None:
+            return None
+        table = layout.tables.get(SHT_DYNSYM)
+        if table is None:
+            return found, layout.segments
+        data, names = read_table(f, table)
+    offsets = {}
+    for name in _WANTED:
+        i = names.find(b"\0" + name.encode() + b"\0")
+        if i >= 0:
+            offsets[i + 1] = name
+    for st_name, _, _, _, value, _ in _SYM64.iter_unpack(data):
+        name = offsets.get(st_name)
+        if name is not None and value:
+            found[name] = value
+    return found, layout.segments
 
 
-def find_cpython(pid: int, maps: ProcessMaps, proc_root: str = "/proc") -> CPythonProcess | None:
-    """The CPython of ``pid`` when it is one this module can walk; None otherwise."""
-    for m in maps.mappings:
-        if not m.path.startswith("/") or not _PYTHON_FILE.search(m.path):
-            continue
+def _reader(proc_root: str):
+    def read(pid: int, path: str, inode: int):
         try:
-            syms, segments = _dynamic_symbols(f"{proc_root}/{pid}/root{m.path}",
-                                              {"_PyRuntime", "Py_Version", "PyCode_Type", "PyUnicode_Type"})
-        except (OSError, ELFError, ValueError):
+            return _dynamic_symbols(f"{proc_root}/{pid}/root{path}")
+        except (OSError, ValueError, struct.error):
+            return None
+
+    return read
+
+
+class CPythonFinder:
+    """:func:`find_cpython` with the interpreter files' symbols cached by (path, inode): every
+    CPython process of a node maps the same few files. Bounded in files."""
+
+    def __init__(self, proc_root: str = "/proc", max_files: int = 64) -> None:
+        self._proc = proc_root
+        self._read = _reader(proc_root)
+        self._max = max_files
+        self._files: OrderedDict[tuple[str, int], tuple | None] = OrderedDict()
+        self.files_read = 0
+
+    def find(self, pid: int, maps: ProcessMaps) -> CPythonProcess | None:
+        return find_cpython(pid, maps, self._proc, self._symbols)
+
+    def _symbols(self, pid: int, path: str, inode: int):
+        key = (path, inode)
+        if key in self._files:
+            self._files.move_to_end(key)
+            return self._files[key]
+        value = self._files[key] = self._read(pid, path, inode)
+        self.files_read += 1
+        if len(self._files) > self._max:
+            self._files.popitem(last=False)
+        return value
+
+
+def find_cpython(pid: int, maps: ProcessMaps, proc_root: str = "/proc", symbols=None) -> CPythonProcess | None:
+    """The CPython of ``pid`` when it is one this module can walk; None otherwise.
+    ``symbols(pid, path, inode)``: the file's (symbols, segments) or None (default: read it)."""
+    symbols = symbols or _reader(proc_root)
+    seen = set()
+    for m in maps.mappings:
+        if not m.path.startswith("/") or m.path in seen or not _PYTHON_FILE.search(m.path):
             continue
+        seen.add(m.path)
+        got = symbols(pid, m.path, m.inode)
+        if got is None:
+            continue
+        syms, segments = got
         if "_PyRuntime" not in syms or "Py_Version" not in syms:
             continue
         bias = _load_bias(maps, m.path, segments)

@@ -38,7 +38,8 @@ class Symbolizer:
         self._max_files = max_files
         self._kernel = kernel
         self._by_build_id: OrderedDict[str, ElfSymbols] = OrderedDict()
-        self._file_ids: OrderedDict[tuple[str, int], str] = OrderedDict()  # (path, inode) -> cache key
+        # (path, inode) -> cache key, or None: the file could not be read as ELF
+        self._file_ids: OrderedDict[tuple[str, int], str | None] = OrderedDict()
         self._maps: dict[int, ProcessMaps | None] = {}
         # The last mappings read of each process: a process that exited since (its samples are
         # still in the kernel's counts) is resolved with them. Bounded in processes.
@@ -51,7 +52,8 @@ class Symbolizer:
     # -- per drain -------------------------------------------------------------------------
 
     def begin_drain(self) -> None:
-        """Processes' mappings are read again at the next drain (they change with dlopen)."""
+        """A process's mappings are read again at most once per drain, when an address is in
+        none of those known (dlopen, a new JIT region)."""
         self._maps.clear()
 
     def remember_maps(self, pid: int, maps: ProcessMaps) -> None:
@@ -87,6 +89,9 @@ class Symbolizer:
         for depth, ip in enumerate(ips):
             lookup = ip if depth == 0 else ip - 1  # a return address: the call is just before it
             m = maps.find(lookup) if maps is not None else None
+            if m is None and pid not in self._maps:
+                maps = self._process_maps(pid, refresh=True)
+                m = maps.find(lookup) if maps is not None else None
             if python_code and m is not None and _is_interpreter(m, python):
                 break  # from here the interpreter's frames: its Python stack stands for them
             out.append(self._native(pid, m, ip, lookup))
@@ -114,32 +119,43 @@ class Symbolizer:
 
     # -- caches ----------------------------------------------------------------------------
 
-    def _process_maps(self, pid: int) -> ProcessMaps | None:
-        if pid not in self._maps:
-            maps = ProcessMaps.read(pid, self._proc)
-            if maps is not None:
-                self.remember_maps(pid, maps)
-            self._maps[pid] = maps if maps is not None else self._last_maps.get(pid)
+    def _process_maps(self, pid: int, refresh: bool = False) -> ProcessMaps | None:
+        """The known mappings of ``pid``; read from /proc when unknown or ``refresh`` (once per
+        drain: ``self._maps`` holds the pids read this drain)."""
+        if pid in self._maps:
+            return self._maps[pid]
+        known = self._last_maps.get(pid)
+        if known is not None and not refresh:
+            return known
+        maps = ProcessMaps.read(pid, self._proc)
+        if maps is not None:
+            self.remember_maps(pid, maps)
+        self._maps[pid] = maps if maps is not None else known
         return self._maps[pid]
 
     def _elf(self, pid: int, m: Mapping) -> ElfSymbols | None:
         file_key = (m.path, m.inode)
-        cache_key = self._file_ids.get(file_key)
-        if cache_key is not None and cache_key in self._by_build_id:
-            self._by_build_id.move_to_end(cache_key)
-            self.stats.elf_cache_hits += 1
-            return self._by_build_id[cache_key]
+        if file_key in self._file_ids:
+            cache_key = self._file_ids[file_key]
+            if cache_key is None:  # not readable as ELF: not tried again while remembered
+                return None
+            if cache_key in self._by_build_id:
+                self._by_build_id.move_to_end(cache_key)
+                self.stats.elf_cache_hits += 1
+                return self._by_build_id[cache_key]
         syms = read_elf_symbols(f"{self._proc}/{pid}/root{m.path}")
         if syms is None:
             syms = read_elf_symbols(m.path)  # the process exited: the file as this namespace sees it
-        if syms is None:
-            return None
         self.stats.elf_files_read += 1
-        cache_key = syms.build_id or f"{m.path}:{m.inode}"
-        self._by_build_id[cache_key] = syms
-        self._file_ids[file_key] = cache_key
-        while len(self._by_build_id) > self._max_files:
-            self._by_build_id.popitem(last=False)
+        if syms is None:
+            self._file_ids[file_key] = None
+        else:
+            cache_key = syms.build_id or f"{m.path}:{m.inode}"
+            self._by_build_id[cache_key] = syms
+            self._file_ids[file_key] = cache_key
+            while len(self._by_build_id) > self._max_files:
+                self._by_build_id.popitem(last=False)
+        self._file_ids.move_to_end(file_key)
         while len(self._file_ids) > 4 * self._max_files:
             self._file_ids.popitem(last=False)
         return syms

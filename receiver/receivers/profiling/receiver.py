@@ -19,7 +19,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from receiver.bpf.profile_loader import ProfileLoader, ProfilerKnobs
-from receiver.profiling.cpython import CPythonProcess, find_cpython
+from receiver.profiling.cpython import CPythonFinder, CPythonProcess
 from receiver.profiling.drain import ProfileDrain
 from receiver.profiling.proc_maps import ProcessMaps, parse_maps
 from receiver.profiling.symbolizer import Symbolizer
@@ -48,6 +48,7 @@ class ProfilingReceiver:
         self._comm: dict[int, str] = {}
         self._last_report_ns = time.time_ns()
         self.symbolizer = Symbolizer(proc_root, max_files=config.symbol_cache_files)
+        self._finder = CPythonFinder(proc_root)
         self.batches = 0
         self.consumer_errors = 0
         self.serving_linked = False
@@ -142,10 +143,12 @@ class ProfilingReceiver:
                 continue
             pid = int(entry.name)
             seen.add(pid)
-            start = _start_time(self._proc, pid)
             known = self._python.get(pid)
-            if known is not None and known[0] == start:
+            # A known pid is looked at again only if it is a registered CPython whose start time
+            # changed (pid reuse: its kernel entry would describe another process).
+            if known is not None and (known[1] is None or known[0] == _start_time(self._proc, pid)):
                 continue
+            start = _start_time(self._proc, pid)
             if len(self._python) >= 4 * self._cfg.python_processes + 4096:
                 break  # bound the bookkeeping; the next scans pick up the rest
             proc = self._cpython(pid)
@@ -170,7 +173,7 @@ class ProfilingReceiver:
         self.symbolizer.remember_maps(pid, maps)  # resolvable even if it exits before the report
         if not self._cfg.python or not any("python3." in m.path for m in maps.mappings):
             return None
-        return find_cpython(pid, maps, self._proc)
+        return self._finder.find(pid, maps)
 
     def _python_of(self, pid: int) -> CPythonProcess | None:
         known = self._python.get(pid)
