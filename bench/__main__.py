@@ -8,6 +8,7 @@ Runs, in one invocation and interleaved within each round,
 3. a Flask app under gunicorn: bare / OTel SDK / bare + agent;
 4. micro benchmarks: kernel → decode, parsers per protocol, OTLP encoding;
 5. zpages: the pages rendered with 200 services and 1,000 edges (server side and in Chromium);
+6. continuous profiling: the agent with and without a profiles pipeline, idle and busy machine;
 
 then checks the targets, profiles the agent with py-spy under the load of every missed target,
 prints the report and writes it to docs/performance.md.  ``--quick`` (the default) takes a few
@@ -35,7 +36,7 @@ from pathlib import Path
 from bench import machine, procstat, report, scenarios
 from bench.services import REPO, Workdir
 
-SECTIONS = ("saturated", "fixed", "flask", "micro", "zpages")
+SECTIONS = ("saturated", "fixed", "flask", "micro", "zpages", "profiling")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +97,7 @@ def _preflight(o: scenarios.Options) -> list[str]:
     """Problems that stop the run (missing tools, no root, no BPF objects)."""
     problems = []
     objects = REPO / "receiver" / "bpf" / "objects"
-    macro = set(o.sections) & {"saturated", "fixed", "flask"}
+    macro = set(o.sections) & {"saturated", "fixed", "flask", "profiling"}
     if (macro or "micro" in o.sections) and os.geteuid() != 0:
         problems.append("run as root (the agent and the floor load BPF programs)")
     for obj in ("receiver.bpf.o", "receiver_floor.bpf.o"):
@@ -165,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
 
             scenarios.log("zpages: rendering the pages with 200 services and 1,000 edges")
             data["zpages"] = zpages_render.run(o.quick)
+        if "profiling" in o.sections:
+            from bench import profiling_overhead
+
+            data["profiling"] = profiling_overhead.run(workdir, o.quick, log=scenarios.log)
         data["runs"] = scenarios.runs_as_dicts(ctx)
         targets = report.evaluate(data["runs"])
         data["profiles"] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bench import profiling_overhead
 from bench.stats import Summary, ratios, summarise
 
 
@@ -245,6 +246,7 @@ def render(data: dict) -> str:
     out += _render_micro(data.get("micro"))
     out += _render_zpages(data.get("zpages"))
     out += _render_syscalls(runs)
+    out += profiling_overhead.render(data.get("profiling"))
     out += _render_anomalies(runs)
     out += _render_profiles(data.get("profiles", {}), targets)
     out += _render_method(data)

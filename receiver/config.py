@@ -50,6 +50,8 @@ from receiver.exporters.config import (
     DebugExporterConfig,
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
+    OtlpProfilesExporterConfig,
+    PprofExporterConfig,
     PrometheusExporterConfig,
     QueueBatchConfig,
     QueueConfig,
@@ -64,6 +66,7 @@ from receiver.receivers.ebpf.config import (
     HttpPairingConfig,
     ProtocolConfig,
 )
+from receiver.receivers.profiling.config import ProfilingReceiverConfig
 from receiver.telemetry.network_config import NetworkMetricsConfig
 
 # (kind, type) → config class of every built-in component type: what docs/configuration.md describes.
@@ -118,7 +121,10 @@ __all__ = [
     "OtlpExporterConfig",
     "OtlpHttpExporterConfig",
     "PipelineConfig",
+    "OtlpProfilesExporterConfig",
+    "PprofExporterConfig",
     "PrometheusExporterConfig",
+    "ProfilingReceiverConfig",
     "ProtocolConfig",
     "QueueBatchConfig",
     "QueueConfig",

@@ -16,8 +16,12 @@ from receiver.exporters.config import (
     DebugExporterConfig,
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
+    OtlpProfilesExporterConfig,
+    PprofExporterConfig,
     PrometheusExporterConfig,
 )
+from receiver.exporters.otlp_profiles import OtlpProfilesExporter
+from receiver.exporters.pprof import PprofExporter
 from receiver.exporters.debug import DebugExporter
 from receiver.exporters.exporter_metrics import ExporterMetrics
 from receiver.exporters.otlp_grpc import OtlpGrpcExporter
@@ -32,6 +36,7 @@ from receiver.processors.batch import BatchProcessor, BatchProcessorConfig
 from receiver.processors.tail_sampling import TailSampler, TailSamplingProcessor
 from receiver.processors.tail_sampling_config import TailSamplingProcessorConfig
 from receiver.receivers.ebpf.config import EbpfReceiverConfig
+from receiver.receivers.profiling.config import ProfilingReceiverConfig
 
 
 def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: ReceiverConsumers):
@@ -48,6 +53,7 @@ def _ebpf(settings: CreateSettings, config: EbpfReceiverConfig, consumers: Recei
         backpressure=settings.host.backpressure,
         exemplars=getattr(settings.host, "deferred_exemplars", None),
         slow_threshold_s=getattr(settings.host, "slow_threshold_s", None),
+        serving_spans=getattr(settings.host, "serving_spans", None),
     )
     receiver.register_self_metrics(settings.self_metrics)
     return receiver
@@ -73,6 +79,12 @@ def _tail_sampling(settings: CreateSettings, config: TailSamplingProcessorConfig
 
     engine = settings.self_metrics.shared(f"processors.{settings.id}", make)
     return TailSamplingProcessor(engine, next_consumer)
+def _profiling(settings: CreateSettings, config: ProfilingReceiverConfig, consumers: ReceiverConsumers):
+    from receiver.receivers.profiling.receiver import ProfilingReceiver  # loads cffi/libbpf: only when used
+
+    receiver = ProfilingReceiver(config, profiles=consumers.profiles, host=settings.host)
+    settings.self_metrics.add_collector(receiver)
+    return receiver
 
 
 def _exporter_metrics(settings: CreateSettings) -> ExporterMetrics:
@@ -83,6 +95,8 @@ def _exporter_metrics(settings: CreateSettings) -> ExporterMetrics:
 def builtin_factories() -> list[Factory]:
     return [
         Factory("receivers", "ebpf", EbpfReceiverConfig, _ebpf, "socket traffic of local processes, captured with eBPF"),
+        Factory("receivers", "profiling", ProfilingReceiverConfig, _profiling,
+                "CPU profiles of every process (perf_event sampling, stacks aggregated in the kernel)"),
         Factory("processors", "batch", BatchProcessorConfig,
                 lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics, s.host.backpressure), "groups items into batches"),
         Factory("processors", "tail_sampling", TailSamplingProcessorConfig, _tail_sampling,
@@ -101,6 +115,11 @@ def builtin_factories() -> list[Factory]:
         Factory("exporters", "prometheus", PrometheusExporterConfig,
                 lambda s, cfg: PrometheusExporter(cfg, s.host.collect_metrics, s.self_metrics.registry),
                 "serves metrics for scraping"),
+        Factory("exporters", "pprof", PprofExporterConfig,
+                lambda s, cfg: PprofExporter(s.id, cfg, s.self_metrics), "pprof files and Pyroscope ingest"),
+        Factory("exporters", "otlpprofiles", OtlpProfilesExporterConfig,
+                lambda s, cfg: OtlpProfilesExporter(s.id, cfg, s.self_metrics),
+                "OTLP profiles over gRPC (development signal)"),
         Factory("extensions", "health_check", HealthCheckExtensionConfig,
                 lambda s, cfg: HealthCheckExtension(cfg), "HTTP health endpoint"),
         Factory("extensions", "zpages", ZPagesExtensionConfig,

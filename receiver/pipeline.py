@@ -28,6 +28,7 @@ from receiver.component.backpressure import Backpressure
 from receiver.config import AgentConfig, parse_component_id, pipeline_signal
 from receiver.distribution import default_registry
 from receiver.telemetry.exemplars import DeferredExemplars
+from receiver.model.serving_spans import ServingSpans
 from receiver.telemetry.red_metrics import RedMetrics
 from receiver.component.self_metrics import SelfMetrics, agent_resource
 from receiver.telemetry.service_graph import ServiceGraph
@@ -77,6 +78,10 @@ class FanOut:
     def consume_logs(self, records) -> None:
         for c in self._consumers:
             c.consume_logs(records)
+
+    def consume_profiles(self, batch) -> None:
+        for c in self._consumers:
+            c.consume_profiles(batch)
 
 
 class SpanTap:
@@ -157,6 +162,7 @@ class Agent:
         self.deferred_exemplars: DeferredExemplars | None = None  # set once a tail sampler exists
         self.slow_threshold_s: float | None = None  # a tail sampler's latency policy: shed slower ones last
         self.backpressure = Backpressure()
+        self.serving_spans = ServingSpans()  # written by the ebpf receiver, read by the profiler
         self.debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval
         self.exporters: dict[str, object] = {}
@@ -225,7 +231,8 @@ class Agent:
             traces = tuple(by_signal.get("traces", ()))
             if traces and self.span_observers:
                 traces = (SpanTap(self.span_observers, traces),)
-            consumers = ReceiverConsumers(traces=traces, logs=tuple(by_signal.get("logs", ())))
+            consumers = ReceiverConsumers(traces=traces, logs=tuple(by_signal.get("logs", ())),
+                                          profiles=tuple(by_signal.get("profiles", ())))
             self.receivers[receiver_id] = self._create("receivers", receiver_id, consumers)
         for pipeline_id, p in self.config.service.pipelines.items():
             chain = [("receivers", r, self.receivers[r]) for r in p.receivers]
@@ -284,7 +291,9 @@ class Agent:
             r.start()
         for ext_id, x in self.extensions.items():
             self._start("extensions", ext_id, x)
-        for receiver_id, r in self.receivers.items():
+        # Receivers that use what others loaded (the profiler: the ebpf receiver's kernel state) last.
+        ordered = sorted(self.receivers.items(), key=lambda item: bool(getattr(item[1], "starts_after_receivers", False)))
+        for receiver_id, r in ordered:
             self._start("receivers", receiver_id, r)
         for x in self.extensions.values():
             x.ready = True

@@ -10,7 +10,8 @@ test_pkgs=(nginx-light redis-server redis-tools postgresql postgresql-client mar
            memcached nats-server rabbitmq-server dnsmasq
            prometheus curl wrk openssl iproute2 conntrack iptables procps iputils-ping
            chromium chromium-driver
-           util-linux)  # setpriv: tests/e2e/test_least_privilege.py
+           util-linux  # setpriv: tests/e2e/test_least_privilege.py
+           golang-go gcc python3-dev)  # go tool pprof reads the profiles; gcc + Python.h: profiling tests
 
 pkgs=("${run_pkgs[@]}")
 [ "$profile" = test ] || [ "$profile" = bench ] && pkgs+=("${test_pkgs[@]}")

@@ -52,8 +52,10 @@ struct bpf_uprobe_opts {
 struct bpf_link *bpf_program__attach_uprobe_opts(const struct bpf_program *prog, int pid,
         const char *binary_path, size_t func_offset, const struct bpf_uprobe_opts *opts);
 int bpf_link__destroy(struct bpf_link *link);
+struct bpf_link *bpf_program__attach_perf_event(const struct bpf_program *prog, int pfd);
 
 int bpf_map__fd(const struct bpf_map *map);
+int bpf_map__reuse_fd(struct bpf_map *map, int fd);
 int bpf_map__set_max_entries(struct bpf_map *map, uint32_t max_entries);
 uint32_t bpf_map__max_entries(const struct bpf_map *map);
 void *bpf_map__initial_value(struct bpf_map *map, size_t *psize);

@@ -48,6 +48,8 @@ class Host(Protocol):
     slow_threshold_s: float | None  # set by tail samplers' latency policies: overload sheds slower transactions last
 
     def defer_exemplars(self) -> Any: ...  # a tail sampler exists: exemplars wait for its decisions
+    serving_spans: Any  # receiver.model.serving_spans.ServingSpans: server spans by request, for the profiler
+    receivers: Any  # receiver id -> receiver (the profiler finds the ebpf receiver's kernel state there)
 
     def collect_metrics(self) -> list: ...  # everything derived from traffic, for pull exporters
 
@@ -72,6 +74,7 @@ class ReceiverConsumers:
     traces: tuple = ()
     logs: tuple = ()
     metrics: tuple = ()
+    profiles: tuple = ()
 
 
 @dataclass(frozen=True)

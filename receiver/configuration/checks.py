@@ -12,7 +12,7 @@ import re
 import stat
 from urllib.parse import urlsplit
 
-from receiver.configuration.section import SIGNALS
+from receiver.configuration.section import PIPELINE_SIGNALS
 
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]*):(?P<port>[0-9]{1,5})")
 _METRIC_NAMESPACE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -107,12 +107,13 @@ def metric_namespace(value: str) -> str | None:
 
 
 def pipeline_id(value: str) -> str | None:
-    """``traces``, ``metrics`` or ``logs``, optionally ``/name``."""
+    """``traces``, ``metrics``, ``logs`` or ``profiles``, optionally ``/name``."""
     signal, slash, name = value.partition("/")
-    if signal not in SIGNALS:
-        close = difflib.get_close_matches(signal, SIGNALS, n=1)
+    if signal not in PIPELINE_SIGNALS:
+        close = difflib.get_close_matches(signal, PIPELINE_SIGNALS, n=1)
         hint = f" (did you mean '{close[0]}{slash}{name}'?)" if close else ""
-        return f"pipeline '{value}' must be named traces, metrics or logs, optionally followed by /name{hint}"
+        return (f"pipeline '{value}' must be named traces, metrics, logs or profiles, optionally followed by "
+                f"/name{hint}")
     if slash and not name:
         return f"pipeline '{value}' has an empty name after '/'"
     return None

@@ -145,7 +145,7 @@ def _check_service(service: ServiceConfig, sections: Mapping[str, FrozenMap], tr
     _check_ids(service.extensions, "extensions", sections, tree, ("service", "extensions"))
     if not service.pipelines:
         raise ConfigError(
-            "at least one pipeline is required (traces, metrics or logs)",
+            "at least one pipeline is required (traces, metrics, logs or profiles)",
             "service.pipelines",
             locate(tree, ("service", "pipelines"), tree.location),
         )

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 from receiver.configuration.mappings import FrozenMap, SecretMap
 
 SIGNALS = ("traces", "metrics", "logs")
+# Pipelines may also carry profiles (development): only components that declare it serve them.
+PIPELINE_SIGNALS = SIGNALS + ("profiles",)
 
 # A check takes the decoded value and returns a problem description, or None when it is fine.
 Check = Callable[[Any], "str | None"]

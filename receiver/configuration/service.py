@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from receiver.configuration.checks import pipeline_id
 from receiver.configuration.mappings import FrozenMap
-from receiver.configuration.section import SIGNALS, ConfigSection, setting
+from receiver.configuration.section import PIPELINE_SIGNALS, ConfigSection, setting
 
 COMPONENT_KINDS = ("receivers", "processors", "exporters", "extensions")
 
@@ -71,7 +71,7 @@ class TelemetryConfig(ConfigSection):
 class ServiceConfig(ConfigSection):
     extensions: tuple[str, ...] = setting((), "Extension ids to start.")
     pipelines: Mapping[str, PipelineConfig] = setting(
-        FrozenMap(), f"Pipelines by id: {', '.join(SIGNALS)}, optionally /name.", key_check=pipeline_id
+        FrozenMap(), f"Pipelines by id: {', '.join(PIPELINE_SIGNALS)}, optionally /name.", key_check=pipeline_id
     )
     telemetry: TelemetryConfig = setting(TelemetryConfig(), "The agent's own logs and metrics.")
     shutdown_timeout: float = setting(

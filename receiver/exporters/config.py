@@ -185,3 +185,51 @@ class PrometheusExporterConfig(ConfigSection):
     tls: TLSServerConfig | None = setting(None, "Serve https instead of http.")
     namespace: str = setting("", "Prefix added (with '_') to every metric name.", check=metric_namespace)
     enable_open_metrics: bool = setting(True, "Offer the OpenMetrics format (exemplars) to scrapers that ask.")
+
+
+@dataclass(frozen=True, slots=True)
+class PprofExporterConfig(ConfigSection):
+    """``pprof``: CPU profiles as gzipped pprof files in a directory and/or pushed to a
+    Pyroscope-compatible ``/ingest`` endpoint."""
+
+    signals: ClassVar[frozenset[str]] = frozenset({"profiles"})
+
+    directory: str | None = setting(None, "Write each profile to <directory>/cpu-<unix ms>.pb.gz.", check=creatable_dir)
+    max_files: int = setting(120, "Most profile files kept in directory (the oldest are removed).", minimum=1)
+    endpoint: str | None = setting(
+        None, "Pyroscope base URL; each profile is POSTed to <endpoint>/ingest?format=pprof.", check=http_url
+    )
+    application_name: str = setting("ebpf-receiver", "Pyroscope application name (the `name` parameter).")
+    headers: Mapping[str, str] = setting(
+        SecretMap(), "Headers sent with every push (values are secret: never logged).", secret=True
+    )
+    timeout: float = setting(10.0, "Deadline of one push.", kind="duration", above=0)
+
+    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        if self.directory is None and self.endpoint is None:
+            yield "directory", "give a directory, an endpoint, or both"
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpProfilesExporterConfig(ConfigSection):
+    """``otlpprofiles``: the OTLP profiles signal over gRPC (``ProfilesService/Export``,
+    opentelemetry-proto ``v1development``). Development status: off unless the flag is set."""
+
+    signals: ClassVar[frozenset[str]] = frozenset({"profiles"})
+
+    enable_development_signal: bool = setting(
+        False, "Accept that the OTLP profiles protocol is in development (it may change, collectors may not "
+        "take it): the exporter refuses to start without it.",
+    )
+    endpoint: str = setting("localhost:4317", "gRPC endpoint, host:port (or https://host:port).", check=grpc_endpoint)
+    tls: TLSClientConfig = setting(TLSClientConfig(), "TLS settings for the connection.")
+    headers: Mapping[str, str] = setting(
+        SecretMap(), "Headers sent with every request (values are secret: never logged).", secret=True
+    )
+    timeout: float = setting(10.0, "Deadline of one export request.", kind="duration", above=0)
+
+    def cross_field_problems(self) -> Iterator[tuple[str, str]]:
+        if not self.enable_development_signal:
+            yield "enable_development_signal", (
+                "the OTLP profiles signal is in development: set enable_development_signal: true to export it"
+            )

@@ -16,6 +16,7 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 from prometheus_client.core import CounterMetricFamily
 
+from receiver.model.serving_spans import ServingSpans
 from receiver.model.transaction import TrackedTransaction
 from receiver.protocols.base import Role, Transaction
 from receiver.telemetry.clock import MonotonicToWall
@@ -170,7 +171,9 @@ class TelemetryAssembler:
         traces: Sequence[TracesConsumer] = (),
         logs: Sequence[LogsConsumer] = (),
         exemplars=None,
+        serving_spans: ServingSpans | None = None,
     ) -> None:
+        self._serving_spans = serving_spans  # server spans by request identity (the profiler reads it)
         self._traces = list(traces)
         # receiver.telemetry.exemplars.DeferredExemplars when a tail sampler decides later: the
         # exemplar of a sampled span waits there for its trace's decision.
@@ -290,6 +293,8 @@ class TelemetryAssembler:
         span = Span(trace_id, span_id, name, SpanKind.SERVER if server else SpanKind.CLIENT, start, end, resource,
                     b"", "", attrs, status, message, flags)
         work = SpanWork(span, (metric_name, self._resources.for_metrics(tt.pid), metric_attrs, (end - start) / 1e9, end))
+        if server and self._serving_spans is not None:
+            self._serving_spans.record(tt.conn_id, tx.start_ns, span)
         if solo is not None:
             self.linker.release(work)
             return

@@ -12,6 +12,7 @@ import pytest
 
 from receiver.bpf.abi import STRUCTS, Abi, abi_source, header_path, load_abi
 from receiver.bpf.loader import default_object_path
+from receiver.bpf.profile_loader import PROFILE_OBJECT, PROFILE_STRUCTS
 
 from .harness import BPFTOOL
 
@@ -58,6 +59,12 @@ def btf(kernel) -> Btf:
 
 
 @pytest.fixture(scope="module")
+def profile_btf(kernel) -> Btf:
+    """The profiler's own object (profile.bpf.c): its ABI types are checked against it."""
+    return Btf.of_object(default_object_path(PROFILE_OBJECT))
+
+
+@pytest.fixture(scope="module")
 def abi() -> Abi:
     return load_abi()
 
@@ -101,8 +108,30 @@ def test_struct_layout_matches_compiled_object(btf: Btf, abi: Abi, name: str) ->
     assert _compare_struct(btf, abi, name) == []
 
 
+@pytest.mark.parametrize("name", PROFILE_STRUCTS)
+def test_profile_struct_layout_matches_profile_object(profile_btf: Btf, abi: Abi, name: str) -> None:
+    assert _compare_struct(profile_btf, abi, name) == []
+
+
+def test_profile_enum_matches_profile_object(profile_btf: Btf, abi: Abi) -> None:
+    compiled = {v["name"]: v["val"] for v in profile_btf.named("ENUM", "erx_prof_counter")["values"]}
+    assert dict(abi.ffi.typeof("enum erx_prof_counter").relements) == compiled
+
+
+def test_serving_state_identical_in_both_objects(btf: Btf, profile_btf: Btf) -> None:
+    """The profiler reuses the receiver's erx_serving_state by fd: same value layout."""
+
+    def layout(b: Btf) -> list[tuple[str, int, int]]:
+        t = b.named("STRUCT", "erx_serving")
+        return [(m["name"], m["bits_offset"], b.size(b.resolve(m["type_id"]))) for m in t["members"]] + [("", 0, t["size"])]
+
+    assert layout(btf) == layout(profile_btf)
+
+
 def _header_enums() -> list[str]:
-    return re.findall(r"\benum\s+(\w+)\s*\{", abi_source(header_path().read_text()))
+    """The enums of receiver.bpf.o (the profiler's, erx_prof_*, live in profile.bpf.o)."""
+    found = re.findall(r"\benum\s+(\w+)\s*\{", abi_source(header_path().read_text()))
+    return [n for n in found if not n.startswith("erx_prof_")]
 
 
 def test_header_declares_the_enums_user_space_uses() -> None:

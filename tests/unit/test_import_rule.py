@@ -25,11 +25,12 @@ ALLOWED: dict[str, set[str]] = {
     "connections": {"model", "configuration", "capture"},
     "protocols": {"model", "configuration"},
     "telemetry": {"model", "configuration", "component", "bpf", "capture", "discovery", "protocols"},
+    "profiling": {"model", "configuration"},
     "processors": {"model", "configuration", "component", "telemetry"},
     "exporters": {"model", "configuration", "component"},
     "extensions": {"model", "configuration", "component"},
     "receivers": {"model", "configuration", "component", "bpf", "capture", "connections", "discovery",
-                  "protocols", "telemetry"},
+                  "protocols", "telemetry", "profiling"},
 }
 TOP_LEVEL = {"config", "distribution", "pipeline", "ready_line", "cli", "__main__"}
 

@@ -527,6 +527,74 @@ struct erx_config {
 	__u64 shed_keep_slower_than_ns;
 };
 
+/* -- CPU profiling (profile.bpf.c: its own object, loaded only with a profiles pipeline) ---- */
+
+/* Python frames kept per sample (innermost first; a power of two); deeper stacks are cut and
+ * flagged. */
+#define ERX_PROF_PY_FRAMES 64
+/* An offset of struct erx_prof_py_proc that does not apply to the interpreter's version. */
+#define ERX_PROF_NO_OFFSET 4294967295
+
+/* Indexes of the per-CPU array erx_prof_counters. */
+enum erx_prof_counter {
+	ERX_PROF_CNT_SAMPLES = 0,       /* perf events the program ran for (idle excluded) */
+	ERX_PROF_CNT_IDLE = 1,          /* samples of the idle task (not kept) */
+	ERX_PROF_CNT_KEYS_FULL = 2,     /* samples lost: erx_prof_counts was full */
+	ERX_PROF_CNT_USER_STACK_ERR = 3,   /* user stack not collected (kernel thread, bucket collision) */
+	ERX_PROF_CNT_KERNEL_STACK_ERR = 4, /* kernel stack not collected while in the kernel */
+	ERX_PROF_CNT_PY_STACKS = 5,     /* samples with Python frames */
+	ERX_PROF_CNT_PY_READ_ERR = 6,   /* a Python frame chain could not be read (paged out, torn) */
+	ERX_PROF_CNT_PY_STACKS_FULL = 7, /* Python stacks lost: erx_prof_py_stacks was full */
+	ERX_PROF_CNT_SERVING = 8,       /* samples of a thread serving a request (span id label) */
+	ERX_PROF_CNT_MAX = 9,
+};
+
+/* The profiler's knobs (.rodata of profile.bpf.c). */
+struct erx_prof_config {
+	__u32 agent_tgid; /* the agent's own samples are kept too unless skip_agent */
+	__u8 skip_agent;
+	__u8 python;      /* walk the frames of the processes in erx_prof_py_procs */
+	__u8 serving;     /* read the request the thread serves (erx_serving_state) */
+	__u8 _pad0[1];
+};
+
+/* Aggregation key of erx_prof_counts (value: __u64 samples). Stack ids index erx_prof_stacks
+ * (negative: the kernel's error, no stack). py_stack: key of erx_prof_py_stacks, 0 none.
+ * serving_*: the HTTP/1 server request the thread was serving (the key of its span: conn_id and
+ * the ts of its first byte, as in ERX_EV_HTTP_TX), 0 none. */
+struct erx_prof_key {
+	__u32 pid;
+	__u32 tid;
+	__s32 user_stack;
+	__s32 kernel_stack;
+	__u64 py_stack;
+	__u64 serving_conn_id;
+	__u64 serving_start_ns;
+};
+
+/* Where a CPython process keeps its frames (erx_prof_py_procs, by tgid; user space fills it
+ * from the interpreter's symbols and version). The thread running Python code holds the GIL:
+ * *tstate_ptr is its thread state; its frame chain is followed when native_thread_id is the
+ * sampled thread. */
+struct erx_prof_py_proc {
+	__u64 tstate_ptr;       /* address of the pointer to the GIL holder's PyThreadState */
+	__u32 ts_native_tid;    /* PyThreadState.native_thread_id */
+	__u32 ts_cframe;        /* PyThreadState.cframe (3.11, 3.12), or ERX_PROF_NO_OFFSET */
+	__u32 ts_frame;         /* _PyCFrame.current_frame, or PyThreadState.current_frame (3.13) */
+	__u32 frame_code;       /* _PyInterpreterFrame.f_code (f_executable) */
+	__u32 frame_previous;   /* _PyInterpreterFrame.previous */
+	__u32 frame_owner;      /* _PyInterpreterFrame.owner, or ERX_PROF_NO_OFFSET */
+	__u8 owner_cstack;      /* owner value of the C-stack shim frames (skipped), 255 none */
+	__u8 _pad0[7];
+};
+
+/* One Python stack: code object addresses, innermost first (erx_prof_py_stacks). */
+struct erx_prof_py_stack {
+	__u32 depth;
+	__u32 truncated; /* 1: deeper than ERX_PROF_PY_FRAMES */
+	__u64 code[ERX_PROF_PY_FRAMES];
+};
+
 /* abi:end */
 
 #endif /* ERX_ABI_EVENTS_H */

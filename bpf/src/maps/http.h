@@ -255,21 +255,6 @@ struct {
 	__type(value, __s64);
 } erx_http_agg_busy SEC(".maps");
 
-/* The paired server request a thread is serving (ERX_EV_SERVING), in the thread's storage. */
-struct erx_serving {
-	__u64 conn_id;
-	__u64 start_ns;
-	__u8 active;      /* a request is open: set at its head, cleared when its response ends */
-	__u8 announced;   /* ERX_EV_SERVING sent for it */
-	__u8 multiplexed; /* this thread opened a request before answering another: no more markers */
-	__u8 _pad0[5];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct erx_serving);
-} erx_serving_state SEC(".maps");
+#include "maps/serving.h"
 
 #endif

@@ -45,6 +45,7 @@ from receiver.connections.netns import NetnsResolver
 from receiver.connections.peers import LocalPeers
 from receiver.connections.tracker import ConnectionTracker, TrackerLimits
 from receiver.discovery import ProcessDiscovery
+from receiver.model.serving_spans import ServingSpans
 from receiver.discovery.log_pipes import LogPipeClassifier
 from receiver.discovery.resources import ProcessResources
 from receiver.protocols.http1.paired import PairedHttp1
@@ -153,6 +154,7 @@ class EbpfReceiver:
         backpressure: Backpressure | None = None,
         exemplars=None,  # receiver.telemetry.exemplars.DeferredExemplars: a tail sampler decides later
         slow_threshold_s: float | None = None,  # a tail sampler keeps slower traces: shed them last
+        serving_spans: ServingSpans | None = None,
     ) -> None:
         self._cfg = config
         self._slow_threshold_s = slow_threshold_s
@@ -179,7 +181,7 @@ class EbpfReceiver:
         sampler = Sampler(config.sampler.name, config.sampler.ratio) if config.sampler is not None else ALWAYS_ON
         self.assembler = TelemetryAssembler(
             self._resources, self.clock, red_metrics, service_graph=service_graph, sampler=sampler,
-            traces=traces, logs=logs, exemplars=exemplars,
+            traces=traces, logs=logs, exemplars=exemplars, serving_spans=serving_spans,
         )
         to_telemetry = self.assembler if on_transactions is None else _TransactionTap(on_transactions, self.assembler)
         protocols = config.protocols or {}
@@ -239,6 +241,14 @@ class EbpfReceiver:
     @property
     def loader(self) -> BpfLoader | None:
         return self._loader
+
+    def serving_state_fd(self) -> int | None:
+        """The fd of the kernel's per-thread record of the request each thread serves
+        (``erx_serving_state``, kept with http_pairing), for the profiler to reuse; None when
+        not started or without pairing."""
+        if self._loader is None or self._loader.state != "attached" or not self._cfg.http_pairing.enabled:
+            return None
+        return self._loader.map_fd("erx_serving_state")
 
     @property
     def decoder(self) -> EventDecoder:

@@ -21,8 +21,11 @@ from receiver.config import (
     HttpPairingConfig,
     OtlpExporterConfig,
     OtlpHttpExporterConfig,
+    OtlpProfilesExporterConfig,
     PipelineConfig,
+    PprofExporterConfig,
     PrometheusExporterConfig,
+    ProfilingReceiverConfig,
     ProtocolConfig,
     QueueBatchConfig,
     QueueConfig,
@@ -43,12 +46,15 @@ MIB = 1024 * 1024
 def test_registry():
     assert dict(COMPONENT_CONFIGS) == {
         ("receivers", "ebpf"): EbpfReceiverConfig,
+        ("receivers", "profiling"): ProfilingReceiverConfig,
         ("processors", "batch"): BatchProcessorConfig,
         ("processors", "tail_sampling"): TailSamplingProcessorConfig,
         ("exporters", "otlp"): OtlpExporterConfig,
         ("exporters", "otlphttp"): OtlpHttpExporterConfig,
         ("exporters", "debug"): DebugExporterConfig,
         ("exporters", "prometheus"): PrometheusExporterConfig,
+        ("exporters", "pprof"): PprofExporterConfig,
+        ("exporters", "otlpprofiles"): OtlpProfilesExporterConfig,
         ("extensions", "health_check"): HealthCheckExtensionConfig,
         ("extensions", "zpages"): ZPagesExtensionConfig,
     }

@@ -373,7 +373,7 @@ def test_pipeline_signal_must_be_traces_metrics_or_logs(load_error):
         """,
         "service.pipelines.spans/main",
     )
-    assert "must be named traces, metrics or logs" in str(error)
+    assert "must be named traces, metrics, logs or profiles" in str(error)
 
 
 def test_pipeline_signal_typo_suggests_the_signal(load_error):
