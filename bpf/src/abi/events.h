@@ -147,7 +147,12 @@ enum erx_counter {
 	ERX_CNT_SHED_LEVEL = 20,     /* user space's shed level (erx_http_control) */
 	ERX_CNT_SHED_RING_FULL = 21, /* the record did not fit (also counted in LOST_RINGBUF_FULL) */
 	ERX_CNT_HTTP_AGG_FULL = 22,  /* transactions lost: erx_http_aggregates was full */
-	ERX_CNT_MAX = 23,
+	/* TLS plaintext read but not tied to a connection, by why (tls_unattached{reason}); the
+	 * plaintext of SSL objects whose socket is unknown is ERX_CNT_TLS_UNMAPPED. */
+	ERX_CNT_TLS_NO_CONN = 23,    /* the connection table had no room for its socket */
+	ERX_CNT_TLS_BIO_BOUND = 24,  /* SSL objects on memory BIOs tied to a socket by the thread's socket I/O */
+	ERX_CNT_TLS_GO_NO_FD = 25,   /* Go crypto/tls plaintext whose *tls.Conn gave no socket fd */
+	ERX_CNT_MAX = 26,
 };
 
 /* Values of the map erx_ignored_conns (conn id -> why user space switched it off). */
