@@ -38,6 +38,7 @@ receivers:
     discovery:
       include:
         - cmdline: "*memory_bio_server.py*"
+        - cmdline: "*in-memory-tls*"
 exporters:
   debug: {}
 service:
@@ -102,6 +103,7 @@ REQUESTS = 4
 def test_memory_bio_servers_over_many_keepalive_connections(capture, cert: Certificate, kind: str) -> None:
     receiver, sink = capture
     bound = receiver.kernel_counters()[receiver.loader.abi.const("ERX_CNT_TLS_BIO_BOUND")]
+    lost = unattached(receiver)
     with PythonTlsServer(cert, "--kind", kind, script=MEMORY_BIO_SERVER) as server:
         # Requests made before libssl is attached have no plaintext to show: wait for it.
         wait_until(lambda: any(server.pid in lib.pids for lib in receiver.discovery.libraries.attached),
@@ -124,3 +126,67 @@ def test_memory_bio_servers_over_many_keepalive_connections(capture, cert: Certi
     # Exactly one span per request, each on the connection it was sent on.
     assert got == expected
     assert receiver.kernel_counters()[receiver.loader.abi.const("ERX_CNT_TLS_BIO_BOUND")] >= bound + CONNECTIONS
+    # No plaintext of the server went unattached (only its pid is traced: include rules).
+    assert unattached(receiver) == lost
+
+
+def unattached(receiver: EbpfReceiver) -> dict[str, int]:
+    """ebpf_receiver_tls_unattached_total by reason, the kernel's and the tracker's."""
+    families = [f for c in (receiver.tracker,) for f in c.collect()]
+    counters = receiver.kernel_counters()
+    out = {"no_library": receiver.tracker.tls_unattached}
+    for name, reason in (("ERX_CNT_TLS_UNMAPPED", "no_socket"), ("ERX_CNT_TLS_NO_CONN", "connection_table_full")):
+        out[reason] = counters[receiver.loader.abi.const(name)]
+    assert families  # the tracker reports the family too
+    return out
+
+
+# Two SSLObjects talking through memory BIOs in one process, no socket at all: the plaintext
+# exists but belongs to no connection.
+IN_MEMORY_TLS = textwrap.dedent(
+    """
+    import ssl, sys
+    cert, key = sys.argv[1], sys.argv[2]  # in-memory-tls
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); sctx.load_cert_chain(cert, key)
+    cctx = ssl.create_default_context(cafile=cert)
+    pipes = [ssl.MemoryBIO() for _ in range(4)]
+    client = cctx.wrap_bio(pipes[0], pipes[1], server_hostname="localhost")
+    server = sctx.wrap_bio(pipes[2], pipes[3], server_side=True)
+    sys.stdin.readline()  # the go of the test (libssl attached)
+
+    def pump():
+        pipes[2].write(pipes[1].read()); pipes[0].write(pipes[3].read())
+
+    for _ in range(10):
+        done = 0
+        for side in (client, server):
+            try:
+                side.do_handshake(); done += 1
+            except ssl.SSLWantReadError:
+                pass
+        pump()
+        if done == 2:
+            break
+    client.write(b"GET /in-memory HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"); pump()
+    print(server.read(4096).decode().split()[1])
+    """
+)
+
+
+def test_plaintext_of_no_connection_is_counted_unattached(capture, cert: Certificate) -> None:
+    receiver, _ = capture
+    before = unattached(receiver)
+    proc = subprocess.Popen([sys.executable, "-c", IN_MEMORY_TLS, str(cert.cert), str(cert.key)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The interpreter maps libssl at start; hold the work until it is attached.
+    try:
+        wait_until(lambda: any(proc.pid in lib.pids for lib in receiver.discovery.libraries.attached),
+                   timeout=20, what="libssl attached for the in-memory TLS process")
+    finally:
+        out, err = proc.communicate("go\n", timeout=60)
+    assert proc.returncode == 0, err
+    assert out.split() == ["/in-memory"]
+    # The client's SSL_write and the server's SSL_read: each plaintext, counted, not lost quietly.
+    after = wait_until(lambda: unattached(receiver)["no_socket"] >= before["no_socket"] + 2 and unattached(receiver),
+                       timeout=10, what="no_socket counted")
+    assert after["no_socket"] == before["no_socket"] + 2
