@@ -356,6 +356,51 @@ class BpfLoader:
         self._tls_links[path] = links
         return TlsAttachment(path=path, probes=len(links), missing=tuple(sorted(set(missing))))
 
+    def attach_go_tls(self, path: str, index: int, binary) -> TlsAttachment:
+        """Attach the Go crypto/tls probes to one Go executable (a
+        :class:`~receiver.discovery.go_tls.GoBinary` that is ``covered``): its offsets go to
+        ``erx_go_tls_binaries[index]``, and each uprobe carries ``index`` as cookie.  Entry
+        probes on (*Conn).Read/Write, plain uprobes on each of their RET instructions."""
+        with self._tls_lock:
+            return self._attach_go_tls(path, index, binary)
+
+    def _attach_go_tls(self, path: str, index: int, binary) -> TlsAttachment:
+        ffi, lib = self.libbpf.ffi, self.libbpf.lib
+        if self._state != "attached":
+            raise BpfLoadError("attach_go_tls() needs a started loader")
+        if not 0 <= index < self.abi.const("ERX_GO_TLS_BINARIES"):
+            raise BpfLoadError(f"no room for another Go executable ({path}): "
+                               f"{self.abi.const('ERX_GO_TLS_BINARIES')} are attached")
+        entry = self.abi.ffi.new("struct erx_go_tls_binary *")
+        o = binary.offsets
+        entry.itab_tcpconn = binary.itab_tcpconn
+        entry.tls_conn_conn, entry.net_conn_fd, entry.netfd_pfd, entry.pfd_sysfd = (
+            o.tls_conn_conn, o.net_conn_fd, o.netfd_pfd, o.pfd_sysfd)
+        entry.valid = 1
+        if not self.map_update("erx_go_tls_binaries", index.to_bytes(4, "little"),
+                               bytes(self.abi.ffi.buffer(entry))):
+            raise BpfLoadError(f"erx_go_tls_binaries[{index}] cannot be written")
+        plan = [("erx_go_tls_read", binary.read.entry), ("erx_go_tls_write", binary.write.entry)]
+        plan += [("erx_go_tls_ret", off) for fn in (binary.read, binary.write) for off in fn.returns]
+        links = []
+        for prog_name, offset in plan:
+            prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
+            if prog == ffi.NULL:
+                raise BpfLoadError(f"BPF object lacks program {prog_name}")
+            opts = ffi.new("struct bpf_uprobe_opts *")
+            opts.sz = ffi.sizeof("struct bpf_uprobe_opts")
+            opts.bpf_cookie = index
+            link = self._with_log(lambda: lib.bpf_program__attach_uprobe_opts(prog, -1, path.encode(), offset, opts))
+            err = lib.libbpf_get_error(link)
+            if link == ffi.NULL or err:
+                for done in links:
+                    lib.bpf_link__destroy(done)
+                raise BpfLoadError(self._failure(f"attaching {prog_name} at offset {offset:#x} in {path}",
+                                                 err or -errno.ENOENT))
+            links.append(link)
+        self._tls_links[path] = links
+        return TlsAttachment(path=path, probes=len(links), missing=())
+
     def detach_tls_library(self, path: str) -> None:
         with self._tls_lock:
             for link in self._tls_links.pop(path, []):

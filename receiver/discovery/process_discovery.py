@@ -156,7 +156,8 @@ class ProcessDiscovery:
     # -- views -----------------------------------------------------------------------------
 
     def attach_failures(self) -> dict[str, int]:
-        return dict(self.libraries.failures) if self.libraries else {"missing_symbol": 0, "attach_error": 0}
+        return dict(self.libraries.failures) if self.libraries else {"missing_symbol": 0, "attach_error": 0,
+                                                                      "go_unsupported": 0}
 
     def attached_libraries(self) -> list[str]:
         return [lib.path for lib in self.libraries.attached] if self.libraries else []
@@ -355,7 +356,7 @@ class ProcessDiscovery:
         p.maps_readable = True
         found: set[FileId] = set()
         for mf in files:
-            lib = self.libraries.lookup(self._proc.in_root(pid, mf.path), mf.path)
+            lib = self.libraries.lookup(self._proc.in_root(pid, mf.path), mf.path, is_exe=mf.path == p.exe)
             if lib is not None:
                 found.add(lib.file_id)
         self._set_libraries(p, found)

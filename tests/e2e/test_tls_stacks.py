@@ -4,7 +4,12 @@ the real kernel.
 * memory BIOs: an asyncio HTTPS server (``asyncio.start_server(ssl=...)``) and an aiohttp one,
   whose TLS runs in ``ssl.MemoryBIO`` (the event loop moves the ciphertext): 50 concurrent
   keep-alive connections each, every request one SERVER span with its path, status,
-  ``url.scheme=https`` and the client port of the connection it was sent on.
+  ``url.scheme=https`` and the client port of the connection it was sent on;
+* plaintext that belongs to no connection (TLS between two memory BIOs, no socket) is counted
+  ``tls_unattached{reason="no_socket"}``;
+* Go crypto/tls: an HTTPS server built here from source with the system's Go (standard
+  library), driven by curl over HTTP/1.1 (keep-alive) and HTTP/2; a stripped build is reported
+  as not covered.
 
 The receiver runs in this process (``EbpfReceiver`` with consumers); servers and clients are
 child processes (the agent's own pid is never traced).
@@ -25,6 +30,7 @@ import pytest
 
 from receiver.config import load_config_text
 from receiver.receivers.ebpf.receiver import EbpfReceiver
+from tests.support.go_build import GO_TLS_SERVER, go_build
 from tests.support.ports import wait_until
 from tests.support.tls import MEMORY_BIO_SERVER, Certificate, PythonTlsServer, make_certificate
 from tls_support import Sink, pid_of, wait_for
@@ -39,6 +45,7 @@ receivers:
       include:
         - cmdline: "*memory_bio_server.py*"
         - cmdline: "*in-memory-tls*"
+        - exe: go-tls-server
 exporters:
   debug: {}
 service:
@@ -48,9 +55,14 @@ service:
 
 
 @pytest.fixture(scope="module")
-def cert() -> Iterator[Certificate]:
+def workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="e2e-tls-stacks-") as name:
-        yield make_certificate(Path(name))
+        yield Path(name)
+
+
+@pytest.fixture(scope="module")
+def cert(workdir: Path) -> Certificate:
+    return make_certificate(workdir)
 
 
 @pytest.fixture(scope="module")
@@ -190,3 +202,55 @@ def test_plaintext_of_no_connection_is_counted_unattached(capture, cert: Certifi
     after = wait_until(lambda: unattached(receiver)["no_socket"] >= before["no_socket"] + 2 and unattached(receiver),
                        timeout=10, what="no_socket counted")
     assert after["no_socket"] == before["no_socket"] + 2
+
+
+# -- Go crypto/tls -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def go_server_binary(workdir: Path) -> Path:
+    return go_build(GO_TLS_SERVER, workdir / "go-tls-server", workdir)
+
+
+class GoServer:
+    def __init__(self, binary: Path, cert: Certificate) -> None:
+        self.proc = subprocess.Popen([str(binary), str(cert.cert), str(cert.key)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        assert line[:1] == ["READY"], self.proc.stderr.read()
+        self.port = int(line[1])
+        self.pid = self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def wait_attached(receiver: EbpfReceiver, pid: int, what: str):
+    return wait_until(lambda: next((lib for lib in receiver.discovery.libraries.by_file.values() if pid in lib.pids),
+                                   None), timeout=30, what=what)
+
+
+@pytest.mark.parametrize("version,option", [("1.1", "--http1.1"), ("2", "--http2")], ids=["http1.1", "h2"])
+def test_go_crypto_tls_server(capture, cert: Certificate, go_server_binary: Path, version: str, option: str) -> None:
+    receiver, sink = capture
+    server = GoServer(go_server_binary, cert)
+    try:
+        lib = wait_attached(receiver, server.pid, "the Go server's crypto/tls attached")
+        assert (lib.kind, lib.attached) == ("go", True), lib.error
+        paths = [f"/go/{i}" for i in range(5)] + ["/go/5/status/404", "/go/6/status/503"]
+        urls = [a for p in paths for a in ("-o", "/dev/null", f"https://127.0.0.1:{server.port}{p}")]
+        proc = subprocess.run(["curl", "-sS", "--noproxy", "*", option, "--cacert", str(cert.cert),
+                               "-w", "%{http_code} %{http_version}\\n", *urls],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [x for p in paths for x in (p.rsplit("/", 1)[1] if "status" in p else "200",
+                                                                  version)]
+        spans = wait_for(lambda: sink.spans(lambda s: s.kind.name == "SERVER" and pid_of(s) == server.pid),
+                         len(paths), "Go SERVER spans")
+    finally:
+        server.stop()
+    got = collections.Counter((s.attributes["url.path"], s.attributes.get("http.response.status_code"),
+                               s.attributes["url.scheme"], s.attributes["network.protocol.version"]) for s in spans)
+    assert got == collections.Counter(
+        (p, int(p.rsplit("/", 1)[1]) if "status" in p else 200, "https", version) for p in paths)

@@ -493,6 +493,20 @@ struct erx_http_control {
 	__u32 generation;       /* 0 or 1: the aggregates the kernel adds to (the other is drained) */
 };
 
+/* Go crypto/tls (receiver/discovery/go_tls.py): one entry per attached Go executable in the
+ * array erx_go_tls_binaries, at the index its uprobes carry as cookie: how to go from a
+ * *tls.Conn to its socket's fd (tls.Conn.conn -> *net.TCPConn -> fd *netFD -> pfd.Sysfd). */
+#define ERX_GO_TLS_BINARIES 64
+struct erx_go_tls_binary {
+	__u64 itab_tcpconn;     /* address of go.itab.*net.TCPConn,net.Conn (0: not checked) */
+	__u32 tls_conn_conn;    /* offsetof(crypto/tls.Conn, conn): a net.Conn interface */
+	__u32 net_conn_fd;      /* offsetof(net.conn, fd) */
+	__u32 netfd_pfd;        /* offsetof(net.netFD, pfd) */
+	__u32 pfd_sysfd;        /* offsetof(internal/poll.FD, Sysfd) */
+	__u8 valid;             /* 1: the entry is filled */
+	__u8 _pad0[7];
+};
+
 /* Knobs set by user space in .rodata before load (the only thing in .rodata). */
 struct erx_config {
 	__u32 agent_tgid;    /* never trace the agent itself */

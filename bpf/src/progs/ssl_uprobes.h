@@ -55,17 +55,53 @@ static __always_inline int erx_ssl_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __
 	return 0;
 }
 
+/* Plaintext a TLS library moved (n bytes at buf) on the socket sk: a data record flagged
+ * ERX_FLAG_TLS (or an HTTP/1 transaction paired in the kernel). Shared by the OpenSSL probes
+ * and Go crypto/tls (progs/go_tls.h). */
+static __always_inline int erx_tls_plaintext(void *ctx, __u64 sk, __u8 dir, __u8 sys, __u64 buf, __u64 n,
+					     __u64 ts_enter_ns)
+{
+	struct erx_inflight inf = {};
+	struct erx_conn_state *c;
+	__u8 *ign;
+
+	c = erx_conn_lookup_or_create((struct sock *)sk);
+	if (!c) {
+		erx_count(ERX_CNT_TLS_NO_CONN);
+		return 0;
+	}
+	c->tls = 1;
+	ign = bpf_map_lookup_elem(&erx_ignored_conns, &c->id);
+	if (c->ignored || (ign && *ign == ERX_IGNORE_ALL)) {
+		/* An excluded port, or switched off by user space: its plaintext is not wanted either
+		 * (ERX_IGNORE_SOCKET, ciphertext seen before the library was attached, lets it through). */
+		erx_count(ERX_CNT_FILTERED);
+		return 0;
+	}
+	if (dir == ERX_DIR_EGRESS)
+		__sync_fetch_and_add(&c->bytes_sent, n);
+	else
+		__sync_fetch_and_add(&c->bytes_received, n);
+	inf.ts_enter_ns = ts_enter_ns;
+	inf.fd = -1;
+	inf.syscall = sys;
+	inf.direction = dir;
+	inf.flags = ERX_INF_TLS;
+	if (c->role == ERX_ROLE_CLIENT)
+		erx_serving_acting(); /* a call made for the request this thread serves (http_serving.h) */
+	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
+		erx_http_tail(ctx, &erx_http_uprobe_progs, &inf, c, sk, n, buf, 0, 0, ERX_EV_DATA);
+	erx_emit_payload(&inf, c, ERX_EV_DATA, n, buf, 0, 0, 0);
+	return 0;
+}
+
 static __always_inline int erx_ssl_exit(void *ctx, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct erx_ssl_call *p = erx_ssl_call_current();
 	struct erx_ssl_call call;
-	struct erx_inflight inf = {};
 	struct erx_ssl_key k = {};
-	struct erx_conn_state *c;
 	struct erx_ssl_sock *bound;
-	__u8 *ign;
-	__u64 sk;
 	__u64 n;
 
 	if (!p)
@@ -95,35 +131,7 @@ static __always_inline int erx_ssl_exit(void *ctx, long ret)
 		erx_count(ERX_CNT_TLS_UNMAPPED);
 		return 0;
 	}
-	sk = bound->sk;
-	c = erx_conn_lookup_or_create((struct sock *)sk);
-	if (!c) {
-		erx_count(ERX_CNT_TLS_NO_CONN);
-		return 0;
-	}
-	c->tls = 1;
-	ign = bpf_map_lookup_elem(&erx_ignored_conns, &c->id);
-	if (c->ignored || (ign && *ign == ERX_IGNORE_ALL)) {
-		/* An excluded port, or switched off by user space: its plaintext is not wanted either
-		 * (ERX_IGNORE_SOCKET, ciphertext seen before the library was attached, lets it through). */
-		erx_count(ERX_CNT_FILTERED);
-		return 0;
-	}
-	if (call.direction == ERX_DIR_EGRESS)
-		__sync_fetch_and_add(&c->bytes_sent, n);
-	else
-		__sync_fetch_and_add(&c->bytes_received, n);
-	inf.ts_enter_ns = call.ts_enter_ns;
-	inf.fd = -1;
-	inf.syscall = call.syscall;
-	inf.direction = call.direction;
-	inf.flags = ERX_INF_TLS;
-	if (c->role == ERX_ROLE_CLIENT)
-		erx_serving_acting(); /* a call made for the request this thread serves (http_serving.h) */
-	if (erx_cfg.http_pairing && c->http <= ERX_HTTP_PAIRING)
-		erx_http_tail(ctx, &erx_http_uprobe_progs, &inf, c, sk, n, call.buf, 0, 0, ERX_EV_DATA);
-	erx_emit_payload(&inf, c, ERX_EV_DATA, n, call.buf, 0, 0, 0);
-	return 0;
+	return erx_tls_plaintext(ctx, bound->sk, call.direction, call.syscall, call.buf, n, call.ts_enter_ns);
 }
 
 SEC("uprobe")
