@@ -3,8 +3,9 @@
 Go programs carry their own TLS (``crypto/tls``), linked statically, with no ``SSL_*`` symbol.
 Its plaintext is read with uprobes on ``crypto/tls.(*Conn).Read`` and ``(*Conn).Write``:
 
-* the functions are found by name in the symbol table (``.symtab``); a stripped binary (no
-  ``.symtab``) is reported as Go without coverage;
+* the functions are found by name in the symbol table (``.symtab``) or, in a stripped binary,
+  in the function table of ``.gopclntab`` (the runtime's own, always present; Go >= 1.18
+  layout);
 * the Go version comes from ``.go.buildinfo``; only the register ABI (Go >= 1.17, amd64) is
   supported: arguments and results are in registers (receiver in RAX, the slice in RBX/RCX,
   the result ``n`` in RAX, the goroutine in R14);
@@ -113,24 +114,60 @@ def _inspect(path: str, f: BinaryIO, elf) -> GoBinary:
     if v is not None and v < MIN_REGISTER_ABI:
         return GoBinary(path, version, False, "old_abi")
     symtab = elf.get_section_by_name(".symtab")
-    if symtab is None:
-        # A stripped binary: crypto/tls may be there, its functions cannot be named here.
-        return GoBinary(path, version, False, "stripped")
     wanted = {READ_SYMBOL, WRITE_SYMBOL, *TCPCONN_ITABS}
-    found = {s.name: s for s in symtab.iter_symbols() if s.name in wanted}
+    if symtab is not None:
+        found = {s.name: (s["st_value"], s["st_size"]) for s in symtab.iter_symbols() if s.name in wanted}
+    else:  # stripped: the runtime's function table still names every function
+        found = _pclntab_functions(elf, {READ_SYMBOL, WRITE_SYMBOL})
+        if found is None:
+            return GoBinary(path, version, False, "stripped")
     if READ_SYMBOL not in found or WRITE_SYMBOL not in found:
         return GoBinary(path, version, False, "no_crypto_tls")
     functions = []
     for name in (READ_SYMBOL, WRITE_SYMBOL):
-        fn = _function(elf, f, name, found[name]["st_value"], found[name]["st_size"])
+        fn = _function(elf, f, name, *found[name])
         if fn is None or not fn.returns:
             return GoBinary(path, version, False, f"no RET found in {name}")
         functions.append(fn)
     offsets = _dwarf_offsets(elf) or (OFFSETS_BY_VERSION.get(v) if v else None)
     if offsets is None:
         return GoBinary(path, version, False, "no_offsets")
-    itab = next((found[n]["st_value"] for n in TCPCONN_ITABS if n in found), 0)
+    itab = next((found[n][0] for n in TCPCONN_ITABS if n in found), 0)
     return GoBinary(path, version, True, "", functions[0], functions[1], offsets, itab)
+
+
+PCLNTAB_MAGICS = (0xFFFFFFF0, 0xFFFFFFF1)  # Go 1.18-1.19, Go >= 1.20
+
+
+def _pclntab_functions(elf, names: set[str]) -> dict[str, tuple[int, int]] | None:
+    """(address, size) of the named functions from ``.gopclntab``; None when the table is
+    absent or of a layout before Go 1.18."""
+    sec = elf.get_section_by_name(".gopclntab")
+    if sec is None:
+        return None
+    data = sec.data()
+    if len(data) < 72:
+        return None
+    (magic,) = struct.unpack_from("<I", data, 0)
+    if magic not in PCLNTAB_MAGICS or data[7] != 8:
+        return None
+    nfunc, _nfiles, text_start, funcname_off, _cu, _filetab, _pctab, pcln_off = struct.unpack_from("<8Q", data, 8)
+    wanted = {n.encode() for n in names}
+    out: dict[str, tuple[int, int]] = {}
+    functab = pcln_off
+    if functab + (nfunc + 1) * 8 > len(data):
+        return None
+    for i in range(nfunc):
+        entry_off, func_off = struct.unpack_from("<II", data, functab + i * 8)
+        (name_off,) = struct.unpack_from("<i", data, pcln_off + func_off + 4)
+        start = funcname_off + name_off
+        end = data.find(b"\0", start)
+        if data[start:end] in wanted:
+            (next_entry,) = struct.unpack_from("<I", data, functab + (i + 1) * 8)
+            out[data[start:end].decode()] = (text_start + entry_off, next_entry - entry_off)
+            if len(out) == len(wanted):
+                break
+    return out
 
 
 def _build_version(elf) -> str:

@@ -299,3 +299,6 @@ def test_the_agent_exports_https_spans_and_reports_discovery(tmp_path: Path, cer
     log = agent.stderr()
     summary = [ln for ln in log.splitlines() if "discovery: instrumented" in ln]
     assert summary and "TLS libraries" in summary[0] and "libssl.so" in log
+    # The start-up log names each traced process's TLS stack: nginx's master and worker.
+    stacks = [ln for ln in log.splitlines() if "TLS: pid" in ln and " nginx: " in ln]
+    assert stacks and all("openssl (shared)" in ln and "plaintext covered" in ln for ln in stacks), log
