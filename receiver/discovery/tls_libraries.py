@@ -5,7 +5,8 @@ whatever path their mount namespace gives it: uprobes are attached per file with
 every process mapping it — now or later — shares them.  Two kinds of files carry TLS:
 
 * ``openssl``: a file that exports ``SSL_write`` in its dynamic symbol table (libssl,
-  BoringSSL, an executable with OpenSSL linked in);
+  BoringSSL, an executable with OpenSSL linked in), or an executable that defines it in its
+  static symbol table (linked with libssl.a, not stripped);
 * ``go``: a Go executable with ``crypto/tls`` (``go_tls.py``; looked for in executables only).
 
 One that cannot be attached (or a Go binary whose crypto/tls cannot be followed: stripped, an
@@ -88,7 +89,7 @@ class TlsLibraries:
         if verdict is not None and verdict[:2] == stamp and (verdict[2] or not is_exe):
             return None  # not TLS (and, for an executable, not Go with crypto/tls either)
         try:
-            exported = exported_functions(real_path, REQUIRED)
+            exported = exported_functions(real_path, REQUIRED, include_symtab=is_exe)
         except OSError:
             return None
         if "SSL_write" not in exported:

@@ -11,6 +11,8 @@ the real kernel.
   library), with its symbols and DWARF and stripped (``-s -w``: functions found in
   ``.gopclntab``, offsets from the per-version table), driven by curl over HTTP/1.1
   (keep-alive) and HTTP/2;
+* OpenSSL linked into an executable (libssl.a, functions in .symtab only): a C HTTPS server
+  built here, driven by curl, server spans;
 * ``ebpf-receiver check --config`` lists those servers' TLS stacks and their coverage.
 
 The receiver runs in this process (``EbpfReceiver`` with consumers); servers and clients are
@@ -34,6 +36,7 @@ from receiver.config import load_config_text
 from receiver.receivers.ebpf.receiver import EbpfReceiver
 from tests.support.go_build import GO_TLS_SERVER, go_build
 from tests.support.ports import wait_until
+from tests.support.static_openssl import build_static_openssl_server
 from tests.support.tls import MEMORY_BIO_SERVER, Certificate, PythonTlsServer, make_certificate
 from tls_support import Sink, pid_of, wait_for
 
@@ -48,6 +51,7 @@ receivers:
         - cmdline: "*memory_bio_server.py*"
         - cmdline: "*in-memory-tls*"
         - exe: go-tls-server
+        - exe: tls-static-server
 exporters:
   debug: {}
 service:
@@ -259,6 +263,33 @@ def test_go_crypto_tls_server(capture, cert: Certificate, go_binaries: dict[str,
                                s.attributes["url.scheme"], s.attributes["network.protocol.version"]) for s in spans)
     assert got == collections.Counter(
         (p, int(p.rsplit("/", 1)[1]) if "status" in p else 200, "https", version) for p in paths)
+
+
+# -- OpenSSL linked into the executable ----------------------------------------------------------
+
+
+def test_statically_linked_openssl_server(capture, cert: Certificate, workdir: Path) -> None:
+    receiver, sink = capture
+    binary = build_static_openssl_server(workdir / "tls-static-server")
+    server = GoServer(binary, cert)  # same protocol: CERT KEY, READY <port>, stdin
+    try:
+        lib = wait_attached(receiver, server.pid, "the static OpenSSL server attached")
+        assert (lib.kind, lib.attached, lib.path) == ("openssl", True, str(binary)), lib.error
+        stack = next(r for r in receiver.discovery.tls_report() if r.pid == server.pid)
+        assert (stack.stack, stack.covered) == ("openssl (static)", True)
+        paths = [f"/static/{i}" for i in range(5)] + ["/static/5/status/404"]
+        urls = [a for p in paths for a in ("-o", "/dev/null", f"https://127.0.0.1:{server.port}{p}")]
+        proc = subprocess.run(["curl", "-sS", "--noproxy", "*", "--http1.1", "--cacert", str(cert.cert),
+                               "-w", "%{http_code}\\n", *urls], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["200"] * 5 + ["404"]
+        spans = wait_for(lambda: sink.spans(lambda s: s.kind.name == "SERVER" and pid_of(s) == server.pid),
+                         len(paths), "static OpenSSL SERVER spans")
+    finally:
+        server.stop()
+    got = collections.Counter((s.attributes["url.path"], s.attributes.get("http.response.status_code"),
+                               s.attributes["url.scheme"]) for s in spans)
+    assert got == collections.Counter((p, 404 if p.endswith("404") else 200, "https") for p in paths)
 
 
 CHECK_CONFIG = """
