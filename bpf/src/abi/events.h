@@ -152,7 +152,8 @@ enum erx_counter {
 	ERX_CNT_TLS_NO_CONN = 23,    /* the connection table had no room for its socket */
 	ERX_CNT_TLS_BIO_BOUND = 24,  /* SSL objects on memory BIOs tied to a socket by the thread's socket I/O */
 	ERX_CNT_TLS_GO_NO_FD = 25,   /* Go crypto/tls plaintext whose *tls.Conn gave no socket fd */
-	ERX_CNT_MAX = 26,
+	ERX_CNT_DATA_AFTER_CLOSE = 26, /* data syscalls of a TCP socket that reached CLOSE (its close record sent) while they ran */
+	ERX_CNT_MAX = 27,
 };
 
 /* Values of the map erx_ignored_conns (conn id -> why user space switched it off). */

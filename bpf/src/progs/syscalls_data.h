@@ -186,7 +186,15 @@ static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 	}
 	if (inf.direction == ERX_DIR_INGRESS)
 		erx_tls_socket_read(inf.sk); /* memory-BIO TLS: the next SSL_read's socket (lib/tls.h) */
-	c = erx_conn_lookup_or_create((struct sock *)inf.sk);
+	c = bpf_map_lookup_elem(&erx_conns, &inf.sk);
+	if (!c && erx_tcp_sock_closed((struct sock *)inf.sk)) {
+		/* The connection ended while the syscall ran (on loopback the peer's RST is handled
+		 * inside our write): its close record is out, these bytes are no new connection. */
+		erx_count(ERX_CNT_DATA_AFTER_CLOSE);
+		return 0;
+	}
+	if (!c)
+		c = erx_conn_lookup_or_create((struct sock *)inf.sk);
 	if (!c)
 		return 0;
 	/* Network health samples every connection, captured or not (dead code when off). */

@@ -29,6 +29,7 @@ _CONDITIONS = {
     "ERX_CNT_FILTERED": "filtered",
     "ERX_CNT_TLS_CIPHERTEXT": "tls_ciphertext_suppressed",
     "ERX_CNT_TLS_BIO_BOUND": "tls_memory_bio_bound",
+    "ERX_CNT_DATA_AFTER_CLOSE": "data_after_close",
     # HTTP/1 pairing in the kernel: transactions paired, connections handed to the payload path
     # by reason, transactions aggregated instead of submitted by reason, lost to a full map.
     "ERX_CNT_HTTP_PAIRED": "http_paired",
