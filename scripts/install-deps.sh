@@ -9,7 +9,7 @@ run_pkgs=(clang llvm libbpf-dev libbpf1 bpftool make python3-venv ca-certificate
 test_pkgs=(nginx-light redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client
            memcached nats-server rabbitmq-server dnsmasq
            prometheus curl wrk openssl iproute2 conntrack iptables procps iputils-ping
-           golang-go libssl-dev gcc)  # golang-go: Go crypto/tls servers; libssl-dev + gcc: static OpenSSL server
+           golang-go golang-google-grpc-dev libssl-dev gcc)  # Go crypto/tls and gRPC-Go servers; static OpenSSL server
 
 pkgs=("${run_pkgs[@]}")
 [ "$profile" = test ] || [ "$profile" = bench ] && pkgs+=("${test_pkgs[@]}")

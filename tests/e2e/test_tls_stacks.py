@@ -10,7 +10,8 @@ the real kernel.
 * Go crypto/tls: an HTTPS server built here from source with the system's Go (standard
   library), with its symbols and DWARF and stripped (``-s -w``: functions found in
   ``.gopclntab``, offsets from the per-version table), driven by curl over HTTP/1.1
-  (keep-alive) and HTTP/2;
+  (keep-alive) and HTTP/2; a gRPC-Go server over TLS (Debian's golang-google-grpc-dev), called
+  by a grpcio client: ``rpc.*`` SERVER spans with their status;
 * OpenSSL linked into an executable (libssl.a, functions in .symtab only): a C HTTPS server
   built here, driven by curl, server spans;
 * ``ebpf-receiver check --config`` lists those servers' TLS stacks and their coverage.
@@ -35,7 +36,7 @@ import pytest
 
 from receiver.config import load_config_text
 from receiver.receivers.ebpf.receiver import EbpfReceiver
-from tests.support.go_build import GO_TLS_SERVER, go_build
+from tests.support.go_build import GO_GRPC_TLS_SERVER, GO_TLS_SERVER, go_build
 from tests.support.ports import wait_until
 from tests.support.static_openssl import build_static_openssl_server
 from tests.support.tls import MEMORY_BIO_SERVER, Certificate, PythonTlsServer, make_certificate
@@ -52,6 +53,7 @@ receivers:
         - cmdline: "*memory_bio_server.py*"
         - cmdline: "*in-memory-tls*"
         - exe: go-tls-server
+        - exe: go-grpc-tls-server
         - exe: tls-static-server
         # The clients too: a client the rules leave out is traced from its exec until discovery
         # judges it, and its first ciphertext would make a connection with no plaintext.
@@ -275,6 +277,47 @@ def test_go_crypto_tls_server(capture, cert: Certificate, go_binaries: dict[str,
     # close_notify written as curl's RST arrives is not taken for a new, ciphertext-only one).
     time.sleep(1.0)
     assert unattached(receiver) == lost
+
+
+GRPC_TLS_CLIENT = textwrap.dedent(
+    """
+    import json, sys, grpc
+    port, ca = sys.argv[1], sys.argv[2]
+    creds = grpc.ssl_channel_credentials(root_certificates=open(ca, "rb").read())
+    out = []
+    with grpc.secure_channel(f"127.0.0.1:{port}", creds) as channel:
+        check = channel.unary_unary("/grpc.health.v1.Health/Check")  # raw protobuf bytes
+        for _ in range(3):
+            out.append(check(b"\\n\\x04echo", timeout=10).hex())  # service "echo": SERVING (1)
+        try:
+            check(b"\\n\\x07missing", timeout=10)
+        except grpc.RpcError as err:
+            out.append(err.code().name)
+    print(json.dumps(out))
+    """
+)
+
+
+def test_grpc_go_over_tls(capture, cert: Certificate, workdir: Path) -> None:
+    receiver, sink = capture
+    binary = go_build(GO_GRPC_TLS_SERVER, workdir / "go-grpc-tls-server", workdir)
+    server = GoServer(binary, cert)
+    try:
+        lib = wait_attached(receiver, server.pid, "the gRPC-Go server's crypto/tls attached")
+        assert (lib.kind, lib.attached) == ("go", True), lib.error
+        proc = subprocess.run([sys.executable, "-c", GRPC_TLS_CLIENT, str(server.port), str(cert.cert)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == ["0801"] * 3 + ["NOT_FOUND"]
+        spans = wait_for(lambda: sink.spans(lambda s: s.kind.name == "SERVER" and pid_of(s) == server.pid), 4,
+                         "gRPC-Go SERVER spans")
+    finally:
+        server.stop()
+    got = collections.Counter((s.attributes.get("rpc.system"), s.attributes.get("rpc.service"),
+                               s.attributes.get("rpc.method"), s.attributes.get("rpc.grpc.status_code"),
+                               s.attributes.get("url.scheme")) for s in spans)
+    assert got == collections.Counter({("grpc", "grpc.health.v1.Health", "Check", 0, "https"): 3,
+                                       ("grpc", "grpc.health.v1.Health", "Check", 5, "https"): 1})
 
 
 # -- OpenSSL linked into the executable ----------------------------------------------------------

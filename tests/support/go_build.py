@@ -1,5 +1,6 @@
 """Go programs of the tests, built from source with the system's Go toolchain (Debian's
-``golang-go``), standard library only, GOPATH mode, offline; and run as children."""
+``golang-go``) in GOPATH mode, offline: the standard library, and Debian's Go library sources
+(``/usr/share/gocode``: gRPC-Go from ``golang-google-grpc-dev``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 GO_SOURCES = Path(__file__).parent
 GO_TLS_SERVER = GO_SOURCES / "go_tls_server"
+GO_GRPC_TLS_SERVER = GO_SOURCES / "go_grpc_tls_server"
+DEBIAN_GOPATH = Path("/usr/share/gocode")
 
 
 def go_build(source_dir: Path, out: Path, workdir: Path, strip: bool = False) -> Path:
@@ -18,7 +21,7 @@ def go_build(source_dir: Path, out: Path, workdir: Path, strip: bool = False) ->
     go = shutil.which("go")
     if go is None:
         raise RuntimeError("the Go toolchain is not installed: apt-get install golang-go (scripts/install-deps.sh)")
-    env = {**os.environ, "GOCACHE": str(workdir / "go-cache"), "GOPATH": str(workdir / "gopath"),
+    env = {**os.environ, "GOCACHE": str(workdir / "go-cache"), "GOPATH": os.pathsep.join([str(workdir / "gopath"), str(DEBIAN_GOPATH)]),
            "HOME": str(workdir), "GO111MODULE": "off", "GOFLAGS": "", "GOPROXY": "off", "CGO_ENABLED": "0"}
     cmd = [go, "build", "-o", str(out)]
     if strip:
