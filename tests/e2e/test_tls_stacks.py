@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 
 from receiver.config import load_config_text
+from receiver.discovery.go_tls import inspect_go_binary
 from receiver.receivers.ebpf.receiver import EbpfReceiver
 from tests.support.go_build import GO_GRPC_TLS_SERVER, GO_TLS_SERVER, go_build
 from tests.support.ports import wait_until
@@ -226,6 +227,17 @@ def test_plaintext_of_no_connection_is_counted_unattached(capture, cert: Certifi
 def go_binaries(workdir: Path) -> dict[str, Path]:
     return {"symbols": go_build(GO_TLS_SERVER, workdir / "go-tls-server", workdir),
             "stripped": go_build(GO_TLS_SERVER, workdir / "stripped" / "go-tls-server", workdir, strip=True)}
+
+
+def test_a_stripped_build_gives_the_probes_of_the_full_one(go_binaries: dict[str, Path]) -> None:
+    """.gopclntab (stripped) and .symtab name the same functions; capstone finds the same RETs."""
+    full, stripped = (inspect_go_binary(str(go_binaries[b])) for b in ("symbols", "stripped"))
+    assert full.covered and stripped.covered
+    assert (full.read, full.write) == (stripped.read, stripped.write)
+    assert len(full.read.returns) >= 1 and len(full.write.returns) >= 1
+    assert (full.offsets.source, stripped.offsets.source) == ("dwarf", "table")
+    assert full.offsets.__dict__ | {"source": ""} == stripped.offsets.__dict__ | {"source": ""}
+    assert full.itab_tcpconn and not stripped.itab_tcpconn
 
 
 class GoServer:
