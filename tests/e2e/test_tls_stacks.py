@@ -97,12 +97,14 @@ KEEPALIVE_CLIENT = textwrap.dedent(
     """
     import http.client, json, ssl, sys, threading
     port, ca, conns, per = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    plain = sys.argv[5:] == ["http"]
     ctx = ssl.create_default_context(cafile=ca)
     ready = threading.Barrier(conns)
     out = [None] * conns
 
     def run(i):
-        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+        c = (http.client.HTTPConnection("127.0.0.1", port, timeout=30) if plain
+             else http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30))
         c.connect()
         ready.wait(60)
         got = []
@@ -154,6 +156,34 @@ def test_memory_bio_servers_over_many_keepalive_connections(capture, cert: Certi
     assert receiver.kernel_counters()[receiver.loader.abi.const("ERX_CNT_TLS_BIO_BOUND")] >= bound + CONNECTIONS
     # No plaintext went unattached, and every connection, now closed, showed its plaintext (the
     # first ciphertext of each, read before its first SSL call, is not counted).
+    time.sleep(1.0)
+    assert unattached(receiver) == lost
+
+
+def test_tls_and_plain_connections_on_one_event_loop(capture, cert: Certificate) -> None:
+    """One asyncio thread serves HTTPS (memory BIOs) and plain HTTP, 25 keep-alive connections
+    of each at once: every request on its connection, with its scheme; no plain connection is
+    taken for a TLS one (their reads and writes interleave with the TLS calls)."""
+    receiver, sink = capture
+    lost = unattached(receiver)
+    with PythonTlsServer(cert, "--kind", "asyncio", "--plain-too", script=MEMORY_BIO_SERVER) as server:
+        wait_until(lambda: any(server.pid in lib.pids for lib in receiver.discovery.libraries.attached),
+                   timeout=20, what="libssl attached for the server")
+        plain_port = int(server.ready_line.split()[2])
+        clients = [subprocess.Popen([sys.executable, "-c", KEEPALIVE_CLIENT, str(port), str(cert.cert), "25", "4",
+                                     scheme], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for port, scheme in ((server.port, "https"), (plain_port, "http"))]
+        expected: collections.Counter = collections.Counter()
+        for client, scheme in zip(clients, ("https", "http")):
+            out, err = client.communicate(timeout=120)
+            assert client.returncode == 0, err
+            expected.update((path, status, scheme, port) for port, got in json.loads(out) for path, status in got)
+        assert sum(expected.values()) == 200
+        spans = wait_for(lambda: sink.spans(lambda s: s.kind.name == "SERVER" and pid_of(s) == server.pid), 200,
+                         "SERVER spans of both schemes", timeout=60)
+    got = collections.Counter((s.attributes["url.path"], s.attributes.get("http.response.status_code"),
+                               s.attributes["url.scheme"], s.attributes.get("client.port")) for s in spans)
+    assert got == expected
     time.sleep(1.0)
     assert unattached(receiver) == lost
 

@@ -2,11 +2,13 @@
 ``sslproto``: the event loop reads and writes the sockets, OpenSSL only sees buffers), run as a
 child.
 
-    python memory_bio_server.py --cert C --key K --kind asyncio|aiohttp
+    python memory_bio_server.py --cert C --key K --kind asyncio|aiohttp [--plain-too]
 
 ``asyncio``: ``asyncio.start_server(ssl=...)`` with a keep-alive HTTP/1.1 handler of its own;
 ``aiohttp``: an ``aiohttp.web`` application.  Both answer ``GET .../status/<code>`` with that code
 (the path may start with anything) and any other path with 200.  Prints ``READY <port>``, serves until its stdin closes.
+``--plain-too`` (asyncio): the same loop also serves plain HTTP on a second port
+(``READY <tls port> <plain port>``): one thread, TLS and plain connections interleaved.
 """
 
 from __future__ import annotations
@@ -47,9 +49,13 @@ async def _asyncio_connection(reader: asyncio.StreamReader, writer: asyncio.Stre
         writer.close()
 
 
-async def _serve_asyncio(ctx: ssl.SSLContext) -> None:
+async def _serve_asyncio(ctx: ssl.SSLContext, plain_too: bool) -> None:
     server = await asyncio.start_server(_asyncio_connection, "127.0.0.1", 0, ssl=ctx, backlog=256)
-    await _until_stdin_closes(server.sockets[0].getsockname()[1])
+    ports = [server.sockets[0].getsockname()[1]]
+    if plain_too:
+        plain = await asyncio.start_server(_asyncio_connection, "127.0.0.1", 0, backlog=256)
+        ports.append(plain.sockets[0].getsockname()[1])
+    await _until_stdin_closes(*ports)
     server.close()
 
 
@@ -69,8 +75,8 @@ async def _serve_aiohttp(ctx: ssl.SSLContext) -> None:
     await runner.cleanup()
 
 
-async def _until_stdin_closes(port: int) -> None:
-    print(f"READY {port}", flush=True)
+async def _until_stdin_closes(*ports: int) -> None:
+    print("READY", *ports, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
@@ -79,10 +85,11 @@ def main() -> int:
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--kind", choices=("asyncio", "aiohttp"), required=True)
+    parser.add_argument("--plain-too", action="store_true")
     args = parser.parse_args()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
-    asyncio.run(_serve_asyncio(ctx) if args.kind == "asyncio" else _serve_aiohttp(ctx))
+    asyncio.run(_serve_asyncio(ctx, args.plain_too) if args.kind == "asyncio" else _serve_aiohttp(ctx))
     return 0
 
 

@@ -147,6 +147,7 @@ class PythonTlsServer:
         self._env = env
         self.proc: subprocess.Popen | None = None
         self.port = 0
+        self.ready_line = ""
         self.pid = 0  # kept after stop()
 
     def start(self) -> "PythonTlsServer":
@@ -178,6 +179,7 @@ class PythonTlsServer:
         if not line.startswith("READY "):
             raise RuntimeError(f"TLS server did not start: {line!r} {self.proc.stderr.read()}")
         self.port = int(line.split()[1])
+        self.ready_line = line
 
     def _line(self, timeout: float = 20.0) -> str:
         got: list[str] = []

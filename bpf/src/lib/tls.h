@@ -10,8 +10,11 @@
  *   SSL_read/handshake of that thread decrypts (pending_in_sk);
  * - a TLS call that ends with its SSL object tied to no socket leaves that object pending, and
  *   the thread's next socket write carries its ciphertext (pending_out_ssl).
- * Only threads that have called into a TLS library before (they have an erx_ssl_calls entry)
- * are followed: other threads cost one task-storage lookup per socket syscall. */
+ * Guards against taking one connection for another on an event loop that also serves plain
+ * connections: a read clears what a TLS call left pending; a pending SSL object is only tied to
+ * a socket that has received nothing yet (a client's ClientHello: servers are tied by their
+ * reads); a connection is marked TLS by its first plaintext, not by a tie that a later read may
+ * correct. Every thread that reads a socket gets an erx_ssl_calls entry (once). */
 #ifndef ERX_LIB_TLS_H
 #define ERX_LIB_TLS_H
 
@@ -48,8 +51,12 @@ static __always_inline bool erx_tls_socket_syscall(__u64 pid_tgid, struct sock *
 	}
 	if (dir == ERX_DIR_EGRESS && call->pending_out_ssl) {
 		__u64 ssl = call->pending_out_ssl;
+		__u64 key = (__u64)sk;
+		struct erx_conn_state *c = bpf_map_lookup_elem(&erx_conns, &key);
 
 		call->pending_out_ssl = 0;
+		if (c && !c->tls && c->bytes_received)
+			return false; /* a connection that has carried bytes of its own: not this one */
 		erx_ssl_bind(ssl, pid_tgid >> 32, (__u64)sk, ERX_SSL_BOUND_BIO);
 		erx_count(ERX_CNT_TLS_BIO_BOUND);
 		erx_tls_mark_conn(sk);
@@ -63,10 +70,13 @@ static __always_inline bool erx_tls_socket_syscall(__u64 pid_tgid, struct sock *
  * may be decrypting (memory BIOs). */
 static __always_inline void erx_tls_socket_read(__u64 sk)
 {
-	struct erx_ssl_call *call = erx_ssl_thread();
+	struct erx_ssl_call *call = bpf_task_storage_get(&erx_ssl_calls, bpf_get_current_task_btf(), 0,
+							 BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-	if (call && !call->valid)
+	if (call && !call->valid) {
 		call->pending_in_sk = sk;
+		call->pending_out_ssl = 0; /* the thread moved on: what a TLS call produced was sent */
+	}
 }
 
 #endif

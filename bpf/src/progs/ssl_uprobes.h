@@ -25,8 +25,7 @@ static __always_inline void erx_ssl_bind_read(struct erx_ssl_call *call, __u64 s
 	if (cur && (cur->how == ERX_SSL_BOUND_FD || !handshake || cur->sk == sk))
 		return;
 	erx_ssl_bind(ssl, tgid, sk, ERX_SSL_BOUND_BIO);
-	erx_count(ERX_CNT_TLS_BIO_BOUND);
-	erx_tls_mark_conn((struct sock *)sk);
+	erx_count(ERX_CNT_TLS_BIO_BOUND); /* its first plaintext marks the connection TLS */
 }
 
 static __always_inline int erx_ssl_enter(__u64 ssl, __u64 buf, __u64 len_ptr, __u8 dir, __u8 sys)
