@@ -31,9 +31,6 @@ REQUIRED = ("SSL_write", "SSL_read")
 MAX_VERDICTS = 65536  # remembered non-TLS files (bounded)
 
 
-MAX_GO_BINARIES = 64  # ERX_GO_TLS_BINARIES: Go executables attached at once
-
-
 class TlsAttacher(Protocol):
     """What attaching needs from the loader (``BpfLoader`` is one)."""
 
@@ -66,7 +63,8 @@ class TlsLibraries:
         # whether it was looked at as an executable (for Go's crypto/tls) too.
         self._not_tls: dict[FileId, tuple[int, int, bool]] = {}
         self.failures: dict[str, int] = {"missing_symbol": 0, "attach_error": 0, "go_unsupported": 0}
-        self._go_indexes = 0  # erx_go_tls_binaries entries handed out
+        self._go_indexes = 0  # erx_go_tls_binaries entries handed out (never reused; the loader
+        # refuses one past ERX_GO_TLS_BINARIES: an attach_error)
 
     @property
     def attached(self) -> list[TlsLibrary]:
@@ -124,8 +122,6 @@ class TlsLibraries:
             lib = self._failed(fid, path, "go_unsupported", f"Go {go.version or '(version unknown)'} "
                                f"crypto/tls cannot be followed: {go.reason}")
             return _as_go(lib, go)
-        if self._go_indexes >= MAX_GO_BINARIES:
-            return _as_go(self._failed(fid, path, "attach_error", f"more than {MAX_GO_BINARIES} Go executables"), go)
         t0 = self._clock()
         try:
             a = self._attacher.attach_go_tls(path, self._go_indexes, go)

@@ -49,6 +49,9 @@ CONFIG = """
 receivers:
   ebpf:
     poll_interval: 20ms
+    # Exact counts: no CPU budget (over it the kernel turns HTTP/1 transactions into RED
+    # aggregates instead of spans; the in-process receiver shares this busy test process).
+    cpu_budget: 0
     discovery:
       include:
         - cmdline: "*memory_bio_server.py*"
@@ -380,8 +383,16 @@ def test_statically_linked_openssl_server(capture, cert: Certificate, workdir: P
                                "-w", "%{http_code}\\n", *urls], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.split() == ["200"] * 5 + ["404"]
-        spans = wait_for(lambda: sink.spans(lambda s: s.kind.name == "SERVER" and pid_of(s) == server.pid),
-                         len(paths), "static OpenSSL SERVER spans")
+        try:
+            spans = wait_for(lambda: sink.spans(lambda s: s.kind.name == "SERVER" and pid_of(s) == server.pid),
+                             len(paths), "static OpenSSL SERVER spans")
+        except AssertionError as err:
+            c = receiver.kernel_counters()
+            names = {v: n for n, v in receiver.loader.abi.constants.items() if n.startswith("ERX_CNT_")}
+            raise AssertionError(f"{err}; events {sink.data_events(lambda pid, f, p: pid == server.pid)[:20]}; "
+                                 f"txs {len(sink.transactions(lambda t: t.pid == server.pid))}; "
+                                 f"counters {[(names[i], v) for i, v in enumerate(c) if v and i in names]}; "
+                                 f"links {receiver.loader.tls_libraries}") from None
     finally:
         server.stop()
     got = collections.Counter((s.attributes["url.path"], s.attributes.get("http.response.status_code"),

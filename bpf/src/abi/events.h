@@ -497,7 +497,7 @@ struct erx_http_control {
 /* Go crypto/tls (receiver/discovery/go_tls.py): one entry per attached Go executable in the
  * array erx_go_tls_binaries, at the index its uprobes carry as cookie: how to go from a
  * *tls.Conn to its socket's fd (tls.Conn.conn -> *net.TCPConn -> fd *netFD -> pfd.Sysfd). */
-#define ERX_GO_TLS_BINARIES 64
+#define ERX_GO_TLS_BINARIES 1024
 struct erx_go_tls_binary {
 	__u64 itab_tcpconn;     /* address of go.itab.*net.TCPConn,net.Conn (0: not checked) */
 	__u32 tls_conn_conn;    /* offsetof(crypto/tls.Conn, conn): a net.Conn interface */
