@@ -5,6 +5,8 @@ the real kernel.
   whose TLS runs in ``ssl.MemoryBIO`` (the event loop moves the ciphertext): 50 concurrent
   keep-alive connections each, every request one SERVER span with its path, status,
   ``url.scheme=https`` and the client port of the connection it was sent on;
+* the same on one event loop serving HTTPS and plain HTTP at once (schemes never mixed), and
+  an asyncio HTTPS client (its connections tied by their first handshake write);
 * plaintext that belongs to no connection (TLS between two memory BIOs, no socket) is counted
   ``tls_unattached{reason="no_socket"}``;
 * Go crypto/tls: an HTTPS server built here from source with the system's Go (standard
@@ -56,6 +58,7 @@ receivers:
       include:
         - cmdline: "*memory_bio_server.py*"
         - cmdline: "*in-memory-tls*"
+        - cmdline: "*asyncio-tls-client*"
         - exe: go-tls-server
         - exe: go-grpc-tls-server
         - exe: tls-static-server
@@ -189,6 +192,16 @@ def test_tls_and_plain_connections_on_one_event_loop(capture, cert: Certificate)
     assert got == expected
     time.sleep(1.0)
     assert unattached(receiver) == lost
+
+
+def diagnosis(receiver: EbpfReceiver, sink: Sink, pid: int) -> str:
+    """What the capture saw of pid, for a failure's message."""
+    c = receiver.kernel_counters()
+    names = {v: n for n, v in receiver.loader.abi.constants.items() if n.startswith("ERX_CNT_")}
+    return (f"events {sink.data_events(lambda p, f, port: p == pid)[:20]}; "
+            f"txs {len(sink.transactions(lambda t: t.pid == pid))}; "
+            f"counters {[(names[i], v) for i, v in enumerate(c) if v and i in names]}; "
+            f"libraries {[(lib.path, sorted(lib.pids)) for lib in receiver.discovery.libraries.attached]}")
 
 
 def unattached(receiver: EbpfReceiver) -> dict[str, int]:
@@ -365,6 +378,68 @@ def test_grpc_go_over_tls(capture, cert: Certificate, workdir: Path) -> None:
                                        ("grpc", "grpc.health.v1.Health", "Check", 5, "https"): 1})
 
 
+# An asyncio HTTPS client (memory BIOs on the client side): 5 keep-alive connections at once,
+# 4 requests each; prints [[local port, [[path, status], ...]], ...].
+ASYNCIO_CLIENT = textwrap.dedent(
+    """
+    import asyncio, json, ssl, sys  # asyncio-tls-client
+    port, ca = int(sys.argv[1]), sys.argv[2]
+    ctx = ssl.create_default_context(cafile=ca)
+
+    async def connection(i):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+        got = []
+        for j in range(4):
+            path = f"/a{i}/r{j}" + ("/status/404" if j == 3 else "")
+            writer.write(f"GET {path} HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n".encode())
+            head = await reader.readuntil(b"\\r\\n\\r\\n")
+            length = int([ln for ln in head.split(b"\\r\\n") if ln.lower().startswith(b"content-length")][0]
+                         .split(b":")[1])
+            await reader.readexactly(length)
+            got.append([path, int(head.split()[1])])
+        port_ = writer.get_extra_info("sockname")[1]
+        writer.close()
+        await writer.wait_closed()
+        return [port_, got]
+
+    async def main():
+        print(json.dumps(await asyncio.gather(*(connection(i) for i in range(5)))))
+
+    sys.stdin.readline()  # the go of the test: libssl is attached
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_asyncio_https_client_on_memory_bios(capture, cert: Certificate, go_binaries: dict[str, Path]) -> None:
+    receiver, sink = capture
+    server = GoServer(go_binaries["symbols"], cert)
+    try:
+        wait_attached(receiver, server.pid, "the Go server attached")
+        client = subprocess.Popen([sys.executable, "-c", ASYNCIO_CLIENT, str(server.port), str(cert.cert)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: any(client.pid in lib.pids for lib in receiver.discovery.libraries.attached),
+                       timeout=20, what="libssl attached for the client")
+        finally:
+            out, err = client.communicate("go\n", timeout=60)
+        assert client.returncode == 0, err
+        expected = collections.Counter((path, status, "https", port) for port, got in json.loads(out)
+                                       for path, status in got)
+        assert sum(expected.values()) == 20
+        try:
+            spans = wait_for(lambda: sink.spans(lambda s: s.kind.name == "CLIENT" and pid_of(s) == client.pid), 20,
+                             "asyncio CLIENT spans")
+        except AssertionError as err:
+            raise AssertionError(f"{err}; {diagnosis(receiver, sink, client.pid)}") from None
+    finally:
+        server.stop()
+    got = collections.Counter((s.attributes["url.path"], s.attributes.get("http.response.status_code"),
+                               s.attributes["url.scheme"], s.attributes.get("network.local.port")) for s in spans)
+    assert got == expected
+
+
 # -- OpenSSL linked into the executable ----------------------------------------------------------
 
 
@@ -387,12 +462,7 @@ def test_statically_linked_openssl_server(capture, cert: Certificate, workdir: P
             spans = wait_for(lambda: sink.spans(lambda s: s.kind.name == "SERVER" and pid_of(s) == server.pid),
                              len(paths), "static OpenSSL SERVER spans")
         except AssertionError as err:
-            c = receiver.kernel_counters()
-            names = {v: n for n, v in receiver.loader.abi.constants.items() if n.startswith("ERX_CNT_")}
-            raise AssertionError(f"{err}; events {sink.data_events(lambda pid, f, p: pid == server.pid)[:20]}; "
-                                 f"txs {len(sink.transactions(lambda t: t.pid == server.pid))}; "
-                                 f"counters {[(names[i], v) for i, v in enumerate(c) if v and i in names]}; "
-                                 f"links {receiver.loader.tls_libraries}") from None
+            raise AssertionError(f"{err}; {diagnosis(receiver, sink, server.pid)}") from None
     finally:
         server.stop()
     got = collections.Counter((s.attributes["url.path"], s.attributes.get("http.response.status_code"),

@@ -14,7 +14,9 @@
  * connections: a read clears what a TLS call left pending; a pending SSL object is only tied to
  * a socket that has received nothing yet (a client's ClientHello: servers are tied by their
  * reads); a connection is marked TLS by its first plaintext, not by a tie that a later read may
- * correct. Every thread that reads a socket gets an erx_ssl_calls entry (once). */
+ * correct; only TCP sockets count (an event loop's wake-up socket pair is read and written
+ * around its TLS calls too). Every thread that reads a TCP socket gets an erx_ssl_calls entry
+ * (once). */
 #ifndef ERX_LIB_TLS_H
 #define ERX_LIB_TLS_H
 
@@ -49,7 +51,7 @@ static __always_inline bool erx_tls_socket_syscall(__u64 pid_tgid, struct sock *
 		erx_count(ERX_CNT_TLS_CIPHERTEXT);
 		return true;
 	}
-	if (dir == ERX_DIR_EGRESS && call->pending_out_ssl) {
+	if (dir == ERX_DIR_EGRESS && call->pending_out_ssl && erx_sock_is_tcp(sk)) {
 		__u64 ssl = call->pending_out_ssl;
 		__u64 key = (__u64)sk;
 		struct erx_conn_state *c = bpf_map_lookup_elem(&erx_conns, &key);
@@ -70,8 +72,11 @@ static __always_inline bool erx_tls_socket_syscall(__u64 pid_tgid, struct sock *
  * may be decrypting (memory BIOs). */
 static __always_inline void erx_tls_socket_read(__u64 sk)
 {
-	struct erx_ssl_call *call = bpf_task_storage_get(&erx_ssl_calls, bpf_get_current_task_btf(), 0,
-							 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct erx_ssl_call *call;
+
+	if (!erx_sock_is_tcp((struct sock *)sk))
+		return; /* an event loop's wake-up socket pair is no TLS connection */
+	call = bpf_task_storage_get(&erx_ssl_calls, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 
 	if (call && !call->valid) {
 		call->pending_in_sk = sk;
