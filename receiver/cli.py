@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate, print the effective config (secrets redacted), exit")
     val = sub.add_parser("validate", help="validate the configuration without touching the kernel")
     val.add_argument("--config", action="append", metavar="FILE")
-    sub.add_parser("check", help="can the agent run here? (kernel, BTF, tracefs, capabilities...)")
+    chk = sub.add_parser("check", help="can the agent run here? (kernel, BTF, tracefs, capabilities...)")
+    chk.add_argument("--config", action="append", metavar="FILE",
+                     help="also list, per process this configuration traces, its TLS stack and whether its "
+                          "plaintext is covered")
     st = sub.add_parser("status", help="the running agent's traced processes as a table (from its zpages extension)")
     st.add_argument("--endpoint", metavar="HOST:PORT",
                     help="the zpages endpoint (default: the one --config names, else localhost:55679)")
@@ -77,6 +80,18 @@ def cmd_check(args) -> int:
 
     results = run_checks()
     print(format_table(results))
+    if getattr(args, "config", None):
+        from receiver.discovery.tls_check import tls_check
+        from receiver.discovery.tls_stacks import format_tls_table
+
+        config = _load(args.config)
+        uprobes = all(r.ok for r in results if r.name == "uprobes")
+        for name, receiver in config.receivers.items():
+            discovery = getattr(receiver, "discovery", None)
+            if discovery is None:
+                continue
+            print(f"\nTLS stacks of the processes receivers.{name} traces:")
+            print(format_tls_table(tls_check(discovery, uprobes=uprobes)))
     return 0 if all(r.ok for r in results if r.required) else 1
 
 

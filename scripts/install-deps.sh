@@ -11,7 +11,7 @@ test_pkgs=(nginx-light redis-server redis-tools postgresql postgresql-client mar
            prometheus curl wrk openssl iproute2 conntrack iptables procps iputils-ping
            chromium chromium-driver
            util-linux  # setpriv: tests/e2e/test_least_privilege.py
-           golang-go gcc python3-dev)  # go tool pprof reads the profiles; gcc + Python.h: profiling tests
+           golang-go golang-google-grpc-dev libssl-dev gcc python3-dev)  # Go crypto/tls and gRPC-Go servers, static OpenSSL server; go tool pprof reads the profiles; gcc + Python.h: profiling tests
 
 pkgs=("${run_pkgs[@]}")
 [ "$profile" = test ] || [ "$profile" = bench ] && pkgs+=("${test_pkgs[@]}")

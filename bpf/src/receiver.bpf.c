@@ -24,6 +24,7 @@ const volatile struct erx_config erx_cfg = {
 #include "maps/conns.h"
 #include "maps/filters.h"
 #include "maps/ssl.h"
+#include "maps/go_tls.h"
 #include "maps/tcp_health.h"
 #include "maps/self.h"
 #include "maps/http.h"
@@ -47,6 +48,7 @@ const volatile struct erx_config erx_cfg = {
 #include "progs/syscalls_conn.h"
 #include "progs/sched.h"
 #include "progs/ssl_uprobes.h"
+#include "progs/go_tls.h"
 #endif
 
 /* Never called, never loaded: its argument makes clang emit every ABI record and enum into the
@@ -64,6 +66,7 @@ struct erx_abi_types {
 	struct erx_http_agg_key http_agg_key;
 	struct erx_http_agg_value http_agg_value;
 	struct erx_http_control http_control;
+	struct erx_go_tls_binary go_tls_binary;
 	enum erx_event_kind kind;
 	enum erx_direction direction;
 	enum erx_role role;

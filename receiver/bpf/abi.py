@@ -43,6 +43,7 @@ STRUCTS = (
     "erx_http_agg_value",
     "erx_http_control",
     "erx_serving_event",
+    "erx_go_tls_binary",
 )
 
 

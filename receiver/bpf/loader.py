@@ -21,6 +21,7 @@ from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.libbpf import Libbpf, errno_text, open_libbpf
 from receiver.bpf.network_knobs import NETWORK_METRIC_BITS, NETWORK_PROGRAMS, NetworkKnobs
 from receiver.bpf.privileges import capability_refusal
+from receiver.bpf.tls_probes import TlsAttachment, UprobeSpec, go_binary_entry, go_plan, openssl_plan
 from receiver.bpf.tracefs import ensure_tracefs_or_refuse
 
 # libbpf's print callback is process-wide; loads are serialised so each gets its own log.
@@ -31,39 +32,12 @@ class BpfLoadError(RuntimeError):
     """Opening, loading or attaching the BPF object failed; the message says why and what to do."""
 
 
-# (symbol, program, is return probe, required)
-TLS_PROBES: tuple[tuple[str, str, bool, bool], ...] = (
-    ("SSL_write", "erx_ssl_write", False, True),
-    ("SSL_write", "erx_ssl_write_ret", True, True),
-    ("SSL_read", "erx_ssl_read", False, True),
-    ("SSL_read", "erx_ssl_read_ret", True, True),
-    ("SSL_write_ex", "erx_ssl_write_ex", False, False),
-    ("SSL_write_ex", "erx_ssl_write_ex_ret", True, False),
-    ("SSL_read_ex", "erx_ssl_read_ex", False, False),
-    ("SSL_read_ex", "erx_ssl_read_ex_ret", True, False),
-    ("SSL_set_fd", "erx_ssl_set_fd", False, False),
-    ("SSL_do_handshake", "erx_ssl_handshake", False, False),
-    ("SSL_do_handshake", "erx_ssl_handshake_ret", True, False),
-    ("SSL_connect", "erx_ssl_handshake", False, False),
-    ("SSL_connect", "erx_ssl_handshake_ret", True, False),
-    ("SSL_accept", "erx_ssl_handshake", False, False),
-    ("SSL_accept", "erx_ssl_handshake_ret", True, False),
-)
-
-
 # Programs reached only by tail calls (prog array map -> program): never attached.
 TAIL_CALLS: tuple[tuple[str, str], ...] = (
     ("erx_http_tp_progs", "erx_http_tp"),
     ("erx_http_uprobe_progs", "erx_http_uprobe"),
 )
 TAIL_CALLED_SECTIONS = ("tracepoint",)  # a section without an attach target
-
-
-@dataclass(frozen=True)
-class TlsAttachment:
-    path: str
-    probes: int
-    missing: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -329,31 +303,47 @@ class BpfLoader:
         mapping it share the probes).  Raises BpfLoadError when SSL_read/SSL_write cannot be
         attached; optional symbols (the _ex forms, SSL_set_fd) are skipped when absent."""
         with self._tls_lock:
-            return self._attach_tls_library(path)
+            return self._attach_uprobes(path, openssl_plan())
 
-    def _attach_tls_library(self, path: str) -> TlsAttachment:
+    def attach_go_tls(self, path: str, index: int, binary) -> TlsAttachment:
+        """Attach the Go crypto/tls probes to one Go executable (a covered
+        :class:`~receiver.discovery.go_tls.GoBinary`): its offsets go to
+        ``erx_go_tls_binaries[index]``, and each uprobe carries ``index`` as cookie."""
+        with self._tls_lock:
+            if not 0 <= index < self.abi.const("ERX_GO_TLS_BINARIES"):
+                raise BpfLoadError(f"no room for another Go executable ({path}): "
+                                   f"{self.abi.const('ERX_GO_TLS_BINARIES')} are attached")
+            if self._state == "attached" and not self.map_update(
+                    "erx_go_tls_binaries", index.to_bytes(4, "little"), go_binary_entry(self.abi, binary)):
+                raise BpfLoadError(f"erx_go_tls_binaries[{index}] cannot be written")
+            return self._attach_uprobes(path, go_plan(binary, index))
+
+    def _attach_uprobes(self, path: str, plan: list[UprobeSpec]) -> TlsAttachment:
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
         if self._state != "attached":
-            raise BpfLoadError("attach_tls_library() needs a started loader")
+            raise BpfLoadError("attaching uprobes needs a started loader")
         links = []
         missing = []
-        for func, prog_name, retprobe, required in TLS_PROBES:
-            prog = lib.bpf_object__find_program_by_name(self._obj, prog_name.encode())
+        for spec in plan:
+            prog = lib.bpf_object__find_program_by_name(self._obj, spec.program.encode())
             if prog == ffi.NULL:
-                raise BpfLoadError(f"BPF object lacks program {prog_name}")
+                raise BpfLoadError(f"BPF object lacks program {spec.program}")
             opts = ffi.new("struct bpf_uprobe_opts *")
             opts.sz = ffi.sizeof("struct bpf_uprobe_opts")
-            opts.retprobe = retprobe
-            fname = ffi.new("char[]", func.encode())
+            opts.retprobe = spec.retprobe
+            opts.bpf_cookie = spec.cookie
+            fname = ffi.new("char[]", spec.func_name.encode()) if spec.func_name else ffi.NULL
             opts.func_name = fname
-            link = self._with_log(lambda: lib.bpf_program__attach_uprobe_opts(prog, -1, path.encode(), 0, opts))
+            link = self._with_log(
+                lambda: lib.bpf_program__attach_uprobe_opts(prog, -1, path.encode(), spec.offset, opts))
             err = lib.libbpf_get_error(link)
             if link == ffi.NULL or err:
-                if required:
+                what = spec.func_name or f"{spec.program} at offset {spec.offset:#x}"
+                if spec.required:
                     for done in links:
                         lib.bpf_link__destroy(done)
-                    raise BpfLoadError(self._failure(f"attaching {func} in {path}", err or -errno.ENOENT))
-                missing.append(func)
+                    raise BpfLoadError(self._failure(f"attaching {what} in {path}", err or -errno.ENOENT))
+                missing.append(what)
                 continue
             links.append(link)
         self._tls_links[path] = links

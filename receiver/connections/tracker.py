@@ -14,9 +14,10 @@ TLS: plaintext read at a TLS library (data events flagged ERX_FLAG_TLS) switches
 connection to plaintext for good: whatever was detected on ciphertext is dropped, and socket
 bytes (ciphertext) of that connection are ignored from then on.  Socket bytes that start with a
 TLS record header, on a connection with no plaintext yet, mean TLS through a library that is
-not attached: the connection is counted (``tls_unattached``) and, through
-``on_tls_ciphertext``, its socket bytes are switched off in the kernel (the library's
-plaintext still flows if the library is attached later).
+not attached (or not yet: a memory-BIO runtime's first ciphertext comes before its TLS call):
+through ``on_tls_ciphertext`` its socket bytes are switched off in the kernel (the library's
+plaintext still flows if it comes later), and a connection that ends with no plaintext is
+counted (``tls_unattached``, ``ebpf_receiver_tls_unattached_total{reason="no_library"}``).
 
 Namespaces and NAT (with a :class:`~receiver.connections.netns.NetnsResolver`): a client
 connection whose destination was translated (DNAT to a backend) is registered, and looks for
@@ -44,6 +45,10 @@ from receiver.model.endpoints import Direction, Role, Tuple
 
 
 _SERVER = int(Role.SERVER)
+TLS_UNATTACHED_HELP = (
+    "TLS whose plaintext could not be tied to a connection, by reason: connections that ended with only "
+    "ciphertext seen (no_library); TLS library calls whose plaintext was dropped: object tied to no socket "
+    "(no_socket), connection table full (connection_table_full), Go *tls.Conn without a socket fd (go_no_fd).")
 _INGRESS = int(Direction.INGRESS)
 
 
@@ -135,7 +140,8 @@ class ConnectionTracker:
         self.evicted = 0  # connections dropped because the table was full
         self.expired = 0  # connections dropped because idle
         self.tls_plaintext = 0  # connections switched to TLS library plaintext
-        self.tls_unattached = 0  # connections seen as TLS ciphertext with no plaintext then
+        self.tls_unattached = 0  # connections that ended with TLS ciphertext and no plaintext
+        self.tls_unattached_open = 0  # open connections with TLS ciphertext and no plaintext yet
         self.tls_ciphertext_ignored = 0  # socket data events dropped: their connection has plaintext
 
     def __len__(self) -> int:
@@ -244,7 +250,9 @@ class ConnectionTracker:
         """The first TLS plaintext of c: what was detected or parsed on ciphertext is void."""
         c.tls = True
         c.inspected = True
-        c.tls_unattached = False
+        if c.tls_unattached:
+            c.tls_unattached = False
+            self.tls_unattached_open -= 1
         self.tls_plaintext += 1
         c.undetected_bytes = 0
         c.protocol = c.session = c.detect_held = None  # detected again, on plaintext
@@ -253,7 +261,7 @@ class ConnectionTracker:
         c.tls_unattached = True
         c.protocol = ""
         c.session = None
-        self.tls_unattached += 1
+        self.tls_unattached_open += 1
         if self._on_tls_ciphertext is not None:
             self._on_tls_ciphertext(c.conn_id)
 
@@ -282,8 +290,13 @@ class ConnectionTracker:
 
     def _pop(self, conn_id: int) -> Connection | None:
         c = self._conns.pop(conn_id, None)
-        if c is not None and c.endpoint_key is not None:
+        if c is None:
+            return None
+        if c.endpoint_key is not None:
             self.peers.remove(c)
+        if c.tls_unattached:  # it ended without a byte of plaintext
+            self.tls_unattached_open -= 1
+            self.tls_unattached += 1
         return c
 
     # -- views (any thread) ------------------------------------------------------------------
@@ -321,12 +334,21 @@ class ConnectionTracker:
         yield dropped
         tls = CounterMetricFamily(
             "ebpf_receiver_tls_connections",
-            "TLS connections: plaintext (read at an attached TLS library) or unattached (only ciphertext seen).",
+            "TLS connections: plaintext (read at an attached TLS library) or unattached (ended with only "
+            "ciphertext seen).",
             labels=["state"],
         )
         tls.add_metric(["plaintext"], self.tls_plaintext)
         tls.add_metric(["unattached"], self.tls_unattached)
         yield tls
+        open_ = GaugeMetricFamily("ebpf_receiver_tls_connections_ciphertext_only",
+                                  "Open TLS connections with ciphertext seen and no plaintext yet.")
+        open_.add_metric([], self.tls_unattached_open)
+        yield open_
+        # The kernel adds its reasons to this family (receivers/ebpf/self_metrics.py).
+        unattached = CounterMetricFamily("ebpf_receiver_tls_unattached", TLS_UNATTACHED_HELP, labels=["reason"])
+        unattached.add_metric(["no_library"], self.tls_unattached)
+        yield unattached
         if self.netns is not None:
             yield from self.netns.collect()
 

@@ -1,7 +1,9 @@
 """Which functions an ELF file exports in its dynamic symbol table (.dynsym) — just enough ELF
 to tell a TLS library, or an executable with OpenSSL/BoringSSL linked in statically and its
-symbols exported, from any other file.  Uprobes are attached by symbol name, so a file whose
-.dynsym does not define SSL_write cannot be instrumented anyway.
+symbols exported, from any other file.  Uprobes are attached by symbol name (libbpf resolves
+it in .dynsym or .symtab), so a file defining SSL_write in neither cannot be instrumented.
+An executable linked with libssl.a keeps the functions in its static symbol table (.symtab)
+unless it was stripped: ``include_symtab`` looks there too.
 
 Reads the ELF header, the section headers, .dynsym and its string table; never the code.
 32- and 64-bit, either byte order.  Files that are not ELF, or are cut short, export nothing.
@@ -16,6 +18,7 @@ ELF_MAGIC = b"\x7fELF"
 _ELFCLASS64 = 2
 _ELFDATA2MSB = 2
 SHT_DYNSYM = 11
+SHT_SYMTAB = 2
 SHN_UNDEF = 0
 STT_FUNC = 2
 STT_GNU_IFUNC = 10
@@ -24,15 +27,19 @@ STB_WEAK = 2
 MAX_TABLE_BYTES = 64 << 20  # a .dynsym/.dynstr larger than this is not believed
 
 
-def exported_functions(path: str, wanted: Iterable[str]) -> frozenset[str]:
-    """The names among ``wanted`` that the file at path defines as global functions in .dynsym.
-    Raises OSError when the file cannot be read."""
+def exported_functions(path: str, wanted: Iterable[str], include_symtab: bool = False) -> frozenset[str]:
+    """The names among ``wanted`` that the file at path defines as global functions in .dynsym
+    (and, with ``include_symtab``, in .symtab).  Raises OSError when the file cannot be read."""
     wanted = frozenset(wanted)
     with open(path, "rb") as f:
-        return _exported(f, wanted)
+        found = _exported(f, wanted, SHT_DYNSYM)
+        if include_symtab and found != wanted:
+            found |= _exported(f, wanted - found, SHT_SYMTAB)
+        return found
 
 
-def _exported(f: BinaryIO, wanted: frozenset[str]) -> frozenset[str]:
+def _exported(f: BinaryIO, wanted: frozenset[str], table_type: int = SHT_DYNSYM) -> frozenset[str]:
+    f.seek(0)
     ident = f.read(16)
     if len(ident) < 16 or ident[:4] != ELF_MAGIC:
         return frozenset()
@@ -63,7 +70,7 @@ def _exported(f: BinaryIO, wanted: frozenset[str]) -> frozenset[str]:
         # name, type, flags, addr, offset, size, link, info, addralign, entsize
         sections.append((s[1], s[4], s[5], s[6], s[9]))
     for sh_type, offset, size, link, entsize in sections:
-        if sh_type != SHT_DYNSYM or link >= len(sections):
+        if sh_type != table_type or link >= len(sections):
             continue
         _, str_off, str_size, _, _ = sections[link]
         if size > MAX_TABLE_BYTES or str_size > MAX_TABLE_BYTES:

@@ -36,6 +36,7 @@ from receiver.discovery.metrics import discovery_metric_families
 from receiver.discovery.procfs import ProcFs, ProcStat, cgroup_paths, container_id
 from receiver.discovery.rules import Decision, DiscoveryRules, ProcessFacts
 from receiver.discovery.tls_libraries import FileId, TlsLibraries
+from receiver.discovery.tls_stacks import ProcessTls, process_tls, summary_lines
 from receiver.discovery.resources import ProcessResources
 from receiver.discovery.summary import DiscoverySummary, SummaryThrottle
 
@@ -52,6 +53,8 @@ class DiscoveryLoader(Protocol):
     def set_pid_excluded(self, pid: int, excluded: bool, until_exec: bool = False) -> bool: ...
 
     def attach_tls_library(self, path: str): ...
+
+    def attach_go_tls(self, path: str, index: int, binary): ...
 
 
 @dataclass
@@ -133,6 +136,9 @@ class ProcessDiscovery:
             if not p.looked:
                 self._look_at_libraries(p.pid)
         self._log_summary(force=True)
+        if self.libraries is not None:
+            for line in summary_lines(self.tls_report()):
+                log.info("TLS: %s", line)
         self._next_rescan = self._clock() + self._cfg.rescan_interval
         if follow:
             self._thread = threading.Thread(target=self._run, name="ebpf-discovery", daemon=True)
@@ -156,7 +162,21 @@ class ProcessDiscovery:
     # -- views -----------------------------------------------------------------------------
 
     def attach_failures(self) -> dict[str, int]:
-        return dict(self.libraries.failures) if self.libraries else {"missing_symbol": 0, "attach_error": 0}
+        return dict(self.libraries.failures) if self.libraries else {"missing_symbol": 0, "attach_error": 0,
+                                                                      "go_unsupported": 0}
+
+    def tls_report(self) -> list[ProcessTls]:
+        """Per traced process (not kernel threads), the TLS stack found and whether its
+        plaintext is covered (``tls_stacks.py``)."""
+        by_file = self.libraries.by_file if self.libraries else {}
+        out = []
+        for p in list(self.processes.values()):
+            if p.decision is not Decision.TRACED or p.kernel_thread:
+                continue
+            libs = [by_file[fid] for fid in p.libraries if fid in by_file]
+            name = self._resources.get(p.pid).service_name
+            out.append(process_tls(p.pid, name, p.exe, libs, p.maps_readable))
+        return out
 
     def tls_libraries_of(self, pid: int) -> tuple[str, ...]:
         """Paths of the attached TLS libraries (or binaries) process ``pid`` maps (any thread)."""
@@ -365,7 +385,7 @@ class ProcessDiscovery:
         p.maps_readable = True
         found: set[FileId] = set()
         for mf in files:
-            lib = self.libraries.lookup(self._proc.in_root(pid, mf.path), mf.path)
+            lib = self.libraries.lookup(self._proc.in_root(pid, mf.path), mf.path, is_exe=mf.path == p.exe)
             if lib is not None:
                 found.add(lib.file_id)
         self._set_libraries(p, found)

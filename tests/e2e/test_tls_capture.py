@@ -243,7 +243,9 @@ def test_grpc_over_tls(capture, nginx: TlsNginx, cert: Certificate, stubs: Path)
     client_ports = {t.tuple.remote_port for t in served}
     client_txs = sink.transactions(lambda t: t.tuple.local_port in client_ports and t.tuple.remote_port == nginx.port)
     assert client_txs == []
-    assert receiver.tracker.tls_unattached >= unattached + 1
+    # Counted once the connection has ended (the client exited) with no plaintext.
+    wait_until(lambda: receiver.tracker.tls_unattached >= unattached + 1, timeout=10,
+               what="the grpcio connection counted as tls_unattached")
 
 
 # -- the agent as users run it -------------------------------------------------------------------
@@ -290,6 +292,10 @@ def test_the_agent_exports_https_spans_and_reports_discovery(tmp_path: Path, cer
             with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=5) as r:
                 metrics = r.read().decode()
             assert 'ebpf_receiver_uprobe_attach_failures_total{reason="attach_error"}' in metrics
+            # One family, by reason: the tracker's (no_library) and the kernel's.
+            for reason in ("no_library", "no_socket", "connection_table_full", "go_no_fd"):
+                assert f'ebpf_receiver_tls_unattached_total{{reason="{reason}"}}' in metrics, reason
+            assert len([ln for ln in metrics.splitlines() if ln.startswith("# TYPE ") and "tls_unattached" in ln]) == 1
             attached = [ln for ln in metrics.splitlines() if ln.startswith("ebpf_receiver_tls_libraries_attached ")]
             assert attached and float(attached[0].split()[1]) >= 1
         finally:
@@ -297,3 +303,6 @@ def test_the_agent_exports_https_spans_and_reports_discovery(tmp_path: Path, cer
     log = agent.stderr()
     summary = [ln for ln in log.splitlines() if "discovery: instrumented" in ln]
     assert summary and "TLS libraries" in summary[0] and "libssl.so" in log
+    # The start-up log names each traced process's TLS stack: nginx's master and worker.
+    stacks = [ln for ln in log.splitlines() if "TLS: pid" in ln and " nginx: " in ln]
+    assert stacks and all("openssl (shared)" in ln and "plaintext covered" in ln for ln in stacks), log

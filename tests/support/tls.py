@@ -17,6 +17,7 @@ from tests.support.ports import free_port, wait_until
 from tests.support.servers import NGINX
 
 TLS_HTTP_SERVER = Path(__file__).with_name("tls_http_server.py")
+MEMORY_BIO_SERVER = Path(__file__).with_name("memory_bio_server.py")
 
 
 @dataclass(frozen=True)
@@ -135,19 +136,23 @@ http {{
 
 
 class PythonTlsServer:
-    """``tls_http_server.py`` in a child process (see its docstring for the options)."""
+    """``tls_http_server.py`` (or another ``script`` printing ``READY <port>``, such as
+    ``memory_bio_server.py``) in a child process (see its docstring for the options)."""
 
-    def __init__(self, cert: Certificate, *options: str, env: dict | None = None) -> None:
+    def __init__(self, cert: Certificate, *options: str, env: dict | None = None,
+                 script: Path = TLS_HTTP_SERVER) -> None:
         self._cert = cert
+        self._script = script
         self._options = options
         self._env = env
         self.proc: subprocess.Popen | None = None
         self.port = 0
+        self.ready_line = ""
         self.pid = 0  # kept after stop()
 
     def start(self) -> "PythonTlsServer":
         self.proc = subprocess.Popen(
-            [sys.executable, str(TLS_HTTP_SERVER), "--cert", str(self._cert.cert), "--key", str(self._cert.key),
+            [sys.executable, str(self._script), "--cert", str(self._cert.cert), "--key", str(self._cert.key),
              *self._options],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -174,6 +179,7 @@ class PythonTlsServer:
         if not line.startswith("READY "):
             raise RuntimeError(f"TLS server did not start: {line!r} {self.proc.stderr.read()}")
         self.port = int(line.split()[1])
+        self.ready_line = line
 
     def _line(self, timeout: float = 20.0) -> str:
         got: list[str] = []

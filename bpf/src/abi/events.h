@@ -149,7 +149,13 @@ enum erx_counter {
 	ERX_CNT_SHED_LEVEL = 20,     /* user space's shed level (erx_http_control) */
 	ERX_CNT_SHED_RING_FULL = 21, /* the record did not fit (also counted in LOST_RINGBUF_FULL) */
 	ERX_CNT_HTTP_AGG_FULL = 22,  /* transactions lost: erx_http_aggregates was full */
-	ERX_CNT_MAX = 23,
+	/* TLS plaintext read but not tied to a connection, by why (tls_unattached{reason}); the
+	 * plaintext of SSL objects whose socket is unknown is ERX_CNT_TLS_UNMAPPED. */
+	ERX_CNT_TLS_NO_CONN = 23,    /* the connection table had no room for its socket */
+	ERX_CNT_TLS_BIO_BOUND = 24,  /* SSL objects on memory BIOs tied to a socket by the thread's socket I/O */
+	ERX_CNT_TLS_GO_NO_FD = 25,   /* Go crypto/tls plaintext whose *tls.Conn gave no socket fd */
+	ERX_CNT_DATA_AFTER_CLOSE = 26, /* data syscalls of a TCP socket that reached CLOSE (its close record sent) while they ran */
+	ERX_CNT_MAX = 27,
 };
 
 /* Values of the map erx_ignored_conns (conn id -> why user space switched it off). */
@@ -488,6 +494,20 @@ struct erx_http_agg_value {
 struct erx_http_control {
 	__u32 shed_level;       /* enum erx_shed_level */
 	__u32 generation;       /* 0 or 1: the aggregates the kernel adds to (the other is drained) */
+};
+
+/* Go crypto/tls (receiver/discovery/go_tls.py): one entry per attached Go executable in the
+ * array erx_go_tls_binaries, at the index its uprobes carry as cookie: how to go from a
+ * *tls.Conn to its socket's fd (tls.Conn.conn -> *net.TCPConn -> fd *netFD -> pfd.Sysfd). */
+#define ERX_GO_TLS_BINARIES 1024
+struct erx_go_tls_binary {
+	__u64 itab_tcpconn;     /* address of go.itab.*net.TCPConn,net.Conn (0: not checked) */
+	__u32 tls_conn_conn;    /* offsetof(crypto/tls.Conn, conn): a net.Conn interface */
+	__u32 net_conn_fd;      /* offsetof(net.conn, fd) */
+	__u32 netfd_pfd;        /* offsetof(net.netFD, pfd) */
+	__u32 pfd_sysfd;        /* offsetof(internal/poll.FD, Sysfd) */
+	__u8 valid;             /* 1: the entry is filled */
+	__u8 _pad0[7];
 };
 
 /* Knobs set by user space in .rodata before load (the only thing in .rodata). */

@@ -81,6 +81,20 @@ static __always_inline struct sock *erx_file_sock(struct file *f)
 	return sk;
 }
 
+/* A TCP socket (IPv4/IPv6). */
+static __always_inline bool erx_sock_is_tcp(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	return (family == ERX_AF_INET || family == ERX_AF_INET6) && BPF_CORE_READ(sk, sk_protocol) == ERX_IPPROTO_TCP;
+}
+
+/* A TCP socket in state CLOSE: ended (or never connected). */
+static __always_inline bool erx_tcp_sock_closed(struct sock *sk)
+{
+	return erx_sock_is_tcp(sk) && BPF_CORE_READ(sk, __sk_common.skc_state) == 7 /* TCP_CLOSE */;
+}
+
 /* Local and remote endpoints of sk. Returns 0 for families we do not trace. */
 static __always_inline int erx_sock_tuple(struct sock *sk, struct erx_tuple *t)
 {

@@ -12,6 +12,12 @@ struct erx_ssl_call {
 	__u8 syscall;    /* ERX_SYS_SSL_READ / ERX_SYS_SSL_WRITE */
 	__u8 valid;      /* the thread is inside this call */
 	__u8 _pad0[5];
+	/* Memory BIOs (the SSL object has no fd; the runtime moves the ciphertext itself): the
+	 * socket this thread last read bytes from outside any TLS call (the ciphertext the next
+	 * SSL_read/handshake decrypts), and the SSL object of a TLS call that ended with no socket
+	 * known (the next socket write of this thread carries its ciphertext). 0: none. */
+	__u64 pending_in_sk;
+	__u64 pending_out_ssl;
 };
 
 /* Per thread (task local storage): the SSL_read/SSL_write it is inside. */
@@ -36,13 +42,33 @@ struct erx_ssl_key {
 	__u32 _pad0;
 };
 
-/* (tgid, SSL *) -> struct sock *: learned from the socket syscall the library makes inside
- * SSL_read/SSL_write, or from SSL_set_fd. */
+/* How an SSL object was tied to its socket. */
+enum erx_ssl_bound {
+	ERX_SSL_BOUND_FD = 1,   /* SSL_set_fd, or a socket syscall inside a TLS call: certain */
+	ERX_SSL_BOUND_BIO = 2,  /* memory BIO: the thread's socket I/O around the call (lib/tls.h) */
+};
+
+struct erx_ssl_sock {
+	__u64 sk;        /* struct sock * */
+	__u8 how;        /* enum erx_ssl_bound */
+	__u8 _pad0[7];
+};
+
+/* (tgid, SSL *) -> its socket: learned from the socket syscall the library makes inside
+ * SSL_read/SSL_write, from SSL_set_fd, or (memory BIOs) from the thread's socket I/O. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct erx_ssl_key);
-	__type(value, __u64);
+	__type(value, struct erx_ssl_sock);
 } erx_ssl_socks SEC(".maps");
+
+static __always_inline void erx_ssl_bind(__u64 ssl, __u32 tgid, __u64 sk, __u8 how)
+{
+	struct erx_ssl_key k = { .ssl = ssl, .tgid = tgid };
+	struct erx_ssl_sock v = { .sk = sk, .how = how };
+
+	bpf_map_update_elem(&erx_ssl_socks, &k, &v, BPF_ANY);
+}
 
 #endif

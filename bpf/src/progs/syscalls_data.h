@@ -24,7 +24,7 @@ static __always_inline int erx_data_enter(__u8 sys, __u8 dir, __u8 flags, int fd
 		if (!erx_log_wanted(f, fd, id >> 32, bpf_ktime_get_ns()))
 			return 0;
 		flags |= ERX_INF_LOG;
-	} else if (erx_tls_socket_syscall(id, sk)) {
+	} else if (erx_tls_socket_syscall(id, sk, dir)) {
 		return 0; /* ciphertext: the TLS uprobes deliver the plaintext */
 	}
 	inf = erx_inflight_slot(true);
@@ -184,7 +184,17 @@ static __always_inline int erx_data_exit(void *ctx, long ret, __u8 prog_flags)
 		erx_emit_payload(&inf, NULL, ERX_EV_LOG, ret, inf.buf, (inf.flags & ERX_INF_IOV) ? inf.count : 0, 0, 0);
 		return 0;
 	}
-	c = erx_conn_lookup_or_create((struct sock *)inf.sk);
+	if (inf.direction == ERX_DIR_INGRESS)
+		erx_tls_socket_read(inf.sk); /* memory-BIO TLS: the next SSL_read's socket (lib/tls.h) */
+	c = bpf_map_lookup_elem(&erx_conns, &inf.sk);
+	if (!c && erx_tcp_sock_closed((struct sock *)inf.sk)) {
+		/* The connection ended while the syscall ran (on loopback the peer's RST is handled
+		 * inside our write): its close record is out, these bytes are no new connection. */
+		erx_count(ERX_CNT_DATA_AFTER_CLOSE);
+		return 0;
+	}
+	if (!c)
+		c = erx_conn_lookup_or_create((struct sock *)inf.sk);
 	if (!c)
 		return 0;
 	/* Network health samples every connection, captured or not (dead code when off). */

@@ -14,15 +14,22 @@ from typing import Callable, Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric as PromMetric
 
+from receiver.connections.tracker import TLS_UNATTACHED_HELP
+
 # Lost reasons: enum erx_counter index -> label (the index names come from the ABI header).
 _LOST = {"ERX_CNT_LOST_RINGBUF_FULL": "ringbuf_full", "ERX_CNT_LOST_NO_SCRATCH": "no_scratch"}
+# TLS plaintext the kernel could not tie to a connection: ebpf_receiver_tls_unattached{reason}, a
+# family the connection tracker also reports (its reason: no_library).
+_TLS_UNATTACHED = {"ERX_CNT_TLS_UNMAPPED": "no_socket", "ERX_CNT_TLS_NO_CONN": "connection_table_full",
+                   "ERX_CNT_TLS_GO_NO_FD": "go_no_fd"}
 _CONDITIONS = {
     "ERX_CNT_PAYLOAD_READ_FAILED": "payload_read_failed",
     "ERX_CNT_CONN_TABLE_FULL": "conn_table_full",
     "ERX_CNT_INFLIGHT_FULL": "inflight_table_full",
     "ERX_CNT_FILTERED": "filtered",
     "ERX_CNT_TLS_CIPHERTEXT": "tls_ciphertext_suppressed",
-    "ERX_CNT_TLS_UNMAPPED": "tls_plaintext_unmapped",
+    "ERX_CNT_TLS_BIO_BOUND": "tls_memory_bio_bound",
+    "ERX_CNT_DATA_AFTER_CLOSE": "data_after_close",
     # HTTP/1 pairing in the kernel: transactions paired, connections handed to the payload path
     # by reason, transactions aggregated instead of submitted by reason, lost to a full map.
     "ERX_CNT_HTTP_PAIRED": "http_paired",
@@ -58,6 +65,7 @@ class KernelCounters:
         other = CounterMetricFamily(
             "ebpf_receiver_kernel_conditions", "Other kernel-side conditions, by kind.", labels=["condition"]
         )
+        unattached = CounterMetricFamily("ebpf_receiver_tls_unattached", TLS_UNATTACHED_HELP, labels=["reason"])
         if counters:
             c = self._const
             produced.add_metric([], counters[c("ERX_CNT_PRODUCED")])
@@ -65,6 +73,8 @@ class KernelCounters:
                 lost.add_metric([label], counters[c(name)])
             for name, label in _CONDITIONS.items():
                 other.add_metric([label], counters[c(name)])
+            for name, label in _TLS_UNATTACHED.items():
+                unattached.add_metric([label], counters[c(name)])
         delivered.add_metric([], self._delivered())
         errors = CounterMetricFamily(
             "ebpf_receiver_internal_errors",
@@ -74,7 +84,7 @@ class KernelCounters:
         batches, records = self._internal_errors()
         errors.add_metric(["batches"], batches)
         errors.add_metric(["records"], records)
-        yield from (produced, delivered, lost, other, errors)
+        yield from (produced, delivered, lost, other, errors, unattached)
 
 
 class MergedCollector:

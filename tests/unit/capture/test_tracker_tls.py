@@ -69,12 +69,29 @@ def test_ciphertext_before_the_library_was_attached_is_tls_not_an_unknown_protoc
     tr = tracker(k)
     assert tr.on_data(ev(Direction.INGRESS, CLIENT_HELLO, False, 1)) == []
     assert tr.on_data(ev(Direction.EGRESS, APP_DATA, False, 2)) == []
-    assert (tr.tls_unattached, tr.undetected, tr.parse_errors_by_protocol) == (1, 0, {})
+    assert (tr.tls_unattached_open, tr.undetected, tr.parse_errors_by_protocol) == (1, 0, {})
     assert k.ciphertext_only == [7] and k.ignored == []  # only the socket bytes are switched off
     # The library gets attached: its plaintext on the same connection is parsed.
     (tt,) = serve(tr, ts=10)
     assert tt.tls and tt.transaction.response.status_code == 200
     assert tr.tls_plaintext == 1
+    # Plaintext came: the connection is not unattached, now or when it ends.
+    tr.drop_pid(100)
+    assert (tr.tls_unattached_open, tr.tls_unattached) == (0, 0)
+
+
+def test_a_connection_that_ends_with_only_ciphertext_is_counted_unattached():
+    k = Kernel()
+    tr = tracker(k)
+    tr.on_data(ev(Direction.INGRESS, CLIENT_HELLO, False, 1))
+    tr.on_data(ev(Direction.INGRESS, CLIENT_HELLO, False, 2, conn_id=8))
+    tr.on_data(ev(Direction.INGRESS, REQ, True, 3, conn_id=8))  # a memory BIO's plaintext came late
+    assert (tr.tls_unattached_open, tr.tls_unattached) == (1, 0)
+    tr.expire(10**15)
+    assert (tr.tls_unattached_open, tr.tls_unattached) == (0, 1)
+    families = {f.name: f for f in tr.tracker.collect()}
+    assert [(s.labels, s.value) for s in families["ebpf_receiver_tls_unattached"].samples
+            if s.name.endswith("_total")] == [({"reason": "no_library"}, 1)]
 
 
 def test_once_plaintext_flows_socket_bytes_are_ignored_not_parse_errors():
@@ -105,7 +122,7 @@ def test_a_port_override_session_never_sees_ciphertext():
     k = Kernel()
     tr = tracker(k, port_overrides={"http": [8443]})
     assert tr.on_data(ev(Direction.INGRESS, CLIENT_HELLO, False, 1)) == []
-    assert tr.parse_errors_by_protocol == {} and tr.tls_unattached == 1
+    assert tr.parse_errors_by_protocol == {} and tr.tls_unattached_open == 1
     (tt,) = serve(tr, ts=5)
     assert tt.tls and tt.transaction.protocol == "http1"
 
@@ -115,7 +132,7 @@ def test_an_empty_first_payload_does_not_use_up_the_inspection():
     tr = tracker(k)
     tr.on_data(ev(Direction.INGRESS, b"", False, 1))
     tr.on_data(ev(Direction.INGRESS, CLIENT_HELLO, False, 2))
-    assert tr.tls_unattached == 1
+    assert tr.tls_unattached_open == 1
 
 
 def test_https_scheme_on_spans_of_tls_transactions():

@@ -7,7 +7,8 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from receiver.bpf.loader import BpfLoadError, TlsAttachment
+from receiver.bpf.loader import BpfLoadError
+from receiver.bpf.tls_probes import TlsAttachment
 from receiver.config import DiscoveryConfig, DiscoveryRule
 
 # -- ELF ------------------------------------------------------------------------------------------

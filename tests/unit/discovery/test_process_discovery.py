@@ -228,7 +228,7 @@ def test_a_library_that_cannot_be_attached_is_reported_once(fake, caplog):
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "cannot be attached" in warnings[0].getMessage() and "Operation not permitted" in warnings[0].getMessage()
-    assert d.attach_failures() == {"missing_symbol": 0, "attach_error": 1}
+    assert d.attach_failures() == {"missing_symbol": 0, "attach_error": 1, "go_unsupported": 0}
     assert loader.attached == [] and d.summary.libraries == ()
 
 
@@ -236,7 +236,7 @@ def test_a_file_exporting_ssl_write_without_ssl_read_is_a_missing_symbol(fake):
     fake.file("host", "/opt/odd/bin/odd", WRITE_ONLY_SSL)
     fake.add(FakeProcess(70, exe="/opt/odd/bin/odd", maps=("/opt/odd/bin/odd",)))
     d, loader = started(fake)
-    assert d.attach_failures() == {"missing_symbol": 1, "attach_error": 0} and loader.attached == []
+    assert d.attach_failures() == {"missing_symbol": 1, "attach_error": 0, "go_unsupported": 0} and loader.attached == []
 
 
 def test_port_rules_follow_sockets_at_every_rescan(fake):
@@ -318,7 +318,7 @@ def test_in_a_pod_event_pids_are_not_ours_and_trigger_a_listing(fake):
 def test_tls_off_attaches_nothing(fake):
     fake.add(FakeProcess(10, maps=(SSL,)))
     d, loader = started(fake, config(tls=False))
-    assert loader.attached == [] and d.attach_failures() == {"missing_symbol": 0, "attach_error": 0}
+    assert loader.attached == [] and d.attach_failures() == {"missing_symbol": 0, "attach_error": 0, "go_unsupported": 0}
     assert d.summary.libraries == ()
 
 
