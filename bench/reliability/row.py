@@ -1,0 +1,152 @@
+"""What every row of the fault matrix shares: the environment (nginx, a work directory, the
+scale), a constant-rate load running in the background, the wait for the agent to go quiet,
+and the result with its invariant ``sent == received_unique + dropped_counted``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bench.loadgen import ConstantRateLoad, LoadResult
+from bench.reliability.agent_run import AgentRun, ProcessSample, SelfMetrics
+from bench.services import Nginx
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Durations and rates of a run; ``quick`` shortens every row."""
+
+    rate: float = 200.0  # requests/s of the constant-rate load
+    load_seconds: float = 30.0
+    outage_seconds: float = 60.0  # collector down
+    slow_answer_seconds: float = 20.0  # the collector that answers late
+    drain_timeout: float = 60.0  # longest wait for the agent to go quiet once the fault clears
+    processes: int = 10_000  # churn row
+    connections: int = 100_000
+    churn_seconds: float = 60.0
+
+    @classmethod
+    def quick(cls) -> "Scale":
+        return cls(rate=100.0, load_seconds=12.0, outage_seconds=10.0, slow_answer_seconds=20.0,
+                   drain_timeout=40.0, processes=1_000, connections=6_000, churn_seconds=15.0)
+
+
+@dataclass
+class Env:
+    workdir: Path
+    nginx: Nginx
+    scale: Scale
+    log: Callable[[str], None] = print
+
+    def rowdir(self, name: str) -> Path:
+        d = self.workdir / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+
+@dataclass
+class RowResult:
+    name: str
+    fault: str
+    sent: int = 0
+    received: int = 0
+    dropped: dict = field(default_factory=dict)  # where/reason -> count
+    duplicated: int = 0
+    rss_before: int = 0
+    rss_after: int = 0
+    rss_peak: int = 0
+    fds_before: int = 0
+    fds_after: int = 0
+    exit_code: int | None = None  # of the agent's clean shutdown at the end (0 expected)
+    tolerance: int = 0
+    checks: list = field(default_factory=list)  # (description, passed)
+    notes: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def dropped_counted(self) -> int:
+        return int(sum(self.dropped.values()))
+
+    @property
+    def gap(self) -> int:
+        """Spans neither received nor counted as dropped (negative: counted more than missing)."""
+        return self.sent - self.received - self.dropped_counted
+
+    def check(self, what: str, passed: bool) -> None:
+        self.checks.append((what, bool(passed)))
+
+    @property
+    def passed(self) -> bool:
+        return all(ok for _, ok in self.checks)
+
+    def invariant(self) -> None:
+        self.check(f"sent == received + dropped (gap {self.gap}, tolerance {self.tolerance})",
+                   abs(self.gap) <= self.tolerance)
+        self.check("no crash (clean exit 0)", self.exit_code == 0)
+
+    def samples(self, before: ProcessSample, after: ProcessSample) -> None:
+        self.rss_before, self.fds_before = before.rss, before.fds
+        self.rss_after, self.fds_after, self.rss_peak = after.rss, after.fds, after.hwm
+
+
+class BackgroundLoad:
+    """The constant-rate load (bench/loadgen.py) against the row's nginx, in a thread."""
+
+    def __init__(self, env: Env, seconds: float, rate: float | None = None, connection_close: bool = False,
+                 connections: int = 16, path: str = "/index.html") -> None:
+        self.load = ConstantRateLoad("127.0.0.1", env.nginx.port, path, rate or env.scale.rate, seconds,
+                                     env.workdir, connections=connections, connection_close=connection_close)
+        self.result: LoadResult | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="load", daemon=True)
+        self.started = 0.0
+
+    def _run(self) -> None:
+        try:
+            self.result = self.load.run()
+        except BaseException as e:  # reported by join()
+            self.error = e
+
+    def start(self) -> "BackgroundLoad":
+        self.started = time.monotonic()
+        self._thread.start()
+        return self
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def join(self) -> LoadResult:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def wait_settled(agent: AgentRun, received: Callable[[], int], sent: int, timeout: float,
+                 quiet: float = 3.0) -> SelfMetrics:
+    """Waits until every sent span is received or counted as dropped (or nothing changed for
+    ``quiet`` seconds after the pipeline emptied, or ``timeout``); the last scrape."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while True:
+        m = agent.metrics()
+        got = received()
+        accounted = got + sum(m.span_drops().values())
+        state = (got, accounted)
+        if state != last:
+            last, since = state, time.monotonic()
+        if accounted >= sent and time.monotonic() - since >= 1.0:
+            return m
+        if time.monotonic() - since >= quiet and _queue_empty(m):
+            return m
+        if time.monotonic() > deadline:
+            return m
+        time.sleep(0.5)
+
+
+def _queue_empty(m: SelfMetrics) -> bool:
+    return m.sum("ebpf_receiver_exporter_signal_queue_size", signal="traces") == 0
