@@ -119,10 +119,18 @@ class SelfMetrics:
         for reason, v in self.by_label("ebpf_receiver_processor_dropped_items_total", "reason", signal="traces").items():
             drops[f"processor_dropped/{reason}"] = v
         drops["kernel_aggregated"] = self.sum("ebpf_receiver_http_transactions_aggregated_total")
+        # a paired HTTP transaction that did not fit in the ring is aggregated (above) and also
+        # counted lost: counted once here
+        shed_full = self.sum("ebpf_receiver_kernel_conditions_total", condition="http_shed_ring_full")
         for reason, v in self.by_label("ebpf_receiver_kernel_events_lost_total", "reason").items():
-            drops[f"kernel_lost/{reason}"] = v
+            drops[f"kernel_lost/{reason}"] = v - (shed_full if reason == "ringbuf_full" else 0)
         drops["sampled_out"] = self.sum("ebpf_receiver_spans_sampled_out_total")
         return {k: v for k, v in drops.items() if v}
+
+    def red_server_count(self, job: str) -> float:
+        """Server requests of one service in the RED metrics (spans and kernel aggregates alike:
+        an aggregate has no route)."""
+        return self.sum("http_server_request_duration_seconds_count", job=job)
 
     def kernel(self) -> tuple[float, float, float]:
         """(produced, delivered, lost) records."""

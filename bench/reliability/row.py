@@ -35,11 +35,15 @@ class Scale:
                    drain_timeout=40.0, processes=1_000, connections=6_000, churn_seconds=15.0)
 
 
+NGINX_NAME = "erx-reliability-nginx"  # the executable's name: the service name of its spans
+
+
 @dataclass
 class Env:
     workdir: Path
     nginx: Nginx
     scale: Scale
+    path: str = "/erx-reliability.html"  # the page the load asks for (its own RED route)
     log: Callable[[str], None] = print
 
     def rowdir(self, name: str) -> Path:
@@ -97,8 +101,8 @@ class BackgroundLoad:
     """The constant-rate load (bench/loadgen.py) against the row's nginx, in a thread."""
 
     def __init__(self, env: Env, seconds: float, rate: float | None = None, connection_close: bool = False,
-                 connections: int = 16, path: str = "/index.html") -> None:
-        self.load = ConstantRateLoad("127.0.0.1", env.nginx.port, path, rate or env.scale.rate, seconds,
+                 connections: int = 16) -> None:
+        self.load = ConstantRateLoad("127.0.0.1", env.nginx.port, env.path, rate or env.scale.rate, seconds,
                                      env.workdir, connections=connections, connection_close=connection_close)
         self.result: LoadResult | None = None
         self.error: BaseException | None = None
