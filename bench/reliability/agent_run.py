@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import procstat
-from bench.procstat import die_with_parent
 from bench.services import REPO, VENV_BIN, BenchError, free_port, wait_for_port
 
 # Faster retries than the defaults (5 s, 30 s) so a row ends in seconds after its fault clears;
@@ -178,10 +177,13 @@ class AgentRun:
     def start(self, timeout: float = 90.0) -> "AgentRun":
         self.starts += 1
         self._log = open(self.log_path, "w")
+        # No preexec_fn: this process runs the fault sink's gRPC server, and Python code between
+        # fork and exec in a child of a busy gRPC process can abort there (epoll_wait on a closed
+        # fd).  setpriv sets the parent-death signal and execs the agent instead.
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "ebpf-receiver"), "run", "--config", str(self.config_path)],
+            ["setpriv", "--pdeathsig", "TERM", "--",
+             str(VENV_BIN / "ebpf-receiver"), "run", "--config", str(self.config_path)],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while "running (pid" not in self.log_path.read_text():

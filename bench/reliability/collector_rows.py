@@ -96,7 +96,7 @@ def sigkill_restart(env: Env) -> RowResult:
         before = agent.sample()
         sink.set_fault(Fault(fail_ratio=0.5))
         seconds = env.scale.load_seconds
-        load = BackgroundLoad(env, seconds * 2).start()
+        load = BackgroundLoad(env, seconds * 3).start()  # the restart takes seconds; traffic after it too
         time.sleep(max(0.0, seconds - load.elapsed()))
         killed_at = load.elapsed()
         agent.kill()
@@ -119,7 +119,7 @@ def sigkill_restart(env: Env) -> RowResult:
         r.dropped = m.span_drops()  # the second agent's, for its own traffic
         r.samples(before, after)
         r.exit_code = agent.stop()
-        estimate = round(total * killed_at / (seconds * 2))
+        estimate = round(total * killed_at / (seconds * 3))
         r.notes.append(
             f"sent = spans delivered or in the queue files at the kill ({killed_at:.1f} s into the load); "
             f"≈{estimate} requests completed before the kill, so ≈{max(0, estimate - len(expected))} were still in "
