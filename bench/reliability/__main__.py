@@ -16,14 +16,13 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 import time
 import traceback
 
 from bench.reliability import collector_rows, report, sink_rows
-from bench.reliability.row import NGINX_NAME, Env, RowResult, Scale
-from bench.services import INDEX_HTML, Nginx, Workdir
+from bench.reliability.row import Env, RowResult, Scale, start_nginx
+from bench.services import Workdir
 
 ROWS = {
     "collector-down": collector_rows.collector_down,
@@ -59,12 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Workdir()
     print(f"work directory {workdir.path}", flush=True)
     load_before = os.getloadavg()
-    # nginx under a name of its own: its spans and RED series are told apart from other nginx
-    # servers on the machine that the agent may see
-    binary = workdir.file(NGINX_NAME)
-    shutil.copy(shutil.which("nginx"), binary)
-    nginx = Nginx(workdir, binary=str(binary)).start()
-    (nginx.dir / "www" / Env.path.lstrip("/")).write_text(INDEX_HTML)
+    nginx = start_nginx(workdir)
     results: list[RowResult] = []
     try:
         env = Env(workdir.path, nginx, scale, log=lambda s: print(s, flush=True))

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.reliability.agent_run import AgentRun, AgentSettings
 from bench.reliability.fault_sink import OK, Fault, FaultSink
-from bench.reliability.row import BackgroundLoad, Env, RowResult, wait_settled
+from bench.reliability.row import NGINX_NAME, BackgroundLoad, Env, RowResult, wait_settled
 from receiver.exporters.persistent_queue import SUFFIX, decode_batch, exporter_directory
 from tests.support.rotel import RotelCollector
 
@@ -27,14 +27,15 @@ def collector_down(env: Env) -> RowResult:
     d = env.rowdir(r.name)
     rotel = RotelCollector(d, signals=("traces",))
     pids = {str(p) for p in env.nginx.pids}
-    cache: dict = {"size": -1, "counts": Counter()}
+    cache: dict = {"size": -1, "counts": Counter(), "foreign": 0}
 
     def received() -> Counter:
         size = rotel.log_path.stat().st_size if rotel.log_path.exists() else 0
         if size != cache["size"]:  # parsing the debug log is not free: only when it grew
             cache["size"] = size
-            cache["counts"] = Counter(s.span_id for s in rotel.spans()
-                                      if str(s.resource.get("process.pid", "")) in pids)
+            spans = rotel.spans()
+            cache["counts"] = Counter(s.span_id for s in spans if str(s.resource.get("process.pid", "")) in pids)
+            cache["foreign"] = len(spans) - sum(cache["counts"].values())
         return cache["counts"]
 
     agent = AgentRun(d, "agent", AgentSettings("otlp"), rotel.grpc_endpoint, env.nginx.proc.pid,
@@ -57,6 +58,8 @@ def collector_down(env: Env) -> RowResult:
         r.received, r.duplicated = len(counts), sum(counts.values()) - len(counts)
         r.dropped = m.span_drops()
         r.samples(before, after)
+        r.red = m.red_server_count(NGINX_NAME)
+        r.foreign(cache["foreign"])
         r.exit_code = agent.stop()
     finally:
         agent.stop()
@@ -174,6 +177,8 @@ def disk_full(env: Env) -> RowResult:
         r.received, r.duplicated = counts.received_unique, counts.duplicated
         r.dropped = m.span_drops()
         r.samples(before, after)
+        r.red = m.red_server_count(NGINX_NAME)
+        r.foreign(sum(counts.foreign.values()))
         r.exit_code = agent.stop()
         end_errors = r.dropped.get("exporter_dropped/storage_error", 0)
         r.notes.append(f"storage_error drops: {full:.0f} while full, {end_errors - settled_errors:.0f} after space "
@@ -234,6 +239,8 @@ def churn(env: Env) -> RowResult:
         r.received, r.duplicated = counts.received_unique, counts.duplicated
         r.dropped = m.span_drops()
         r.samples(before, after)
+        r.red = m.red_server_count(NGINX_NAME)
+        r.foreign(sum(counts.foreign.values()))
         conns = (m0.sum("ebpf_receiver_connections_tracked"), m.sum("ebpf_receiver_connections_tracked"))
         procs = (m0.sum("ebpf_receiver_discovery_processes"), m.sum("ebpf_receiver_discovery_processes"))
         r.notes.append(f"{spawned[0]} processes run, {loaded.completed} connections ({loaded.achieved_rate:.0f}/s, "

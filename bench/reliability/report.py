@@ -21,6 +21,7 @@ def row_dict(r: RowResult) -> dict:
     return {
         "name": r.name, "fault": r.fault, "sent": r.sent, "received": r.received, "dropped": r.dropped,
         "dropped_counted": r.dropped_counted, "duplicated": r.duplicated, "gap": r.gap, "tolerance": r.tolerance,
+        "red": r.red,
         "rss_before": r.rss_before, "rss_after": r.rss_after, "rss_peak": r.rss_peak,
         "fds_before": r.fds_before, "fds_after": r.fds_after, "exit_code": r.exit_code,
         "checks": [{"what": w, "passed": ok} for w, ok in r.checks], "notes": r.notes,
@@ -51,13 +52,15 @@ def table(results: list[RowResult], meta: dict) -> str:
         f"Produced by `{meta['command']}` on {meta['date']} ({meta['cpus']} CPUs shared with other work; "
         f"load average {meta['loadavg_before'][0]:.1f} before, {meta['loadavg_after'][0]:.1f} after).",
         "",
-        "| row | fault | sent | received (unique) | dropped, counted | duplicated | gap | "
-        "RSS before → after (peak), MiB | fds before → after | result |",
-        "|---|---|--:|--:|---|--:|--:|---|---|---|",
+        "| row | fault | sent | received (unique) | dropped, counted | duplicated | gap (tolerance) | "
+        "RED count | RSS before → after (peak), MiB | fds before → after | result |",
+        "|---|---|--:|--:|---|--:|--:|--:|---|---|---|",
     ]
     for r in results:
+        red = "–" if r.red is None else f"{r.red:.0f}"
         out.append(
-            f"| {r.name} | {r.fault} | {r.sent} | {r.received} | {_drops(r)} | {r.duplicated} | {r.gap} | "
+            f"| {r.name} | {r.fault} | {r.sent} | {r.received} | {_drops(r)} | {r.duplicated} | "
+            f"{r.gap} (-{r.tolerance}) | {red} | "
             f"{_mib(r.rss_before)} → {_mib(r.rss_after)} ({_mib(r.rss_peak)}) | {r.fds_before} → {r.fds_after} | "
             f"{'pass' if r.passed else '**FAIL**'} |"
         )
