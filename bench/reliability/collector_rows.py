@@ -226,7 +226,7 @@ def churn(env: Env) -> RowResult:
         spawner = threading.Thread(target=_spawn_processes, args=(s.processes, s.churn_seconds, stop, spawned),
                                    daemon=True)
         load = BackgroundLoad(env, s.churn_seconds, rate=s.connections / s.churn_seconds,
-                              connection_close=True, connections=32).start()
+                              connection_close=True, connections=32, processes=2).start()
         spawner.start()
         loaded = load.join()
         spawner.join(s.churn_seconds + 60)

@@ -123,9 +123,10 @@ class BackgroundLoad:
     """The constant-rate load (bench/loadgen.py) against the row's nginx, in a thread."""
 
     def __init__(self, env: Env, seconds: float, rate: float | None = None, connection_close: bool = False,
-                 connections: int = 16) -> None:
+                 connections: int = 16, processes: int | None = None) -> None:
         self.load = ConstantRateLoad("127.0.0.1", env.nginx.port, env.path, rate or env.scale.rate, seconds,
-                                     env.workdir, connections=connections, connection_close=connection_close)
+                                     env.workdir, processes=processes, connections=connections,
+                                     connection_close=connection_close)
         self.result: LoadResult | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="load", daemon=True)
