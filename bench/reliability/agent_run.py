@@ -124,12 +124,21 @@ class SelfMetrics:
         for reason, v in self.by_label("ebpf_receiver_kernel_events_lost_total", "reason").items():
             drops[f"kernel_lost/{reason}"] = v - (shed_full if reason == "ringbuf_full" else 0)
         drops["sampled_out"] = self.sum("ebpf_receiver_spans_sampled_out_total")
+        # paired transactions the kernel could neither submit nor aggregate (its map was full)
+        drops["kernel_aggregates_full"] = self.sum("ebpf_receiver_kernel_conditions_total",
+                                                   condition="http_aggregates_full")
         return {k: v for k, v in drops.items() if v}
 
     def red_server_count(self, job: str) -> float:
         """Server requests of one service in the RED metrics (spans and kernel aggregates alike:
         an aggregate has no route)."""
         return self.sum("http_server_request_duration_seconds_count", job=job)
+
+    def red_other_count(self, job: str) -> float:
+        """Operations of every other service in the RED metrics (server and client, any protocol):
+        what the agent traced besides ``job``, whose drops its per-agent counters include."""
+        return sum(v for (n, ls), v in self.samples.items()
+                   if n.endswith("_duration_seconds_count") and dict(ls).get("job") != job)
 
     def kernel(self) -> tuple[float, float, float]:
         """(produced, delivered, lost) records."""
@@ -203,7 +212,9 @@ class AgentRun:
 
     def metrics(self) -> SelfMetrics:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=15) as r:
-            return SelfMetrics.parse(r.read().decode())
+            text = r.read().decode()
+        (self.workdir / f"{self.name}-{self.starts}.metrics.txt").write_text(text)  # the last scrape, kept
+        return SelfMetrics.parse(text)
 
     def sample(self) -> ProcessSample:
         return sample_process(self.proc.pid)

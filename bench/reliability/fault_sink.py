@@ -80,6 +80,7 @@ class _Ledger:
         self.abandoned = 0
         self.foreign: Counter[int] = Counter()  # pid -> spans
         self.foreign_examples: list[str] = []
+        self.paths: dict[bytes, str] | None = None  # span id -> url.path, when asked for
         self.last_change = time.monotonic()
 
     def decide(self) -> tuple[Fault, bool]:
@@ -101,6 +102,10 @@ class _Ledger:
             pid = attrs["process.pid"].int_value if "process.pid" in attrs else 0
             for ss in rs.scope_spans:
                 out.extend((s.span_id, pid) for s in ss.spans)
+                if self.paths is not None:
+                    for s in ss.spans:
+                        path = next((kv.value.string_value for kv in s.attributes if kv.key == "url.path"), "")
+                        self.paths[s.span_id] = path
                 if self.pids is not None and pid not in self.pids and len(self.foreign_examples) < 3 and ss.spans:
                     exe = attrs.get("process.executable.name") or attrs.get("service.name")
                     self.foreign_examples.append(f"pid {pid} {exe.string_value if exe else '?'}: {ss.spans[0].name}")
@@ -236,6 +241,15 @@ class FaultSink:
     def set_fault(self, fault: Fault) -> None:
         with self.ledger.lock:
             self.ledger.fault = fault
+
+    def record_paths(self) -> None:
+        """From now on remember each span's ``url.path`` (:meth:`path_of`)."""
+        with self.ledger.lock:
+            self.ledger.paths = {}
+
+    def path_of(self, span_id: bytes) -> str | None:
+        with self.ledger.lock:
+            return None if self.ledger.paths is None else self.ledger.paths.get(span_id)
 
     def set_pids(self, pids: frozenset[int]) -> None:
         with self.ledger.lock:

@@ -48,7 +48,7 @@ def run_with_sink(env: Env, result: RowResult, settings: AgentSettings,
         result.dropped = m.span_drops()
         result.samples(before, after)
         result.red = m.red_server_count(NGINX_NAME)
-        result.foreign(sum(counts.foreign.values()))
+        result.foreign(sum(counts.foreign.values()), m.red_other_count(NGINX_NAME))
         if counts.foreign:
             result.notes.append(f"{sum(counts.foreign.values())} spans of {len(counts.foreign)} processes other than "
                                 f"nginx ignored (e.g. {'; '.join(counts.foreign_examples)})")
