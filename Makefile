@@ -10,7 +10,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 CONTAINER_ENGINE ?= docker
 IMAGE ?= ebpf-receiver:$(VERSION)
 
-.PHONY: run test deps deps-test venv venv-bench venv-fuzz bpf bench fuzz check clean wheel docs docs-check image
+.PHONY: run test deps deps-test venv venv-bench venv-fuzz bpf bench reliability fuzz check clean wheel docs docs-check image
 
 run: deps venv bpf
 	$(VENV)/bin/ebpf-receiver run $(if $(CONFIG),--config $(CONFIG))
@@ -33,6 +33,13 @@ FUZZ_TARGETS ?=
 fuzz: deps-test venv-fuzz bpf
 	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) $(if $(FUZZ_TARGETS),FUZZ_TARGETS=$(FUZZ_TARGETS)) \
 		$(PY) -m tests.fuzz
+
+# The fault matrix (bench/reliability/): the real agent, nginx traffic, rotel and a fault-injecting
+# OTLP server; writes its table into docs/reliability.md.  As root; about 12 minutes, QUICK=1 about 5.
+QUICK ?=
+RELIABILITY_ARGS ?=
+reliability: deps-test venv bpf
+	$(PY) -m bench.reliability --write-doc $(if $(QUICK),--quick) $(RELIABILITY_ARGS)
 
 deps:
 	@scripts/install-deps.sh run

@@ -325,8 +325,9 @@ INDEX_HTML = ("<!DOCTYPE html><html><head><title>bench</title></head><body>" + "
 
 
 class Nginx:
-    def __init__(self, workdir: Workdir, workers: int = 1, sendfile: bool = True) -> None:
+    def __init__(self, workdir: Workdir, workers: int = 1, sendfile: bool = True, binary: str = "nginx") -> None:
         self.dir = workdir.file("nginx")
+        self.binary = binary  # a copy under another name gives its spans and RED series their own service
         self.workers = workers
         self.sendfile = sendfile
         self.port = free_port()
@@ -340,7 +341,7 @@ class Nginx:
         conf.write_text(NGINX_CONF.format(workers=self.workers, dir=self.dir, port=self.port,
                                           sendfile="on" if self.sendfile else "off"))
         self.proc = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", str(self.dir), "-e", str(self.dir / "error.log")],
+            [self.binary, "-c", str(conf), "-p", str(self.dir), "-e", str(self.dir / "error.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             preexec_fn=die_with_parent,
         )

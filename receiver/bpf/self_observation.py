@@ -99,7 +99,8 @@ def seed_agent_endpoints(loader: MapWriter, pid: int | str = "self", proc_root: 
         return 0
     n = 0
     for ep in agent_endpoints(pid, proc_root):
-        kind = abi.const("ERX_AGENT_LISTENER" if ep.listener else "ERX_AGENT_CLIENT")
+        # a client found here has no recorded peer: matched by its local endpoint alone
+        kind = abi.const("ERX_AGENT_LISTENER" if ep.listener else "ERX_AGENT_CLIENT_SEEDED")
         if loader.map_update("erx_agent_endpoints", endpoint_key(abi, ep, netns), bytes([kind])):
             n += 1
     return n

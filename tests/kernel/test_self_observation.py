@@ -161,6 +161,47 @@ def test_a_process_the_agent_dials_is_not_traced_and_its_output_is_no_log(captur
     assert [e.payload for e in cap.of(bystander.pid, "ERX_EV_LOG")] == [b"received an export\n"]
 
 
+# A client that dials from a chosen local port (SO_REUSEADDR: a port the agent's own connection
+# uses, as connect() may pick on its own when the destinations differ).
+CLIENT_FROM_PORT = textwrap.dedent("""
+    import socket, sys
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", int(sys.argv[2])))
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"GET /probe HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+    s.recv(100)
+    s.close()
+    print("done", flush=True)
+""")
+
+
+def test_a_client_sharing_the_local_port_of_an_agent_connection_is_traced(capture_factory):
+    """Linux gives one ephemeral port to several connect()ed sockets whose destinations differ: a
+    client of an ordinary server may dial from the local port of the agent's export connection.
+    Only a connection whose both ends are the agent's connection's is left out."""
+    cap = capture_factory(capture_size=256).start()
+    collector = socket.socket()
+    collector.bind(("127.0.0.1", 0))
+    collector.listen()
+    export = socket.socket()
+    export.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    export.bind(("127.0.0.1", 0))
+    export.connect(collector.getsockname())
+    shared_port = export.getsockname()[1]
+    try:
+        server, port = other_server()
+        client = subprocess.run([sys.executable, "-c", CLIENT_FROM_PORT, str(port), str(shared_port)],
+                                capture_output=True, timeout=20)
+        assert client.stdout.strip() == b"done", client.stderr
+        server.wait(10)
+        cap.poll(0.5)
+    finally:
+        export.close()
+        collector.close()
+    assert [e.tuple.remote_port for e in cap.of(server.pid, "ERX_EV_DATA")] == [shared_port, shared_port]
+
+
 def test_observe_self_traces_the_agents_peers(capture_factory):
     cap = capture_factory(capture_size=256, observe_self=True).start(before_attach=seed_agent_endpoints)
     ls = socket.socket()

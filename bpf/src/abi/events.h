@@ -379,8 +379,11 @@ struct erx_endpoint_key {
 
 /* Values of erx_agent_endpoints. */
 enum erx_agent_endpoint {
-	ERX_AGENT_CLIENT = 1,   /* the agent dialled from it (exports): its peer receives the agent's data */
+	ERX_AGENT_CLIENT = 1,   /* the agent dialled from it (exports): its peer receives the agent's data;
+				 * a connection is the agent's only if its other end is in erx_agent_conns */
 	ERX_AGENT_LISTENER = 2, /* the agent serves on it (metrics, health, zPages) */
+	ERX_AGENT_CLIENT_SEEDED = 3, /* a client socket user space found at start (its peer is not
+				      * recorded): matched by this endpoint alone */
 };
 
 /* erx_config.log_pipes: a write to stdout/stderr that is a pipe is a log line when the pipe's reader

@@ -60,10 +60,20 @@ static __always_inline __u8 erx_agent_peer(struct sock *sk, const struct erx_tup
 
 	if (erx_cfg.observe_self || !t->dport || (t->family != ERX_AF_INET && t->family != ERX_AF_INET6))
 		return 0;
-	erx_endpoint(&k, t->daddr, t->dport, t->family, erx_sock_netns(sk));
+	struct erx_agent_conn_key ck;
+	__u32 netns = erx_sock_netns(sk);
+
+	erx_endpoint(&k, t->daddr, t->dport, t->family, netns);
 	v = bpf_map_lookup_elem(&erx_agent_endpoints, &k);
-	if (v)
-		return *v;
+	if (v && *v == ERX_AGENT_CLIENT) {
+		/* the agent's local port, but maybe another of its connections' (see erx_agent_conns) */
+		ck.agent = k;
+		erx_endpoint(&ck.peer, t->saddr, t->sport, t->family, netns);
+		if (bpf_map_lookup_elem(&erx_agent_conns, &ck))
+			return ERX_AGENT_CLIENT;
+	} else if (v) {
+		return *v == ERX_AGENT_CLIENT_SEEDED ? ERX_AGENT_CLIENT : *v;
+	}
 	if (!erx_key_loopback(&k))
 		return 0;
 	__builtin_memset(k.addr, 0, sizeof(k.addr));

@@ -13,6 +13,7 @@ static __always_inline void erx_self_sock_state(struct trace_event_raw_inet_sock
 	struct sock *sk = (struct sock *)ctx->skaddr;
 	int newstate = ctx->newstate;
 	struct erx_endpoint_key k;
+	struct erx_agent_conn_key ck;
 	struct erx_tuple t;
 	__u64 skey = (__u64)sk;
 	__u32 tgid;
@@ -37,8 +38,10 @@ static __always_inline void erx_self_sock_state(struct trace_event_raw_inet_sock
 		bpf_map_delete_elem(&erx_agent_connecting, &skey);
 		if (!erx_sock_tuple(sk, &t))
 			return;
-		erx_endpoint(&k, t.saddr, t.sport, t.family, erx_sock_netns(sk));
-		bpf_map_delete_elem(&erx_agent_endpoints, &k);
+		erx_endpoint(&ck.agent, t.saddr, t.sport, t.family, erx_sock_netns(sk));
+		erx_endpoint(&ck.peer, t.daddr, t.dport, t.family, erx_sock_netns(sk));
+		bpf_map_delete_elem(&erx_agent_conns, &ck);
+		bpf_map_delete_elem(&erx_agent_endpoints, &ck.agent);
 		return;
 	} else {
 		return;
@@ -47,6 +50,11 @@ static __always_inline void erx_self_sock_state(struct trace_event_raw_inet_sock
 		return;
 	erx_endpoint(&k, t.saddr, t.sport, t.family, erx_sock_netns(sk));
 	bpf_map_update_elem(&erx_agent_endpoints, &k, &kind, BPF_ANY);
+	if (kind == ERX_AGENT_CLIENT) {
+		ck.agent = k;
+		erx_endpoint(&ck.peer, t.daddr, t.dport, t.family, erx_sock_netns(sk));
+		bpf_map_update_elem(&erx_agent_conns, &ck, &one, BPF_ANY);
+	}
 }
 
 /* A write to fd 1/2 that is a pipe: is it a log line? Pipes are classified by user space on

@@ -13,6 +13,22 @@ struct {
 	__type(value, __u8); /* enum erx_agent_endpoint */
 } erx_agent_endpoints SEC(".maps");
 
+/* Both ends of each connection the agent dialled (set at ESTABLISHED, dropped at CLOSE): a local
+ * port is not unique to one connection (connect() gives one ephemeral port to sockets whose
+ * destinations differ), so another process's connection from the agent's local port is the
+ * agent's only when its other end is the agent's peer too. */
+struct erx_agent_conn_key {
+	struct erx_endpoint_key agent; /* the agent's local end */
+	struct erx_endpoint_key peer;  /* the end it dialled */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct erx_agent_conn_key);
+	__type(value, __u8);
+} erx_agent_conns SEC(".maps");
+
 /* The agent's sockets between connect() (SYN_SENT, in its thread: the local port is not chosen
  * yet) and ESTABLISHED (softirq: the port is known), by struct sock pointer. */
 struct {
