@@ -66,7 +66,9 @@ def parse_stat(pid: int, text: str) -> ProcStat | None:
     fields = rest.split()
     # fields[0] is field 3 (state): field n is fields[n - 3].
     try:
-        layout = (int(fields[23]), int(fields[25]), int(fields[44]), int(fields[45])) if len(fields) > 45 else (0, 0, 0, 0)
+        layout = (0, 0, 0, 0)
+        if len(fields) > 45:
+            layout = (int(fields[23]), int(fields[25]), int(fields[44]), int(fields[45]))
         return ProcStat(pid, comm, int(fields[1]), int(fields[6]), int(fields[19]), int(fields[20]), fields[0], layout)
     except (IndexError, ValueError):
         return None
