@@ -296,9 +296,11 @@ class ProcessDiscovery:
 
     def _judge_new(self, pid: int, st: ProcStat | None = None, forked: bool = False) -> TrackedProcess | None:
         """A process seen for the first time.  ``forked``: found in a listing of /proc rather
-        than by its exec; if it runs its parent's executable it was forked without exec (a
-        pre-fork server's worker, whose command line is often rewritten) and shares its
-        parent's decision, as the kernel does between the fork and this moment."""
+        than by its exec; if it still runs its parent's program image it was forked without
+        exec (a pre-fork server's worker, whose command line is often rewritten) and shares
+        its parent's decision, as the kernel does between the fork and this moment.  The same
+        executable is not enough: a Python process starting ``python3 server.py`` runs its
+        parent's executable too, but exec gave it a new image (see :meth:`_forked_from`)."""
         if pid == self._agent_pid:
             return None
         st = st or self._proc.stat(pid)
@@ -309,10 +311,19 @@ class ProcessDiscovery:
         if not p.kernel_thread:
             p.exe = self._proc.exe(pid)
             parent = self.processes.get(st.ppid) if forked else None
-            if parent is not None and parent.decision is not None and p.exe and parent.exe == p.exe:
+            if parent is not None and parent.decision is not None and self._forked_from(p, st, parent):
                 p.parent = parent.pid
             self._judge(p)
         return p
+
+    def _forked_from(self, p: TrackedProcess, st: ProcStat, parent: TrackedProcess) -> bool:
+        """Does p still run its parent's program image (forked, no exec since)?  The same
+        executable and the same address-space layout (a fork copies it, an exec draws a new
+        one); unknown layouts (not readable) say no: p is judged by its own facts."""
+        if not p.exe or parent.exe != p.exe:
+            return False
+        pst = self._proc.stat(parent.pid)
+        return pst is not None and pst.start_time == parent.start_time and st.same_image_as(pst)
 
     def _judge(self, p: TrackedProcess) -> None:
         if not self.rules.active:

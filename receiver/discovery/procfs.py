@@ -29,6 +29,11 @@ class ProcStat:
     start_time: int  # field 22, clock ticks after boot: (pid, start_time) names one process
     vsize: int  # field 23: changes when mappings are added or removed (dlopen)
     state: str = "R"  # field 3: Z (zombie) and X (dead) have exited
+    # Where exec placed the program, its stack and its arguments (fields 26, 28, 47, 48:
+    # startcode, startstack, start_brk, arg_start).  A fork copies them; an exec chooses new
+    # ones (randomised, and arg_start moves with the arguments' length).  All 0 when this
+    # reader may not ptrace-read the process (then /proc/<pid>/exe is unreadable too).
+    layout: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     @property
     def exited(self) -> bool:
@@ -37,6 +42,11 @@ class ProcStat:
     @property
     def kernel_thread(self) -> bool:
         return bool(self.flags & PF_KTHREAD)
+
+    def same_image_as(self, other: "ProcStat") -> bool:
+        """Does this process still run the program image ``other`` runs (forked from it
+        without exec)?  False when the layout is unknown."""
+        return any(self.layout) and self.layout == other.layout
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,10 @@ def parse_stat(pid: int, text: str) -> ProcStat | None:
     fields = rest.split()
     # fields[0] is field 3 (state): field n is fields[n - 3].
     try:
-        return ProcStat(pid, comm, int(fields[1]), int(fields[6]), int(fields[19]), int(fields[20]), fields[0])
+        layout = (0, 0, 0, 0)
+        if len(fields) > 45:
+            layout = (int(fields[23]), int(fields[25]), int(fields[44]), int(fields[45]))
+        return ProcStat(pid, comm, int(fields[1]), int(fields[6]), int(fields[19]), int(fields[20]), fields[0], layout)
     except (IndexError, ValueError):
         return None
 

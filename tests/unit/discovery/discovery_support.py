@@ -66,8 +66,16 @@ WRITE_ONLY_SSL = build_elf([Sym("SSL_write")])
 
 
 def stat_line(pid: int, comm: str, start_time: int, vsize: int, ppid: int = 1, flags: int = 0x400000,
-              state: str = "S") -> str:
-    after = [state, ppid, pid, pid, 0, -1, flags] + [0] * 12 + [start_time, vsize, 100] + [0] * 30
+              state: str = "S", image: int = 0) -> str:
+    """``image``: which exec drew the address-space layout (a fork keeps its parent's); 0: unknown
+    (the fields read 0, as for a process the reader may not ptrace-read)."""
+    layout = [0] * 30  # fields 25..54
+    if image:
+        layout[26 - 25] = 0x550000000000 + (image << 12)  # startcode
+        layout[28 - 25] = 0x7FFC00000000 + (image << 12)  # startstack
+        layout[47 - 25] = 0x560000000000 + (image << 12)  # start_brk
+        layout[48 - 25] = 0x7FFC00000000 + (image << 12) + 0x800  # arg_start
+    after = [state, ppid, pid, pid, 0, -1, flags] + [0] * 12 + [start_time, vsize, 100] + layout
     return f"{pid} ({comm}) " + " ".join(str(x) for x in after) + "\n"
 
 
@@ -90,6 +98,7 @@ class FakeProcess:
     ppid: int = 1
     environ: tuple[tuple[str, str], ...] = ()
     state: str = "S"  # Z: exited, not yet reaped
+    image: int | None = None  # the exec its address space comes from: None, its own; the parent's pid if forked
 
 
 @dataclass
@@ -138,7 +147,8 @@ class FakeProc:
         (d / "ns" / "net").write_text("")
         flags = 0x00200000 if p.kernel_thread else 0x400000
         (d / "stat").write_text(stat_line(p.pid, p.exe.rsplit("/", 1)[-1][:15], p.start_time, p.vsize, ppid=p.ppid,
-                                          flags=flags, state=p.state))
+                                          flags=flags, state=p.state,
+                                          image=0 if p.kernel_thread else (p.pid if p.image is None else p.image)))
         (d / "cmdline").write_bytes(b"".join(a.encode() + b"\0" for a in p.argv))
         (d / "cgroup").write_text(p.cgroup)
         (d / "environ").write_bytes(b"".join(f"{k}={v}".encode() + b"\0" for k, v in p.environ))

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
 from discovery_support import LIBC, LIBSSL, FakeProc, FakeProcess, Sym, build_elf, maps_line, stat_line
@@ -15,6 +21,7 @@ from receiver.discovery.procfs import (
     parse_stat,
     parse_tcp_ports,
 )
+from tests.support.ports import wait_until
 
 WANTED = ("SSL_write", "SSL_read")
 
@@ -26,6 +33,33 @@ def test_stat_fields_with_a_comm_holding_spaces_and_parentheses():
     st = parse_stat(42, stat_line(42, "a) b (c", start_time=123456, vsize=987654, ppid=7))
     assert (st.pid, st.comm, st.ppid, st.start_time, st.vsize) == (42, "a) b (c", 7, 123456, 987654)
     assert not st.kernel_thread
+
+
+def test_stat_layout_tells_a_fork_from_an_exec_of_the_same_executable():
+    """Real /proc: a forked child keeps this process's image, a child that exec'd this
+    executable has a new one; stat lines without the layout fields say unknown."""
+    proc = ProcFs()
+    me = proc.stat(os.getpid())
+    pid = os.fork()
+    if pid == 0:  # the forked child: wait to be looked at, then leave without pytest's cleanup
+        time.sleep(5)
+        os._exit(0)
+    execd = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        wait_until(lambda: "import time; time.sleep(5)" in proc.cmdline(execd.pid), timeout=5, what="the exec")
+        assert proc.exe(execd.pid) == proc.exe(os.getpid())
+        forked, other = proc.stat(pid), proc.stat(execd.pid)
+        assert all(me.layout)
+        assert forked.same_image_as(me)
+        assert not other.same_image_as(me) and all(other.layout)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        execd.kill()
+        execd.wait()
+    unknown = parse_stat(3, stat_line(3, "x", 1, 1))
+    assert unknown.layout == (0, 0, 0, 0) and not unknown.same_image_as(unknown)
+    assert parse_stat(3, "3 (short) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21").layout == (0, 0, 0, 0)
 
 
 def test_stat_of_a_kernel_thread_and_garbage():

@@ -100,16 +100,37 @@ def test_workers_forked_without_exec_share_their_parents_decision(fake):
     clock = FakeClock()
     nginx = ("nginx: master process /usr/sbin/nginx -p /srv/shop",)
     fake.add(FakeProcess(100, exe="/usr/sbin/nginx", argv=nginx))
-    fake.add(FakeProcess(101, exe="/usr/sbin/nginx", argv=("nginx: worker process",), ppid=100))
+    fake.add(FakeProcess(101, exe="/usr/sbin/nginx", argv=("nginx: worker process",), ppid=100, image=100))
     fake.add(FakeProcess(102, exe="/usr/bin/logger", argv=("logger",), ppid=100))  # exec'd: its own facts
     d, loader = started(fake, config(include=[dict(cmdline="*-p /srv/shop*")]), clock=clock)
     assert {pid: d.processes[pid].decision for pid in (100, 101, 102)} == {
         100: Decision.TRACED, 101: Decision.TRACED, 102: Decision.NOT_INCLUDED}
-    fake.add(FakeProcess(103, exe="/usr/sbin/nginx", argv=("nginx: worker process",), ppid=100))  # a respawn
+    fake.add(FakeProcess(103, exe="/usr/sbin/nginx", argv=("nginx: worker process",), ppid=100, image=100))  # a respawn
     clock.now += 2.0
     d.step()
     assert d.processes[103].decision is Decision.TRACED and 103 not in loader.excluded
     assert loader.excluded == {102: "not_included"}
+
+
+def test_a_child_that_exec_d_its_parent_s_executable_is_judged_by_its_own_facts(fake):
+    """A Python process (a test runner, a supervisor) started ``python3 slow_server.py``
+    before the agent: same executable as its parent, but exec gave it a new image.  It once
+    inherited the parent's NOT_INCLUDED and the rule naming its command line never applied."""
+    clock = FakeClock()
+    py = "/usr/bin/python3.11"
+    fake.add(FakeProcess(200, exe=py, argv=("python3", "-m", "pytest")))
+    fake.add(FakeProcess(201, exe=py, argv=("python3", "/srv/slow_server.py", "8080"), ppid=200))
+    fake.add(FakeProcess(202, exe=py, argv=("python3", "-m", "pytest"), ppid=200, image=200))  # forked: a worker
+    fake.add(FakeProcess(203, exe=py, argv=("python3", "/srv/slow_server.py", "8081"), ppid=200, image=0))  # unknown
+    d, loader = started(fake, config(include=[dict(cmdline="*slow_server.py*")]), clock=clock)
+    assert {pid: d.processes[pid].decision for pid in (200, 201, 202, 203)} == {
+        200: Decision.NOT_INCLUDED, 201: Decision.TRACED, 202: Decision.NOT_INCLUDED, 203: Decision.TRACED}
+    assert loader.excluded == {200: "not_included", 202: "not_included"}
+    # Found later by a rescan (its exec event missed): the same.
+    fake.add(FakeProcess(204, exe=py, argv=("python3", "/srv/slow_server.py", "8082"), ppid=200))
+    clock.now += 2.0
+    d.step()
+    assert d.processes[204].decision is Decision.TRACED and 204 not in loader.excluded
 
 
 def test_exec_judges_the_new_program_and_looks_at_its_libraries_after_a_delay(fake):
