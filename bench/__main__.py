@@ -172,10 +172,16 @@ def main(argv: list[str] | None = None) -> int:
             data["profiling"] = profiling_overhead.run(workdir, o.quick, log=scenarios.log)
         data["runs"] = scenarios.runs_as_dicts(ctx)
         targets = report.evaluate(data["runs"])
+        # the measurements are kept before the (optional) profiles, whatever happens to those
+        (Path(args.json) if args.json else workdir.file("results.json")).write_text(json.dumps(data, indent=1, default=str))
         data["profiles"] = {}
         if not args.no_profile:
             for load in dict.fromkeys(t.profile_load for t in targets if t.passed is False and t.profile_load):
-                key = report._load_key(load)
+                try:
+                    key = report._load_key(load)
+                except KeyError:  # a load the report does not know: a bug of the bench, not the agent's
+                    scenarios.log(f"no profile for the unknown load {load!r}")
+                    continue
                 scenarios.log(f"profiling the agent under {key}")
                 try:
                     data["profiles"][key] = scenarios.profile_load(ctx, load, o.profile_seconds)

@@ -560,6 +560,8 @@ def _render_profiles(profiles: dict, targets: list[Target]) -> list[str]:
 def _load_key(load: tuple) -> str:
     if load[0] == "fixed":
         return f"nginx at {load[1]:,.0f} req/s"
+    if load[0] == "fixed-close":
+        return f"nginx at {load[1]:,.0f} req/s, a connection per request"
     return {"saturated": "nginx saturated (wrk)", "flask": "Flask at the fixed rate"}[load[0]]
 
 

@@ -424,11 +424,12 @@ def profile_load(ctx: Context, load: tuple, seconds: float) -> str:
             return str(out)
         return done
 
-    if load[0] == "fixed":
+    if load[0] in ("fixed", "fixed-close"):
         nginx = Nginx(ctx.workdir, workers=ctx.opts.nginx_workers, sendfile=ctx.opts.nginx_sendfile).start()
         try:
             # the load runs a little longer than the recording, so every sample is under load
-            _fixed_run(ctx, nginx, load[1], "on", -1, seconds + 2, label="profile", profile=attach)
+            _fixed_run(ctx, nginx, load[1], "on", -1, seconds + 2, label="profile", profile=attach,
+                       connection_close=load[0] == "fixed-close")
         finally:
             nginx.stop()
     elif load[0] == "saturated":
