@@ -162,7 +162,10 @@ class Agent:
         self.deferred_exemplars: DeferredExemplars | None = None  # set once a tail sampler exists
         self.slow_threshold_s: float | None = None  # a tail sampler's latency policy: shed slower ones last
         self.backpressure = Backpressure()
-        self.serving_spans = ServingSpans()  # written by the ebpf receiver, read by the profiler
+        # Server spans by request, written by the ebpf receiver for the profiler: only with a
+        # profiles pipeline (it holds up to 16k spans alive, ~25 MB, and costs a lock per span).
+        profiles = any(pid.split("/", 1)[0] == "profiles" for pid in config.service.pipelines)
+        self.serving_spans = ServingSpans() if profiles else None
         self.debug_stream = debug_stream or sys.stderr
         self._push_interval = metrics_push_interval
         self.exporters: dict[str, object] = {}

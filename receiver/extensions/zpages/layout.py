@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-import networkx as nx
 
 NODE_SPACING = 46.0  # px between nodes of one layer
 LAYER_SPACING = 260.0  # px between layers
@@ -28,6 +27,8 @@ class Layout:
 
 
 def layered_layout(nodes: list[str], edges: list[tuple[str, str]]) -> Layout:
+    import networkx as nx  # ~20 MB and 60 ms: loaded when a map is first drawn, not by every agent
+
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from((a, b) for a, b in edges if a != b)
