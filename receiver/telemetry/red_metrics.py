@@ -163,21 +163,8 @@ class RedMetrics:
         if count <= 0 or len(bucket_counts) != self._n_buckets:
             return
         with self._lock:
-            state = self._metrics.get(name)
-            if state is None:
-                state = self._metrics[name] = _MetricState()
-            by_attrs = state.by_resource.get(resource)
-            if by_attrs is None:
-                by_attrs = state.by_resource[resource] = {}
-            series = by_attrs.get(attributes)
-            if series is None:
-                if state.n_series >= self._max_series:
-                    attributes = OVERFLOW_ATTRIBUTES
-                    series = by_attrs.get(attributes)
-                else:
-                    state.n_series += 1
-                if series is None:
-                    series = by_attrs[attributes] = _Series(time_unix_nano, self._n_buckets)
+            series = self._slot(self._metrics, name, resource, attributes,
+                                lambda: _Series(time_unix_nano, self._n_buckets))
             series.count += count
             series.sum += sum_s
             series.min = min(series.min, min_s)
@@ -190,22 +177,29 @@ class RedMetrics:
         """Add ``n`` to a monotonic counter (``messaging.client.consumed.messages``); same
         cardinality cap and overflow series as the histograms."""
         with self._lock:
-            state = self._counters.get(name)
-            if state is None:
-                state = self._counters[name] = _MetricState()
-            by_attrs = state.by_resource.get(resource)
-            if by_attrs is None:
-                by_attrs = state.by_resource[resource] = {}
-            entry = by_attrs.get(attributes)
-            if entry is None:
-                if state.n_series >= self._max_series:
-                    attributes = OVERFLOW_ATTRIBUTES
-                    entry = by_attrs.get(attributes)
-                else:
-                    state.n_series += 1
-                if entry is None:
-                    entry = by_attrs[attributes] = [time_unix_nano, 0]
+            entry = self._slot(self._counters, name, resource, attributes, lambda: [time_unix_nano, 0])
             entry[1] += n
+
+    def _slot(self, table: dict[str, _MetricState], name: str, resource: Resource, attributes: Attrs, make):
+        """The series of (name, resource, attributes) in ``table``, made by ``make()`` when new; past
+        the cardinality cap, the resource's overflow series (under the lock; :meth:`record` inlines
+        the same steps on the hot path)."""
+        state = table.get(name)
+        if state is None:
+            state = table[name] = _MetricState()
+        by_attrs = state.by_resource.get(resource)
+        if by_attrs is None:
+            by_attrs = state.by_resource[resource] = {}
+        series = by_attrs.get(attributes)
+        if series is None:
+            if state.n_series >= self._max_series:
+                attributes = OVERFLOW_ATTRIBUTES
+                series = by_attrs.get(attributes)
+            else:
+                state.n_series += 1
+            if series is None:
+                series = by_attrs[attributes] = make()
+        return series
 
     def collect(self) -> list[Metric]:
         """A snapshot: one :class:`Metric` per (name, resource), cumulative since each series began."""
