@@ -89,9 +89,10 @@ def aggregate_metric_attributes(server: bool, method: str, status: int, version:
 class HttpSpanMapper:
     """HTTP/1.x (and HTTP/2 seen as HTTP) transactions → span parts.
 
-    Most attributes of a span are the same for every request of one connection (addresses,
-    ports, scheme, protocol version, the ``Host`` header): they are built once per distinct
-    combination and copied.  Metric attribute sets repeat even more; each distinct one is built
+    Most attributes of a span are the same for every request between two places (addresses,
+    the server's port, scheme, protocol version, the ``Host`` header): they are built once per
+    distinct combination and copied, and the ephemeral port of the connection set in the copy
+    (a new connection per request costs no new entry).  Metric attribute sets repeat even more; each distinct one is built
     and sorted once.  Both caches are bounded (cleared when full).
     """
 
@@ -104,7 +105,10 @@ class HttpSpanMapper:
     def _base(self, tt: TrackedTransaction, req, server: bool, scheme: str) -> tuple[dict, tuple]:
         tup = tt.tuple
         host_header = req.header("host")
-        key = (tup, tt.nat_peer, server, scheme, req.version, host_header)
+        # The ephemeral end (a server's client port, a client's local port) is not in the key:
+        # one entry serves every connection between the same two places, and parts() sets it.
+        fixed_port = tup.local_port if server else tup.remote_port
+        key = (tup.local_addr, tup.remote_addr, fixed_port, tt.nat_peer, server, scheme, req.version, host_header)
         hit = self._bases.get(key)
         if hit is not None:
             return hit
@@ -180,6 +184,13 @@ class HttpSpanMapper:
         scheme = "https" if tt.tls else "http"  # tls: plaintext read at the TLS library
         base, metric = self._base(tt, req, server, scheme)
         attrs = base.copy()
+        tup = tt.tuple
+        if server:
+            attrs["client.port"] = tup.remote_port
+            if tt.nat_peer is None:
+                attrs["network.peer.port"] = tup.remote_port
+        else:
+            attrs["network.local.port"] = tup.local_port
         attrs["http.request.method"] = method
         attrs["url.path"] = path
         metric += (("http.request.method", method),)

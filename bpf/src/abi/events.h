@@ -64,7 +64,8 @@
 /* The first byte of every ring-buffer record. */
 enum erx_event_kind {
 	ERX_EV_DATA = 1,       /* payload of a socket read/write (struct erx_data_event) */
-	ERX_EV_CONN_OPEN = 2,  /* connect/accept finished (struct erx_conn_event) */
+	ERX_EV_CONN_OPEN = 2,  /* connect finished (struct erx_conn_event); an accepted connection is
+	                        * announced by its first data or transaction record */
 	ERX_EV_CONN_CLOSE = 3, /* close() of a tracked socket (struct erx_conn_event) */
 	ERX_EV_PROC_EXEC = 4,  /* sched_process_exec (struct erx_proc_event) */
 	ERX_EV_PROC_EXIT = 5,  /* sched_process_exit of a thread-group leader (struct erx_proc_event) */

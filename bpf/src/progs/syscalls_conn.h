@@ -86,7 +86,11 @@ static __always_inline int erx_conn_exit(long ret)
 	if (!sk)
 		return 0;
 	c = erx_conn_start(sk, role);
-	if (!c || c->ignored)
+	/* A client announces its connection at once: user space must know this end before the
+	 * server's first record arrives, to find that the server's peer is a local, traced socket.
+	 * An accepted connection has no record of its own: every record carries the tuple and role,
+	 * so its first one announces it (for a new connection per request, one record less). */
+	if (!c || c->ignored || role == ERX_ROLE_SERVER)
 		return 0;
 	erx_emit_conn(ERX_EV_CONN_OPEN, inf.syscall, c, fd, inf.ts_enter_ns);
 	return 0;
