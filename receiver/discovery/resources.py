@@ -193,8 +193,9 @@ class ProcessResources:
 
     def read_process(self, pid: int) -> ProcessInfo:
         base = self._proc / str(pid)
-        try:
-            exe = os.readlink(base / "exe")
+        try:  # bytes: a path need not be UTF-8, and a lone surrogate would make every export
+            # holding this resource unencodable (OTLP strings and Prometheus labels are UTF-8)
+            exe = os.readlink(os.fsencode(base / "exe")).decode(errors="replace")
         except OSError:
             exe = ""
         argv = tuple(a.decode(errors="replace") for a in _read(base / "cmdline").split(b"\0") if a)
