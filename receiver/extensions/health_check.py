@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import ClassVar
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from receiver.configuration.checks import host_port, url_path
+from receiver.extensions.http_thread import ServerThread
 from receiver.configuration.section import ConfigSection, setting
 
 
@@ -30,16 +30,15 @@ class HealthCheckExtension:
         host, _, port = config.endpoint.rpartition(":")
         self._addr = (host.strip("[]") or "127.0.0.1", int(port))
         self._path = config.path
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServerThread("health-check")
         self.ready = False
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1] if self._server else self._addr[1]
+        return self._serving.port(self._addr[1])
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._serving.running:
             return
         ext = self
 
@@ -59,17 +58,8 @@ class HealthCheckExtension:
             def log_message(self, *args):  # keep the agent's stderr for the agent's own log
                 return
 
-        self._server = ThreadingHTTPServer(self._addr, Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="health-check", daemon=True)
-        self._thread.start()
+        self._serving.start(ThreadingHTTPServer(self._addr, Handler))
 
     def shutdown(self, timeout: float = 5.0) -> None:
         self.ready = False
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._serving.stop(timeout)

@@ -24,6 +24,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from receiver.extensions.http_thread import ServerThread
 from receiver.extensions.zpages import render
 from receiver.extensions.zpages.config import ZPagesExtensionConfig, bind_address, is_loopback
 from receiver.extensions.zpages.layout import LayoutCache
@@ -64,8 +65,7 @@ class ZPagesExtension:
         self._map_rates = RateWindow(config.rate_window, clock=clock)
         self.layouts = LayoutCache()
         self._view_lock = threading.Lock()  # rate windows are shared by requests
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServerThread("zpages")
         self.ready = False
         observe = getattr(host, "observe_spans", None)
         if observe is not None:
@@ -73,7 +73,7 @@ class ZPagesExtension:
 
     @property
     def port(self) -> int:
-        return self._server.server_address[1] if self._server else self._addr[1]
+        return self._serving.port(self._addr[1])
 
     # -- pages ---------------------------------------------------------------------------------
 
@@ -168,7 +168,7 @@ class ZPagesExtension:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._serving.running:
             return
         ext = self
 
@@ -194,22 +194,14 @@ class ZPagesExtension:
             def log_message(self, *args):  # keep the agent's stderr for the agent's own log
                 return
 
-        self._server = _Server(self._addr, Handler)
+        self._serving.start(_Server(self._addr, Handler))
         if not is_loopback(self._addr[0]):
             log.warning("zpages: serving on %s, not a loopback address: the pages show process and service names "
                         "and span attributes to whoever reaches it", self._cfg.endpoint)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="zpages", daemon=True)
-        self._thread.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         self.ready = False
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._serving.stop(timeout)
 
 
 def _row_json(r) -> dict:

@@ -174,7 +174,7 @@ def test_a_non_loopback_address_is_served_only_when_configured_and_then_warned_a
     caplog.clear()
     quiet.start()
     try:
-        assert quiet._server.server_address[0] == "127.0.0.1" and "loopback" not in caplog.text
+        assert quiet._serving.server.server_address[0] == "127.0.0.1" and "loopback" not in caplog.text
     finally:
         quiet.shutdown()
         quiet.shutdown()  # idempotent
