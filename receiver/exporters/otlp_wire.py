@@ -26,6 +26,7 @@ so the result, including which inputs are rejected, is the same by construction.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, St
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from receiver.exporters.errors import PermanentExportError
+from receiver.exporters.text_repair import repaired
 from receiver.exporters.otlp_encoding import (
     SCOPE_NAME,
     SCOPE_VERSION,
@@ -71,6 +73,8 @@ from receiver.model.telemetry import (
     SpanKind,
     StatusCode,
 )
+
+log = logging.getLogger(__name__)
 
 # -- spans ---------------------------------------------------------------------------------------
 
@@ -305,17 +309,42 @@ class OtlpWireEncoder:
         self._log_prefixes = _LengthPrefixes(_LOGS.item, max_entries)
         self._resources: dict[tuple[bytes, int], tuple[Resource, bytes]] = {}
         self._max_resources = max_entries
+        self.repaired_items = 0  # spans and log records sent with lone surrogates replaced
+        self._repair_logged = 0
 
     def serialize(self, signal: Signal, batch: list) -> bytes:
-        """The serialized export request for a batch; :class:`PermanentExportError` if it cannot be encoded."""
+        """The serialized export request for a batch; :class:`PermanentExportError` if it cannot be encoded.
+
+        A batch holding a string UTF-8 cannot encode (a lone surrogate) is encoded again with
+        each such character replaced by U+FFFD (:mod:`.text_repair`), the items changed counted
+        in ``repaired_items``: one bad string no longer costs the whole batch.
+        """
         try:
-            if signal is Signal.TRACES:
-                return self.traces(batch)
-            if signal is Signal.LOGS:
-                return self.logs(batch)
-            return encode_metrics(batch).SerializeToString()
+            try:
+                return self._serialize(signal, batch)
+            except UnicodeEncodeError:
+                if signal is not Signal.TRACES and signal is not Signal.LOGS:
+                    raise
+                fixed = [repaired(item) for item in batch]
+                changed = sum(1 for a, b in zip(fixed, batch) if a is not b)
+                if not changed:
+                    raise
+                body = self._serialize(signal, fixed)
+                self.repaired_items += changed
+                if self._repair_logged < 10:
+                    self._repair_logged += 1
+                    log.warning("otlp: %d %s held text UTF-8 cannot encode (lone surrogates), sent with U+FFFD "
+                                "in their place (%d so far)", changed, signal.value, self.repaired_items)
+                return body
         except (ValueError, TypeError) as e:
             raise PermanentExportError(f"cannot encode {signal.value}: {e}") from e
+
+    def _serialize(self, signal: Signal, batch: list) -> bytes:
+        if signal is Signal.TRACES:
+            return self.traces(batch)
+        if signal is Signal.LOGS:
+            return self.logs(batch)
+        return encode_metrics(batch).SerializeToString()
 
     def traces(self, spans: Iterable[Span]) -> bytes:
         """A serialized ``ExportTraceServiceRequest``."""

@@ -271,10 +271,6 @@ def test_attributes_in_a_mapping_that_is_not_a_dict():
         {"kind": -1},
         {"name": b"bytes name"},  # protobuf decodes bytes for a string field
         {"name": b"\xff"},
-        {"name": "\ud800"},  # lone surrogate: not UTF-8
-        {"trace_state": "\udfff"},
-        {"attributes": {"bad": "\ud800"}},
-        {"attributes": {"\ud800": 1}},
         {"trace_id": "not bytes"},
         {"trace_id": bytearray(16)},
         {"span_id": memoryview(b"12345678")},
@@ -488,3 +484,40 @@ def test_any_batch_of_spans_encodes_as_the_reference(batch, cache_size):
         data = encoder.traces(batch)
         assert ExportTraceServiceRequest.FromString(data) == reference
         assert data == reference.SerializeToString()  # also tells 0.0 from -0.0
+
+
+# -- text UTF-8 cannot encode ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields, fixed",
+    [
+        ({"name": "GET \ud800"}, {"name": "GET \ufffd"}),  # lone surrogate: not UTF-8
+        ({"trace_state": "a=\udfff"}, {"trace_state": "a=\ufffd"}),
+        ({"status_message": "\udcff!"}, {"status_message": "\ufffd!"}),  # surrogateescape of byte 0xff
+        ({"attributes": {"bad": "\ud800x"}}, {"attributes": {"bad": "\ufffdx"}}),
+        ({"attributes": {"\ud800": 1}}, {"attributes": {"\ufffd": 1}}),
+        ({"attributes": {"list": ("ok", "\udfff")}}, {"attributes": {"list": ("ok", "\ufffd")}}),
+        ({"resource": Resource((("process.executable.path", "/opt/\udcff/app"),))},
+         {"resource": Resource((("process.executable.path", "/opt/\ufffd/app"),))}),
+    ],
+)
+def test_lone_surrogates_are_sent_as_replacement_characters_not_dropped_with_the_batch(fields, fixed):
+    good = [http_server_span(i) for i in range(5)]
+    bad = http_server_span(9, **fields)
+    encoder = OtlpWireEncoder()
+    body = encoder.serialize(Signal.TRACES, [*good, bad])
+    # the batch as if the bad span had been written with U+FFFD: every span arrives
+    assert ExportTraceServiceRequest.FromString(body) == encode_request(
+        Signal.TRACES, [*good, http_server_span(9, **fixed)])
+    assert encoder.repaired_items == 1
+    assert encoder.serialize(Signal.TRACES, good) and encoder.repaired_items == 1  # clean batches untouched
+
+
+def test_lone_surrogates_in_log_records_are_repaired_too():
+    rec = LogRecord(T0, "line \ud800", NGINX, attributes={"k": "\udcff"})
+    encoder = OtlpWireEncoder()
+    body = encoder.serialize(Signal.LOGS, [rec])
+    assert ExportLogsServiceRequest.FromString(body) == encode_request(
+        Signal.LOGS, [LogRecord(T0, "line \ufffd", NGINX, attributes={"k": "\ufffd"})])
+    assert encoder.repaired_items == 1
