@@ -23,7 +23,7 @@ import threading
 import time
 from collections import Counter
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
@@ -60,6 +60,7 @@ class SinkCounts:
     abandoned: int  # spans of delayed exports the client no longer waited for
     foreign: dict  # pid -> accepted spans of processes outside ``pids`` (when set)
     foreign_examples: tuple[str, ...]  # a few of them, for the report
+    by_source: dict = field(default_factory=dict)  # (pid, db.system.name or "") -> distinct span ids accepted
 
     @property
     def duplicated(self) -> int:
@@ -76,6 +77,7 @@ class _Ledger:
         self.exports = 0
         self.failed = 0
         self.seen: Counter[bytes] = Counter()
+        self.by_source: Counter[tuple[int, str]] = Counter()  # (pid, db.system.name) -> distinct span ids
         self.rejected = 0
         self.abandoned = 0
         self.foreign: Counter[int] = Counter()  # pid -> spans
@@ -95,13 +97,14 @@ class _Ledger:
                 self.last_change = time.monotonic()
             return fault, fails
 
-    def _spans(self, request: trace_service_pb2.ExportTraceServiceRequest) -> list[tuple[bytes, int]]:
+    def _spans(self, request: trace_service_pb2.ExportTraceServiceRequest) -> list[tuple[bytes, int, str]]:
+        """(span id, process.pid, db.system.name or "") of every span of the request."""
         out = []
         for rs in request.resource_spans:
             attrs = {kv.key: kv.value for kv in rs.resource.attributes}
             pid = attrs["process.pid"].int_value if "process.pid" in attrs else 0
             for ss in rs.scope_spans:
-                out.extend((s.span_id, pid) for s in ss.spans)
+                out.extend((s.span_id, pid, _db_system(s)) for s in ss.spans)
                 if self.paths is not None:
                     for s in ss.spans:
                         path = next((kv.value.string_value for kv in s.attributes if kv.key == "url.path"), "")
@@ -117,15 +120,17 @@ class _Ledger:
         with self.lock:
             # the last ``reject`` spans of the processes counted (others' spans are not refused:
             # the agent's rejected count then covers exactly the spans this ledger follows)
-            ours = [i for i, (_, pid) in enumerate(spans) if self.pids is None or pid in self.pids]
+            ours = [i for i, (_, pid, _) in enumerate(spans) if self.pids is None or pid in self.pids]
             refused = set(ours[len(ours) - min(reject, len(ours)):]) if reject else set()
             reject = len(refused)
             kept = [span for i, span in enumerate(spans) if i not in refused]
             self.rejected += reject
-            for sid, pid in kept:
+            for sid, pid, system in kept:
                 if self.pids is not None and pid not in self.pids:
                     self.foreign[pid] += 1
                 else:
+                    if sid not in self.seen:
+                        self.by_source[(pid, system)] += 1
                     self.seen[sid] += 1
             self.last_change = time.monotonic()
         return reject
@@ -141,7 +146,12 @@ class _Ledger:
                 exports=self.exports, failed_exports=self.failed, received_unique=len(self.seen),
                 received_total=sum(self.seen.values()), rejected=self.rejected, abandoned=self.abandoned,
                 foreign=dict(self.foreign), foreign_examples=tuple(self.foreign_examples),
+                by_source=dict(self.by_source),
             )
+
+
+def _db_system(span) -> str:
+    return next((kv.value.string_value for kv in span.attributes if kv.key == "db.system.name"), "")
 
 
 def _response(rejected: int) -> trace_service_pb2.ExportTraceServiceResponse:
