@@ -84,6 +84,15 @@ class _Ledger:
         self.foreign_examples: list[str] = []
         self.paths: dict[bytes, str] | None = None  # span id -> url.path, when asked for
         self.last_change = time.monotonic()
+        self.in_flight = 0  # trace exports being answered (a delayed answer holds one for its delay)
+
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def decide(self) -> tuple[Fault, bool]:
         """The fault in force for the next export, and whether that export fails."""
@@ -175,15 +184,19 @@ class _GrpcService(
             return metrics_service_pb2.ExportMetricsServiceResponse()
         if isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
             return logs_service_pb2.ExportLogsServiceResponse()
-        fault, fails = self.ledger.decide()
-        if fails:
-            context.abort(fault.grpc_code, f"fault sink: injected {fault.grpc_code.name}")
-        if fault.delay:
-            time.sleep(fault.delay)
-            if not context.is_active():
-                self.ledger.abandon(request)
-                return _response(0)
-        return _response(self.ledger.accept(request, fault.reject_per_request))
+        self.ledger.enter()
+        try:
+            fault, fails = self.ledger.decide()
+            if fails:
+                context.abort(fault.grpc_code, f"fault sink: injected {fault.grpc_code.name}")
+            if fault.delay:
+                time.sleep(fault.delay)
+                if not context.is_active():
+                    self.ledger.abandon(request)
+                    return _response(0)
+            return _response(self.ledger.accept(request, fault.reject_per_request))
+        finally:
+            self.ledger.leave()
 
 
 class _HttpHandler(BaseHTTPRequestHandler):
@@ -200,15 +213,19 @@ class _HttpHandler(BaseHTTPRequestHandler):
         if not self.path.endswith("/v1/traces"):
             self._send(200, b"")  # metrics, logs: an empty protobuf response is a success
             return
-        fault, fails = self.ledger.decide()
-        if fails:
-            headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-            self._send(fault.http_status, b"fault sink: injected status", headers, "text/plain")
-            return
-        if fault.delay:
-            time.sleep(fault.delay)
-        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-        self._send(200, _response(self.ledger.accept(request, fault.reject_per_request)).SerializeToString())
+        self.ledger.enter()
+        try:
+            fault, fails = self.ledger.decide()
+            if fails:
+                headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+                self._send(fault.http_status, b"fault sink: injected status", headers, "text/plain")
+                return
+            if fault.delay:
+                time.sleep(fault.delay)
+            request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+            self._send(200, _response(self.ledger.accept(request, fault.reject_per_request)).SerializeToString())
+        finally:
+            self.ledger.leave()
 
     def _send(self, status: int, body: bytes, headers: dict | None = None,
               content_type: str = "application/x-protobuf") -> None:
@@ -272,6 +289,11 @@ class FaultSink:
         """The distinct span ids accepted so far."""
         with self.ledger.lock:
             return set(self.ledger.seen)
+
+    def in_flight(self) -> int:
+        """Trace exports received and not answered yet."""
+        with self.ledger.lock:
+            return self.ledger.in_flight
 
     def idle_seconds(self) -> float:
         with self.ledger.lock:

@@ -227,9 +227,10 @@ class BackgroundLoad:
 
 
 def wait_settled(agent: AgentRun, received: Callable[[], int], sent: int, timeout: float,
-                 quiet: float = 3.0) -> SelfMetrics:
+                 quiet: float = 3.0, busy: Callable[[], bool] | None = None) -> SelfMetrics:
     """Waits until every sent span is received or counted as dropped (or nothing changed for
-    ``quiet`` seconds after the pipeline emptied, or ``timeout``); the last scrape."""
+    ``quiet`` seconds after the pipeline emptied and the collector answered every export it was
+    sent — ``busy``: it still holds one, e.g. a delayed answer —, or ``timeout``); the last scrape."""
     deadline = time.monotonic() + timeout
     last, since = None, time.monotonic()
     while True:
@@ -241,7 +242,7 @@ def wait_settled(agent: AgentRun, received: Callable[[], int], sent: int, timeou
             last, since = state, time.monotonic()
         if accounted >= sent and time.monotonic() - since >= 1.0:
             return m
-        if time.monotonic() - since >= quiet and _queue_empty(m):
+        if time.monotonic() - since >= quiet and _queue_empty(m) and not (busy is not None and busy()):
             return m
         if time.monotonic() > deadline:
             return m

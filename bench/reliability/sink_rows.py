@@ -55,7 +55,8 @@ def run_with_sink(env: Env, result: RowResult, settings: AgentSettings,
         sent = loaded.completed + (app_result.total() if app_result is not None else 0)
         if loaded.errors or loaded.unfinished:
             result.notes.append(f"load generator: {loaded.errors} errors, {loaded.unfinished} unfinished")
-        m = wait_settled(agent, lambda: sink.counts().received_unique, sent, env.scale.drain_timeout)
+        m = wait_settled(agent, lambda: sink.counts().received_unique, sent, env.scale.drain_timeout,
+                         busy=lambda: sink.in_flight() > 0)
         after = agent.sample()
         counts = sink.counts()
         result.account(loaded.completed, app_result, received_by_service(env, counts), m)
