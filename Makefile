@@ -34,8 +34,8 @@ fuzz: deps-test venv-fuzz bpf
 	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SECONDS=$(FUZZ_SECONDS) $(if $(FUZZ_TARGETS),FUZZ_TARGETS=$(FUZZ_TARGETS)) \
 		$(PY) -m tests.fuzz
 
-# The fault matrix (bench/reliability/): the real agent, nginx traffic, rotel and a fault-injecting
-# OTLP server; writes its table into docs/reliability.md.  As root; about 12 minutes, QUICK=1 about 5.
+# The fault matrix (bench/reliability/): the real agent, nginx and PostgreSQL/Redis traffic, rotel
+# and a fault-injecting OTLP server; writes its table into docs/reliability.md.  As root; about 12 minutes, QUICK=1 about 5.
 QUICK ?=
 RELIABILITY_ARGS ?=
 reliability: deps-test venv bpf

@@ -1,9 +1,10 @@
 """``python -m bench.reliability``: the fault matrix against the real agent (``make reliability``).
 
-    python -m bench.reliability [--quick] [--rows a,b] [--outage-seconds N] [--write-doc]
+    python -m bench.reliability [--quick] [--rows a,b] [--outage-seconds N] [--no-apps] [--write-doc]
 
-Each row starts nginx traffic at a constant rate, an agent tracing only that nginx, and a
-collector (rotel, or the fault sink of bench/reliability/fault_sink.py where the collector must
+Each row starts nginx traffic at a constant rate (with, in most rows, an application's PostgreSQL
+and Redis queries at a fixed rate: bench/reliability/apps.py), an agent tracing only those
+processes, and a collector (rotel, or the fault sink of bench/reliability/fault_sink.py where the collector must
 misbehave on purpose), injects its fault, lets the agent drain and shut down cleanly, and checks
 ``sent == received (unique span ids) + dropped (counted by the agent)``.  Results are printed,
 saved as JSON in the work directory, and with ``--write-doc`` written into docs/reliability.md
@@ -21,6 +22,7 @@ import time
 import traceback
 
 from bench.reliability import collector_rows, report, sink_rows
+from bench.reliability.apps import DbApp
 from bench.reliability.row import Env, RowResult, Scale, start_nginx
 from bench.services import Workdir
 
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="shorter rows (about 4 minutes in all)")
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of: {', '.join(ROWS)}")
     ap.add_argument("--outage-seconds", type=float, help="how long the collector is down (default 60, quick 10)")
+    ap.add_argument("--no-apps", action="store_true", help="nginx traffic only (no PostgreSQL/Redis application)")
     ap.add_argument("--write-doc", action="store_true", help="write the table into docs/reliability.md")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
@@ -59,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"work directory {workdir.path}", flush=True)
     load_before = os.getloadavg()
     nginx = start_nginx(workdir)
+    app = None
     results: list[RowResult] = []
     try:
-        env = Env(workdir.path, nginx, scale, log=lambda s: print(s, flush=True))
+        app = None if args.no_apps else DbApp(workdir.path, scale.app_rate).start()
+        env = Env(workdir.path, nginx, scale, log=lambda s: print(s, flush=True), app=app)
         for name in names:
             print(f"== {name}", flush=True)
             try:
@@ -73,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(report.row_text(result), flush=True)
     finally:
+        if app is not None:
+            app.stop()
         nginx.stop()
-    meta = {"command": "make reliability" + (" QUICK=1" if args.quick else ""),
+    meta = {"command": "make reliability" + (" QUICK=1" if args.quick else "")
+            + (" RELIABILITY_ARGS=--no-apps" if args.no_apps else ""),
             "scale": dataclasses.asdict(scale), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count()}
     payload = {"meta": meta, "rows": [report.row_dict(r) for r in results]}

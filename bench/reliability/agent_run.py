@@ -2,9 +2,9 @@
 config (traces to the collector of the row, self-metrics on a Prometheus endpoint), its
 self-metrics read back by name and labels, its RSS and open fds sampled from /proc.
 
-Only the row's nginx is traced (``discovery.include`` by pid: the workers follow their master),
-so the agent's drop counters are about the row's own traffic even while other processes on the
-machine make requests.
+Only the row's nginx and, in most rows, the matrix's database application are traced
+(``discovery.include`` by pid: nginx's workers follow their master), so the agent's drop counters
+are about the row's own traffic even while other processes on the machine make requests.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def _flow(d: dict) -> str:
 
 
 def agent_config(settings: AgentSettings, endpoint: str, metrics_port: int, nginx_pid: int,
-                 exclude_ports: list[int]) -> str:
-    rules = ", ".join([f"{{pid: {nginx_pid}}}", *settings.include])
+                 exclude_ports: list[int], also_pids: tuple[int, ...] = ()) -> str:
+    rules = ", ".join([f"{{pid: {pid}}}" for pid in (nginx_pid, *also_pids)] + list(settings.include))
     ebpf = "".join(f"\n    {k}: {v}" for k, v in settings.ebpf.items())
     queue = f"\n    sending_queue: {_flow(settings.queue)}" if settings.queue else ""
     tls = "\n    tls: {insecure: true}" if settings.exporter == "otlp" else ""
@@ -134,11 +134,15 @@ class SelfMetrics:
         an aggregate has no route)."""
         return self.sum("http_server_request_duration_seconds_count", job=job)
 
-    def red_other_count(self, job: str) -> float:
+    def red_db_client_count(self, job: str, system: str) -> float:
+        """Database client operations of one service and ``db.system.name`` in the RED metrics."""
+        return self.sum("db_client_operation_duration_seconds_count", job=job, db_system_name=system)
+
+    def red_other_count(self, *jobs: str) -> float:
         """Operations of every other service in the RED metrics (server and client, any protocol):
-        what the agent traced besides ``job``, whose drops its per-agent counters include."""
+        what the agent traced besides ``jobs``, whose drops its per-agent counters include."""
         return sum(v for (n, ls), v in self.samples.items()
-                   if n.endswith("_duration_seconds_count") and dict(ls).get("job") != job)
+                   if n.endswith("_duration_seconds_count") and dict(ls).get("job") not in jobs)
 
     def kernel(self) -> tuple[float, float, float]:
         """(produced, delivered, lost) records."""
@@ -168,13 +172,13 @@ class AgentRun:
     same config (and the same queue storage)."""
 
     def __init__(self, workdir: Path, name: str, settings: AgentSettings, endpoint: str, nginx_pid: int,
-                 exclude_ports: list[int]) -> None:
+                 exclude_ports: list[int], also_pids: tuple[int, ...] = ()) -> None:
         self.workdir = workdir
         self.name = name
         self.metrics_port = free_port()
         self.config_path = workdir / f"{name}.yaml"
         self.config_path.write_text(agent_config(settings, endpoint, self.metrics_port, nginx_pid,
-                                                 [*exclude_ports, self.metrics_port]))
+                                                 [*exclude_ports, self.metrics_port], also_pids))
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self._log = None

@@ -1,6 +1,7 @@
 """Rows about the collector's absence, the agent's own death and its resources: the collector
 (rotel) down then up, SIGKILL with a persistent queue then restart, the queue's disk full, and
-a minute of process and connection churn."""
+a minute of process and connection churn.  collector-down and disk-full carry the database
+application's traffic too; sigkill-restart and churn are about nginx only."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from pathlib import Path
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from bench.reliability.agent_run import AgentRun, AgentSettings
+from bench.reliability.apps import APP_NAME
 from bench.reliability.fault_sink import OK, Fault, FaultSink
 from bench.reliability.row import NGINX_NAME, BackgroundLoad, Env, RowResult, wait_settled
+from bench.reliability.sink_rows import received_by_service
 from receiver.exporters.persistent_queue import SUFFIX, decode_batch, exporter_directory
 from tests.support.rotel import RotelCollector
 
@@ -26,40 +29,50 @@ def collector_down(env: Env) -> RowResult:
     t0 = time.monotonic()
     d = env.rowdir(r.name)
     rotel = RotelCollector(d, signals=("traces",))
-    pids = {str(p) for p in env.nginx.pids}
-    cache: dict = {"size": -1, "counts": Counter(), "foreign": 0}
+    cache: dict = {"size": -1, "counts": Counter(), "services": {}, "foreign": 0}
 
     def received() -> Counter:
         size = rotel.log_path.stat().st_size if rotel.log_path.exists() else 0
         if size != cache["size"]:  # parsing the debug log is not free: only when it grew
             cache["size"] = size
             spans = rotel.spans()
-            cache["counts"] = Counter(s.span_id for s in spans if str(s.resource.get("process.pid", "")) in pids)
-            cache["foreign"] = len(spans) - sum(cache["counts"].values())
+            counts: Counter = Counter()
+            service: dict = {}
+            for s in spans:
+                pid = s.resource.get("process.pid")
+                name = env.service_of(int(pid), str(s.attributes.get("db.system.name", ""))) if pid else None
+                if name is not None:
+                    counts[s.span_id] += 1
+                    service[s.span_id] = name
+            cache["counts"], cache["services"] = counts, Counter(service.values())
+            cache["foreign"] = len(spans) - sum(counts.values())
         return cache["counts"]
 
     agent = AgentRun(d, "agent", AgentSettings("otlp"), rotel.grpc_endpoint, env.nginx.proc.pid,
-                     [rotel.grpc_port, rotel.http_port])
+                     [rotel.grpc_port, rotel.http_port], env.also_pids())
     try:
         agent.start()
         time.sleep(2.0)
         before = agent.sample()
         load = BackgroundLoad(env, outage + env.scale.load_seconds).start()
+        app_load = env.app_load(outage + env.scale.load_seconds)
         time.sleep(max(0.0, outage - load.elapsed()))
         m = agent.metrics()
         r.notes.append(f"at the end of the outage: {m.sum('ebpf_receiver_exporter_retries_total', signal='traces'):.0f} "
                        f"retries, {m.sum('ebpf_receiver_exporter_signal_queue_size', signal='traces') / 2**20:.1f} "
                        "MiB queued")
         rotel.start()
-        r.sent = load.join().completed
-        m = wait_settled(agent, lambda: len(received()), r.sent, env.scale.drain_timeout)
+        nginx_sent = load.join().completed
+        app_result = app_load.join() if app_load is not None else None
+        sent = nginx_sent + (app_result.total() if app_result is not None else 0)
+        m = wait_settled(agent, lambda: len(received()), sent, env.scale.drain_timeout)
         after = agent.sample()
         counts = received()
-        r.received, r.duplicated = len(counts), sum(counts.values()) - len(counts)
+        r.account(nginx_sent, app_result, dict(cache["services"]), m)
+        r.duplicated = sum(counts.values()) - len(counts)
         r.dropped = m.span_drops()
         r.samples(before, after)
-        r.red = m.red_server_count(NGINX_NAME)
-        r.foreign(cache["foreign"], m.red_other_count(NGINX_NAME))
+        r.foreign(cache["foreign"], m.red_other_count(NGINX_NAME, APP_NAME))
         r.exit_code = agent.stop()
     finally:
         agent.stop()
@@ -165,9 +178,10 @@ def disk_full(env: Env) -> RowResult:
     storage = d / "queue"
     storage.mkdir(exist_ok=True)
     _mount_tmpfs(storage, small)
-    sink = FaultSink(pids=frozenset(env.nginx.pids)).start()
+    sink = FaultSink(pids=env.traced_pids()).start()
     agent = AgentRun(d, "agent", AgentSettings("otlp", queue={"storage": str(storage)}),
-                     f"127.0.0.1:{sink.grpc_port}", env.nginx.proc.pid, [sink.grpc_port, sink.http_port])
+                     f"127.0.0.1:{sink.grpc_port}", env.nginx.proc.pid, [sink.grpc_port, sink.http_port],
+                     env.also_pids())
     try:
         agent.start()
         time.sleep(2.0)
@@ -175,6 +189,7 @@ def disk_full(env: Env) -> RowResult:
         sink.set_fault(Fault(fail_ratio=1.0))
         half = env.scale.load_seconds
         load = BackgroundLoad(env, 2 * half).start()
+        app_load = env.app_load(2 * half)
         time.sleep(max(0.0, half - load.elapsed()))
         full = agent.metrics().span_drops().get("exporter_dropped/storage_error", 0)
         _mount_tmpfs(storage, "64m", remount=True)
@@ -182,15 +197,17 @@ def disk_full(env: Env) -> RowResult:
         received_at_remount = sink.counts().received_unique
         time.sleep(3.0)
         settled_errors = agent.metrics().span_drops().get("exporter_dropped/storage_error", 0)
-        r.sent = load.join().completed
-        m = wait_settled(agent, lambda: sink.counts().received_unique, r.sent, env.scale.drain_timeout)
+        nginx_sent = load.join().completed
+        app_result = app_load.join() if app_load is not None else None
+        sent = nginx_sent + (app_result.total() if app_result is not None else 0)
+        m = wait_settled(agent, lambda: sink.counts().received_unique, sent, env.scale.drain_timeout)
         after = agent.sample()
         counts = sink.counts()
-        r.received, r.duplicated = counts.received_unique, counts.duplicated
+        r.account(nginx_sent, app_result, received_by_service(env, counts), m)
+        r.duplicated = counts.duplicated
         r.dropped = m.span_drops()
         r.samples(before, after)
-        r.red = m.red_server_count(NGINX_NAME)
-        r.foreign(sum(counts.foreign.values()), m.red_other_count(NGINX_NAME))
+        r.foreign(sum(counts.foreign.values()), m.red_other_count(NGINX_NAME, APP_NAME))
         r.exit_code = agent.stop()
         end_errors = r.dropped.get("exporter_dropped/storage_error", 0)
         r.notes.append(f"storage_error drops: {full:.0f} while full, {end_errors - settled_errors:.0f} after space "

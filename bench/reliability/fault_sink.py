@@ -23,7 +23,7 @@ import threading
 import time
 from collections import Counter
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
@@ -60,6 +60,7 @@ class SinkCounts:
     abandoned: int  # spans of delayed exports the client no longer waited for
     foreign: dict  # pid -> accepted spans of processes outside ``pids`` (when set)
     foreign_examples: tuple[str, ...]  # a few of them, for the report
+    by_source: dict = field(default_factory=dict)  # (pid, db.system.name or "") -> distinct span ids accepted
 
     @property
     def duplicated(self) -> int:
@@ -76,12 +77,22 @@ class _Ledger:
         self.exports = 0
         self.failed = 0
         self.seen: Counter[bytes] = Counter()
+        self.by_source: Counter[tuple[int, str]] = Counter()  # (pid, db.system.name) -> distinct span ids
         self.rejected = 0
         self.abandoned = 0
         self.foreign: Counter[int] = Counter()  # pid -> spans
         self.foreign_examples: list[str] = []
         self.paths: dict[bytes, str] | None = None  # span id -> url.path, when asked for
         self.last_change = time.monotonic()
+        self.in_flight = 0  # trace exports being answered (a delayed answer holds one for its delay)
+
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def decide(self) -> tuple[Fault, bool]:
         """The fault in force for the next export, and whether that export fails."""
@@ -95,13 +106,14 @@ class _Ledger:
                 self.last_change = time.monotonic()
             return fault, fails
 
-    def _spans(self, request: trace_service_pb2.ExportTraceServiceRequest) -> list[tuple[bytes, int]]:
+    def _spans(self, request: trace_service_pb2.ExportTraceServiceRequest) -> list[tuple[bytes, int, str]]:
+        """(span id, process.pid, db.system.name or "") of every span of the request."""
         out = []
         for rs in request.resource_spans:
             attrs = {kv.key: kv.value for kv in rs.resource.attributes}
             pid = attrs["process.pid"].int_value if "process.pid" in attrs else 0
             for ss in rs.scope_spans:
-                out.extend((s.span_id, pid) for s in ss.spans)
+                out.extend((s.span_id, pid, _db_system(s)) for s in ss.spans)
                 if self.paths is not None:
                     for s in ss.spans:
                         path = next((kv.value.string_value for kv in s.attributes if kv.key == "url.path"), "")
@@ -117,15 +129,17 @@ class _Ledger:
         with self.lock:
             # the last ``reject`` spans of the processes counted (others' spans are not refused:
             # the agent's rejected count then covers exactly the spans this ledger follows)
-            ours = [i for i, (_, pid) in enumerate(spans) if self.pids is None or pid in self.pids]
+            ours = [i for i, (_, pid, _) in enumerate(spans) if self.pids is None or pid in self.pids]
             refused = set(ours[len(ours) - min(reject, len(ours)):]) if reject else set()
             reject = len(refused)
             kept = [span for i, span in enumerate(spans) if i not in refused]
             self.rejected += reject
-            for sid, pid in kept:
+            for sid, pid, system in kept:
                 if self.pids is not None and pid not in self.pids:
                     self.foreign[pid] += 1
                 else:
+                    if sid not in self.seen:
+                        self.by_source[(pid, system)] += 1
                     self.seen[sid] += 1
             self.last_change = time.monotonic()
         return reject
@@ -141,7 +155,12 @@ class _Ledger:
                 exports=self.exports, failed_exports=self.failed, received_unique=len(self.seen),
                 received_total=sum(self.seen.values()), rejected=self.rejected, abandoned=self.abandoned,
                 foreign=dict(self.foreign), foreign_examples=tuple(self.foreign_examples),
+                by_source=dict(self.by_source),
             )
+
+
+def _db_system(span) -> str:
+    return next((kv.value.string_value for kv in span.attributes if kv.key == "db.system.name"), "")
 
 
 def _response(rejected: int) -> trace_service_pb2.ExportTraceServiceResponse:
@@ -165,15 +184,19 @@ class _GrpcService(
             return metrics_service_pb2.ExportMetricsServiceResponse()
         if isinstance(request, logs_service_pb2.ExportLogsServiceRequest):
             return logs_service_pb2.ExportLogsServiceResponse()
-        fault, fails = self.ledger.decide()
-        if fails:
-            context.abort(fault.grpc_code, f"fault sink: injected {fault.grpc_code.name}")
-        if fault.delay:
-            time.sleep(fault.delay)
-            if not context.is_active():
-                self.ledger.abandon(request)
-                return _response(0)
-        return _response(self.ledger.accept(request, fault.reject_per_request))
+        self.ledger.enter()
+        try:
+            fault, fails = self.ledger.decide()
+            if fails:
+                context.abort(fault.grpc_code, f"fault sink: injected {fault.grpc_code.name}")
+            if fault.delay:
+                time.sleep(fault.delay)
+                if not context.is_active():
+                    self.ledger.abandon(request)
+                    return _response(0)
+            return _response(self.ledger.accept(request, fault.reject_per_request))
+        finally:
+            self.ledger.leave()
 
 
 class _HttpHandler(BaseHTTPRequestHandler):
@@ -190,15 +213,19 @@ class _HttpHandler(BaseHTTPRequestHandler):
         if not self.path.endswith("/v1/traces"):
             self._send(200, b"")  # metrics, logs: an empty protobuf response is a success
             return
-        fault, fails = self.ledger.decide()
-        if fails:
-            headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-            self._send(fault.http_status, b"fault sink: injected status", headers, "text/plain")
-            return
-        if fault.delay:
-            time.sleep(fault.delay)
-        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-        self._send(200, _response(self.ledger.accept(request, fault.reject_per_request)).SerializeToString())
+        self.ledger.enter()
+        try:
+            fault, fails = self.ledger.decide()
+            if fails:
+                headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+                self._send(fault.http_status, b"fault sink: injected status", headers, "text/plain")
+                return
+            if fault.delay:
+                time.sleep(fault.delay)
+            request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+            self._send(200, _response(self.ledger.accept(request, fault.reject_per_request)).SerializeToString())
+        finally:
+            self.ledger.leave()
 
     def _send(self, status: int, body: bytes, headers: dict | None = None,
               content_type: str = "application/x-protobuf") -> None:
@@ -262,6 +289,11 @@ class FaultSink:
         """The distinct span ids accepted so far."""
         with self.ledger.lock:
             return set(self.ledger.seen)
+
+    def in_flight(self) -> int:
+        """Trace exports received and not answered yet."""
+        with self.ledger.lock:
+            return self.ledger.in_flight
 
     def idle_seconds(self) -> float:
         with self.ledger.lock:

@@ -22,6 +22,7 @@ def row_dict(r: RowResult) -> dict:
         "name": r.name, "fault": r.fault, "sent": r.sent, "received": r.received, "dropped": r.dropped,
         "dropped_counted": r.dropped_counted, "duplicated": r.duplicated, "gap": r.gap, "tolerance": r.tolerance,
         "red": r.red,
+        "services": {n: {"sent": v.sent, "received": v.received, "red": v.red} for n, v in r.services.items()},
         "rss_before": r.rss_before, "rss_after": r.rss_after, "rss_peak": r.rss_peak,
         "fds_before": r.fds_before, "fds_after": r.fds_after, "exit_code": r.exit_code,
         "checks": [{"what": w, "passed": ok} for w, ok in r.checks], "notes": r.notes,
@@ -32,12 +33,27 @@ def row_dict(r: RowResult) -> dict:
 def row_text(r: RowResult) -> str:
     lines = [f"{r.name}: {'PASS' if r.passed else 'FAIL'} ({r.seconds:.0f} s) {r.fault}",
              f"  sent {r.sent}  received {r.received}  dropped {r.dropped_counted} {r.dropped}  "
-             f"duplicated {r.duplicated}  gap {r.gap}",
-             f"  RSS {_mib(r.rss_before)} -> {_mib(r.rss_after)} MiB (peak {_mib(r.rss_peak)})  "
-             f"fds {r.fds_before} -> {r.fds_after}  exit {r.exit_code}"]
+             f"duplicated {r.duplicated}  gap {r.gap} (tolerance -{r.tolerance})"]
+    lines += [f"  {n}: sent {v.sent}  received {v.received}  RED {'–' if v.red is None else f'{v.red:.0f}'}"
+              for n, v in r.services.items()]
+    lines.append(f"  RSS {_mib(r.rss_before)} -> {_mib(r.rss_after)} MiB (peak {_mib(r.rss_peak)})  "
+                 f"fds {r.fds_before} -> {r.fds_after}  exit {r.exit_code}")
     lines += [f"  [{'ok' if ok else 'FAILED'}] {w}" for w, ok in r.checks]
     lines += [f"  note: {n}" for n in r.notes]
     return "\n".join(lines)
+
+
+def _per_service(r: RowResult, total: int, attr: str) -> str:
+    """``total (nginx + PostgreSQL + Redis)``, or the total alone for a row of nginx only."""
+    if not r.services:
+        return f"{total} (nginx only)"
+    return f"{total} ({' + '.join(str(getattr(v, attr)) for v in r.services.values())})"
+
+
+def _red(r: RowResult) -> str:
+    if not r.services:
+        return "–" if r.red is None else f"{r.red:.0f}"
+    return " / ".join("–" if v.red is None else f"{v.red:.0f}" for v in r.services.values())
 
 
 def _drops(r: RowResult) -> str:
@@ -52,15 +68,15 @@ def table(results: list[RowResult], meta: dict) -> str:
         f"Produced by `{meta['command']}` on {meta['date']} ({meta['cpus']} CPUs shared with other work; "
         f"load average {meta['loadavg_before'][0]:.1f} before, {meta['loadavg_after'][0]:.1f} after).",
         "",
-        "| row | fault | sent | received (unique) | dropped, counted | duplicated | gap (tolerance) | "
-        "RED count | RSS before → after (peak), MiB | fds before → after | result |",
+        "| row | fault | sent (nginx + PostgreSQL + Redis) | received, unique (nginx + PostgreSQL + Redis) | "
+        "dropped, counted | duplicated | gap (tolerance) | RED count (nginx / PostgreSQL / Redis) | "
+        "RSS before → after (peak), MiB | fds before → after | result |",
         "|---|---|--:|--:|---|--:|--:|--:|---|---|---|",
     ]
     for r in results:
-        red = "–" if r.red is None else f"{r.red:.0f}"
         out.append(
-            f"| {r.name} | {r.fault} | {r.sent} | {r.received} | {_drops(r)} | {r.duplicated} | "
-            f"{r.gap} (-{r.tolerance}) | {red} | "
+            f"| {r.name} | {r.fault} | {_per_service(r, r.sent, 'sent')} | {_per_service(r, r.received, 'received')} | "
+            f"{_drops(r)} | {r.duplicated} | {r.gap} (-{r.tolerance}) | {_red(r)} | "
             f"{_mib(r.rss_before)} → {_mib(r.rss_after)} ({_mib(r.rss_peak)}) | {r.fds_before} → {r.fds_after} | "
             f"{'pass' if r.passed else '**FAIL**'} |"
         )
