@@ -184,10 +184,12 @@ def bench_replay(workdir: Path, rate: float = 5000.0, seconds: float = 3.0, repe
     """The agent's user space per request on recorded kernel output of nginx (bench/replay.py):
     every span, and with 10 % head sampling."""
     from bench import replay
+    from receiver.cli import tune_garbage_collector
 
     path = workdir / "replay-nginx.rec"
-    replay.record(path, rate, seconds)
+    replay.record(path, rate, seconds, http_pairing=True)  # the agent's default: one record per request
     records = replay.read_records(path)
+    tune_garbage_collector()  # as `ebpf-receiver run` does
     best = lambda ratio: min((replay.run_once(records, ratio) for _ in range(repeat)),  # noqa: E731
                              key=lambda r: r["total_us_per_request"])
     return {"rate": rate, "seconds": seconds, "all_spans": best(None), "sampled_10pct": best(0.1)}

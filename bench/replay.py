@@ -135,10 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--profile", type=Path, help="write a cProfile of one pass here")
     run.add_argument("--sampler-ratio", type=float, help="parentbased_traceidratio with this ratio")
     run.add_argument("--gzip", action="store_true", help="also gzip each encoded request (the exporters' default)")
+    run.add_argument("--default-gc", action="store_true",
+                     help="keep CPython's collector settings (the agent freezes its start-up objects and collects "
+                          "the young generation every 20,000 allocations; replays before 2026-12-06 did not)")
     args = ap.parse_args(argv)
     if args.cmd == "record":
         return record(args.out, args.rate, args.seconds, args.http_pairing, args.connection_close)
     records = read_records(args.file)
+    if not args.default_gc:  # as `ebpf-receiver run` does
+        from receiver.cli import tune_garbage_collector
+
+        tune_garbage_collector()
     results = [run_once(records, args.sampler_ratio, args.gzip) for _ in range(args.repeat)]
     best = min(results, key=lambda r: r["total_us_per_request"])
     print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in best.items()))

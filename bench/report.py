@@ -479,9 +479,10 @@ def _render_micro(micro) -> list[str]:
                          f"{v['encode_us_per_request']:.1f}", f"**{v['total_us_per_request']:.1f}**",
                          f"{v['total_us_per_request'] / 100:.3f}"])
         out += [f"**The agent's user space per request** (`bench/replay.py`: ring-buffer records of nginx at "
-                f"{r['rate']:,.0f} req/s recorded for {r['seconds']:g} s by the agent's own BPF object, then fed "
-                "to capture → parse → assemble and the exporter's encoder on one core, best of 3; no kernel, no "
-                "competing load — the floor of what the live agent spends):", "",
+                f"{r['rate']:,.0f} req/s recorded for {r['seconds']:g} s by the agent's own BPF object (HTTP/1 paired "
+                "in the kernel, the default), then fed to capture → parse → assemble and the exporter's encoder on "
+                "one core with the agent's garbage-collector settings, best of 3; no kernel, no competing load — "
+                "the floor of what the live agent spends):", "",
                 _table(["spans", "requests", "spans exported", "capture + parse + assemble µs/req",
                         "encode µs/req", "total µs/req", "= CPU s per 10k requests"], rows),
                 ""]

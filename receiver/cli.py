@@ -180,7 +180,7 @@ def cmd_run(args) -> int:
     agent = Agent(config)
     try:
         agent.start()
-        _tune_garbage_collector()
+        tune_garbage_collector()
     except ComponentStartError as err:
         # One line, like a configuration error: the component, the address (or the missing
         # capability), what to do.
@@ -216,7 +216,7 @@ def cmd_run(args) -> int:
 GC_YOUNG_THRESHOLD = 20_000
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """The hot path allocates a few short-lived objects per event and keeps almost none: the
     cycle collector finds nothing in them.  What exists once the agent is up (modules, loader,
     tables) is moved out of the collector's view, and young collections run less often: about
