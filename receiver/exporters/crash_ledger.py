@@ -149,10 +149,14 @@ class CrashLedger:
                 lost[signal] = entered - settled
         return Leftover(pid, lost)
 
-    def close(self) -> None:
-        """Unmap (idempotent); the file keeps the last counters, equal for a clean run."""
+    def close(self) -> dict:
+        """Unmap (idempotent); the file keeps the last counters.  Returns what entered and was
+        never settled (signal -> items): empty after a clean run, else a component lost items
+        without counting them (a bug) — the file keeps them, the next start counts them."""
         with self._lock:
             mm, self._mm = self._mm, None
             self._cells = {}  # the ctypes views must go before the mapping can close
+            unsettled = {s: c[0] - c[1] for s, c in self._counts.items() if c[0] != c[1]}
         if mm is not None:
             mm.close()
+        return unsettled

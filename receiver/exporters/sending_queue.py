@@ -286,8 +286,9 @@ class QueuedRetryingSender:
             thread.join(max(0.0, settle - time.monotonic()))
         if self._storage is not None:
             self._storage.close()
-        if self.crash_ledger is not None:
-            self.crash_ledger.close()
+        if self.crash_ledger is not None and (unsettled := self.crash_ledger.close()):
+            log.warning("exporter %s: crash ledger: entered minus settled at shutdown %s (items lost uncounted "
+                        "upstream; the next start counts them)", self.exporter_id, {s.value: n for s, n in unsettled.items()})
 
     def _report_leftovers(self, leftovers: list[QueueEntry]) -> None:
         if leftovers and self._storage is not None:

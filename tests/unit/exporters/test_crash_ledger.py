@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -44,8 +45,8 @@ def test_a_fresh_ledger_has_nothing_to_count_and_keeps_counts_in_its_file(tmp_pa
     assert len(data) == SIZE and data[:4] == b"ERXL"
     assert int.from_bytes(data[16:24], "little") == 13 and int.from_bytes(data[24:32], "little") == 4
     assert int.from_bytes(data[32:40], "little") == 2
-    ledger.close()
-    ledger.close()  # idempotent
+    assert ledger.close() == {Signal.TRACES: 9, Signal.LOGS: 2}  # entered, never settled
+    assert ledger.close() == {Signal.TRACES: 9, Signal.LOGS: 2}  # idempotent
     left = CrashLedger(str(tmp_path)).open()
     assert left.pid == os.getpid() and left.lost == {Signal.TRACES: 9, Signal.LOGS: 2}
 
@@ -142,7 +143,7 @@ def killed_count(agent: Agent) -> float:
     ) or 0.0
 
 
-def test_a_clean_run_under_dropping_processors_leaves_nothing_to_count(tmp_path):
+def test_a_clean_run_under_dropping_processors_leaves_nothing_to_count(tmp_path, caplog):
     storage = tmp_path / "queue"
     # Tail sampling keeps error traces only.  The first half is emitted before the agent starts:
     # the batch processor's thread is not running yet, so its backlog (8192 spans) overflows for
@@ -168,6 +169,7 @@ def test_a_clean_run_under_dropping_processors_leaves_nothing_to_count(tmp_path)
     sampled_out = agent.processors[-1].engine.dropped["traces"]  # processors: downstream first
     refused = agent.processors[0].refused[Signal.TRACES]
     assert entered == sent == settled
+    assert "crash ledger" not in caplog.text  # nothing unsettled at shutdown
     assert sampled_out == sent // 2 and refused > 0  # both processors dropped spans...
     assert stored_items(storage) == sent - sampled_out - refused  # ...which never reached the queue
 
@@ -184,9 +186,9 @@ def _child_agent(storage: str, n: str) -> None:
     agent = make_agent(Path(storage), "{batch: {send_batch_size: 100, send_batch_max_size: 100, timeout: 1h}}", "batch")
     agent.start()
     agent.receiver.emit([span(i) for i in range(int(n))])  # 250: two batches of 100 queued, 50 held
-    directory = exporter_directory(storage, "otlp")
-    while stored_items(Path(storage)) < 200 if os.path.isdir(directory) else True:
-        pass
+    ledger = agent.exporters["otlp"].crash_ledger
+    while ledger.counts(Signal.TRACES)[1] < 200:  # settled once queued: the files are in place
+        time.sleep(0.001)
     print("fed", flush=True)
     sys.stdin.read()  # until the test kills us
 
