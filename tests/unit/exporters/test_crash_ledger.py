@@ -22,7 +22,7 @@ from receiver.distribution import builtin_factories
 from receiver.exporters.crash_ledger import LEDGER_NAME, SIZE, CrashLedger
 from receiver.exporters.persistent_queue import SUFFIX, exporter_directory
 from receiver.model.signals import Signal
-from receiver.model.telemetry import Resource, Span, SpanKind, StatusCode
+from receiver.model.telemetry import LogRecord, Resource, Span, SpanKind, StatusCode
 from receiver.pipeline import Agent
 from tests.support.ports import free_port
 
@@ -82,7 +82,7 @@ def test_the_counters_survive_a_sigkill_without_fsync(tmp_path):
 
 @dataclass(frozen=True, slots=True)
 class ProbeReceiverConfig(ConfigSection):
-    signals: ClassVar[frozenset[str]] = frozenset({"traces"})
+    signals: ClassVar[frozenset[str]] = frozenset({"traces", "logs"})
 
 
 class ProbeReceiver:
@@ -95,6 +95,10 @@ class ProbeReceiver:
         for c in self.consumers.traces:
             c.consume_traces(spans)
 
+    def emit_logs(self, records) -> None:
+        for c in self.consumers.logs:
+            c.consume_logs(records)
+
     def start(self) -> None:
         return None
 
@@ -102,7 +106,7 @@ class ProbeReceiver:
         return None
 
 
-def make_agent(storage: Path, processors: str, pipeline_processors: str) -> Agent:
+def make_agent(storage: Path, processors: str, pipeline_processors: str, logs: bool = False) -> Agent:
     registry = ComponentRegistry.of(builtin_factories() + [
         Factory("receivers", "probe", ProbeReceiverConfig, lambda s, cfg, consumers: ProbeReceiver(consumers)),
     ])
@@ -117,6 +121,7 @@ def make_agent(storage: Path, processors: str, pipeline_processors: str) -> Agen
         service:
           pipelines:
             traces: {{receivers: [probe], processors: [{pipeline_processors}], exporters: [otlp]}}
+            {"logs: {receivers: [probe], processors: [" + pipeline_processors + "], exporters: [otlp]}" if logs else ""}
           shutdown_timeout: 1s
         """), environ={}, components=registry.config_classes())
     return Agent(config, components=registry)
@@ -128,12 +133,19 @@ def span(i: int, error: bool = False) -> Span:
                 status_code=StatusCode.ERROR if error else StatusCode.UNSET)
 
 
-def stored_items(storage: Path) -> int:
+def log_record(i: int) -> LogRecord:
+    return LogRecord(T0, f"line {i}", Resource.from_dict({"service.name": "shop"}), trace_id=i.to_bytes(16, "big"))
+
+
+def stored_items(storage: Path, signal_code: int = 1) -> int:
+    """Items in the queue's batch files of one signal (1 traces, 3 logs: the header's code)."""
     directory = exporter_directory(str(storage), "otlp")
     total = 0
     for name in os.listdir(directory):
         if name.endswith(SUFFIX):
-            total += int.from_bytes((Path(directory) / name).read_bytes()[8:12], "little")
+            header = (Path(directory) / name).read_bytes()[:12]
+            if header[5] == signal_code:
+                total += int.from_bytes(header[8:12], "little")
     return total
 
 
@@ -154,6 +166,7 @@ def test_a_clean_run_under_dropping_processors_leaves_nothing_to_count(tmp_path,
         "tail_sampling: {decision_wait: 50ms, num_traces: 1000, policies: [{name: errors, type: status_code, "
         "status_code: {status_codes: [ERROR]}}]}}",
         "tail_sampling, batch",
+        logs=True,
     )
     probe = agent.receiver
     sent = 0
@@ -162,6 +175,7 @@ def test_a_clean_run_under_dropping_processors_leaves_nothing_to_count(tmp_path,
             agent.start()
         batch = [span(b * 1000 + i, error=i % 2 == 0) for i in range(1000)]
         probe.emit(batch)
+        probe.emit_logs([log_record(b * 1000 + i) for i in range(0, 1000, 5)])  # 200 per batch, half kept
         sent += len(batch)
     agent.shutdown()
     ledger = agent.exporters["otlp"].crash_ledger
@@ -172,6 +186,11 @@ def test_a_clean_run_under_dropping_processors_leaves_nothing_to_count(tmp_path,
     assert "crash ledger" not in caplog.text  # nothing unsettled at shutdown
     assert sampled_out == sent // 2 and refused > 0  # both processors dropped spans...
     assert stored_items(storage) == sent - sampled_out - refused  # ...which never reached the queue
+    logs_sent = sent // 5
+    assert ledger.counts(Signal.LOGS) == (logs_sent, logs_sent)
+    logs_sampled_out = agent.processors[-1].engine.dropped["logs"]
+    assert logs_sampled_out == logs_sent // 2  # the logs of not-sampled traces: settled too
+    assert stored_items(storage, 3) == logs_sent - logs_sampled_out
 
     again = make_agent(storage, "{batch: {}}", "batch")
     again.start()
