@@ -78,7 +78,7 @@ def _tail_sampling(settings: CreateSettings, config: TailSamplingProcessorConfig
         return engine
 
     engine = settings.self_metrics.shared(f"processors.{settings.id}", make)
-    return TailSamplingProcessor(engine, next_consumer)
+    return TailSamplingProcessor(engine, next_consumer, settings.ledger)
 def _profiling(settings: CreateSettings, config: ProfilingReceiverConfig, consumers: ReceiverConsumers):
     from receiver.receivers.profiling.receiver import ProfilingReceiver  # loads cffi/libbpf: only when used
 
@@ -98,7 +98,8 @@ def builtin_factories() -> list[Factory]:
         Factory("receivers", "profiling", ProfilingReceiverConfig, _profiling,
                 "CPU profiles of every process (perf_event sampling, stacks aggregated in the kernel)"),
         Factory("processors", "batch", BatchProcessorConfig,
-                lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics, s.host.backpressure), "groups items into batches"),
+                lambda s, cfg, nxt: BatchProcessor(cfg, [nxt], s.self_metrics, s.host.backpressure, ledger=s.ledger),
+                "groups items into batches"),
         Factory("processors", "tail_sampling", TailSamplingProcessorConfig, _tail_sampling,
                 "keeps or drops whole traces (spans and logs) by the Collector's tail-sampling policies"),
         Factory("exporters", "otlp", OtlpExporterConfig,

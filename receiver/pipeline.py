@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from receiver.component import ComponentRegistry, CreateSettings, ReceiverConsumers
 from receiver.component.backpressure import Backpressure
+from receiver.component.ledger import NO_LEDGER, LedgerEntrance, PipelineLedger
 from receiver.config import AgentConfig, parse_component_id, pipeline_signal
 from receiver.distribution import default_registry
 from receiver.telemetry.exemplars import DeferredExemplars
@@ -193,12 +194,12 @@ class Agent:
 
     # -- construction ----------------------------------------------------------------------
 
-    def _create(self, kind: str, component_id: str, *args):
+    def _create(self, kind: str, component_id: str, *args, ledger: PipelineLedger = NO_LEDGER):
         type_, _ = parse_component_id(component_id)
         factory = self.components.get(kind, type_)
         if factory is None:  # validation rejects unknown types before we get here
             raise ValueError(f"no {kind[:-1]} factory of type {type_!r}")
-        settings = CreateSettings(component_id, self.self_metrics, self)
+        settings = CreateSettings(component_id, self.self_metrics, self, ledger)
         return factory.create(settings, getattr(self.config, kind)[component_id], *args)
 
     def _exporter(self, exporter_id: str):
@@ -226,7 +227,11 @@ class Agent:
                     head = self._chain(p.processors, FanOut(push))
                     self.readers.append(PeriodicMetricReader(self._pushed_metrics, head, self._push_interval))
             else:
-                head = self._chain(p.processors, FanOut(exporters))
+                # Persistent queues' crash ledgers: what enters here and what processors drop.
+                ledger = PipelineLedger(tuple(e.crash_ledger for e in exporters if getattr(e, "crash_ledger", None)))
+                head = self._chain(p.processors, FanOut(exporters), ledger)
+                if ledger:
+                    head = LedgerEntrance(ledger, head)
                 for receiver_id in p.receivers:
                     heads[receiver_id].setdefault(signal, []).append(head)
             processors[pipeline_id] = list(reversed(self.processors[before:]))  # _chain appends downstream first
@@ -273,10 +278,10 @@ class Agent:
             metrics = metrics + own + [m for m in self._last_self_metrics if m.name not in names]
         return metrics
 
-    def _chain(self, processor_ids, tail):
+    def _chain(self, processor_ids, tail, ledger: PipelineLedger = NO_LEDGER):
         head = tail
         for proc_id in reversed(processor_ids):
-            head = self._create("processors", proc_id, head)
+            head = self._create("processors", proc_id, head, ledger=ledger)
             self.processors.append(head)
         return head
 

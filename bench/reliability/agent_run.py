@@ -36,6 +36,7 @@ class AgentSettings:
     retry: dict = field(default_factory=lambda: dict(DEFAULT_RETRY))
     ebpf: dict = field(default_factory=dict)  # extra receivers.ebpf keys (flow-style YAML values)
     include: tuple[str, ...] = ()  # extra discovery include rules, flow-style YAML
+    batch: dict = field(default_factory=dict)  # batch processor keys
 
 
 def _flow(d: dict) -> str:
@@ -55,7 +56,7 @@ receivers:
     discovery: {{include: [{rules}]}}
     exclude_ports: [{", ".join(str(p) for p in exclude_ports)}]{ebpf}
 processors:
-  batch: {{}}
+  batch: {_flow(settings.batch)}
 exporters:
   {settings.exporter}:
     endpoint: {endpoint}{tls}
@@ -71,7 +72,8 @@ service:
 """
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)$")
+# Label values may hold braces (http_route="/{id}"): a value is a quoted string, skipped whole.
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?\s+(\S+)$')
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 

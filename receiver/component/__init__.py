@@ -9,7 +9,8 @@ instance.  ``create`` takes a :class:`CreateSettings` and the validated config, 
 * exporter: ``create(settings, config)`` → an object with ``consume_<signal>`` for the signals
   its config class supports, ``start()`` and ``shutdown(timeout)``;
 * processor: ``create(settings, config, next_consumer)`` → the same shape, handing on to
-  ``next_consumer``;
+  ``next_consumer``; items it drops are settled on ``settings.ledger``
+  (:mod:`receiver.component.ledger`);
 * receiver: ``create(settings, config, consumers)`` → ``start()``/``shutdown(timeout)``, feeding
   ``consumers`` (a :class:`ReceiverConsumers`);
 * extension: ``create(settings, config)`` → ``start()``/``shutdown(timeout)`` (and ``ready``).
@@ -29,6 +30,7 @@ from importlib import metadata
 from types import MappingProxyType
 from typing import Any, Callable, Protocol, TextIO
 
+from receiver.component.ledger import NO_LEDGER
 from receiver.configuration.section import ConfigSection
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,9 @@ class CreateSettings:
     id: str  # the configured id, "otlp/vendor"
     self_metrics: Any  # receiver.component.self_metrics.SelfMetrics: the agent's own metrics registry
     host: Host
+    # Processors: the crash ledgers of their pipeline (receiver.component.ledger.PipelineLedger);
+    # a processor that drops items settles them there.
+    ledger: Any = NO_LEDGER
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,9 @@ class SelfMetrics:
       ``queue_full`` (evicted from a full sending queue), ``shutdown`` (still queued or
       backing off when shutdown ran out of time, or offered after shutdown; a persistent
       queue keeps such batches on disk instead), ``storage_error`` (the persistent queue
-      could not write or read the batch);
+      could not write or read the batch), ``agent_killed`` (held in memory by a previous run
+      that was killed, counted at start from the persistent queue's crash ledger,
+      :mod:`receiver.exporters.crash_ledger`);
     * ``exporter_retries_total`` — retry attempts (one per re-send of a batch);
     * ``exporter_queue_size`` / ``exporter_queue_capacity`` — what the signal queues of an
       exporter hold together / their bound, in the unit of ``sending_queue.sizer`` (per signal:
@@ -122,7 +124,7 @@ class SelfMetrics:
         )
         self.exporter_dropped_items = Counter(
             _PREFIX + "exporter_dropped_items",
-            "Items dropped before export completed (queue_full, shutdown, storage_error).",
+            "Items dropped before export completed (queue_full, shutdown, storage_error, agent_killed).",
             ["exporter", "signal", "reason"],
             registry=r,
         )

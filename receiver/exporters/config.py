@@ -78,7 +78,9 @@ class QueueConfig(ConfigSection):
     )
     batch: QueueBatchConfig = setting(QueueBatchConfig(), "Size limit of one export request.")
     storage: str | None = setting(
-        None, "Directory for a persistent queue that survives restarts; in memory when unset.",
+        None, "Directory for a persistent queue that survives restarts; in memory when unset. Holds one "
+        "fsynced file per queued request and `.crash-ledger` (64 bytes, memory-mapped, written once per "
+        "batch), from which the next start counts what a killed agent held in memory (dropped, agent_killed).",
         check=creatable_dir,
     )
 

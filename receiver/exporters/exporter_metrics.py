@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 _PREFIX = "ebpf_receiver_"
 
 FAILED_REASONS = ("permanent", "retries_exhausted", "rejected", "too_large")
-DROPPED_REASONS = ("queue_full", "shutdown", "storage_error")
+DROPPED_REASONS = ("queue_full", "shutdown", "storage_error", "agent_killed")
 SPLIT_TRIGGERS = ("max_size", "too_large")
 
 

@@ -66,6 +66,7 @@ import time
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from receiver.component.status import ComponentStatus
+from receiver.exporters.crash_ledger import CrashLedger
 from receiver.exporters.errors import (
     PermanentExportError,
     RequestTooLargeError,
@@ -144,6 +145,8 @@ class QueuedRetryingSender:
             if not queue.enabled:
                 raise ValueError(f"exporter {exporter_id}: sending_queue.storage needs sending_queue.enabled")
             self._storage = BatchStorage(exporter_directory(queue.storage, exporter_id))
+        # What the pipelines feeding a persistent queue hold in memory, counted after a crash.
+        self.crash_ledger = CrashLedger(self._storage.directory) if self._storage is not None else None
         self.exporter_id = exporter_id
         self._exporter = exporter
         self._queue_enabled = queue.enabled
@@ -204,6 +207,11 @@ class QueuedRetryingSender:
         if not batch:
             return
         n = count_items(signal, batch)
+        self._consume(signal, batch, n)
+        if self.crash_ledger is not None:  # on disk or counted: settled (after the file's rename)
+            self.crash_ledger.settle(signal, n)
+
+    def _consume(self, signal: Signal, batch: list, n: int) -> None:
         q = self._queues[signal]
         if not self._queue_enabled:
             if self._started and not self._shut_down:
@@ -278,6 +286,9 @@ class QueuedRetryingSender:
             thread.join(max(0.0, settle - time.monotonic()))
         if self._storage is not None:
             self._storage.close()
+        if self.crash_ledger is not None and (unsettled := self.crash_ledger.close()):
+            log.warning("exporter %s: crash ledger: entered minus settled at shutdown %s (items lost uncounted "
+                        "upstream; the next start counts them)", self.exporter_id, {s.value: n for s, n in unsettled.items()})
 
     def _report_leftovers(self, leftovers: list[QueueEntry]) -> None:
         if leftovers and self._storage is not None:
@@ -343,6 +354,7 @@ class QueuedRetryingSender:
                 excess += q.put_front(
                     QueueEntry(b.signal, b.items, self._size_of(b.items, b.size), stored=b) for b in found if b.signal is q.signal
                 )
+        self._open_ledger()
         for entry in excess:
             self._discard(entry, "queue_full")
         if found:
@@ -354,6 +366,24 @@ class QueuedRetryingSender:
             log.warning(
                 "exporter %s: queue_size %d: dropped the %d oldest stored batches", self.exporter_id, self._capacity, len(excess)
             )
+
+    def _open_ledger(self) -> None:
+        """Count once what the previous run held in memory when it was killed (``agent_killed``)."""
+        try:
+            left = self.crash_ledger.open()
+        except OSError as e:
+            log.warning("exporter %s: crash ledger %s unusable, losses at a crash will not be counted: %s",
+                        self.exporter_id, self.crash_ledger.path, e)
+            return
+        if left.unreadable:
+            log.warning("exporter %s: crash ledger %s was not a ledger (%s): rewritten",
+                        self.exporter_id, self.crash_ledger.path, left.unreadable)
+        for signal, n in left.lost.items():
+            self._counters[signal].dropped["agent_killed"].inc(n)
+        if left.lost:
+            what = ", ".join(f"{n} {s.value}" for s, n in left.lost.items())
+            log.warning("exporter %s: the previous agent (pid %d) died holding %s in memory (entered the pipelines, "
+                        "never queued): counted dropped (agent_killed)", self.exporter_id, left.pid, what)
 
     def _store(self, signal: Signal, part: RequestPart) -> QueueEntry | None:
         """Write a request to the persistent queue; None if that failed (counted)."""

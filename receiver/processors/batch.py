@@ -17,8 +17,9 @@ cost some 70 MB of resident memory on a saturated node for no gain in CPU (measu
 past that the batch thread is not keeping up (the exporters encode on it), and what arrives is
 refused — counted in ``processor_dropped_items_total{processor="batch",reason="backlog"}`` and
 reported to the host's :class:`~receiver.component.backpressure.Backpressure`, so the receivers
-produce less (the eBPF receiver has the kernel aggregate into the RED metrics).  Unbounded, a
-saturated node's spans piled up here by the hundred thousand.
+produce less (the eBPF receiver has the kernel aggregate into the RED metrics), and settled on
+the pipeline's crash ledgers (:mod:`receiver.component.ledger`).  Unbounded, a saturated node's
+spans piled up here by the hundred thousand.
 
 One background thread does all sending, so ``consume_*`` only appends under a lock.  The next
 consumers are called from that thread and must not block (exporters only enqueue).
@@ -36,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from receiver.component.ledger import NO_LEDGER, PipelineLedger
 from receiver.component.status import ComponentStatus
 from receiver.configuration.section import ConfigSection, setting
 from receiver.model.signals import Signal, TelemetryConsumer
@@ -115,6 +117,7 @@ class BatchProcessor:
         self_metrics: SelfMetrics | None = None,
         backpressure: Backpressure | None = None,
         backlog_items: int | None = None,  # the bound (items waiting per signal); None: derived
+        ledger: PipelineLedger = NO_LEDGER,  # refused items are settled there (crash ledgers)
     ) -> None:
         if config.send_batch_size < 1:
             raise ValueError("send_batch_size must be >= 1")
@@ -125,6 +128,7 @@ class BatchProcessor:
         self._timeout = max(0.0, config.timeout)
         self._bound = backlog_items or max(2 * max(self._size, self._max), MIN_BOUND)  # items waiting per signal
         self._backpressure = backpressure
+        self._ledger = ledger
         self.refused = {s: 0 for s in Signal}
         self._next = {s: [getattr(c, _CONSUME[s]) for c in next_consumers] for s in Signal}
         self._sends = (
@@ -195,6 +199,7 @@ class BatchProcessor:
             self._refused[signal].inc(count)
         if self._backpressure is not None:
             self._backpressure.refused(count)
+        self._ledger.settle(signal, count)
         self._wake.set()
 
     def start(self) -> None:

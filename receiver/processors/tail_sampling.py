@@ -6,7 +6,8 @@ pipeline too) the trace's log records — waits in one :class:`HeldTrace` for ``
 after its first item.  Then the policies (:mod:`.tail_sampling_policies`) are evaluated once;
 the trace is kept when any samples it (or, with ``keep_if_caller_sampled``, when a span of it
 continued a sampled W3C context from the wire).  Kept items go on to the next consumer of the
-pipeline they came through; dropped ones are counted.
+pipeline they came through; dropped ones are counted, and settled on that pipeline's crash
+ledgers (:mod:`receiver.component.ledger`).
 
 **Bounded.**  At most ``num_traces`` traces and ``max_held_bytes`` (estimated) are held; when a
 new item would exceed either, the oldest trace is decided early, by the same policies, counted by
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from receiver.component.ledger import NO_LEDGER, PipelineLedger
+from receiver.model.signals import Signal
 from receiver.model.telemetry import LogRecord, Span
 from receiver.processors.tail_sampling_config import TailSamplingProcessorConfig
 from receiver.processors.tail_sampling_policies import build_all
@@ -124,6 +127,12 @@ class TailSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._users = 0
+        # consume -> what settles the items dropped on their way to it (the pipeline's crash ledgers)
+        self._settlers: dict[Callable, Callable[[int], None]] = {}
+
+    def settle_drops_with(self, consume: Callable[[list], None], settle: Callable[[int], None]) -> None:
+        """``settle(n)`` is told of the ``n`` items dropped that were bound for ``consume``."""
+        self._settlers[consume] = settle
 
     # -- input -------------------------------------------------------------------------------
 
@@ -137,6 +146,7 @@ class TailSampler:
         now = self._clock()
         out: list = []  # (consume, item) to send now
         decided: list = []
+        dropped_late = 0
         is_span = signal == "traces"
         with self._lock:
             held = self._held
@@ -155,6 +165,7 @@ class TailSampler:
                     if tid in self._not_sampled:
                         self._count_late(signal, "not_sampled")
                         self.dropped[signal] += 1
+                        dropped_late += 1
                         continue
                     t = held[tid] = HeldTrace(tid, now)
                 size = span_bytes(item) if is_span else log_bytes(item)
@@ -168,6 +179,8 @@ class TailSampler:
             decided += self._enforce_bounds(now)
         if out:
             self._emit(_group(out))
+        if dropped_late:
+            self._settle({consume: dropped_late})
         self._finish(decided)
 
     # -- decisions ---------------------------------------------------------------------------
@@ -241,6 +254,17 @@ class TailSampler:
                     log.exception("tail_sampling %s: decision listener failed", self.id)
             if keep:
                 self._emit(_group(t.items))
+            else:
+                counts: dict = {}
+                for consume, _ in t.items:
+                    counts[consume] = counts.get(consume, 0) + 1
+                self._settle(counts)
+
+    def _settle(self, counts: dict) -> None:
+        for consume, n in counts.items():
+            settle = self._settlers.get(consume)
+            if settle is not None:
+                settle(n)
 
     def _emit(self, groups: dict) -> None:
         for consume, items in groups.items():
@@ -347,17 +371,23 @@ class TailSamplingProcessor:
     """One pipeline's view of a :class:`TailSampler`: what comes in is offered, what is kept goes
     to ``next_consumer``."""
 
-    def __init__(self, engine: TailSampler, next_consumer) -> None:
+    def __init__(self, engine: TailSampler, next_consumer, ledger: PipelineLedger = NO_LEDGER) -> None:
         self.engine = engine
         self._next = next_consumer
+        self._consume_traces = getattr(next_consumer, "consume_traces", None)
+        self._consume_logs = getattr(next_consumer, "consume_logs", None)
+        if ledger:  # items of traces not sampled are settled on this pipeline's crash ledgers
+            for consume, signal in ((self._consume_traces, Signal.TRACES), (self._consume_logs, Signal.LOGS)):
+                if consume is not None:
+                    engine.settle_drops_with(consume, lambda n, signal=signal: ledger.settle(signal, n))
         self._started = False
         self._stopped = False
 
     def consume_traces(self, spans: list[Span]) -> None:
-        self.engine.offer_spans(spans, self._next.consume_traces)
+        self.engine.offer_spans(spans, self._consume_traces)
 
     def consume_logs(self, records: list[LogRecord]) -> None:
-        self.engine.offer_logs(records, self._next.consume_logs)
+        self.engine.offer_logs(records, self._consume_logs)
 
     def consume_metrics(self, metrics: list) -> None:  # not a metrics processor: pass through
         self._next.consume_metrics(metrics)
