@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import ClassVar
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from receiver.configuration.checks import host_port, url_path
-from receiver.extensions.http_thread import ServerThread
+from receiver.extensions.http_thread import HttpServer, ServerThread
 from receiver.configuration.section import ConfigSection, setting
 
 
@@ -58,7 +58,7 @@ class HealthCheckExtension:
             def log_message(self, *args):  # keep the agent's stderr for the agent's own log
                 return
 
-        self._serving.start(ThreadingHTTPServer(self._addr, Handler))
+        self._serving.start(HttpServer(self._addr, Handler))
 
     def shutdown(self, timeout: float = 5.0) -> None:
         self.ready = False

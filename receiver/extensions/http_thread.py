@@ -3,8 +3,20 @@ thread of its own, started once and shut down idempotently."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import ThreadingHTTPServer
+
+
+class HttpServer(ThreadingHTTPServer):
+    """A threading HTTP server on an IPv4 or an IPv6 address (``::1``, ``::``): the family is
+    the address's, where the standard library's server is IPv4 only."""
+
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], handler) -> None:
+        self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        super().__init__(addr, handler)
 
 
 class ServerThread:

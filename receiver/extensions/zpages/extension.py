@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from receiver.extensions.http_thread import ServerThread
+from receiver.extensions.http_thread import HttpServer, ServerThread
 from receiver.extensions.zpages import render
 from receiver.extensions.zpages.config import ZPagesExtensionConfig, bind_address, is_loopback
 from receiver.extensions.zpages.layout import LayoutCache
@@ -41,14 +40,6 @@ from receiver.extensions.zpages.views import (
 log = logging.getLogger(__name__)
 
 KERNEL_PREFIX = "ebpf_receiver_kernel_events"
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, addr, handler) -> None:
-        self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
-        super().__init__(addr, handler)
 
 
 class ZPagesExtension:
@@ -194,7 +185,7 @@ class ZPagesExtension:
             def log_message(self, *args):  # keep the agent's stderr for the agent's own log
                 return
 
-        self._serving.start(_Server(self._addr, Handler))
+        self._serving.start(HttpServer(self._addr, Handler))
         if not is_loopback(self._addr[0]):
             log.warning("zpages: serving on %s, not a loopback address: the pages show process and service names "
                         "and span attributes to whoever reaches it", self._cfg.endpoint)
