@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Protocol
 
 from prometheus_client.core import CounterMetricFamily
 
+from receiver.component.cpu_yield import NO_YIELD, CpuYield, in_steps
 from receiver.capture.events import (
     ConnEvent,
     ConnFailureEvent,
@@ -70,8 +71,10 @@ class RecordRouter:
         failures: FailureSink | None = None,
         log_pipes: LogPipeSink | None = None,
         on_event: Callable[[object], None] | None = None,
+        cpu_yield: CpuYield = NO_YIELD,
     ) -> None:
         self.decoder = decoder
+        self._yield = cpu_yield  # the capture thread's: a long batch gives the CPU back now and then
         self._connections = connections
         self._logs = logs
         self._processes = processes
@@ -96,7 +99,7 @@ class RecordRouter:
         on_event = self._on_event
         data_events = 0
         self.records += len(records)
-        for rec in records:
+        for rec in in_steps(records, self._yield):
             ev = decode(rec)
             if ev is None:
                 continue

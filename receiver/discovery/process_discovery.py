@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from receiver.component.cpu_yield import CpuYield, in_steps
 from receiver.discovery.metrics import discovery_metric_families
 from receiver.discovery.procfs import ProcFs, ProcStat, cgroup_paths, container_id
 from receiver.discovery.rules import Decision, DiscoveryRules, ProcessFacts
@@ -86,6 +87,7 @@ class ProcessDiscovery:
         """``config``: a ``DiscoveryConfig`` (include, exclude, tls, rescan_interval)."""
         self._cfg = config
         self.rules = DiscoveryRules(config.include, config.exclude, exclude_pids)
+        self._yield = CpuYield()  # the discovery thread's (receiver/component/cpu_yield.py)
         self._agent_pid = os.getpid() if agent_pid is None else agent_pid
         self._proc = procfs or ProcFs()
         self._resources = resources or ProcessResources(str(self._proc.root))
@@ -266,7 +268,7 @@ class ProcessDiscovery:
         seen = set(self._proc.pids())
         for pid in [p for p in self.processes if p not in seen]:
             self._forget(pid)
-        for pid in seen:
+        for pid in in_steps(list(seen), self._yield, step=4):  # /proc reads: a long stretch on a busy host
             if pid == self._agent_pid:
                 continue
             p = self.processes.get(pid)

@@ -16,6 +16,7 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 from prometheus_client.core import CounterMetricFamily
 
+from receiver.component.cpu_yield import NO_YIELD, CpuYield, in_steps
 from receiver.model.serving_spans import ServingSpans
 from receiver.model.transaction import TrackedTransaction
 from receiver.protocols.base import Role, Transaction
@@ -172,7 +173,9 @@ class TelemetryAssembler:
         logs: Sequence[LogsConsumer] = (),
         exemplars=None,
         serving_spans: ServingSpans | None = None,
+        cpu_yield: CpuYield = NO_YIELD,
     ) -> None:
+        self._yield = cpu_yield  # the capture thread's (receiver/component/cpu_yield.py)
         self._serving_spans = serving_spans  # server spans by request identity (the profiler reads it)
         self._traces = list(traces)
         # receiver.telemetry.exemplars.DeferredExemplars when a tail sampler decides later: the
@@ -220,7 +223,7 @@ class TelemetryAssembler:
 
     def on_transactions(self, txs: list[TrackedTransaction], now_ns: int) -> None:
         add = self.add
-        for tt in txs:
+        for tt in in_steps(txs, self._yield):
             add(tt, now_ns)
 
     def end_batch(self, now_ns: int, flush: bool = False) -> None:

@@ -31,6 +31,7 @@ from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.loader import BpfLoader, LoaderKnobs, agent_pid_namespace, default_object_path
 from receiver.bpf.self_observation import seed_agent_endpoints
 from receiver.component.backpressure import Backpressure
+from receiver.component.cpu_yield import CpuYield
 from receiver.component.status import (
     TLS_COVERED,
     TLS_NONE,
@@ -178,10 +179,11 @@ class EbpfReceiver:
 
         # telemetry ← protocols ← connections ← capture, built from the end of the chain.
         self.clock = MonotonicToWall()
+        capture_yield = CpuYield()  # the capture thread's stretches give the CPU back (router, assembler)
         sampler = Sampler(config.sampler.name, config.sampler.ratio) if config.sampler is not None else ALWAYS_ON
         self.assembler = TelemetryAssembler(
             self._resources, self.clock, red_metrics, service_graph=service_graph, sampler=sampler,
-            traces=traces, logs=logs, exemplars=exemplars, serving_spans=serving_spans,
+            traces=traces, logs=logs, exemplars=exemplars, serving_spans=serving_spans, cpu_yield=capture_yield,
         )
         to_telemetry = self.assembler if on_transactions is None else _TransactionTap(on_transactions, self.assembler)
         protocols = config.protocols or {}
@@ -234,6 +236,7 @@ class EbpfReceiver:
             failures=_ConnectFailures(self.assembler),
             log_pipes=_LogPipes(LogPipeClassifier(config.log_pipe_readers, agent_pid=self._agent_pid), self),
             on_event=on_event,
+            cpu_yield=capture_yield,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
