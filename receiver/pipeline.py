@@ -23,6 +23,7 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry
 
+from receiver.component.threads import AgentThread
 from receiver.component import ComponentRegistry, CreateSettings, ReceiverConsumers
 from receiver.component.backpressure import Backpressure
 from receiver.component.ledger import NO_LEDGER, LedgerEntrance, PipelineLedger
@@ -117,7 +118,7 @@ class PeriodicMetricReader:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="metric-reader", daemon=True)
+            self._thread = AgentThread(self._run, "metric-reader")
             self._thread.start()
 
     def _run(self) -> None:

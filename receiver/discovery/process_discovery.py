@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from receiver.component.threads import AgentThread
 from receiver.component.cpu_yield import CpuYield, in_steps
 from receiver.discovery.metrics import discovery_metric_families
 from receiver.discovery.procfs import ProcFs, ProcStat, cgroup_paths, container_id
@@ -143,7 +144,7 @@ class ProcessDiscovery:
                 log.info("TLS: %s", line)
         self._next_rescan = self._clock() + self._cfg.rescan_interval
         if follow:
-            self._thread = threading.Thread(target=self._run, name="ebpf-discovery", daemon=True)
+            self._thread = AgentThread(self._run, "ebpf-discovery")
             self._thread.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:

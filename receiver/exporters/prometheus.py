@@ -50,6 +50,7 @@ from prometheus_client.metrics_core import Metric as PromMetric
 from prometheus_client.samples import Exemplar as PromExemplar
 from prometheus_client.utils import floatToGoString
 
+from receiver.component.threads import AgentThread
 from receiver.exporters.otlp_encoding import SCOPE_NAME, SCOPE_VERSION
 from receiver.model.telemetry import Metric, MetricKind, Resource
 
@@ -378,9 +379,7 @@ class PrometheusExporter:
                 server.socket = self._ssl.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
             self._registry.register(self._collector)
             self._server = server
-            self._thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="prometheus-exporter", daemon=True
-            )
+            self._thread = AgentThread(server.serve_forever, "prometheus-exporter", kwargs={"poll_interval": 0.1})
             self._thread.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:

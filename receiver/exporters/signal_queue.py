@@ -16,6 +16,8 @@ import collections
 import threading
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from receiver.component.threads import AgentThread
+
 if TYPE_CHECKING:
     from receiver.exporters.persistent_queue import StoredBatch
     from receiver.model.signals import Signal
@@ -117,7 +119,7 @@ class SignalQueue:
             if self._threads or self._closed or (only_if_queued and not self._entries):
                 return
             for i in range(count):
-                thread = threading.Thread(target=target, args=(self,), name=f"{name}-{i}", daemon=True)
+                thread = AgentThread(target, f"{name}-{i}", args=(self,))
                 self._threads.append(thread)
                 thread.start()
 

@@ -7,6 +7,8 @@ import socket
 import threading
 from http.server import ThreadingHTTPServer
 
+from receiver.component.threads import AgentThread
+
 
 class HttpServer(ThreadingHTTPServer):
     """A threading HTTP server on an IPv4 or an IPv6 address (``::1``, ``::``): the family is
@@ -39,7 +41,7 @@ class ServerThread:
         """Serve ``server`` (its request threads daemonic: a slow client never holds shutdown)."""
         server.daemon_threads = True
         self.server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=self._name, daemon=True)
+        self._thread = AgentThread(server.serve_forever, self._name)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from receiver.component.threads import AgentThread
 from receiver.component.ledger import NO_LEDGER, PipelineLedger
 from receiver.component.status import ComponentStatus
 from receiver.configuration.section import ConfigSection, setting
@@ -207,7 +208,7 @@ class BatchProcessor:
             if self._started or self._shut_down:
                 return
             self._started = True
-        self._thread = threading.Thread(target=self._run, name="batch-processor", daemon=True)
+        self._thread = AgentThread(self._run, "batch-processor")
         self._thread.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from receiver.component.threads import AgentThread
 from receiver.component.ledger import NO_LEDGER, PipelineLedger
 from receiver.model.signals import Signal
 from receiver.model.telemetry import LogRecord, Span
@@ -285,7 +286,7 @@ class TailSampler:
             if self._thread is not None:
                 return
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=f"tail-sampling-{self.id}", daemon=True)
+            self._thread = AgentThread(self._run, f"tail-sampling-{self.id}")
         self._thread.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:

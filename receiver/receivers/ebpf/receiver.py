@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Callable, Sequence
 
+from receiver.component.threads import AgentThread
 from receiver.bpf.abi import Abi, load_abi
 from receiver.bpf.loader import BpfLoader, LoaderKnobs, agent_pid_namespace, default_object_path
 from receiver.bpf.self_observation import seed_agent_endpoints
@@ -306,7 +307,7 @@ class EbpfReceiver:
                 self._tc.close()
             self._loader.close()
             raise
-        self._thread = threading.Thread(target=self._run, name="ebpf-capture", daemon=True)
+        self._thread = AgentThread(self._run, "ebpf-capture")
         self._thread.start()
         log.info("ebpf receiver attached %d programs", self._loader.link_count)
 

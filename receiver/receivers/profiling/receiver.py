@@ -18,6 +18,7 @@ from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from receiver.component.threads import AgentThread
 from receiver.bpf.profile_loader import ProfileLoader, ProfilerKnobs
 from receiver.profiling.cpython import CPythonFinder, CPythonProcess
 from receiver.profiling.drain import ProfileDrain
@@ -72,7 +73,7 @@ class ProfilingReceiver:
                                    python_of=self._python_of, comm_of=self._comm_of)
         self.rescan()
         self._last_report_ns = time.time_ns()
-        self._thread = threading.Thread(target=self._run, name="profiler", daemon=True)
+        self._thread = AgentThread(self._run, "profiler")
         self._thread.start()
 
     def shutdown(self, timeout: float = 5.0) -> None:
