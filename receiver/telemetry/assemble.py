@@ -393,7 +393,7 @@ class TelemetryAssembler:
         logs: list[LogRecord] = []
         observed: list[Span] = []  # every span, sampled or not: the service graph counts calls
         record = self._metrics.record if self._metrics is not None else None
-        for m in ready:
+        for m in in_steps(ready, self._yield):
             if isinstance(m, SpanWork):
                 s = m.span
                 observed.append(s)
