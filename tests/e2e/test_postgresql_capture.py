@@ -9,6 +9,7 @@ counts, from the server's side too (the backend process that served it), over TC
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def test_psql_simple_queries(server: PostgresServer, capture: Collected, transpo
     commands = [
         f"CREATE TABLE {table} (id int, name text)",
         f"INSERT INTO {table} VALUES (1, 'a'), (2, 'b'), (3, 'c')",
-        f"SELECT 1 AS a; SELECT id FROM {table} ORDER BY id; UPDATE {table} SET name = 'z' WHERE id > 1",
+        f"SELECT pg_backend_pid() AS a; SELECT id FROM {table} ORDER BY id; UPDATE {table} SET name = 'z' WHERE id > 1",
         f"DELETE FROM {table} WHERE id = 3",
         "SELECT * FROM no_such_table",
     ]
@@ -144,10 +145,14 @@ def test_psql_simple_queries(server: PostgresServer, capture: Collected, transpo
     assert txs[2].response.data_rows == 4
     assert all(t.start_ns <= t.end_ns for t in txs)
 
-    # The backend that served psql saw the same queries.
+    # The backend that served psql saw the same queries, and its spans are its own: the process
+    # the postmaster forked for the connection (gone by now), not the postmaster that accepted it.
     served = capture.wait_for(server_side(app), len(commands))
     assert [t.transaction.request.query for t in served] == commands
-    assert served[0].pid in server.pids()
+    backend = re.search(r"^\s*a\s*\n-+\n\s*(\d+)\s*\n\(1 row\)", out, re.MULTILINE)
+    assert backend is not None, out
+    assert {t.pid for t in served} == {int(backend[1])}
+    assert int(backend[1]) != server.postmaster_pid()
 
 
 # -- psycopg: the extended protocol ---------------------------------------------------------------
