@@ -7,7 +7,7 @@ import pytest
 
 from receiver.distribution import default_registry
 from tests.fuzz.targets import TARGETS
-from tests.fuzz.worker import package_modules, under_test, not_under_test
+from tests.fuzz.worker import not_under_test, package_modules, under_test
 
 MODULES = set(package_modules("receiver")) | set(package_modules("ebpf_receiver_nats"))
 
