@@ -65,7 +65,9 @@ def main() -> None:
     logging.disable(logging.CRITICAL)
     with atheris.instrument_imports(include=list(_INSTRUMENTABLE), exclude=not_under_test(name)):
         from tests.fuzz.targets import TARGETS
-    atheris.Setup([sys.argv[0], *sys.argv[2:]], TARGETS[name])
+    # libFuzzer re-runs argv[0] through the shell to minimise a crash (-minimize_crash): it must
+    # be the whole command of this target, not the path of this file.
+    atheris.Setup([f"{sys.executable} -m tests.fuzz.worker {name}", *sys.argv[2:]], TARGETS[name])
     atheris.Fuzz()
 
 
