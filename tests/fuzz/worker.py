@@ -16,8 +16,6 @@ import logging
 import sys
 from pathlib import Path
 
-import atheris
-
 _PROTOCOL_PACKAGES = {"dns_udp": "dns"}  # targets sharing a protocol package
 _SESSION = "receiver.protocols.stream"  # the skeleton whose safety net counts a parser's exceptions
 
@@ -61,6 +59,8 @@ def not_under_test(target: str) -> list[str]:
 
 
 def main() -> None:
+    import atheris  # the fuzz extra (make venv-fuzz); the scopes above are tested without it
+
     name = sys.argv[1]
     logging.disable(logging.CRITICAL)
     with atheris.instrument_imports(include=list(_INSTRUMENTABLE), exclude=not_under_test(name)):
