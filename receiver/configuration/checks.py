@@ -70,21 +70,29 @@ def host_port(value: str) -> str | None:
 
 def grpc_endpoint(value: str) -> str | None:
     """``host:port``, ``http(s)://host:port``, ``dns:///host:port`` or ``unix:///path``."""
-    parts = urlsplit(value)
+    problem = f"'{value}' is not a gRPC endpoint (for example localhost:4317 or https://otlp.example.com:4317)"
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unbalanced '[' or ']' of an IPv6 host (found by the fuzz campaign)
+        return problem
     if parts.scheme in ("http", "https") and parts.hostname:
         return None
     if parts.scheme in ("dns", "unix") and (parts.path or parts.netloc):
         return None
     if _HOST_PORT.fullmatch(value) and value.rpartition(":")[0]:
         return None
-    return f"'{value}' is not a gRPC endpoint (for example localhost:4317 or https://otlp.example.com:4317)"
+    return problem
 
 
 def http_url(value: str) -> str | None:
     """An absolute ``http://`` or ``https://`` URL."""
-    parts = urlsplit(value)
+    problem = f"'{value}' is not an http(s) URL (for example http://localhost:4318)"
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unbalanced '[' or ']' of an IPv6 host
+        return problem
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"'{value}' is not an http(s) URL (for example http://localhost:4318)"
+        return problem
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:

@@ -39,4 +39,5 @@ class ConfigError(Exception):
         text += self.message
         if self.location is not None:
             text += f" ({self.location})"
-        return text
+        # One line whatever a message quotes from the file (a quoted YAML scalar may hold breaks).
+        return text.replace("\r", "\\r").replace("\n", "\\n")

@@ -12,7 +12,7 @@ import importlib.resources
 import os
 from collections.abc import Mapping, Sequence
 
-from receiver.configuration.decode import Decoder, did_you_mean
+from receiver.configuration.decode import Decoder, did_you_mean, quote
 from receiver.configuration.errors import ConfigError, Location
 from receiver.configuration.mappings import FrozenMap
 from receiver.configuration.section import ConfigSection
@@ -180,17 +180,18 @@ def _check_ids(
     for index, component_id in enumerate(ids):
         item_path = f"{'.'.join(keys)}[{index}]"
         where = locate(tree, keys + (index,), tree.location)
+        shown = quote(component_id)  # any string: a quoted YAML scalar may hold line breaks
         if component_id in seen:
-            raise ConfigError(f"'{component_id}' is listed twice", item_path, where)
+            raise ConfigError(f"{shown} is listed twice", item_path, where)
         seen.add(component_id)
         if component_id in sections[kind]:
             continue
         elsewhere = [other for other in COMPONENT_KINDS if component_id in sections[other]]
         if elsewhere:
-            message = f"'{component_id}' is one of the {elsewhere[0]}, not one of the {kind}"
+            message = f"{shown} is one of the {elsewhere[0]}, not one of the {kind}"
         elif sections[kind]:
             hint = did_you_mean(component_id, sections[kind], "defined")
-            message = f"'{component_id}' is not defined under {kind}{hint}"
+            message = f"{shown} is not defined under {kind}{hint}"
         else:
-            message = f"'{component_id}' is not defined under {kind} (no {kind} are defined)"
+            message = f"{shown} is not defined under {kind} (no {kind} are defined)"
         raise ConfigError(message, item_path, where)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from receiver.config import ConfigError, Location
+from receiver.config import ConfigError, Location, load_config_text
 from receiver.configuration.yaml_source import DEFAULT_LIMITS, YamlLimits, _Converter, parse_yaml
 
 
@@ -133,3 +133,31 @@ def test_validate_exits_2_with_one_line(tmp_path, content, needle):
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("ebpf-receiver: config error: ") and needle in lines[0]
     assert "Traceback" not in done.stderr
+
+
+# Found by the fuzz campaign (make fuzz; the inputs are kept in tests/fixtures/config/fuzz/).
+
+
+@pytest.mark.parametrize(
+    ("kind", "setting", "value"),
+    [("otlp", "endpoint", "//]"), ("otlp", "endpoint", "https://[::1:4317"),
+     ("otlphttp", "endpoint", "http://]x"), ("otlphttp", "endpoint", "http://[::1")],
+)
+def test_an_unbalanced_ipv6_bracket_in_an_endpoint_is_one_error(kind, setting, value):
+    # urlsplit raises ValueError("Invalid IPv6 URL") on these: it escaped the loader.
+    text = f"exporters:\n  {kind}:\n    {setting}: '{value}'\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "c.yaml", environ={})
+    assert caught.value.key_path == f"exporters.{kind}.{setting}"
+    assert caught.value.location == Location("c.yaml", 3)
+    assert f"'{value}' is not" in str(caught.value)
+
+
+def test_an_error_quoting_a_value_with_line_breaks_stays_one_line():
+    text = 'exporters:\n  otlp:\n    endpoint: "a\\nb\\r\\nc"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "c.yaml", environ={})
+    rendered = str(caught.value)
+    assert "\n" not in rendered and "\r" not in rendered
+    assert "'a\\nb\\r\\nc' is not a gRPC endpoint" in rendered
+    assert caught.value.message.count("\n") == 2  # the message itself keeps the value as given

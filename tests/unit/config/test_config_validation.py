@@ -326,6 +326,25 @@ def test_pipeline_naming_an_undefined_component(load_error):
     assert "'debugg' is not defined under exporters (did you mean 'debug'?)" in str(error)
 
 
+def test_pipeline_naming_an_undefined_component_with_a_line_break_is_one_line(load_error):
+    # Found by the fuzz campaign (tests/fixtures/config/fuzz/): the id was echoed raw.
+    error = load_error(
+        """\
+        receivers: {ebpf: }
+        exporters: {debug: }
+        service:
+          pipelines:
+            traces:
+              receivers: [ebpf]
+              exporters:
+                - "deb\\nug"   # <-
+        """,
+        "service.pipelines.traces.exporters[0]",
+    )
+    assert "\n" not in str(error)
+    assert "'deb\\nug' is not defined under exporters" in str(error)
+
+
 def test_pipeline_naming_a_component_of_the_wrong_kind(load_error):
     error = load_error(
         """\
