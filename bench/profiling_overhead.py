@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from bench import procstat
+from bench.profile import py_spy_path
 from bench.services import REPO, VENV_BIN, BenchError, Workdir
 
 TARGET_PCT = 1.0
@@ -128,15 +129,34 @@ def run(workdir: Workdir, quick: bool, log=print) -> dict:
                         for b in burners:
                             b.kill()
                             b.wait()
-                        proc.terminate()
-                        proc.wait(30)
+                        hung = _stop(proc, workdir, name, log)
                     wall = t1 - t0
-                    runs.append({"state": state, "mode": mode, "round": rnd, "seconds": wall,
+                    runs.append({"state": state, "mode": mode, "round": rnd, "seconds": wall, "shutdown_hung": hung,
                                  "agent_pct": 100 * (cpu1 - cpu0) / wall, "bpf_pct": 100 * (bpf1 - bpf0) / 1e9 / wall,
                                  "warmup_cpu_s": warmup, "loadavg": load})
     finally:
         _STATS.write_text(stats_before)
     return {"rounds": rounds, "window_s": window, "runs": runs}
+
+
+def _stop(proc: subprocess.Popen, workdir: Workdir, name: str, log, timeout: float = 30.0) -> bool:
+    """SIGTERM the agent; True if it did not exit within ``timeout``: then its threads' stacks
+    go to ``<name>-hung.txt`` (py-spy dump) and it is killed, and the run is kept, marked."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+        return False
+    except subprocess.TimeoutExpired:
+        dump = workdir.file(f"{name}-hung.txt")
+        spy = py_spy_path()
+        text = (subprocess.run([spy, "dump", "--pid", str(proc.pid)], capture_output=True, text=True, timeout=30).stdout
+                if spy else "py-spy not found")
+        dump.write_text(text)
+        log(f"profiling overhead: the agent of {name} did not stop within {timeout:.0f} s of SIGTERM; "
+            f"its stacks: {dump}")
+        proc.kill()
+        proc.wait(10)
+        return True
 
 
 def _median(xs: list[float]) -> float:
@@ -177,6 +197,11 @@ def render(result: dict | None) -> list[str]:
         rows.append(f"| {state} | {s['agent_off_pct']:.2f} | {s['agent_on_pct']:.2f} | {s['bpf_pct']:.3f} | "
                     f"**{s['overhead_pct']:.2f}** (max {s['overhead_max_pct']:.2f}) | {verdict} | "
                     f"{s['warmup_off_s']:.2f} / {s['warmup_on_s']:.2f} | {s['loadavg']:.2f} |")
+    hung = [f"{r['state']} {r['mode']} round {r['round'] + 1}" for r in result["runs"] if r.get("shutdown_hung")]
+    if hung:
+        rows.append("")
+        rows.append(f"**An agent did not stop within 30 s of SIGTERM** ({', '.join(hung)}): killed; its threads' "
+                    "stacks are in the run's work directory (`*-hung.txt`).")
     return [
         "## Continuous profiling overhead",
         "",
