@@ -11,19 +11,17 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
-from receiver.component import ComponentRegistry, Factory
+from receiver.component import ComponentRegistry
 from receiver.config import load_config_text
-from receiver.configuration.section import ConfigSection
 from receiver.distribution import builtin_factories
 from receiver.exporters.crash_ledger import LEDGER_NAME, SIZE, CrashLedger
 from receiver.exporters.persistent_queue import SUFFIX, exporter_directory
 from receiver.model.signals import Signal
 from receiver.model.telemetry import LogRecord, Resource, Span, SpanKind, StatusCode
 from receiver.pipeline import Agent
+from tests.support.probe_receiver import PROBE_FACTORY
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -80,35 +78,9 @@ def test_the_counters_survive_a_sigkill_without_fsync(tmp_path):
 # -- through the agent: pipelines, processors, the persistent queue -----------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeReceiverConfig(ConfigSection):
-    signals: ClassVar[frozenset[str]] = frozenset({"traces", "logs"})
-
-
-class ProbeReceiver:
-    """A receiver of the test's own: hands the spans the test gives it to its consumers."""
-
-    def __init__(self, consumers) -> None:
-        self.consumers = consumers
-
-    def emit(self, spans) -> None:
-        for c in self.consumers.traces:
-            c.consume_traces(spans)
-
-    def emit_logs(self, records) -> None:
-        for c in self.consumers.logs:
-            c.consume_logs(records)
-
-    def start(self) -> None:
-        return None
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        return None
-
-
 def make_agent(storage: Path, processors: str, pipeline_processors: str, logs: bool = False) -> Agent:
     registry = ComponentRegistry.of(builtin_factories() + [
-        Factory("receivers", "probe", ProbeReceiverConfig, lambda s, cfg, consumers: ProbeReceiver(consumers)),
+        PROBE_FACTORY,
     ])
     config = load_config_text(textwrap.dedent(f"""\
         receivers: {{probe: }}

@@ -21,31 +21,10 @@ from receiver.extensions.zpages import ZPagesExtension
 from receiver.extensions.zpages.config import bind_address
 from receiver.model.telemetry import Resource, Span, SpanKind, StatusCode
 from receiver.pipeline import Agent
+from tests.support.probe_receiver import PROBE_FACTORY
 from tests.support.ports import free_port, wait_until
 
 T0 = 1_700_000_000 * 10**9
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeReceiverConfig(ConfigSection):
-    signals: ClassVar[frozenset[str]] = frozenset({"traces"})
-
-
-class ProbeReceiver:
-    """A receiver of the test's own: emits the spans the test gives it to its consumers."""
-
-    def __init__(self, consumers) -> None:
-        self.consumers = consumers
-
-    def emit(self, spans) -> None:
-        for c in self.consumers.traces:
-            c.consume_traces(spans)
-
-    def start(self) -> None:
-        return None
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        return None
 
 
 class Collected:
@@ -70,7 +49,7 @@ class CollectedConfig(ConfigSection):
 def agent(port: int, extra: str = "") -> Agent:
     sinks: dict[str, Collected] = {}
     registry = ComponentRegistry.of(builtin_factories() + [
-        Factory("receivers", "probe", ProbeReceiverConfig, lambda s, cfg, consumers: ProbeReceiver(consumers)),
+        PROBE_FACTORY,
         Factory("exporters", "collected", CollectedConfig, lambda s, cfg: sinks.setdefault(s.id, Collected())),
     ])
     config = load_config_text(textwrap.dedent(f"""\
