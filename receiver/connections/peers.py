@@ -7,6 +7,13 @@ the network namespace inode for loopback addresses (0: not loopback, or namespac
 two namespaces' ``127.0.0.1`` connections never match.  Endpoints of connections closed lately
 stay known for a grace period: a peer often closes before the other side's last bytes are
 processed (same batch), and must still count as local then.  Bounded by ``max_entries``.
+
+A connecting client is known from its connect, but an accepted connection only from its first
+record, which can come after the client's whole call was read (a paired request's record is sent
+once its response is out; a TLS server's at its library call).  So a client whose other end is
+not known yet but may be local (a loopback peer, or an address some traced connection has as its
+own) gets a *maybe* scope: its call is offered, keyed like a known peer's, to a server side that
+may come (see ``receiver.telemetry.linking``, where such an offer ends with the groups' hold time).
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from receiver.connections.netns import is_loopback
-from receiver.model.endpoints import Tuple
+from receiver.model.endpoints import Role, Tuple
+
+_CLIENT = int(Role.CLIENT)
+_LOCAL_ADDRS = 1024  # local addresses remembered (each a traced connection's own)
 
 if TYPE_CHECKING:
     from receiver.connections.tracker import Connection
@@ -28,6 +38,7 @@ class LocalPeers:
         self._loopback_scopes: OrderedDict[int, None] = OrderedDict()  # namespaces seen on loopback
         self._closed_endpoints: OrderedDict[tuple, int] = OrderedDict()
         self._closed_grace_ns = closed_grace_ns
+        self._local_addrs: OrderedDict[str, None] = OrderedDict()  # addresses of this host seen
         self._version = 0  # bumped whenever the tables may change: cached scopes are stale
 
     def add(self, c: Connection, scope: int) -> None:
@@ -38,6 +49,11 @@ class LocalPeers:
         key = c.endpoint_key = (t.local_addr, t.local_port, addr, port, scope)
         self._by_endpoints[key] = c.conn_id
         self._closed_endpoints.pop(key, None)
+        local = self._local_addrs
+        if t.local_addr not in local:
+            local[t.local_addr] = None
+            if len(local) > _LOCAL_ADDRS:
+                local.popitem(last=False)
         if scope:
             self._loopback_scopes[scope] = None
             self._loopback_scopes.move_to_end(scope)
@@ -86,7 +102,8 @@ class LocalPeers:
     def scope_of(self, c: Connection) -> int | None:
         """None: the other end of ``c`` is no traced local socket; else the scope both ends share
         (0, or the namespace of loopback peers).  Kept per connection until the endpoint tables
-        change."""
+        change.  When None, ``c.peer_maybe_scope`` is the scope a client would share with a local
+        server end not announced yet (None: its other end cannot be local)."""
         if c.peer_scope_version == self._version:
             return c.peer_scope
         return self._scope_of(c)
@@ -106,6 +123,14 @@ class LocalPeers:
             scope = c.netns if (mirror_ns in by or mirror_ns in closed or mirror in by or mirror in closed) else None
         else:
             scope = self._peer_scope(c.tuple, c.netns, c.nat_peer)
+        maybe = None
+        if scope is None and mirror is not None and c.kernel_role == _CLIENT:
+            # The server end may be local and not announced yet: the scope it would share.
+            if c.loopback:
+                maybe = c.netns
+            elif (c.nat_peer or (c.tuple.remote_addr,))[0] in self._local_addrs:
+                maybe = 0
+        c.peer_maybe_scope = maybe
         c.peer_scope = scope
         c.peer_scope_version = version
         return scope

@@ -70,6 +70,7 @@ class Connection:
     mirror_ns: tuple | None = None  # the same in its namespace's scope (loopback, namespace known)
     loopback: bool = False  # its local address is a loopback one
     peer_scope: int | None = None  # LocalPeers.scope_of it, as of the tables' version below
+    peer_maybe_scope: int | None = None  # no known peer: the scope a local server end not announced yet would share
     peer_scope_version: int = -1
     answered: bool = False  # a server connection wrote since its last read: the next read is a new request
     # -- owned by the protocol stage (receiver/protocols/stage.py) --

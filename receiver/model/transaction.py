@@ -44,3 +44,4 @@ class TrackedTransaction:
     tls: bool = False  # the bytes were TLS plaintext (read at the TLS library)
     nat_peer: tuple[str, int] | None = None  # client: the backend a DNAT'd destination reached
     link_scope: int = 0  # loopback peer: the namespace both ends share (0: not loopback / unknown)
+    peer_maybe: bool = False  # client, no known peer: its server end may be local, not announced yet

@@ -40,6 +40,7 @@ class ParsedConnection(Protocol):
     last_tid: int
     tls: bool
     nat_peer: tuple[str, int] | None
+    peer_maybe_scope: int | None  # set by the peer_scope callable when it returns None
     # owned by this stage
     session: Any
     protocol: str | None
@@ -211,18 +212,24 @@ class ProtocolStage:
 
     def _track(self, c: ParsedConnection, txs: list[Transaction], tid: int, cgroup_id: int) -> None:
         scope = self._peer_scope(c)
+        maybe = False
+        if scope is None:
+            scope = c.peer_maybe_scope
+            maybe = scope is not None
+            peer = False
+        else:
+            peer = True
         c.learned_role = txs[0].role
         n = c.tx_count
         if len(txs) == 1:
             c.tx_count = n + 1
             self._pending.append(TrackedTransaction(txs[0], c.pid, tid, c.conn_id, c.tuple, cgroup_id, n,
-                                                    scope is not None, c.tls, c.nat_peer, scope or 0))
+                                                    peer, c.tls, c.nat_peer, scope or 0, maybe))
             return
-        peer = scope is not None
         pid, conn_id, tup, tls, nat_peer = c.pid, c.conn_id, c.tuple, c.tls, c.nat_peer
         c.tx_count = n + len(txs)
         self._pending.extend(TrackedTransaction(t, pid, tid, conn_id, tup, cgroup_id, i, peer, tls, nat_peer,
-                                                scope or 0) for i, t in enumerate(txs, n))
+                                                scope or 0, maybe) for i, t in enumerate(txs, n))
 
     def _count_errors(self, proto: str | None, n: int) -> None:
         key = proto or "unknown"

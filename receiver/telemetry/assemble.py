@@ -301,7 +301,7 @@ class TelemetryAssembler:
         if solo is not None:
             self.linker.release(work)
             return
-        peer_key = _client_view(tt) if tt.peer_local else None
+        peer_key = _client_view(tt) if tt.peer_local or tt.peer_maybe else None
         if server:
             self.linker.server_span(work, tt.conn_id, peer_key, tt.call_index, tp, now_ns, end_ns=tx.end_ns)
         elif not self.linker.client_span(
@@ -333,7 +333,7 @@ class TelemetryAssembler:
             self.linker.release(work)
         else:
             outgoing = tp if kind in (SpanKind.CLIENT, SpanKind.PRODUCER) else None
-            self.linker.client_span(work, tt.pid, tt.tid, _client_view(tt) if tt.peer_local else None,
+            self.linker.client_span(work, tt.pid, tt.tid, _client_view(tt) if tt.peer_local or tt.peer_maybe else None,
                                     tt.call_index, outgoing, now_ns, skip_sdk_spans=self._skip_sdk,
                                     start_ns=tt.transaction.start_ns)
 

@@ -81,6 +81,7 @@ class PeerLink:
     """One same-host call, keyed by the client-side view of the tuple and the call index."""
 
     client_span_id: bytes
+    born_ns: int  # when its first side arrived: it is forgotten ``hold_ns`` later, as groups are
     server_group: PendingTrace | None = None  # the server side arrived first and waits
     client_group: PendingTrace | None = None  # the client side arrived first
 
@@ -244,7 +245,7 @@ class TraceLinker:
             span.flags |= REMOTE_PARENT  # OTLP: the parent is remote, and that is known
             return
         if peer_key is not None:
-            link = self._link(peer_key, call_index)
+            link = self._link(peer_key, call_index, now_ns)
             span.parent_span_id = link.client_span_id
             if link.client_group is not None:
                 self._adopt(link.client_group, group)
@@ -287,7 +288,7 @@ class TraceLinker:
                 span.span_id = link.client_span_id
                 self._adopt(group, link.server_group)
             elif link is None:
-                link = PeerLink(client_span_id=span.span_id, client_group=group)
+                link = PeerLink(client_span_id=span.span_id, born_ns=now_ns, client_group=group)
                 self._remember_link((peer_key, call_index), link)
         group.members.append(span)
         if ctx is None:
@@ -320,8 +321,12 @@ class TraceLinker:
         for ctxs in [c for c in self._serving_by_thread.values() if c[0].start_ns < stale]:
             for c in [c for c in ctxs if c.start_ns < stale]:
                 self._forget(c)
-        while len(self._links) > self._max:
-            self._links.popitem(last=False)
+        # A side that waited as long as a group does has no other side coming (a call to a local
+        # server that is not traced, or whose span was skipped): its link goes with it, so a late
+        # match can never re-stamp spans already released.
+        links = self._links
+        while links and (len(links) > self._max or next(iter(links.values())).born_ns < stale):
+            links.popitem(last=False)
         out, self._ready = self._ready, []
         return out
 
@@ -340,11 +345,11 @@ class TraceLinker:
         self._pending[id(g)] = g
         return g
 
-    def _link(self, peer_key: tuple, call_index: int) -> PeerLink:
+    def _link(self, peer_key: tuple, call_index: int, now_ns: int) -> PeerLink:
         key = (peer_key, call_index)
         link = self._links.get(key)
         if link is None:
-            link = PeerLink(client_span_id=self._ids.span_id())
+            link = PeerLink(client_span_id=self._ids.span_id(), born_ns=now_ns)
             self._remember_link(key, link)
         return link
 
