@@ -35,8 +35,11 @@ the thread's last context is open is taken as that sign.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from operator import attrgetter
+
 from receiver.telemetry.sampling import ALWAYS_ON, REMOTE_PARENT, Sampler
 from receiver.telemetry.trace_context import IdGenerator, TraceParent
 
@@ -73,7 +76,12 @@ class ServingContext:
     sdk_candidates: list = field(default_factory=list)
 
 
-_CONTEXTS_PER_THREAD = 16  # requests of one thread awaiting their server span (a batch's worth)
+# Requests of one thread awaiting their server span.  Every request a thread starts within one
+# batch of records is announced before the batch's client calls are linked, so this is a batch's
+# worth at the highest rate one thread serves (an nginx worker: tens of thousands a second), not
+# a handful; contexts also leave when their server span is placed, or after ``hold_ns``.
+_CONTEXTS_PER_THREAD = 4096
+_start_of = attrgetter("start_ns")
 
 
 @dataclass(slots=True)
@@ -135,7 +143,10 @@ class TraceLinker:
             ctxs = self._serving_by_thread[key] = []
         group = self._new_group(ts_ns)
         ctx = ServingContext(pid, tid, conn_id, ts_ns, self._ids.span_id(), group)
-        ctxs.append(ctx)
+        if ctxs and ts_ns < ctxs[-1].start_ns:
+            insort(ctxs, ctx, key=_start_of)  # kept ordered by start: ``serving`` bisects
+        else:
+            ctxs.append(ctx)
         self._serving_by_conn.setdefault(conn_id, []).append(ctx)
         if len(ctxs) > _CONTEXTS_PER_THREAD:
             self._forget(ctxs[0])
@@ -148,10 +159,8 @@ class TraceLinker:
             return None
         if start_ns is None:
             return ctxs[-1]
-        for ctx in reversed(ctxs):
-            if ctx.start_ns <= start_ns:
-                return ctx
-        return None
+        i = bisect_right(ctxs, start_ns, key=_start_of)
+        return ctxs[i - 1] if i else None
 
     def _conn_context(self, conn_id: int, end_ns: int | None) -> ServingContext | None:
         """The serving context of the server request on ``conn_id`` that ended at ``end_ns``:

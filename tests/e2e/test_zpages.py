@@ -200,3 +200,32 @@ def test_the_agent_never_traces_its_own_pages(env):
     own = [s for s in env["collector"].spans()
            if str(s.attributes.get("server.port", "")) == port or str(s.attributes.get("url.path", "")).startswith("/debug/")]
     assert own == []
+
+
+def test_every_call_the_proxy_makes_is_a_child_of_the_request_it_serves(env):
+    """nginx proxies each request to the app: its upstream call is a child of nginx's server span
+    (thread linking) and the parent of the app's server span (same-host linking), in one trace.
+    The requests come in a burst, so one batch of records holds many of one worker's requests."""
+    demo = env["demo"]
+
+    def proxy_calls():
+        spans = env["collector"].spans()
+        calls = [s for s in spans if s.resource.get("service.name") == "nginx" and "CLIENT" in s.kind.upper()
+                 and s.attributes.get("server.port") == demo.app_port]
+        return (spans, calls) if len(calls) >= OK + FAIL else None
+
+    # (at least: the other tests of this module may have driven more by the time this one runs)
+    spans, calls = wait_until(proxy_calls, timeout=15, what="nginx's calls to the app at the collector")
+    by_id = {s.span_id: s for s in spans}
+    orphans = [c for c in calls if c.parent_id not in by_id]
+    assert orphans == [], f"{len(orphans)} of {len(calls)} upstream calls without nginx's server span as parent"
+    for c in calls:
+        parent = by_id[c.parent_id]
+        assert parent.resource.get("service.name") == "nginx" and "SERVER" in parent.kind.upper()
+        assert parent.trace_id == c.trace_id
+    ports = {c.attributes.get("network.local.port") for c in calls}
+    app = [s for s in spans if s.resource.get("service.name") == demo.service and "SERVER" in s.kind.upper()
+           and s.attributes.get("client.port") in ports]
+    assert len(app) == len(calls)
+    call_ids = {c.span_id: c for c in calls}
+    assert all(s.parent_id in call_ids and call_ids[s.parent_id].trace_id == s.trace_id for s in app)

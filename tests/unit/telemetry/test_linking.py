@@ -211,3 +211,34 @@ def test_payload_path_keepalive_requests_in_one_batch_each_parent_their_own_call
     lk.take_ready(300)
     assert c1.parent_span_id == s1.span_id and c2.parent_span_id == s2.span_id
     assert lk.multiplexed_processes == 0
+
+
+def test_a_busy_batch_of_one_proxy_thread_links_every_call():
+    """An nginx worker proxying: every request it started in one batch is announced before the
+    batch's calls are linked.  The zPages demo's nginx started 29 in one batch (the agent had
+    yielded its CPU) and 13 of its upstream calls lost their parent when a thread kept 16."""
+    lk = linker()
+    n = 300
+    for i in range(n):  # markers first, as the batch's records come
+        lk.on_server_ingress(5, 5, 100 + i, 1000 * i, announced=True)
+    clients = [span(SpanKind.CLIENT) for _ in range(n)]
+    servers = [span(SpanKind.SERVER) for _ in range(n)]
+    for i in range(n):
+        lk.client_span(clients[i], 5, 5, None, 0, None, 10**6, start_ns=1000 * i + 10)
+        lk.server_span(servers[i], 100 + i, None, 0, None, 10**6, end_ns=1000 * i + 500)
+    lk.take_ready(10**6)
+    assert all(c.parent_span_id == s.span_id and c.trace_id == s.trace_id for c, s in zip(clients, servers))
+
+
+def test_a_marker_that_comes_late_is_still_found_by_start_time():
+    """Contexts are looked up by start time (bisect): one announced out of order is placed."""
+    lk = linker()
+    lk.on_server_ingress(5, 5, 1, 100, announced=True)
+    lk.on_server_ingress(5, 5, 3, 300, announced=True)
+    lk.on_server_ingress(5, 5, 2, 200, announced=True)
+    c = span(SpanKind.CLIENT)
+    lk.client_span(c, 5, 5, None, 0, None, 400, start_ns=250)
+    s = span(SpanKind.SERVER)
+    lk.server_span(s, 2, None, 0, None, 400, end_ns=280)
+    lk.take_ready(400)
+    assert c.parent_span_id == s.span_id
