@@ -72,8 +72,7 @@ class Result:
     data_records_of_producers: int
     kernel_produced: int
     kernel_lost: int
-    consumer: str  # RingBufferReader's: mmap (records read from the mapping) or libbpf (a callback each)
-    drain_cpu_seconds: float  # taking the records out of the ring (mmap reads, or libbpf's callbacks)
+    drain_cpu_seconds: float  # ring_buffer__consume + the per-record callback copying it out
     decode_cpu_seconds: float
     decode_wall_seconds: float
     wait_seconds: float
@@ -90,15 +89,14 @@ def _cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run(rate: float, seconds: float, producers: int, size: int, poll_interval_ms: int, ring_buffer_size: int,
-        consumer: str | None = None) -> Result:
+def run(rate: float, seconds: float, producers: int, size: int, poll_interval_ms: int, ring_buffer_size: int) -> Result:
     from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
     from receiver.capture.events import DataEvent, EventDecoder
     from receiver.capture.ringbuf import RingBufferReader
 
     loader = BpfLoader(default_object_path(), LoaderKnobs(agent_tgid=os.getpid(), ring_buffer_size=ring_buffer_size))
     loader.start()
-    reader = RingBufferReader(loader, consumer=consumer)
+    reader = RingBufferReader(loader)
     decoder = EventDecoder(loader.abi)
     decode = decoder.decode
     c = loader.abi.const
@@ -172,7 +170,6 @@ def run(rate: float, seconds: float, producers: int, size: int, poll_interval_ms
         data_records_of_producers=mine,
         kernel_produced=counters[c("ERX_CNT_PRODUCED")] - base[c("ERX_CNT_PRODUCED")],
         kernel_lost=lost,
-        consumer=reader.consumer,
         drain_cpu_seconds=drain,
         decode_cpu_seconds=dec,
         decode_wall_seconds=dec_wall,
@@ -194,8 +191,7 @@ def render(r: Result) -> str:
         f"kernel produced/lost {r.kernel_produced:,} / {r.kernel_lost:,}",
         f"decode (one core)    {r.decode_rate:,.0f} records/s live ({r.decode_cpu_seconds:.3f} CPU s, "
         f"{r.decode_wall_seconds:.3f} wall s), {r.offline_decode_rate:,.0f} records/s offline",
-        f"drain + decode       {r.consume_rate:,.0f} records/s (drain {r.drain_cpu_seconds:.3f} CPU s, "
-        f"{1e6 * r.drain_cpu_seconds / max(r.records, 1):.2f} us per record, consumer {r.consumer})",
+        f"drain + decode       {r.consume_rate:,.0f} records/s (drain {r.drain_cpu_seconds:.3f} CPU s)",
         f"consumer CPU         {r.consumer_cpu_seconds:.3f} s (waiting {r.wait_seconds:.2f} s, "
         f"poll every {r.poll_interval_ms} ms, ring {r.ring_buffer_bytes >> 20} MiB)",
     ]
@@ -210,7 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=64, help="payload bytes per send")
     ap.add_argument("--poll-interval-ms", type=int, default=20, help="sleep between drains (receivers.ebpf.poll_interval)")
     ap.add_argument("--ring-buffer-size", type=int, default=16 << 20)
-    ap.add_argument("--consumer", choices=("mmap", "libbpf"), help="ring buffer consumer (default: the agent's)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--produce", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
@@ -218,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.produce:
         print(json.dumps(produce(args.rate, args.count, args.size, args.seconds)))
         return 0
-    r = run(args.rate, args.seconds, args.producers, args.size, args.poll_interval_ms, args.ring_buffer_size,
-            args.consumer)
+    r = run(args.rate, args.seconds, args.producers, args.size, args.poll_interval_ms, args.ring_buffer_size)
     print(json.dumps(asdict(r)) if args.json else render(r))
     return 0
 

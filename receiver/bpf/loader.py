@@ -338,13 +338,6 @@ class BpfLoader:
             raise KeyError(f"BPF map {name!r} not in the object")
         return self.libbpf.lib.bpf_map__fd(m)
 
-    def map_max_entries(self, name: str) -> int:
-        """The map's size as loaded (for a ring buffer: its bytes)."""
-        m = self.libbpf.lib.bpf_object__find_map_by_name(self._obj, name.encode())
-        if m == self.libbpf.ffi.NULL:
-            raise KeyError(f"BPF map {name!r} not in the object")
-        return int(self.libbpf.lib.bpf_map__max_entries(m))
-
     def read_counters(self) -> list[int]:
         """The per-CPU ``erx_counters`` summed over CPUs, indexed by enum erx_counter."""
         ffi, lib = self.libbpf.ffi, self.libbpf.lib
