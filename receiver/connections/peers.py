@@ -11,9 +11,11 @@ processed (same batch), and must still count as local then.  Bounded by ``max_en
 A connecting client is known from its connect, but an accepted connection only from its first
 record, which can come after the client's whole call was read (a paired request's record is sent
 once its response is out; a TLS server's at its library call).  So a client whose other end is
-not known yet but may be local (a loopback peer, or an address some traced connection has as its
-own) gets a *maybe* scope: its call is offered, keyed like a known peer's, to a server side that
-may come (see ``receiver.telemetry.linking``, where such an offer ends with the groups' hold time).
+not known (yet) gets a *maybe* scope — its namespace's on loopback, else 0 — and its call is
+offered, keyed like a known peer's, to a server side that may come (see
+``receiver.telemetry.linking``, where such an offer ends with the groups' hold time).  Whether an
+address is this host's cannot be told for sure (NAT, namespaces created since), so every such
+client is offered: one link entry per call for the hold time, within the links' bound.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from receiver.connections.netns import is_loopback
 from receiver.model.endpoints import Role, Tuple
 
 _CLIENT = int(Role.CLIENT)
-_LOCAL_ADDRS = 1024  # local addresses remembered (each a traced connection's own)
 
 if TYPE_CHECKING:
     from receiver.connections.tracker import Connection
@@ -38,7 +39,6 @@ class LocalPeers:
         self._loopback_scopes: OrderedDict[int, None] = OrderedDict()  # namespaces seen on loopback
         self._closed_endpoints: OrderedDict[tuple, int] = OrderedDict()
         self._closed_grace_ns = closed_grace_ns
-        self._local_addrs: OrderedDict[str, None] = OrderedDict()  # addresses of this host seen
         self._version = 0  # bumped whenever the tables may change: cached scopes are stale
 
     def add(self, c: Connection, scope: int) -> None:
@@ -49,11 +49,6 @@ class LocalPeers:
         key = c.endpoint_key = (t.local_addr, t.local_port, addr, port, scope)
         self._by_endpoints[key] = c.conn_id
         self._closed_endpoints.pop(key, None)
-        local = self._local_addrs
-        if t.local_addr not in local:
-            local[t.local_addr] = None
-            if len(local) > _LOCAL_ADDRS:
-                local.popitem(last=False)
         if scope:
             self._loopback_scopes[scope] = None
             self._loopback_scopes.move_to_end(scope)
@@ -126,10 +121,10 @@ class LocalPeers:
         maybe = None
         if scope is None and mirror is not None and c.kernel_role == _CLIENT:
             # The server end may be local and not announced yet: the scope it would share.
-            if c.loopback:
-                maybe = c.netns
-            elif (c.nat_peer or (c.tuple.remote_addr,))[0] in self._local_addrs:
-                maybe = 0
+            # Any address may be local — a NAT'd destination, another namespace's veth
+            # address seen for the first time — so every such client is offered; an offer
+            # costs one link entry for the hold time.
+            maybe = c.netns if c.loopback else 0
         c.peer_maybe_scope = maybe
         c.peer_scope = scope
         c.peer_scope_version = version

@@ -61,8 +61,6 @@ def run(client_t: Tuple, server_t: Tuple, batches_apart: bool):
     """The client's call read (and its batch released) before the server's first record."""
     tr = ParsingTracker(ProtocolRegistry(), tls_flag=0x100)
     asm = assembler()
-    # A traced local server seen before (another connection) makes its address a local one.
-    connect(tr, 9, 10, tup("10.1.0.5", 50000, "10.9.9.9", 443), 0)
     connect(tr, 1, 10, client_t, 1000)
     (cli,) = client_call(tr, 1, 10, client_t, 1000)
     asm.add(cli, 1 * MS)
@@ -94,12 +92,32 @@ def test_a_local_address_that_is_not_loopback_links_the_same_way():
         s[SpanKind.CLIENT].trace_id, s[SpanKind.CLIENT].span_id)
 
 
-def test_a_remote_address_is_never_waited_for():
+def test_a_dnat_destination_read_first_is_still_the_server_spans_parent():
+    """The client dialled a virtual address that NAT sent to a server in another namespace:
+    nothing says the destination is this host's, and the server end is announced late."""
     tr = ParsingTracker(ProtocolRegistry(), tls_flag=0x100)
-    t = tup("10.1.0.5", 40000, "192.0.2.7", 80)
-    connect(tr, 1, 10, t, 1000)
-    (cli,) = client_call(tr, 1, 10, t, 1000)
-    assert not cli.peer_maybe and not cli.peer_local
+    asm = assembler()
+    client_t = tup("10.213.0.1", 40000, "10.213.99.1", 80)  # the VIP
+    connect(tr, 1, 10, client_t, 1000)
+    (cli,) = client_call(tr, 1, 10, client_t, 1000)
+    assert cli.peer_maybe and not cli.peer_local
+    asm.add(cli, 1 * MS)
+    (c,) = asm.take(2 * MS)[0]
+    # Without the translation the server's view (client -> VIP) still mirrors the client's.
+    (srv,) = server_call(tr, 2, 20, tup("10.213.99.1", 80, "10.213.0.1", 40000), 1001)
+    assert srv.peer_local
+    asm.add(srv, 3 * MS)
+    s = by_kind(asm.flush()[0])[SpanKind.SERVER]
+    assert (s.trace_id, s.parent_span_id) == (c.trace_id, c.span_id)
+
+
+def test_a_client_of_a_known_peer_is_not_a_maybe():
+    tr = ParsingTracker(ProtocolRegistry(), tls_flag=0x100)
+    server_t, client_t = tup("127.0.0.1", 8080, "127.0.0.1", 40000), tup("127.0.0.1", 40000, "127.0.0.1", 8080)
+    server_call(tr, 2, 20, server_t, 900)  # the server end is known first
+    connect(tr, 1, 10, client_t, 1000)
+    (cli,) = client_call(tr, 1, 10, client_t, 1000)
+    assert cli.peer_local and not cli.peer_maybe
 
 
 def test_an_offer_no_server_takes_is_forgotten_with_the_hold_time():
