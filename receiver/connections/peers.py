@@ -98,7 +98,7 @@ class LocalPeers:
         """None: the other end of ``c`` is no traced local socket; else the scope both ends share
         (0, or the namespace of loopback peers).  Kept per connection until the endpoint tables
         change.  When None, ``c.peer_maybe_scope`` is the scope a client would share with a local
-        server end not announced yet (None: its other end cannot be local)."""
+        server end not announced yet (None: no remote port, or not a client)."""
         if c.peer_scope_version == self._version:
             return c.peer_scope
         return self._scope_of(c)
