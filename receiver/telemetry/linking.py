@@ -235,7 +235,9 @@ class TraceLinker:
                     traceparent: TraceParent | None, now_ns: int, end_ns: int | None = None) -> None:
         """Place a finished server span (its ``trace_id`` may be empty; ``span_id`` is
         replaced by the serving context's pre-allocated one when there is one).  ``end_ns``:
-        when the request ended (kernel clock), which tells its context among the connection's."""
+        when the request ended (kernel clock), which tells its context among the connection's.
+        ``peer_key``: the connection as its client sees it, (client addr, client port, server
+        addr, server port, scope), when the client may be a traced local socket."""
         ctx = self._take_conn_context(conn_id, end_ns)
         if ctx is not None:
             span.span_id = ctx.span_id
@@ -254,11 +256,22 @@ class TraceLinker:
             span.flags |= REMOTE_PARENT  # OTLP: the parent is remote, and that is known
             return
         if peer_key is not None:
-            link = self._link(peer_key, call_index, now_ns)
+            key = (peer_key, call_index)
+            link = self._links.get(key)
+            if link is None and len(peer_key) == 5 and peer_key[4]:
+                # A loopback client whose namespace was unknown (its process was gone before its
+                # connection was read) offered its call under scope 0.
+                alt = (peer_key[:4] + (0,), call_index)
+                offer = self._links.get(alt)
+                if offer is not None and offer.client_group is not None:
+                    key, link = alt, offer
+            if link is None:
+                link = PeerLink(client_span_id=self._ids.span_id(), born_ns=now_ns)
+                self._remember_link(key, link)
             span.parent_span_id = link.client_span_id
             if link.client_group is not None:
                 self._adopt(link.client_group, group)
-                self._links.pop((peer_key, call_index), None)
+                self._links.pop(key, None)
             else:
                 link.server_group = group
             return
@@ -353,14 +366,6 @@ class TraceLinker:
         g = PendingTrace(deadline_ns=now_ns + self._hold)
         self._pending[id(g)] = g
         return g
-
-    def _link(self, peer_key: tuple, call_index: int, now_ns: int) -> PeerLink:
-        key = (peer_key, call_index)
-        link = self._links.get(key)
-        if link is None:
-            link = PeerLink(client_span_id=self._ids.span_id(), born_ns=now_ns)
-            self._remember_link(key, link)
-        return link
 
     def _remember_link(self, key: tuple, link: PeerLink) -> None:
         self._links[key] = link

@@ -10,7 +10,6 @@ import time
 from receiver.capture.events import DataEvent, HttpTxEvent
 
 WAIT_S = 30.0
-DEBUG_PID = [0]
 
 
 class Sink:
@@ -32,7 +31,6 @@ class Sink:
             self._txs.extend(batch)
 
     def on_event(self, ev) -> None:
-        if getattr(ev, "pid", 0) == DEBUG_PID[0] and hasattr(ev, "conn_id"): print("EV", type(ev).__name__, ev.conn_id, getattr(ev, "flags", None), getattr(ev, "direction", None), getattr(ev, "payload", b"")[:8], getattr(ev,"tuple",None))
         """Data records, and HTTP/1 transactions paired in the kernel (records that carry bytes'
         worth of a connection: both have the TLS flag and the endpoints)."""
         if isinstance(ev, (DataEvent, HttpTxEvent)):

@@ -14,32 +14,11 @@ from receiver.telemetry.assemble import TelemetryAssembler
 from receiver.telemetry.clock import MonotonicToWall
 from receiver.model.telemetry import SpanKind
 from receiver.discovery.resources import ProcessResources
+from tests.support.netns_fake import FakeResolver
 
 TCP = 1
 REQ = b"GET /items HTTP/1.1\r\nHost: 10.213.99.1\r\nUser-Agent: curl\r\n\r\n"
 RESP = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-class FakeResolver:
-    def __init__(self, pids: dict[int, int], nat: dict[tuple, tuple[str, int]] | None = None) -> None:
-        self.pids, self.nat = pids, nat or {}
-        self.forgotten: list[int] = []
-        self.maintained = 0
-
-    def netns_of(self, pid):
-        return self.pids.get(pid, 0)
-
-    def connection_netns(self, pid, local_addr):
-        return self.pids.get(pid, 0)
-
-    def nat_destination(self, ns, t):
-        return self.nat.get((ns, t.local_addr, t.local_port, t.remote_addr, t.remote_port))
-
-    def forget_pid(self, pid):
-        self.forgotten.append(pid)
-
-    def maintain(self):
-        self.maintained += 1
 
 
 def tracker(resolver) -> ParsingTracker:

@@ -19,6 +19,7 @@ from receiver.protocols.registry import ProtocolRegistry
 from receiver.telemetry.assemble import TelemetryAssembler
 from receiver.telemetry.clock import MonotonicToWall
 from tests.support.chain import ParsingTracker
+from tests.support.netns_fake import FakeResolver
 
 TCP = 1
 REQ = b"GET /items HTTP/1.1\r\nHost: shop\r\n\r\n"
@@ -81,6 +82,27 @@ def test_loopback_client_read_first_is_still_the_server_spans_parent():
     s = by_kind(later)[SpanKind.SERVER]
     assert c.kind == SpanKind.CLIENT
     assert (s.trace_id, s.parent_span_id) == (c.trace_id, c.span_id)
+
+
+def test_a_loopback_client_whose_namespace_is_unknown_is_still_the_server_spans_parent():
+    """The client process exited before its connection was read (curl: one short TLS call), so
+    its namespace is unknown and its call is offered under scope 0; the server's namespace is
+    known, and its span looks the offer up there too."""
+    host_ns = 4026531833
+    tr = ParsingTracker(ProtocolRegistry(), tls_flag=0x100, netns=FakeResolver({20: host_ns}))  # pid 10 gone
+    asm = assembler()
+    client_t, server_t = tup("127.0.0.1", 40000, "127.0.0.1", 8080), tup("127.0.0.1", 8080, "127.0.0.1", 40000)
+    connect(tr, 1, 10, client_t, 1000)
+    (cli,) = client_call(tr, 1, 10, client_t, 1000)
+    assert cli.peer_maybe and cli.link_scope == 0
+    asm.add(cli, 1 * MS)
+    (c,) = asm.take(2 * MS)[0]
+    (srv,) = server_call(tr, 2, 20, server_t, 1001)
+    assert srv.peer_local and srv.link_scope == host_ns
+    asm.add(srv, 3 * MS)
+    s = by_kind(asm.flush()[0])[SpanKind.SERVER]
+    assert (s.trace_id, s.parent_span_id) == (c.trace_id, c.span_id)
+    assert not asm.linker._links  # the offer was taken, nothing waits
 
 
 def test_a_local_address_that_is_not_loopback_links_the_same_way():
