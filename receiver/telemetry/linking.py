@@ -105,12 +105,21 @@ class TraceLinker:
         self._serving_by_thread: dict[tuple[int, int], list[ServingContext]] = {}
         self._serving_by_conn: dict[int, list[ServingContext]] = {}
         self._links: OrderedDict[tuple, PeerLink] = OrderedDict()
+        # Root client calls whose trace is decided, offered to a server side that may come:
+        # (peer key, call index) -> (client span id, trace id, flags, born_ns).  Plain tuples:
+        # no group is kept alive for them (most are calls to other hosts, never taken).
+        self._offers: OrderedDict[tuple, tuple[bytes, bytes, int, int]] = OrderedDict()
         self._pending: OrderedDict[int, PendingTrace] = OrderedDict()  # id(group) -> group
         self._multiplexed: set[int] = set()
         self._ready: list = []
         self.multiplexed_processes = 0
         self.released_unlinked = 0  # groups released by timeout or bound
         self.sdk_spans_skipped = 0  # client spans the application's own SDK already made
+
+    @property
+    def links_held(self) -> int:
+        """Same-host calls one side of which waits for the other (offers included)."""
+        return len(self._links) + len(self._offers)
 
     # -- thread-per-request --------------------------------------------------------------
 
@@ -258,13 +267,21 @@ class TraceLinker:
         if peer_key is not None:
             key = (peer_key, call_index)
             link = self._links.get(key)
-            if link is None and len(peer_key) == 5 and peer_key[4]:
-                # A loopback client whose namespace was unknown (its process was gone before its
-                # connection was read) offered its call under scope 0.
-                alt = (peer_key[:4] + (0,), call_index)
-                offer = self._links.get(alt)
-                if offer is not None and offer.client_group is not None:
-                    key, link = alt, offer
+            if link is None:
+                offer = self._offers.pop(key, None)
+                if offer is None and len(peer_key) == 5 and peer_key[4]:
+                    # A loopback client whose namespace was unknown (its process was gone before
+                    # its connection was read) offered its call under scope 0.
+                    alt = (peer_key[:4] + (0,), call_index)
+                    offer = self._offers.pop(alt, None)
+                    if offer is None:
+                        waiting = self._links.get(alt)
+                        if waiting is not None and waiting.client_group is not None:
+                            key, link = alt, waiting
+                if offer is not None:
+                    span.parent_span_id = offer[0]
+                    self._resolve(group, offer[1], offer[2], "")
+                    return
             if link is None:
                 link = PeerLink(client_span_id=self._ids.span_id(), born_ns=now_ns)
                 self._remember_link(key, link)
@@ -299,11 +316,28 @@ class TraceLinker:
             group.members.append(span)
             self._resolve_remote(group, outgoing)
             return True
-        if ctx is not None:
-            span.parent_span_id = ctx.span_id
-            group = ctx.group
-        else:
-            group = self._new_group(now_ns)
+        if ctx is None:
+            # A root call: its trace starts here, and is decided now.
+            trace_id = self._ids.trace_id()
+            flags = self._sampler.root(trace_id)
+            if peer_key is not None:
+                key = (peer_key, call_index)
+                link = self._links.pop(key, None)
+                if link is not None and link.server_group is not None:
+                    span.span_id = link.client_span_id
+                    self._resolve(link.server_group, trace_id, flags, "")
+                else:
+                    offers = self._offers
+                    offers[key] = (span.span_id, trace_id, flags, now_ns)
+                    if len(offers) > self._max:
+                        offers.popitem(last=False)
+            span.trace_id = trace_id
+            span.trace_state = ""
+            span.flags = flags
+            self._ready.append(span)
+            return True
+        span.parent_span_id = ctx.span_id
+        group = ctx.group
         if peer_key is not None:
             link = self._links.pop((peer_key, call_index), None)
             if link is not None and link.server_group is not None:
@@ -313,8 +347,6 @@ class TraceLinker:
                 link = PeerLink(client_span_id=span.span_id, born_ns=now_ns, client_group=group)
                 self._remember_link((peer_key, call_index), link)
         group.members.append(span)
-        if ctx is None:
-            self._resolve_root(group)
         return True
 
     def log_record(self, record, pid: int, tid: int, now_ns: int) -> None:
@@ -349,6 +381,9 @@ class TraceLinker:
         links = self._links
         while links and (len(links) > self._max or next(iter(links.values())).born_ns < stale):
             links.popitem(last=False)
+        offers = self._offers
+        while offers and next(iter(offers.values()))[3] < stale:
+            offers.popitem(last=False)
         out, self._ready = self._ready, []
         return out
 

@@ -10,6 +10,7 @@ import subprocess
 import urllib.request
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from tests.support.agent import AgentProcess, agent_command
@@ -43,6 +44,14 @@ def env(tmp_path_factory):
                            "port": port}
                 finally:
                     browser.quit()
+
+
+def _unless_redrawn(check) -> bool:
+    """check(), or False when the page redrew the elements it read meanwhile."""
+    try:
+        return bool(check())
+    except StaleElementReferenceException:
+        return False
 
 
 def _edge_requests(base: str, client: str, server: str) -> int:
@@ -93,11 +102,15 @@ def test_servicemap_draws_the_services_and_their_edges_with_error_rates(env):
         e = b.find_element(By.CSS_SELECTOR, f'#map g.edge[data-client="nginx"][data-server="{demo.service}"]')
         return int(e.get_attribute("data-failed")) == FAIL + 1 and int(e.get_attribute("data-requests")) == OK + FAIL + 4
 
-    wait_until(refreshed, timeout=20, what="the map refreshed in place")
-    app = b.find_element(By.CSS_SELECTOR, f'#map g.node[data-node="{demo.service}"]')
-    assert "selected" in app.get_attribute("class")
-    assert all("dim" in e.get_attribute("class") for e in b.find_elements(By.CSS_SELECTOR, "#map g.edge")
-               if demo.service not in (e.get_attribute("data-client"), e.get_attribute("data-server")))
+    def selection_kept():
+        app = b.find_element(By.CSS_SELECTOR, f'#map g.node[data-node="{demo.service}"]')
+        others = [e.get_attribute("class") for e in b.find_elements(By.CSS_SELECTOR, "#map g.edge")
+                  if demo.service not in (e.get_attribute("data-client"), e.get_attribute("data-server"))]
+        return "selected" in app.get_attribute("class") and others and all("dim" in c for c in others)
+
+    # The page redraws itself every 2 s: an element read across a redraw is stale, read again.
+    wait_until(lambda: _unless_redrawn(refreshed), timeout=20, what="the map refreshed in place")
+    wait_until(lambda: _unless_redrawn(selection_kept), timeout=5, what="the selection kept across redraws")
 
 
 def test_servicez_lists_the_processes(env):

@@ -102,7 +102,7 @@ def test_a_loopback_client_whose_namespace_is_unknown_is_still_the_server_spans_
     asm.add(srv, 3 * MS)
     s = by_kind(asm.flush()[0])[SpanKind.SERVER]
     assert (s.trace_id, s.parent_span_id) == (c.trace_id, c.span_id)
-    assert not asm.linker._links  # the offer was taken, nothing waits
+    assert asm.linker.links_held == 0  # the offer was taken, nothing waits
 
 
 def test_a_local_address_that_is_not_loopback_links_the_same_way():
@@ -155,6 +155,6 @@ def test_an_offer_no_server_takes_is_forgotten_with_the_hold_time():
         asm.add(cli, 1 * MS)
     spans, _ = asm.take(2 * MS)
     assert len(spans) == 50  # nothing waits on the offers
-    assert len(asm.linker._links) == 50
+    assert asm.linker.links_held == 50
     asm.take(1 * MS + asm.linker._hold + 1)
-    assert len(asm.linker._links) == 0
+    assert asm.linker.links_held == 0

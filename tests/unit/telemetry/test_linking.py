@@ -50,6 +50,26 @@ def test_same_host_client_first_then_server():
     assert srv.trace_id == cli.trace_id and srv.parent_span_id == cli.span_id
 
 
+def test_a_root_calls_offer_keeps_its_sampling_decision_and_is_bounded():
+    """A root client call's trace is decided when it is placed; a late server side takes that
+    decision (flags included), and offers past the bound go oldest first."""
+    lk = TraceLinker(IdGenerator(seed=7), hold_ns=3 * S, max_pending=10)
+    first = span(SpanKind.CLIENT)
+    lk.client_span(first, 10, 10, PEER, 0, None, 0)
+    assert lk.take_ready(0) == [first] and first.trace_id != b""
+    srv = span(SpanKind.SERVER)
+    lk.server_span(srv, 2, PEER, 0, None, 0)
+    assert lk.take_ready(0) == [srv]
+    assert (srv.trace_id, srv.parent_span_id, srv.flags) == (first.trace_id, first.span_id, first.flags)
+    for i in range(1, 21):
+        lk.client_span(span(SpanKind.CLIENT), 10, 10, PEER, i, None, 0)
+    assert len(lk.take_ready(0)) == 20  # nothing waits on an offer
+    assert lk.links_held == 10
+    late = span(SpanKind.SERVER)
+    lk.server_span(late, 2, PEER, 1, None, 0)  # its offer was evicted: it waits, then starts a trace
+    assert lk.take_ready(0) == [] and lk.take_ready(4 * S) == [late]
+
+
 def test_call_indexes_keep_keep_alive_requests_apart():
     lk = linker()
     s0, s1, c0, c1 = span(SpanKind.SERVER), span(SpanKind.SERVER), span(SpanKind.CLIENT), span(SpanKind.CLIENT)
