@@ -213,6 +213,9 @@ class NetnsResolver:
         self._libc = None
         self._transports = dict(transports or {})
         self._pids: OrderedDict[int, int] = OrderedDict()
+        # pids whose namespace could not be read (gone before their records were read): not
+        # looked up again on each of their connections, until their exit is seen
+        self._gone: OrderedDict[int, None] = OrderedDict()
         self._namespaces: OrderedDict[int, Namespace] = OrderedDict()
         self._by_address: dict[str, int] = {}  # non-loopback address -> inode (0: ambiguous)
         self._translations: OrderedDict[tuple, tuple[str, int] | None] = OrderedDict()
@@ -235,9 +238,15 @@ class NetnsResolver:
         """Inode of the process's network namespace; 0 when it cannot be read (gone)."""
         ns = self._pids.get(pid)
         if ns is None:
+            if pid in self._gone:
+                return 0
             path = os.path.join(self._cfg.proc_root, str(pid), "ns", "net")
             ns = self._inode(path)
             if not ns:
+                gone = self._gone
+                gone[pid] = None
+                if len(gone) > self._cfg.max_pids:
+                    gone.popitem(last=False)
                 return 0
             self._pids[pid] = ns
             if len(self._pids) > self._cfg.max_pids:
@@ -252,6 +261,7 @@ class NetnsResolver:
 
     def forget_pid(self, pid: int) -> None:
         """The process exited (its pid may be reused)."""
+        self._gone.pop(pid, None)
         ns = self._pids.pop(pid, None)
         if ns is not None:
             self._drop_anchor(ns, pid)

@@ -126,6 +126,18 @@ def test_pid_to_namespace_is_cached_and_forgotten(world):
     assert r.netns_of(100) == 0  # gone, and never cached as such
 
 
+def test_a_pid_gone_before_its_records_were_read_is_not_looked_up_again_until_its_exit(world):
+    """A connection per request of a process that exited: its namespace is unknown, and
+    /proc is not read again for each of them; its exit record frees the pid for reuse."""
+    ns = client_ns(world)
+    r = world.resolver()
+    assert r.netns_of(300) == 0
+    world.spawn(300, ns)  # only a reused pid could appear now: it stays unknown...
+    assert r.netns_of(300) == 0
+    r.forget_pid(300)  # ...until the old process's exit is seen
+    assert r.netns_of(300) == ns
+
+
 def test_interfaces_and_addresses_per_namespace(world):
     ns = client_ns(world)
     world.spawn(100, ns)
