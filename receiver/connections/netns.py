@@ -190,6 +190,9 @@ def _family(addr: str) -> int:
     return socket.AF_INET6 if ":" in addr else socket.AF_INET
 
 
+GONE_TTL_S = 5.0  # a pid found gone is not looked up again for this long (unless its exit is seen)
+
+
 class NetnsResolver:
     """pid → namespace, namespace → interfaces/addresses, original tuple → NAT'd destination.
     Not thread-safe: the capture thread is its only caller (metrics read counters only)."""
@@ -214,8 +217,9 @@ class NetnsResolver:
         self._transports = dict(transports or {})
         self._pids: OrderedDict[int, int] = OrderedDict()
         # pids whose namespace could not be read (gone before their records were read): not
-        # looked up again on each of their connections, until their exit is seen
-        self._gone: OrderedDict[int, None] = OrderedDict()
+        # looked up again on each of their connections until their exit is seen, or for
+        # GONE_TTL_S (an exit record lost to a full ring buffer; pids are reused)
+        self._gone: OrderedDict[int, float] = OrderedDict()  # pid -> until
         self._namespaces: OrderedDict[int, Namespace] = OrderedDict()
         self._by_address: dict[str, int] = {}  # non-loopback address -> inode (0: ambiguous)
         self._translations: OrderedDict[tuple, tuple[str, int] | None] = OrderedDict()
@@ -238,13 +242,16 @@ class NetnsResolver:
         """Inode of the process's network namespace; 0 when it cannot be read (gone)."""
         ns = self._pids.get(pid)
         if ns is None:
-            if pid in self._gone:
-                return 0
+            gone = self._gone
+            until = gone.get(pid)
+            if until is not None:
+                if until > self._clock():
+                    return 0
+                del gone[pid]
             path = os.path.join(self._cfg.proc_root, str(pid), "ns", "net")
             ns = self._inode(path)
             if not ns:
-                gone = self._gone
-                gone[pid] = None
+                gone[pid] = self._clock() + GONE_TTL_S
                 if len(gone) > self._cfg.max_pids:
                     gone.popitem(last=False)
                 return 0

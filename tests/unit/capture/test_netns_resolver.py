@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from receiver.model.endpoints import Tuple
-from receiver.connections.netns import NetnsConfig, NetnsResolver
+from receiver.connections.netns import GONE_TTL_S, NetnsConfig, NetnsResolver
 
 TCP, UDP = 1, 2
 TRANSPORTS = {TCP: socket.IPPROTO_TCP, UDP: socket.IPPROTO_UDP}
@@ -136,6 +136,10 @@ def test_a_pid_gone_before_its_records_were_read_is_not_looked_up_again_until_it
     assert r.netns_of(300) == 0
     r.forget_pid(300)  # ...until the old process's exit is seen
     assert r.netns_of(300) == ns
+    assert r.netns_of(301) == 0
+    world.spawn(301, ns)
+    world.clock.t += GONE_TTL_S + 0.1  # or for a while (an exit record may be lost)
+    assert r.netns_of(301) == ns
 
 
 def test_interfaces_and_addresses_per_namespace(world):
