@@ -128,8 +128,15 @@ class ConnectionTracker:
         on_server_ingress: Callable[..., None] | None = None,  # (pid, tid, conn_id, ts_ns, announced=, multiplexed=)
         netns: NetnsResolver | None = None,
         peers: LocalPeers | None = None,
+        http_last_flags: int = 0,
+        sys_close: int = -1,
     ) -> None:
+        """``http_last_flags`` (``ERX_HTTP_F_*`` bits) and ``sys_close`` (``ERX_SYS_CLOSE``): a paired
+        HTTP/1 transaction with one of those bits, or completed by the close, is its connection's
+        last (Connection: close, or a response that ran to the close)."""
         self._sink = sink
+        self._http_last = http_last_flags
+        self._sys_close = sys_close
         self.netns = netns
         self._limits = limits
         self._on_tls_ciphertext = on_tls_ciphertext
@@ -144,6 +151,7 @@ class ConnectionTracker:
         self.tls_unattached = 0  # connections that ended with TLS ciphertext and no plaintext
         self.tls_unattached_open = 0  # open connections with TLS ciphertext and no plaintext yet
         self.tls_ciphertext_ignored = 0  # socket data events dropped: their connection has plaintext
+        self.single_transaction = 0  # connections whose one paired transaction was their last: not kept
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -201,7 +209,13 @@ class ConnectionTracker:
         conn_id = ev.conn_id
         c = self._conns.get(conn_id)
         if c is None:
-            c = self._new(conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns)
+            # Nothing came of this connection before, and this transaction is its last (a
+            # connection per request): it is handled without an entry in the tables, whose
+            # close would only remove it again.  A record that still comes makes one.
+            keep = not (ev.http_flags & self._http_last or ev.syscall == self._sys_close)
+            c = self._new(conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns, keep)
+            if not keep:
+                self.single_transaction += 1
         else:
             self._move_to_end(conn_id)
             c.last_seen_ns = ev.ts_exit_ns
@@ -266,8 +280,10 @@ class ConnectionTracker:
         if self._on_tls_ciphertext is not None:
             self._on_tls_ciphertext(c.conn_id)
 
-    def _new(self, conn_id: int, pid: int, tup: Tuple, role: int, ts: int) -> Connection:
-        if len(self._conns) >= self._limits.max_connections:
+    def _new(self, conn_id: int, pid: int, tup: Tuple, role: int, ts: int, keep: bool = True) -> Connection:
+        """A connection seen for the first time; ``keep``: entered in the table and in the local
+        peers (otherwise only built, for its one transaction)."""
+        if keep and len(self._conns) >= self._limits.max_connections:
             self._pop(next(iter(self._conns)))  # its session is dropped unflushed: it did not close
             self.evicted += 1
         c = Connection(conn_id=conn_id, pid=pid, tuple=tup, kernel_role=role, last_seen_ns=ts)
@@ -280,13 +296,15 @@ class ConnectionTracker:
                 elif role == Role.CLIENT:
                     c.netns = self.netns.connection_netns(pid, tup.local_addr)
                     c.nat_peer = self.netns.nat_destination(c.netns, tup)
-            self.peers.add(c, scope)
+            if keep:
+                self.peers.add(c, scope)
         if tup.remote_port:  # what LocalPeers.scope_of looks up first, for every transaction
             addr, port = c.nat_peer or (tup.remote_addr, tup.remote_port)
             c.mirror = (addr, port, tup.local_addr, tup.local_port, 0)
             if c.netns:
                 c.mirror_ns = (addr, port, tup.local_addr, tup.local_port, c.netns)
-        self._conns[conn_id] = c
+        if keep:
+            self._conns[conn_id] = c
         return c
 
     def _pop(self, conn_id: int) -> Connection | None:
@@ -333,6 +351,13 @@ class ConnectionTracker:
         dropped.add_metric(["table_full"], self.evicted)
         dropped.add_metric(["idle"], self.expired)
         yield dropped
+        single = CounterMetricFamily(
+            "ebpf_receiver_connections_single_transaction",
+            "Connections whose first paired HTTP/1 transaction was also their last (a connection per "
+            "request): handled without a table entry.",
+        )
+        single.add_metric([], self.single_transaction)
+        yield single
         tls = CounterMetricFamily(
             "ebpf_receiver_tls_connections",
             "TLS connections: plaintext (read at an attached TLS library) or unattached (ended with only "

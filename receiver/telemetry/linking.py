@@ -266,13 +266,13 @@ class TraceLinker:
             return
         if peer_key is not None:
             key = (peer_key, call_index)
+            # A loopback client whose namespace was unknown (its process was gone before its
+            # connection was read) has its call keyed under scope 0: looked up there too.
+            alt = (peer_key[:4] + (0,), call_index) if len(peer_key) == 5 and peer_key[4] else None
             link = self._links.get(key)
             if link is None:
                 offer = self._offers.pop(key, None)
-                if offer is None and len(peer_key) == 5 and peer_key[4]:
-                    # A loopback client whose namespace was unknown (its process was gone before
-                    # its connection was read) offered its call under scope 0.
-                    alt = (peer_key[:4] + (0,), call_index)
+                if offer is None and alt is not None:
                     offer = self._offers.pop(alt, None)
                     if offer is None:
                         waiting = self._links.get(alt)
@@ -285,6 +285,8 @@ class TraceLinker:
             if link is None:
                 link = PeerLink(client_span_id=self._ids.span_id(), born_ns=now_ns)
                 self._remember_link(key, link)
+                if alt is not None:  # the same wait, for such a client (taken once: see client_span)
+                    self._remember_link(alt, link)
             span.parent_span_id = link.client_span_id
             if link.client_group is not None:
                 self._adopt(link.client_group, group)
@@ -326,6 +328,7 @@ class TraceLinker:
                 if link is not None and link.server_group is not None:
                     span.span_id = link.client_span_id
                     self._resolve(link.server_group, trace_id, flags, "")
+                    link.server_group = None  # taken: its other key, if any, is spent
                 else:
                     offers = self._offers
                     offers[key] = (span.span_id, trace_id, flags, now_ns)
@@ -343,6 +346,7 @@ class TraceLinker:
             if link is not None and link.server_group is not None:
                 span.span_id = link.client_span_id
                 self._adopt(group, link.server_group)
+                link.server_group = None  # taken: its other key, if any, is spent
             elif link is None:
                 link = PeerLink(client_span_id=span.span_id, born_ns=now_ns, client_group=group)
                 self._remember_link((peer_key, call_index), link)

@@ -70,6 +70,33 @@ def test_a_root_calls_offer_keeps_its_sampling_decision_and_is_bounded():
     assert lk.take_ready(0) == [] and lk.take_ready(4 * S) == [late]
 
 
+def test_a_client_of_unknown_namespace_finds_a_loopback_server_waiting_under_its_namespace():
+    """The server side came first, its namespace known; the client's process was gone before its
+    connection was read (scope 0), and the server end was never entered in the peers (its one
+    transaction was its last).  Either order links; the wait is taken once."""
+    ns = 4026531833
+    loop = ("127.0.0.1", 40000, "127.0.0.1", 8080)
+    for client_first in (False, True):
+        lk = linker()
+        srv, cli = span(SpanKind.SERVER), span(SpanKind.CLIENT)
+        if client_first:
+            lk.client_span(cli, 10, 10, loop + (0,), 0, None, 0)
+        lk.server_span(srv, 2, loop + (ns,), 0, None, 0)
+        if not client_first:
+            lk.client_span(cli, 10, 10, loop + (0,), 0, None, 0)
+        lk.take_ready(0)
+        assert (srv.trace_id, srv.parent_span_id) == (cli.trace_id, cli.span_id), client_first
+    # The other key of a taken wait is spent: a later call under it does not take it again.
+    late = span(SpanKind.CLIENT)
+    lk = linker()
+    srv, cli = span(SpanKind.SERVER), span(SpanKind.CLIENT)
+    lk.server_span(srv, 2, loop + (ns,), 0, None, 0)
+    lk.client_span(cli, 10, 10, loop + (ns,), 0, None, 0)
+    lk.client_span(late, 11, 11, loop + (0,), 0, None, 0)
+    lk.take_ready(0)
+    assert srv.parent_span_id == cli.span_id and late.trace_id != srv.trace_id
+
+
 def test_call_indexes_keep_keep_alive_requests_apart():
     lk = linker()
     s0, s1, c0, c1 = span(SpanKind.SERVER), span(SpanKind.SERVER), span(SpanKind.CLIENT), span(SpanKind.CLIENT)
