@@ -333,8 +333,6 @@ class EventDecoder:
         self.EV_LOG_PIPE = c("ERX_EV_LOG_PIPE")
         self.EV_HTTP_TX = c("ERX_EV_HTTP_TX")
         self.EV_SERVING = c("ERX_EV_SERVING")
-        # Every record starts with the header: where its connection id is, for a look before decoding.
-        self.conn_id_span = (abi.offsetof("erx_event_header", "conn_id"), abi.offsetof("erx_event_header", "conn_id") + 8)
         self._serving, serving_names = abi.struct_format("erx_serving_event")
         self._serving_fields = operator.itemgetter(*(serving_names.index(f"hdr.{n}")
                                                      for n in ("pid", "tid", "conn_id", "ts_exit_ns")))

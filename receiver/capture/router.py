@@ -16,7 +16,6 @@ The next stages are typed by the small protocols below; this module imports none
 
 from __future__ import annotations
 
-import sys
 from typing import Callable, Iterator, Protocol
 
 from prometheus_client.core import CounterMetricFamily
@@ -34,9 +33,6 @@ from receiver.capture.events import (
 )
 
 
-_ORDER = sys.byteorder  # records are in the kernel's (this machine's) byte order
-
-
 class ConnectionSink(Protocol):
     def on_data(self, ev: DataEvent) -> None: ...
 
@@ -45,8 +41,6 @@ class ConnectionSink(Protocol):
     def on_http_tx(self, ev: HttpTxEvent) -> None: ...
 
     def on_serving(self, ev: ServingEvent) -> None: ...
-
-    def get(self, conn_id: int) -> object | None: ...
 
 
 class LogSink(Protocol):
@@ -94,7 +88,6 @@ class RecordRouter:
         self.log_writes = 0
         self.connect_failures = 0
         self.http_transactions = 0  # paired in the kernel
-        self.closes_untracked = 0  # closes of connections user space holds nothing of: not decoded
         self.other_kinds: dict[int, int] = {}
 
     def process(self, records: list[bytes]) -> None:
@@ -104,19 +97,9 @@ class RecordRouter:
         on_http_tx = self._connections.on_http_tx
         ev_data, ev_sendfile, ev_http = dec.EV_DATA, dec.EV_SENDFILE, dec.EV_HTTP_TX
         on_event = self._on_event
-        # A close of a connection the tracker holds nothing of (a connection whose one paired
-        # transaction was its last) changes nothing: it is not decoded.  (Not when every event
-        # is shown to on_event.)
-        close = dec.EV_CONN_CLOSE if on_event is None else -1
-        tracked = self._connections.get
-        c0, c1 = dec.conn_id_span
-        from_bytes = int.from_bytes
-        data_events = untracked = 0
+        data_events = 0
         self.records += len(records)
         for rec in in_steps(records, self._yield):
-            if rec and rec[0] == close and len(rec) >= c1 and tracked(from_bytes(rec[c0:c1], _ORDER)) is None:
-                untracked += 1
-                continue
             ev = decode(rec)
             if ev is None:
                 continue
@@ -150,8 +133,6 @@ class RecordRouter:
             else:
                 self.other_kinds[kind] = self.other_kinds.get(kind, 0) + 1
         self.data_events += data_events
-        self.conn_events += untracked
-        self.closes_untracked += untracked
 
     # -- self-metrics ------------------------------------------------------------------------
 

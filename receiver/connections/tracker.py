@@ -210,8 +210,8 @@ class ConnectionTracker:
         c = self._conns.get(conn_id)
         if c is None:
             # Nothing came of this connection before, and this transaction is its last (a
-            # connection per request): it is handled without an entry in the tables, whose
-            # close would only remove it again.  A record that still comes makes one.
+            # connection per request): it is handled without an entry in the tables, and the
+            # kernel sends no close for it (ERX_HTTP_F_LAST).  A record that still comes makes one.
             keep = not (ev.http_flags & self._http_last or ev.syscall == self._sys_close)
             c = self._new(conn_id, ev.pid, ev.tuple, ev.role, ev.ts_exit_ns, keep)
             if not keep:

@@ -156,7 +156,8 @@ enum erx_counter {
 	ERX_CNT_TLS_BIO_BOUND = 24,  /* SSL objects on memory BIOs tied to a socket by the thread's socket I/O */
 	ERX_CNT_TLS_GO_NO_FD = 25,   /* Go crypto/tls plaintext whose *tls.Conn gave no socket fd */
 	ERX_CNT_DATA_AFTER_CLOSE = 26, /* data syscalls of a TCP socket that reached CLOSE (its close record sent) while they ran */
-	ERX_CNT_MAX = 27,
+	ERX_CNT_CLOSE_UNANNOUNCED = 27, /* closes not sent: user space held nothing of the connection (its one record was its last transaction) */
+	ERX_CNT_MAX = 28,
 };
 
 /* Values of the map erx_ignored_conns (conn id -> why user space switched it off). */
@@ -202,6 +203,10 @@ enum erx_http_flag {
 	ERX_HTTP_F_REQ_CONN_CLOSE = 2048,  /* the request said Connection: close */
 	ERX_HTTP_F_RESP_CONN_CLOSE = 4096, /* the response said Connection: close */
 	ERX_HTTP_F_RESP_UNPARSED = 8192,   /* the response head could not be parsed (handed over): status only */
+	/* The transaction is its connection's last (either side said Connection: close); so is one
+	 * completed by the close (hdr.syscall ERX_SYS_CLOSE). A connection whose first record is its
+	 * last transaction gets no entry in user space, and no close record. */
+	ERX_HTTP_F_LAST = ERX_HTTP_F_REQ_CONN_CLOSE | ERX_HTTP_F_RESP_CONN_CLOSE,
 };
 
 /* Values of erx_http_control.shed_level: what the kernel aggregates instead of submitting,

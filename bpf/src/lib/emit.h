@@ -139,6 +139,7 @@ static __always_inline void erx_emit_conn_at(__u8 kind, __u8 sys, struct erx_con
 {
 	struct erx_conn_event *e;
 
+	c->announced = 1;
 	erx_count(ERX_CNT_PRODUCED);
 	e = bpf_ringbuf_reserve(&erx_events, sizeof(*e), 0);
 	if (!e) {

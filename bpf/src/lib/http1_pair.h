@@ -277,6 +277,7 @@ __noinline int erx_http_on_data(struct erx_http_call *call)
 	}
 	if (x->reason)
 		erx_count(x->reason);
+	s->kept = 1; /* data records from here on (c is a copy: the pairing state remembers) */
 	if (x->replay)
 		erx_http_replay(c);
 	if (x->action == ERX_ACT_HANDOVER_REQ)
@@ -300,25 +301,29 @@ payload:
 	return 0;
 }
 
-/* The connection closes (at now): finish what is open as the payload path's parser would. */
+/* The connection closes (at now): finish what is open as the payload path's parser would.
+ * Returns whether user space keeps an entry for the connection (1 when unknown): if not, its
+ * close record is not needed. */
 __noinline int erx_http_on_close(struct erx_conn_state *c, __u64 now)
 {
 	struct erx_http_conn *s;
 	struct erx_http_tx_event *tx;
 	__u64 key;
+	int kept;
 
 	if (!c)
-		return 0;
+		return 1;
 	key = c->id;
 	s = bpf_map_lookup_elem(&erx_http_conns, &key);
 	if (!s) {
 		bpf_map_delete_elem(&erx_http_partial, &key);
-		return 0;
+		return 1;
 	}
 	if (s->req.state == ERX_HS_PARTIAL) {
 		/* a request head cut by the close: user space gets its bytes, as without pairing */
 		erx_count(ERX_CNT_HTTP_FALLBACK_TRUNCATED);
 		erx_http_replay(c);
+		s->kept = 1;
 	}
 	tx = &s->tx;
 	if (s->open) {
@@ -344,9 +349,10 @@ __noinline int erx_http_on_close(struct erx_conn_state *c, __u64 now)
 		tx->hdr.ts_exit_ns = now;
 		erx_http_submit(tx);
 	}
+	kept = s->kept;
 	bpf_map_delete_elem(&erx_http_conns, &key);
 	bpf_map_delete_elem(&erx_http_partial, &key);
-	return 0;
+	return kept;
 }
 
 /* A syscall of a connection the pairing does not follow (sendmmsg/recvmmsg). */

@@ -18,6 +18,8 @@ static __always_inline void erx_http_finish(struct erx_http_ctx *x, struct erx_h
 	s->tx.hdr.tid = x->tid;
 	s->tx.hdr.ts_enter_ns = x->ts_enter;
 	s->tx.hdr.ts_exit_ns = x->now;
+	if (!(s->tx.http_flags & ERX_HTTP_F_LAST))
+		s->kept = 1;
 	erx_http_submit(&s->tx);
 	if (s->req_dir == ERX_DIR_INGRESS)
 		erx_serving_close(x->conn_id);

@@ -12,7 +12,8 @@ struct erx_conn_state {
 	__u8 ignored;  /* excluded by port filter or marked by user space */
 	__u8 tls;      /* a TLS library call used this socket: its syscall bytes are ciphertext */
 	__u8 http;     /* enum erx_http_mode (http_pairing) */
-	__u8 _pad0[4];
+	__u8 announced; /* a record other than paired transactions went to user space (open, data) */
+	__u8 _pad0[3];
 	__u64 net_next_ns; /* network health: next data syscall that samples the socket (tcp_health.h) */
 };
 

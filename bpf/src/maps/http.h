@@ -74,7 +74,9 @@ struct erx_http_conn {
 	__u8 resp_done;         /* its final response is complete */
 	__u8 handover;          /* requests already go to user space (pipelining): the responses
 				 * follow once this one ended */
-	__u8 _pad0[7];
+	__u8 kept;              /* user space keeps an entry for the connection: a transaction that
+				 * was not its last, or data records, went out while it was paired */
+	__u8 _pad0[6];
 	struct erx_http_tx_event tx;
 	__u8 _slack[512];
 };

@@ -141,8 +141,11 @@ static __always_inline void erx_conn_closed(struct erx_conn_state *c, int fd)
 	if (erx_cfg.http_pairing && c->http == ERX_HTTP_PAIRING) {
 		now = bpf_ktime_get_ns();
 		if (!c->ignored) {
-			erx_http_on_close(c, now);
-			erx_emit_conn_at(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, fd, now, now);
+			/* (erx_http_on_close first: a transaction its close completes goes before) */
+			if (erx_http_on_close(c, now) || c->announced)
+				erx_emit_conn_at(ERX_EV_CONN_CLOSE, ERX_SYS_CLOSE, c, fd, now, now);
+			else
+				erx_count(ERX_CNT_CLOSE_UNANNOUNCED);
 		}
 		return;
 	}

@@ -110,6 +110,8 @@ static __always_inline void erx_emit_payload(const struct erx_inflight *inf, str
 	__u32 want, captured = 0;
 	__u64 size;
 
+	if (c)
+		c->announced = 1; /* user space keeps an entry for it: its close record is due */
 	erx_count(ERX_CNT_PRODUCED);
 	s = bpf_map_lookup_elem(&erx_scratch_buf, &cpu);
 	if (!s) {

@@ -221,7 +221,7 @@ class EbpfReceiver:
             on_server_ingress=self.assembler.on_server_ingress,
             netns=self.netns,
             peers=peers,
-            http_last_flags=c("ERX_HTTP_F_REQ_CONN_CLOSE") | c("ERX_HTTP_F_RESP_CONN_CLOSE"),
+            http_last_flags=c("ERX_HTTP_F_LAST"),
             sys_close=c("ERX_SYS_CLOSE"),
         )
         self.logs = LogCapture(self.assembler.add_log, self._resources.get, self.clock.to_unix_ns, time.monotonic_ns)

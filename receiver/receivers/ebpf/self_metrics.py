@@ -30,6 +30,9 @@ _CONDITIONS = {
     "ERX_CNT_TLS_CIPHERTEXT": "tls_ciphertext_suppressed",
     "ERX_CNT_TLS_BIO_BOUND": "tls_memory_bio_bound",
     "ERX_CNT_DATA_AFTER_CLOSE": "data_after_close",
+    # closes of connections user space held nothing of (their one record was their last paired
+    # transaction): no record sent
+    "ERX_CNT_CLOSE_UNANNOUNCED": "close_unannounced",
     # HTTP/1 pairing in the kernel: transactions paired, connections handed to the payload path
     # by reason, transactions aggregated instead of submitted by reason, lost to a full map.
     "ERX_CNT_HTTP_PAIRED": "http_paired",
