@@ -4,7 +4,7 @@ says ``Connection: close`` (urllib's), HTTP/1 paired in the kernel, the real ker
 A server connection whose first paired transaction is also its last is handled without an entry
 in the connection table or the local peers, and the kernel sends no close record for it.  What must not
 change: every request gives its server span and its client span, and the server span is the
-child of the client span (same-host linking, by the client's offer); the RED count is exact.
+child of the client span (same-host linking, by the client's offer).
 """
 
 from __future__ import annotations
