@@ -21,7 +21,7 @@ import pytest
 from receiver.config import load_config_text
 from receiver.receivers.ebpf.receiver import EbpfReceiver
 from tests.support.servers import NginxServer
-from tls_support import Sink, pid_of, wait_for
+from tls_support import Sink, pid_of, sink_capture, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.e2e]
 
@@ -60,13 +60,8 @@ CLIENT = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def capture() -> Iterator[tuple[EbpfReceiver, Sink]]:
-    sink = Sink()
-    receiver = EbpfReceiver(load_config_text(CONFIG).receivers["ebpf"], traces=[sink])
-    receiver.start()
-    try:
-        yield receiver, sink
-    finally:
-        receiver.shutdown()
+    with sink_capture(load_config_text(CONFIG).receivers["ebpf"]) as capture:
+        yield capture
 
 
 @pytest.fixture(scope="module")

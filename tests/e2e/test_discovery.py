@@ -26,7 +26,7 @@ from receiver.config import load_config_text
 from tests.kernel.harness import bpftool_ids, held_bpf_ids, perf_event_fds
 from tests.support.ports import wait_until
 from tests.support.tls import Certificate, PythonTlsServer, make_certificate
-from tls_support import Sink, pid_of, wait_for
+from tls_support import Sink, pid_of, sink_capture, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.e2e]
 
@@ -70,14 +70,8 @@ def cert(workdir: Path) -> Certificate:
 
 @pytest.fixture(scope="module")
 def capture() -> Iterator[tuple[EbpfReceiver, Sink]]:
-    sink = Sink()
-    receiver = EbpfReceiver(receiver_config(), traces=[sink], on_transactions=sink.on_transactions,
-                            on_event=sink.on_event)
-    receiver.start()
-    try:
-        yield receiver, sink
-    finally:
-        receiver.shutdown()
+    with sink_capture(receiver_config()) as capture:
+        yield capture
 
 
 def private_libssl(workdir: Path, name: str) -> Path:

@@ -36,7 +36,7 @@ from tests.support.agent import AgentProcess
 from tests.support.ports import free_port, wait_until
 from tests.support.rotel import RotelCollector
 from tests.support.tls import Certificate, PythonTlsServer, TlsNginx, make_certificate
-from tls_support import Sink, pid_of, wait_for
+from tls_support import Sink, pid_of, sink_capture, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.e2e]
 
@@ -78,14 +78,8 @@ service:
 
 @pytest.fixture(scope="module")
 def capture() -> Iterator[tuple[EbpfReceiver, Sink]]:
-    sink = Sink()
-    receiver = EbpfReceiver(load_config_text(CONFIG).receivers["ebpf"], traces=[sink],
-                            on_transactions=sink.on_transactions, on_event=sink.on_event)
-    receiver.start()
-    try:
-        yield receiver, sink
-    finally:
-        receiver.shutdown()
+    with sink_capture(load_config_text(CONFIG).receivers["ebpf"]) as capture:
+        yield capture
 
 
 @pytest.fixture(scope="module")

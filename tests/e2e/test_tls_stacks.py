@@ -43,7 +43,7 @@ from tests.support.go_build import GO_GRPC_TLS_SERVER, GO_TLS_SERVER, go_build
 from tests.support.ports import wait_until
 from tests.support.static_openssl import build_static_openssl_server
 from tests.support.tls import MEMORY_BIO_SERVER, Certificate, PythonTlsServer, make_certificate
-from tls_support import Sink, pid_of, wait_for
+from tls_support import Sink, pid_of, sink_capture, wait_for
 
 pytestmark = [pytest.mark.kernel, pytest.mark.e2e]
 
@@ -87,14 +87,8 @@ def cert(workdir: Path) -> Certificate:
 
 @pytest.fixture(scope="module")
 def capture() -> Iterator[tuple[EbpfReceiver, Sink]]:
-    sink = Sink()
-    receiver = EbpfReceiver(load_config_text(CONFIG).receivers["ebpf"], traces=[sink],
-                            on_transactions=sink.on_transactions, on_event=sink.on_event)
-    receiver.start()
-    try:
-        yield receiver, sink
-    finally:
-        receiver.shutdown()
+    with sink_capture(load_config_text(CONFIG).receivers["ebpf"]) as capture:
+        yield capture
 
 
 # Opens every connection (TLS handshake done) before any request, then sends REQUESTS requests

@@ -1,13 +1,16 @@
-"""What the TLS and discovery end-to-end tests share: a sink for the in-process receiver's
-spans, transactions and data events, and waiting for spans."""
+"""What the TLS, discovery and connection end-to-end tests share: an in-process receiver
+feeding a sink with its spans, transactions and data events, and waiting for spans."""
 
 from __future__ import annotations
 
 import collections
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from receiver.capture.events import DataEvent, HttpTxEvent
+from receiver.receivers.ebpf.receiver import EbpfReceiver
 
 WAIT_S = 30.0
 
@@ -49,6 +52,19 @@ class Sink:
         """(pid, flags, local port) of the data events matching predicate(pid, flags, port)."""
         with self._lock:
             return [(pid, f, p) for pid, evs in self.data.items() for f, p in evs if predicate(pid, f, p)]
+
+
+@contextmanager
+def sink_capture(config) -> Iterator[tuple[EbpfReceiver, Sink]]:
+    """The ebpf receiver (``config``: its section) started in this process, its spans,
+    transactions and events going to a :class:`Sink`; shut down on exit."""
+    sink = Sink()
+    receiver = EbpfReceiver(config, traces=[sink], on_transactions=sink.on_transactions, on_event=sink.on_event)
+    receiver.start()
+    try:
+        yield receiver, sink
+    finally:
+        receiver.shutdown()
 
 
 def wait_for(get, count: int, what: str, timeout: float = WAIT_S) -> list:
