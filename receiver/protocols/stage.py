@@ -184,7 +184,18 @@ class ProtocolStage:
             role = Role.CLIENT if ev.direction == Direction.EGRESS else Role.SERVER
         if c.protocol is None:
             c.protocol = "http"
-        self._track(c, [self._paired.transaction(ev, role)], ev.req_tid, ev.cgroup_id)
+        tx = self._paired.transaction(ev, role)
+        scope = self._peer_scope(c)
+        if scope is None:
+            scope = c.peer_maybe_scope
+            maybe, peer = scope is not None, False
+        else:
+            maybe, peer = False, True
+        c.learned_role = role
+        n = c.tx_count
+        c.tx_count = n + 1
+        self._pending.append(TrackedTransaction(tx, c.pid, ev.req_tid, c.conn_id, c.tuple, ev.cgroup_id, n,
+                                                peer, c.tls, c.nat_peer, scope or 0, maybe))
 
     def on_close(self, c: ParsedConnection, ts_ns: int) -> None:
         if c.session is None and c.detect_held is not None:  # undecided: the first candidate it is

@@ -17,18 +17,29 @@ from .types import Http1Request, Http1Response
 
 _tuple_new = tuple.__new__
 _VERSIONS = tuple(f"1.{d}" for d in range(10))
+_SPELLED = {"host": "Host", "user-agent": "User-Agent", "traceparent": "traceparent", "tracestate": "tracestate"}
 
 
 class PairedRequest(Http1Request):
-    """A request the kernel paired: what it kept of the headers, looked up without parsing (the
-    headers cell holds the raw field section, for :attr:`headers`, and a dict by lower-case name)."""
+    """A request the kernel paired: what it kept of the headers, looked up without parsing.  The
+    headers cell holds ``[None, known]``: ``known`` maps the lower-case names the kernel keeps
+    to their values, and the ``(name, value)`` pairs are made from it on first access of
+    :attr:`headers` (the spans read headers through :meth:`header` only)."""
 
     __slots__ = ()
+
+    @property
+    def headers(self):
+        cell = self[3]
+        h = cell[0]
+        if h is None:
+            h = cell[0] = tuple((_SPELLED[k], v) for k, v in cell[1].items())
+        return h
 
     def header(self, name: str) -> str | None:
         known = self[3][1]
         value = known.get(name)
-        if value is None:
+        if value is None and not name.islower():
             value = known.get(name.lower())
         return value
 
@@ -46,23 +57,20 @@ class PairedHttp1:
 
     def transaction(self, ev, role: Role) -> Transaction:
         f = ev.http_flags
+        # The kernel's fields, in the order it keeps them (the payload path's parser keeps wire
+        # order; a paired request has at most these four).
         known = {}
-        fields = []
         if ev.host:
             known["host"] = ev.host
-            fields.append("Host: " + ev.host + "\r\n")
         if ev.user_agent:
             known["user-agent"] = ev.user_agent
-            fields.append("User-Agent: " + ev.user_agent + "\r\n")
         if ev.traceparent:
             known["traceparent"] = ev.traceparent
-            fields.append("traceparent: " + ev.traceparent + "\r\n")
         if ev.tracestate:
             known["tracestate"] = ev.tracestate
-            fields.append("tracestate: " + ev.tracestate + "\r\n")
         v = ev.req_version
         request = _tuple_new(PairedRequest, (
-            ev.method, ev.target, _VERSIONS[v] if v < 10 else f"1.{v}", ["".join(fields).encode("latin-1"), known],
+            ev.method, ev.target, _VERSIONS[v] if v < 10 else f"1.{v}", [None, known],
             ev.req_body_size, ev.req_head_size, ev.req_wire_size, bool(f & self._req_chunked), (),
             bool(f & self._req_truncated),
         ))
