@@ -147,6 +147,10 @@ class ProcessResources:
         """The resource of spans and logs (with ``process.pid``)."""
         return self._entry(pid).resource
 
+    def entry(self, pid: int) -> _Entry:
+        """Both at once: ``.resource`` (:meth:`get`) and ``.metrics`` (:meth:`for_metrics`)."""
+        return self._entry(pid)
+
     def for_metrics(self, pid: int) -> Resource:
         """The resource of metric series: the service instance (see the module's docstring)."""
         return self._entry(pid).metrics

@@ -10,6 +10,9 @@ from receiver.protocols.base import Role
 from receiver.model.telemetry import StatusCode
 from receiver.telemetry.routes import RouteTemplater
 
+_SERVER_ROLE = Role.SERVER  # enum members as constants: a class attribute lookup costs ~50 ns per span
+_UNSET, _ERROR = StatusCode.UNSET, StatusCode.ERROR
+
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "QUERY"})
 SENSITIVE_QUERY_KEYS = frozenset(
     {"awsaccesskeyid", "signature", "sig", "x-goog-signature", "password", "passwd", "pwd", "token",
@@ -160,7 +163,7 @@ class HttpSpanMapper:
         req, resp = tx.request, tx.response
         if resp is None:
             return None
-        server = tx.role == Role.SERVER
+        server = tx.role == _SERVER_ROLE
         code = resp.status_code
         if is_error_status(code, server):
             return None
@@ -177,7 +180,7 @@ class HttpSpanMapper:
         """Returns (name, attributes, status, status_message, metric_attributes, metric_name)."""
         tx = tt.transaction
         req, resp = tx.request, tx.response
-        server = tx.role == Role.SERVER
+        server = tx.role == _SERVER_ROLE
         method = req.method if req.method in KNOWN_METHODS else "_OTHER"
         path, query, _ = split_target(req.target)
         route = self._route(server, path)
@@ -206,7 +209,7 @@ class HttpSpanMapper:
         if route:
             attrs["http.route"] = route
             metric += (("http.route", route),)
-        status = StatusCode.UNSET
+        status = _UNSET
         message = ""
         if resp is not None:
             code = resp.status_code
@@ -215,11 +218,11 @@ class HttpSpanMapper:
             if resp.body_size:
                 attrs["http.response.body.size"] = resp.body_size
             if is_error_status(code, server):
-                status = StatusCode.ERROR
+                status = _ERROR
                 attrs["error.type"] = str(code)
                 metric += (("error.type", str(code)),)
         else:
-            status = StatusCode.ERROR
+            status = _ERROR
             attrs["error.type"] = "no_response"
             metric += (("error.type", "no_response"),)
             message = "connection closed before a response"
