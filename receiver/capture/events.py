@@ -226,6 +226,8 @@ class HttpTxEvent(NamedTuple):
 
     A named tuple, built in one step on the capture thread (one per paired transaction)."""
 
+    # The record's scalars first, then what is made of its other bytes: one itemgetter call and
+    # one tuple concatenation build it (EventDecoder._decode_http).
     kind: int
     direction: int  # of the requests: egress when the traced process is the client
     role: int
@@ -237,7 +239,6 @@ class HttpTxEvent(NamedTuple):
     cgroup_id: int
     ts_enter_ns: int
     ts_exit_ns: int
-    tuple: Tuple
     start_ns: int
     end_ns: int
     req_body_size: int
@@ -250,13 +251,14 @@ class HttpTxEvent(NamedTuple):
     resp_head_size: int
     status: int
     method_code: int  # enum erx_http_method
-    method: str
-    target: str
     target_wire_len: int  # the target's length on the wire (> len(target) when cut)
     req_version: int  # minor version: 1 for "1.1"
     resp_version: int
-    interim_status_codes: tuple[int, ...]  # the first ERX_HTTP_MAX_INTERIM of them
     n_interim: int
+    tuple: Tuple
+    interim_status_codes: tuple[int, ...]  # the first ERX_HTTP_MAX_INTERIM of them
+    method: str
+    target: str
     host: str
     user_agent: str
     traceparent: str
@@ -353,13 +355,12 @@ class EventDecoder:
         self._hi = hi = {n: i for i, n in enumerate(http_names)}
         self._hi_strings_len = hi["strings_len"]
         # HttpTxEvent in one step: its scalar fields picked from the unpacked record in its order.
-        self._http_head = operator.itemgetter(*(hi[f"hdr.{n}"] for n in (
+        self._http_scalars = operator.itemgetter(*(hi[f"hdr.{n}"] for n in (
             "kind", "direction", "role", "syscall", "pid", "tid", "flags", "conn_id", "cgroup_id", "ts_enter_ns",
-            "ts_exit_ns")))
-        self._http_body = operator.itemgetter(*(hi[n] for n in (
+            "ts_exit_ns")), *(hi[n] for n in (
             "start_ns", "end_ns", "req_body_size", "req_wire_size", "resp_body_size", "resp_wire_size", "req_tid",
-            "http_flags", "req_head_size", "resp_head_size", "status", "method")))
-        self._http_tail = operator.itemgetter(hi["target_wire_len"], hi["req_version"], hi["resp_version"])
+            "http_flags", "req_head_size", "resp_head_size", "status", "method", "target_wire_len", "req_version",
+            "resp_version", "n_interim")))
         self._http_strs = operator.itemgetter(*(hi[n] for n in (
             "method_len", "target_len", "host_off", "host_len", "user_agent_off", "user_agent_len", "traceparent_off",
             "traceparent_len", "tracestate_off", "tracestate_len", "n_interim")))
@@ -541,13 +542,13 @@ class EventDecoder:
          n_interim) = self._http_strs(v)
         key = rec[self._http_t0:self._http_t1]
         tup = self._tuples.get(key) or self._http_tuple_of(key, v)
-        interim = self._http_interim(v)[:n_interim] if n_interim else ()
-        return _tuple_new(HttpTxEvent, self._http_head(v) + (tup,) + self._http_body(v) + (
+        return _tuple_new(HttpTxEvent, self._http_scalars(v) + (
+            tup, self._http_interim(v)[:n_interim] if n_interim else (),
             s[:method_len].decode("latin-1"), s[method_len:method_len + target_len].decode("latin-1"),
-        ) + self._http_tail(v) + (
-            interim, n_interim,
-            s[host_off:host_off + host_len].decode("latin-1"), s[ua_off:ua_off + ua_len].decode("latin-1"),
-            s[tp_off:tp_off + tp_len].decode("latin-1"), s[ts_off:ts_off + ts_len].decode("latin-1"),
+            s[host_off:host_off + host_len].decode("latin-1") if host_len else "",
+            s[ua_off:ua_off + ua_len].decode("latin-1") if ua_len else "",
+            s[tp_off:tp_off + tp_len].decode("latin-1") if tp_len else "",
+            s[ts_off:ts_off + ts_len].decode("latin-1") if ts_len else "",
         ))
 
     def _http_tuple_of(self, key: bytes, v: tuple) -> Tuple:
