@@ -27,6 +27,7 @@ from receiver.protocols.registry import ProtocolRegistry
 
 _DIRECTIONS = tuple(sorted(Direction))  # by value (Direction(d) is slower)
 _ROLES = tuple(sorted(Role))  # by value
+_UNKNOWN_ROLE = Role.UNKNOWN  # enum members as constants (a class attribute lookup costs ~50 ns)
 
 
 class ParsedConnection(Protocol):
@@ -180,7 +181,7 @@ class ProtocolStage:
         if self._paired is None:
             return
         role = _ROLES[ev.role] if 0 <= ev.role < len(_ROLES) else Role(ev.role)
-        if role is Role.UNKNOWN:  # a socket older than the agent: the requests' direction tells
+        if role is _UNKNOWN_ROLE:  # a socket older than the agent: the requests' direction tells
             role = Role.CLIENT if ev.direction == Direction.EGRESS else Role.SERVER
         if c.protocol is None:
             c.protocol = "http"

@@ -205,7 +205,7 @@ class TelemetryAssembler:
         self.unsupported = 0  # transactions of a protocol with no mapping
         # protocol -> (mapping to span parts, incoming/outgoing trace context reader)
         self._mappings: dict[str, tuple[Callable, Callable[[object], TraceParent | None]]] = {
-            "http1": (self._http_parts, _http1_traceparent),
+            "http1": (self._http.parts, _http1_traceparent),
             "http2": (self._http2_parts, _http2_traceparent),
             "postgresql": (_client_only(postgresql_parts), _no_context),
             "mysql": (_client_only(mysql_parts), _no_context),
@@ -429,9 +429,6 @@ class TelemetryAssembler:
 
     # -- protocol mappings -----------------------------------------------------------------
 
-    def _http_parts(self, tt: TrackedTransaction):
-        return self._http.parts(tt)
-
     def _http2_parts(self, tt: TrackedTransaction):
         tx = tt.transaction
         if tx.request.is_grpc:
@@ -441,4 +438,4 @@ class TelemetryAssembler:
             Http2AsHttp(tx.response, False) if tx.response is not None and tx.response.status else None,
             tx.start_ns, tx.end_ns, tx.request_size, tx.response_size,
         )
-        return self._http_parts(replace(tt, transaction=view))
+        return self._http.parts(replace(tt, transaction=view))
