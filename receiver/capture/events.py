@@ -398,8 +398,9 @@ class EventDecoder:
 
     def _fast_decode(self) -> Callable[[bytes], DataEvent | ConnEvent | ProcEvent | None]:
         """:meth:`decode` for a record layout in DataEvent's order, with everything it uses bound
-        in a closure: data records (nearly all of them) take one unpack of their scalars and no
-        attribute lookup; other records go through :meth:`decode` itself."""
+        in a closure: paired HTTP/1 transactions go straight to their decoder, data records take
+        one unpack of their scalars and no attribute lookup; other records go through
+        :meth:`decode` itself."""
         data_kinds = self._data_kinds
         scalars = self._scalars.unpack_from  # type: ignore[union-attr]
         i_captured = DataEvent._LAYOUT.index("captured_len")
@@ -409,9 +410,16 @@ class EventDecoder:
         tuple_of = self._data_tuple_of
         generic = EventDecoder.decode.__get__(self)
         new = _tuple_new
+        ev_http, decode_http = self.EV_HTTP_TX, self._decode_http
 
-        def decode(rec: bytes) -> DataEvent | ConnEvent | ProcEvent | None:
+        def decode(rec: bytes) -> DataEvent | ConnEvent | ProcEvent | HttpTxEvent | None:
             """One record → event, or None (counted in ``malformed``)."""
+            if rec and rec[0] == ev_http:  # a transaction paired in the kernel (the usual record)
+                try:
+                    return decode_http(rec)
+                except Exception:  # struct.error on a short record: count it, never raise to the poller
+                    self.malformed += 1
+                    return None
             if rec and rec[0] in data_kinds:
                 try:
                     v = scalars(rec)

@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Protocol
 
 from prometheus_client.core import CounterMetricFamily
 
-from receiver.component.cpu_yield import NO_YIELD, CpuYield, in_steps
+from receiver.component.cpu_yield import NO_YIELD, STEP, CpuYield, in_chunks
 from receiver.capture.events import (
     ConnEvent,
     ConnFailureEvent,
@@ -97,42 +97,44 @@ class RecordRouter:
         on_http_tx = self._connections.on_http_tx
         ev_data, ev_sendfile, ev_http = dec.EV_DATA, dec.EV_SENDFILE, dec.EV_HTTP_TX
         on_event = self._on_event
-        data_events = 0
+        data_events = http_transactions = 0
         self.records += len(records)
-        for rec in in_steps(records, self._yield):
-            ev = decode(rec)
-            if ev is None:
-                continue
-            if on_event is not None:
-                on_event(ev)
-            kind = ev.kind
-            if kind == ev_data or kind == ev_sendfile:
-                # sendfile bytes are counted, not captured: a known-length gap in the stream
-                # that parsers skip using lengths on the wire (a body served by sendfile).
-                data_events += 1
-                on_data(ev)
-            elif kind == ev_http:
-                self.http_transactions += 1
-                on_http_tx(ev)
-            elif kind == dec.EV_SERVING:
-                self._connections.on_serving(ev)
-            elif kind == dec.EV_CONN_OPEN or kind == dec.EV_CONN_CLOSE:
-                self.conn_events += 1
-                self._connections.on_conn(ev, kind == dec.EV_CONN_CLOSE)
-            elif kind == dec.EV_LOG:
-                self.log_writes += 1
-                self._logs.on_write(ev)
-            elif kind == dec.EV_PROC_EXEC or kind == dec.EV_PROC_EXIT:
-                self.proc_events += 1
-                self._processes.on_process(ev, kind == dec.EV_PROC_EXEC)
-            elif kind == dec.EV_LOG_PIPE and self._log_pipes is not None:
-                self._log_pipes.on_log_pipe(ev)
-            elif kind == dec.EV_CONN_FAILURE and self._failures is not None:
-                self.connect_failures += 1
-                self._failures.on_connect_failure(ev)
-            else:
-                self.other_kinds[kind] = self.other_kinds.get(kind, 0) + 1
+        for part in in_chunks(records, self._yield, STEP):  # cpu_yield between chunks
+            for rec in part:
+                ev = decode(rec)
+                if ev is None:
+                    continue
+                if on_event is not None:
+                    on_event(ev)
+                kind = ev.kind
+                if kind == ev_http:
+                    http_transactions += 1
+                    on_http_tx(ev)
+                elif kind == ev_data or kind == ev_sendfile:
+                    # sendfile bytes are counted, not captured: a known-length gap in the stream
+                    # that parsers skip using lengths on the wire (a body served by sendfile).
+                    data_events += 1
+                    on_data(ev)
+                elif kind == dec.EV_SERVING:
+                    self._connections.on_serving(ev)
+                elif kind == dec.EV_CONN_OPEN or kind == dec.EV_CONN_CLOSE:
+                    self.conn_events += 1
+                    self._connections.on_conn(ev, kind == dec.EV_CONN_CLOSE)
+                elif kind == dec.EV_LOG:
+                    self.log_writes += 1
+                    self._logs.on_write(ev)
+                elif kind == dec.EV_PROC_EXEC or kind == dec.EV_PROC_EXIT:
+                    self.proc_events += 1
+                    self._processes.on_process(ev, kind == dec.EV_PROC_EXEC)
+                elif kind == dec.EV_LOG_PIPE and self._log_pipes is not None:
+                    self._log_pipes.on_log_pipe(ev)
+                elif kind == dec.EV_CONN_FAILURE and self._failures is not None:
+                    self.connect_failures += 1
+                    self._failures.on_connect_failure(ev)
+                else:
+                    self.other_kinds[kind] = self.other_kinds.get(kind, 0) + 1
         self.data_events += data_events
+        self.http_transactions += http_transactions
 
     # -- self-metrics ------------------------------------------------------------------------
 

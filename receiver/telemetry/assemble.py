@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 from prometheus_client.core import CounterMetricFamily
 
-from receiver.component.cpu_yield import NO_YIELD, CpuYield, in_steps
+from receiver.component.cpu_yield import NO_YIELD, STEP, CpuYield, in_chunks
 from receiver.model.serving_spans import ServingSpans
 from receiver.model.transaction import TrackedTransaction
 from receiver.protocols.base import Role, Transaction
@@ -229,8 +229,9 @@ class TelemetryAssembler:
 
     def on_transactions(self, txs: list[TrackedTransaction], now_ns: int) -> None:
         add = self.add
-        for tt in in_steps(txs, self._yield):
-            add(tt, now_ns)
+        for part in in_chunks(txs, self._yield, STEP):  # cpu_yield between chunks
+            for tt in part:
+                add(tt, now_ns)
 
     def end_batch(self, now_ns: int, flush: bool = False) -> None:
         """Release what is decided (everything with ``flush``) to the consumers."""
@@ -399,30 +400,31 @@ class TelemetryAssembler:
         logs: list[LogRecord] = []
         observed: list[Span] = []  # every span, sampled or not: the service graph counts calls
         record = self._metrics.record if self._metrics is not None else None
-        for m in in_steps(ready, self._yield):
-            if isinstance(m, SpanWork):
-                s = m.span
-                observed.append(s)
-                sampled = s.flags & SAMPLED
-                if sampled:
-                    spans.append(s)
+        for part in in_chunks(ready, self._yield, STEP):  # cpu_yield between chunks
+            for m in part:
+                if isinstance(m, SpanWork):
+                    s = m.span
+                    observed.append(s)
+                    sampled = s.flags & SAMPLED
+                    if sampled:
+                        spans.append(s)
+                    else:
+                        self.sampled_out += 1
+                    if record is not None and m.metric is not None:
+                        name, resource, attrs, value, end = m.metric
+                        if value is None:  # a count (messaging.client.consumed.messages)
+                            self._metrics.add(name, resource, attrs, 1, end)
+                        elif sampled and self._exemplars is not None:
+                            record(name, resource, attrs, value, end)
+                            self._exemplars.offer(s.trace_id, name, resource, attrs, value, end, s.span_id)
+                        elif sampled:
+                            record(name, resource, attrs, value, end, s.trace_id, s.span_id)
+                        else:  # no exemplar: it would point at a trace nobody exported
+                            record(name, resource, attrs, value, end)
+                    if s.status_code == _ERROR:
+                        logs.append(error_log_record(s))
                 else:
-                    self.sampled_out += 1
-                if record is not None and m.metric is not None:
-                    name, resource, attrs, value, end = m.metric
-                    if value is None:  # a count (messaging.client.consumed.messages)
-                        self._metrics.add(name, resource, attrs, 1, end)
-                    elif sampled and self._exemplars is not None:
-                        record(name, resource, attrs, value, end)
-                        self._exemplars.offer(s.trace_id, name, resource, attrs, value, end, s.span_id)
-                    elif sampled:
-                        record(name, resource, attrs, value, end, s.trace_id, s.span_id)
-                    else:  # no exemplar: it would point at a trace nobody exported
-                        record(name, resource, attrs, value, end)
-                if s.status_code == _ERROR:
-                    logs.append(error_log_record(s))
-            else:
-                logs.append(m)
+                    logs.append(m)
         if observed and self._graph is not None:
             self._graph.observe(observed)
         return spans, logs
