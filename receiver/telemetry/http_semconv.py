@@ -152,10 +152,6 @@ class HttpSpanMapper:
             m = self._metric_sets[key] = tuple(sorted(key))
         return m
 
-    def _route(self, server: bool, path: str) -> str | None:
-        """``http.route`` of a server request: the templated path (client spans have none)."""
-        return self._routes.route(path) if server else None
-
     def metric_only(self, tt: TrackedTransaction) -> tuple[str, tuple] | None:
         """(metric name, metric attributes) of a transaction whose span is sampled out; None
         when the transaction is an error (its span still feeds the error log record)."""
@@ -170,7 +166,7 @@ class HttpSpanMapper:
         method = req.method if req.method in KNOWN_METHODS else "_OTHER"
         _, metric = self._base(tt, req, server, "https" if tt.tls else "http")
         metric += (("http.request.method", method), ("http.response.status_code", code))
-        route = self._route(server, split_target(req.target)[0])
+        route = self._routes.route(split_target(req.target)[0]) if server else None
         if route:
             metric += (("http.route", route),)
         name = "http.server.request.duration" if server else "http.client.request.duration"
@@ -183,7 +179,7 @@ class HttpSpanMapper:
         server = tx.role == _SERVER_ROLE
         method = req.method if req.method in KNOWN_METHODS else "_OTHER"
         path, query, _ = split_target(req.target)
-        route = self._route(server, path)
+        route = self._routes.route(path) if server else None  # http.route: server spans only
         scheme = "https" if tt.tls else "http"  # tls: plaintext read at the TLS library
         base, metric = self._base(tt, req, server, scheme)
         attrs = base.copy()
