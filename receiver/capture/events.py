@@ -371,6 +371,7 @@ class EventDecoder:
         self._max_interim = c("ERX_HTTP_MAX_INTERIM")
         self._payload_off = abi.offsetof("erx_data_event", "payload")
         self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
+        self._addrs: dict[tuple[int, bytes], str] = {}  # (family, address bytes) -> text
         self.malformed = 0
         # Field positions in the unpacked tuples, derived from the names (not retyped).
         self._di = {n: i for i, n in enumerate(names)}
@@ -435,6 +436,17 @@ class EventDecoder:
 
         return decode
 
+    def _addr(self, family: int, raw: bytes) -> str:
+        """An address as text, cached: a connection per request makes a new Tuple each time (its
+        client port is new), between the same few addresses."""
+        key = (family, raw)
+        text = self._addrs.get(key)
+        if text is None:
+            if len(self._addrs) >= 4096:
+                self._addrs.clear()
+            text = self._addrs[key] = _addr(family, raw)
+        return text
+
     def _tuple(self, saddr: bytes, daddr: bytes, sport: int, dport: int, family: int, transport: int) -> Tuple:
         return self._tuple_of((saddr, daddr, sport, dport, family, transport))
 
@@ -444,14 +456,14 @@ class EventDecoder:
             if len(self._tuples) > 65536:
                 self._tuples.clear()
             saddr, daddr, sport, dport, family, transport = key
-            t = Tuple(family, transport, _addr(family, saddr), sport, _addr(family, daddr), dport)
+            t = Tuple(family, transport, self._addr(family, saddr), sport, self._addr(family, daddr), dport)
             self._tuples[key] = t
         return t
 
     def _data_tuple_of(self, key: bytes, rec: bytes) -> Tuple:
         """The endpoints of a data record whose endpoint bytes (``key``) are not cached."""
         saddr, daddr, sport, dport, family, transport = self._data_tuple(self._data.unpack_from(rec))
-        t = Tuple(family, transport, _addr(family, saddr), sport, _addr(family, daddr), dport)
+        t = Tuple(family, transport, self._addr(family, saddr), sport, self._addr(family, daddr), dport)
         if len(self._tuples) > 65536:
             self._tuples.clear()
         self._tuples[key] = t
