@@ -10,6 +10,9 @@ mapping serves both.  The headers become the raw field section the parser's mess
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from operator import itemgetter
+
 from receiver.protocols.base import Role, Transaction
 
 from .stitch import PROTOCOL
@@ -44,43 +47,50 @@ class PairedRequest(Http1Request):
         return value
 
 
-class PairedHttp1:
-    """Record → Transaction.  ``flags`` are the ``ERX_HTTP_F_*`` bits by name (from the ABI)."""
+# The fields of a paired record (capture.events.HttpTxEvent) a transaction is made of, read
+# with one itemgetter call.
+_USED = ("http_flags", "method", "target", "req_version", "req_body_size", "req_head_size", "req_wire_size",
+         "status", "resp_version", "resp_body_size", "resp_head_size", "resp_wire_size", "interim_status_codes",
+         "start_ns", "end_ns", "host", "user_agent", "traceparent", "tracestate")
 
-    def __init__(self, flags: dict[str, int]) -> None:
+
+class PairedHttp1:
+    """Record → Transaction.  ``flags`` are the ``ERX_HTTP_F_*`` bits by name (from the ABI);
+    ``event_fields`` the record's field names in order (``HttpTxEvent._fields``)."""
+
+    def __init__(self, flags: dict[str, int], event_fields: Sequence[str]) -> None:
         self._req_chunked = flags["ERX_HTTP_F_REQ_CHUNKED"]
         self._resp_chunked = flags["ERX_HTTP_F_RESP_CHUNKED"]
         self._close_delimited = flags["ERX_HTTP_F_CLOSE_DELIMITED"]
         self._resp_truncated = flags["ERX_HTTP_F_RESP_TRUNCATED"]
         self._req_truncated = flags["ERX_HTTP_F_REQ_TRUNCATED"]
         self._no_response = flags["ERX_HTTP_F_NO_RESPONSE"]
+        fields = list(event_fields)
+        self._used = itemgetter(*(fields.index(name) for name in _USED))
 
     def transaction(self, ev, role: Role) -> Transaction:
-        f = ev.http_flags
+        (f, method, target, req_v, req_body, req_head, req_wire, status, resp_v, resp_body, resp_head, resp_wire,
+         interim, start, end, host, ua, tp, ts) = self._used(ev)
         # The kernel's fields, in the order it keeps them (the payload path's parser keeps wire
         # order; a paired request has at most these four).
         known = {}
-        if ev.host:
-            known["host"] = ev.host
-        if ev.user_agent:
-            known["user-agent"] = ev.user_agent
-        if ev.traceparent:
-            known["traceparent"] = ev.traceparent
-        if ev.tracestate:
-            known["tracestate"] = ev.tracestate
-        v = ev.req_version
+        if host:
+            known["host"] = host
+        if ua:
+            known["user-agent"] = ua
+        if tp:
+            known["traceparent"] = tp
+        if ts:
+            known["tracestate"] = ts
         request = _tuple_new(PairedRequest, (
-            ev.method, ev.target, _VERSIONS[v] if v < 10 else f"1.{v}", [None, known],
-            ev.req_body_size, ev.req_head_size, ev.req_wire_size, bool(f & self._req_chunked), (),
-            bool(f & self._req_truncated),
+            method, target, _VERSIONS[req_v] if req_v < 10 else f"1.{req_v}", [None, known],
+            req_body, req_head, req_wire, f & self._req_chunked != 0, (), f & self._req_truncated != 0,
         ))
-        response = None
-        if not f & self._no_response and ev.status:
-            v = ev.resp_version
-            response = _tuple_new(Http1Response, (
-                _VERSIONS[v] if v < 10 else f"1.{v}", ev.status, "", [b"", None], ev.resp_body_size,
-                ev.resp_head_size, ev.resp_wire_size, bool(f & self._resp_chunked), (),
-                bool(f & self._resp_truncated), bool(f & self._close_delimited), ev.interim_status_codes,
-            ))
-        return Transaction(PROTOCOL, role, request, response, ev.start_ns, max(ev.end_ns, ev.start_ns),
-                           ev.req_wire_size, ev.resp_wire_size if response is not None else 0)
+        if f & self._no_response or not status:
+            return Transaction(PROTOCOL, role, request, None, start, max(end, start), req_wire, 0)
+        response = _tuple_new(Http1Response, (
+            _VERSIONS[resp_v] if resp_v < 10 else f"1.{resp_v}", status, "", [b"", None], resp_body, resp_head,
+            resp_wire, f & self._resp_chunked != 0, (), f & self._resp_truncated != 0,
+            f & self._close_delimited != 0, interim,
+        ))
+        return Transaction(PROTOCOL, role, request, response, start, max(end, start), req_wire, resp_wire)

@@ -40,7 +40,7 @@ from receiver.component.status import (
     TLS_PARTIAL,
     ProcessStatus,
 )
-from receiver.capture.events import EventDecoder, ProcEvent
+from receiver.capture.events import EventDecoder, HttpTxEvent, ProcEvent
 from receiver.capture.ringbuf import RingBufferReader
 from receiver.capture.router import RecordRouter
 from receiver.connections.netns import NetnsResolver
@@ -209,7 +209,7 @@ class EbpfReceiver:
         http_flags = {name: value for name, value in self.abi.constants.items() if name.startswith("ERX_HTTP_F_")}
         self.protocols = ProtocolStage(self.registry, to_telemetry, peers.scope_of,
                                        on_uninteresting=self._ignore_in_kernel, transports=transports,
-                                       paired_http=PairedHttp1(http_flags))
+                                       paired_http=PairedHttp1(http_flags, HttpTxEvent._fields))
         self.tracker = ConnectionTracker(
             self.protocols,
             self.abi.const("ERX_FLAG_TLS"),
