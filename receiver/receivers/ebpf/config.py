@@ -94,7 +94,12 @@ class EbpfReceiverConfig(ConfigSection):
         16 * MIB, "Size of the kernel→user ring buffer; a power of two.", kind="bytes",
         minimum=4 * KIB, maximum=1024 * MIB, power_of_two=True,
     )
-    poll_interval: float = setting(0.02, "Longest wait between two ring-buffer polls.", kind="duration", above=0)
+    poll_interval: float = setting(
+        0.1, "Longest wait between two ring-buffer polls (the reader is also woken every wakeup_bytes of "
+        "records). Each poll costs the agent some 0.1 ms of CPU whatever it finds (the thread's wakeup "
+        "included), so fewer and larger batches are cheaper: 20 ms costs about 2 us more per request at "
+        "5,000 req/s.", kind="duration", above=0,
+    )
     cpu_budget: float = setting(
         0.5, "Cores the agent may use; over it, the kernel aggregates successful HTTP/1 transactions into the "
         "RED metrics instead of sending them as spans (then all of them), until the agent is back under. 0: no "

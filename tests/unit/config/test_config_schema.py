@@ -80,7 +80,7 @@ def test_registry():
         (BatchProcessorConfig, dict(send_batch_size=512, send_batch_max_size=0, timeout=0.2)),
         (HealthCheckExtensionConfig, dict(endpoint="127.0.0.1:13133", path="/")),
         (ProtocolConfig, dict(ports=(), enabled=True)),
-        (EbpfReceiverConfig, dict(capture_size=4096, ring_buffer_size=16 * MIB, poll_interval=0.02, wakeup_bytes=MIB,
+        (EbpfReceiverConfig, dict(capture_size=4096, ring_buffer_size=16 * MIB, poll_interval=0.1, wakeup_bytes=MIB,
                                   cpu_budget=0.5, scheduling="idle",
                                   capture_logs=False, log_pipes="classified", log_pipe_readers=DEFAULT_LOG_READERS,
                                   observe_self=False, exclude_ports=(), exclude_pids=(), max_connections=65536,
