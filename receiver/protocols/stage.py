@@ -185,18 +185,7 @@ class ProtocolStage:
             role = Role.CLIENT if ev.direction == Direction.EGRESS else Role.SERVER
         if c.protocol is None:
             c.protocol = "http"
-        tx = self._paired.transaction(ev, role)
-        scope = self._peer_scope(c)
-        if scope is None:
-            scope = c.peer_maybe_scope
-            maybe, peer = scope is not None, False
-        else:
-            maybe, peer = False, True
-        c.learned_role = role
-        n = c.tx_count
-        c.tx_count = n + 1
-        self._pending.append(TrackedTransaction(tx, c.pid, ev.req_tid, c.conn_id, c.tuple, ev.cgroup_id, n,
-                                                peer, c.tls, c.nat_peer, scope or 0, maybe))
+        self._track_one(c, self._paired.transaction(ev, role), ev.req_tid, ev.cgroup_id)
 
     def on_close(self, c: ParsedConnection, ts_ns: int) -> None:
         if c.session is None and c.detect_held is not None:  # undecided: the first candidate it is
@@ -223,25 +212,41 @@ class ProtocolStage:
         self._next.end_batch(now_ns, flush)
 
     def _track(self, c: ParsedConnection, txs: list[Transaction], tid: int, cgroup_id: int) -> None:
-        scope = self._peer_scope(c)
-        maybe = False
-        if scope is None:
-            scope = c.peer_maybe_scope
-            maybe = scope is not None
-            peer = False
-        else:
-            peer = True
+        if len(txs) == 1:
+            self._track_one(c, txs[0], tid, cgroup_id)
+            return
+        peer, scope, maybe = self._peer(c)
         c.learned_role = txs[0].role
         n = c.tx_count
-        if len(txs) == 1:
-            c.tx_count = n + 1
-            self._pending.append(TrackedTransaction(txs[0], c.pid, tid, c.conn_id, c.tuple, cgroup_id, n,
-                                                    peer, c.tls, c.nat_peer, scope or 0, maybe))
-            return
         pid, conn_id, tup, tls, nat_peer = c.pid, c.conn_id, c.tuple, c.tls, c.nat_peer
         c.tx_count = n + len(txs)
         self._pending.extend(TrackedTransaction(t, pid, tid, conn_id, tup, cgroup_id, i, peer, tls, nat_peer,
-                                                scope or 0, maybe) for i, t in enumerate(txs, n))
+                                                scope, maybe) for i, t in enumerate(txs, n))
+
+    def _track_one(self, c: ParsedConnection, tx: Transaction, tid: int, cgroup_id: int) -> None:
+        """One transaction to the next stage (the usual case: no list made for it; what
+        :meth:`_peer` says, worked out inline: this runs once per transaction)."""
+        scope = self._peer_scope(c)
+        if scope is not None:
+            peer, maybe = True, False
+        else:
+            scope = c.peer_maybe_scope
+            peer, maybe = False, scope is not None
+            scope = scope or 0
+        c.learned_role = tx.role
+        n = c.tx_count
+        c.tx_count = n + 1
+        self._pending.append(TrackedTransaction(tx, c.pid, tid, c.conn_id, c.tuple, cgroup_id, n, peer, c.tls,
+                                                c.nat_peer, scope, maybe))
+
+    def _peer(self, c: ParsedConnection) -> tuple[bool, int, bool]:
+        """(the other end is a traced local socket, the scope both ends share, a client whose
+        server end may be local but is not announced yet)."""
+        scope = self._peer_scope(c)
+        if scope is not None:
+            return True, scope, False
+        scope = c.peer_maybe_scope
+        return False, scope or 0, scope is not None
 
     def _count_errors(self, proto: str | None, n: int) -> None:
         key = proto or "unknown"
