@@ -415,13 +415,14 @@ class EventDecoder:
 
         def decode(rec: bytes) -> DataEvent | ConnEvent | ProcEvent | HttpTxEvent | None:
             """One record → event, or None (counted in ``malformed``)."""
-            if rec and rec[0] == ev_http:  # a transaction paired in the kernel (the usual record)
+            kind = rec[0] if rec else -1
+            if kind == ev_http:  # a transaction paired in the kernel (the usual record)
                 try:
                     return decode_http(rec)
                 except Exception:  # struct.error on a short record: count it, never raise to the poller
                     self.malformed += 1
                     return None
-            if rec and rec[0] in data_kinds:
+            if kind in data_kinds:
                 try:
                     v = scalars(rec)
                     end = off + v[i_captured]

@@ -53,7 +53,7 @@ class CpuYield:
 NO_YIELD = CpuYield(enabled=False)
 
 
-STEP = 32  # items between two calls of a CpuYield in the loops that use :func:`in_steps`
+STEP = 32  # items between two calls of a CpuYield in the per-item loops (in_steps, or in_chunks of STEP)
 
 
 def in_steps(items: list, cpu_yield: CpuYield, step: int = STEP):

@@ -212,24 +212,15 @@ class ProtocolStage:
         self._next.end_batch(now_ns, flush)
 
     def _track(self, c: ParsedConnection, txs: list[Transaction], tid: int, cgroup_id: int) -> None:
-        if len(txs) == 1:
-            self._track_one(c, txs[0], tid, cgroup_id)
-            return
-        peer, scope, maybe = self._peer(c)
-        c.learned_role = txs[0].role
-        n = c.tx_count
-        pid, conn_id, tup, tls, nat_peer = c.pid, c.conn_id, c.tuple, c.tls, c.nat_peer
-        c.tx_count = n + len(txs)
-        self._pending.extend(TrackedTransaction(t, pid, tid, conn_id, tup, cgroup_id, i, peer, tls, nat_peer,
-                                                scope, maybe) for i, t in enumerate(txs, n))
+        for tx in txs:
+            self._track_one(c, tx, tid, cgroup_id)
 
     def _track_one(self, c: ParsedConnection, tx: Transaction, tid: int, cgroup_id: int) -> None:
-        """One transaction to the next stage (the usual case: no list made for it; what
-        :meth:`_peer` says, worked out inline: this runs once per transaction)."""
+        """One transaction to the next stage, with its connection's facts and call index."""
         scope = self._peer_scope(c)
         if scope is not None:
             peer, maybe = True, False
-        else:
+        else:  # no traced local peer: a client's server end may be local but not announced yet
             scope = c.peer_maybe_scope
             peer, maybe = False, scope is not None
             scope = scope or 0
@@ -238,15 +229,6 @@ class ProtocolStage:
         c.tx_count = n + 1
         self._pending.append(TrackedTransaction(tx, c.pid, tid, c.conn_id, c.tuple, cgroup_id, n, peer, c.tls,
                                                 c.nat_peer, scope, maybe))
-
-    def _peer(self, c: ParsedConnection) -> tuple[bool, int, bool]:
-        """(the other end is a traced local socket, the scope both ends share, a client whose
-        server end may be local but is not announced yet)."""
-        scope = self._peer_scope(c)
-        if scope is not None:
-            return True, scope, False
-        scope = c.peer_maybe_scope
-        return False, scope or 0, scope is not None
 
     def _count_errors(self, proto: str | None, n: int) -> None:
         key = proto or "unknown"
