@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="how long the producers send at that rate")
     ap.add_argument("--producers", type=int, default=1, help="producer processes")
     ap.add_argument("--size", type=int, default=64, help="payload bytes per send")
-    ap.add_argument("--poll-interval-ms", type=int, default=20, help="sleep between drains (receivers.ebpf.poll_interval)")
+    ap.add_argument("--poll-interval-ms", type=int, default=20, help="sleep between drains")
     ap.add_argument("--ring-buffer-size", type=int, default=16 << 20)
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     ap.add_argument("--produce", action="store_true", help=argparse.SUPPRESS)

@@ -20,10 +20,12 @@ import threading
 def main(argv: list[str] | None = None) -> int:
     from receiver.bpf.loader import BpfLoader, LoaderKnobs, default_object_path
     from receiver.capture.ringbuf import RingBufferReader
+    from receiver.receivers.ebpf.config import EbpfReceiverConfig
 
     ap = argparse.ArgumentParser(prog="python -m bench.drain", description=__doc__.split("\n\n")[0])
     ap.add_argument("--exclude-pid", type=int, action="append", default=[], help="pids not traced")
-    ap.add_argument("--poll-interval-ms", type=int, default=20, help="as receivers.ebpf.poll_interval")
+    ap.add_argument("--poll-interval-ms", type=int, default=round(EbpfReceiverConfig().poll_interval * 1000),
+                    help="sleep between drains (default: the agent's receivers.ebpf.poll_interval)")
     args = ap.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

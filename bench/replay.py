@@ -23,7 +23,7 @@ import zlib
 from pathlib import Path
 
 _LEN = struct.Struct("<I")
-BATCH = 256  # records per process_records call (a 20 ms poll at ~10k records/s)
+BATCH = 256  # records per process_records call: fixed, so that replays compare across trees
 
 
 def record(out: Path, rate: float, seconds: float, http_pairing: bool = False, connection_close: bool = False) -> int:

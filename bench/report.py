@@ -280,7 +280,7 @@ def _render_saturated(runs, data) -> list[str]:
         f"wrk, 1 thread, {p['connections']} keep-alive connections, ~{secs:.0f} s per run; nginx "
         f"{p['nginx_workers']} worker, a 615-byte static page (`sendfile {sendfile}`), "
         f"{len(off)} interleaved rounds of off → floor → drain → on.  *drain* (`bench/drain.py`) loads the "
-        f"agent's own object with the same knobs and drains the ring buffer every 20 ms, dropping the records: "
+        f"agent's own object with the same knobs and drains the ring buffer every poll interval (the agent's default), dropping the records: "
         f"the kernel side and the transport without the agent's user-space work.",
         "",
         _table(["mode", "requests/s", "÷ off", "÷ floor", "nginx CPU µs/req", "load avg", "agent cores",
