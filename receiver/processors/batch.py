@@ -13,13 +13,15 @@ the Collector's 8192: here items are Python objects until encoded, and requests 
 cost some 70 MB of resident memory on a saturated node for no gain in CPU (measured with
 ``bench``'s saturated nginx runs).
 
-**Bounded.**  At most ``max(2 × max(send_batch_size, send_batch_max_size), 8192)`` items wait per signal:
-past that the batch thread is not keeping up (the exporters encode on it), and what arrives is
-refused — counted in ``processor_dropped_items_total{processor="batch",reason="backlog"}`` and
-reported to the host's :class:`~receiver.component.backpressure.Backpressure`, so the receivers
-produce less (the eBPF receiver has the kernel aggregate into the RED metrics), and settled on
-the pipeline's crash ledgers (:mod:`receiver.component.ledger`).  Unbounded, a saturated node's
-spans piled up here by the hundred thousand.
+**Bounded, in bytes.**  Per signal at most ``max_backlog_bytes`` (an agent-only key; estimated
+with :mod:`receiver.model.footprint` from a few items of each arrival) and at most
+``max(2 × max(send_batch_size, send_batch_max_size), 8192)`` items wait: past either the batch
+thread is not keeping up (the exporters encode on it), and what arrives is refused — counted in
+``processor_dropped_items_total{processor="batch",reason="backlog"}`` and reported to the host's
+:class:`~receiver.component.backpressure.Backpressure`, so the receivers produce less (the eBPF
+receiver has the kernel aggregate into the RED metrics), and settled on the pipeline's crash
+ledgers (:mod:`receiver.component.ledger`).  An arrival into an empty backlog always goes in,
+whatever its size.  Unbounded, a saturated node's spans piled up here by the hundred thousand.
 
 One background thread does all sending, so ``consume_*`` only appends under a lock.  The next
 consumers are called from that thread and must not block (exporters only enqueue).
@@ -41,6 +43,7 @@ from receiver.component.threads import AgentThread
 from receiver.component.ledger import NO_LEDGER, PipelineLedger
 from receiver.component.status import ComponentStatus
 from receiver.configuration.section import ConfigSection, setting
+from receiver.model.footprint import batch_bytes
 from receiver.model.signals import Signal, TelemetryConsumer
 
 if TYPE_CHECKING:
@@ -65,6 +68,11 @@ class BatchProcessorConfig(ConfigSection):
     timeout: float = setting(
         0.2, "Send a non-empty batch after this long regardless of size.", kind="duration", minimum=0
     )
+    max_backlog_bytes: int = setting(
+        16 * 2**20, "Agent-only: most bytes (estimated) of items waiting per signal; what arrives past it is "
+        "refused, counted (reason backlog) and reported upstream, so the kernel aggregates instead of sending "
+        "spans.", kind="bytes", minimum=4096
+    )
 
     def cross_field_problems(self) -> Iterator[tuple[str, str]]:
         if self.send_batch_max_size and self.send_batch_max_size < self.send_batch_size:
@@ -77,12 +85,20 @@ _CONSUME = {Signal.TRACES: "consume_traces", Signal.METRICS: "consume_metrics", 
 
 
 class _Pending:
-    __slots__ = ("items", "count", "since")
+    __slots__ = ("items", "count", "bytes", "since")
 
     def __init__(self) -> None:
         self.items: list = []
         self.count = 0  # items as counted for batching (data points for metrics)
+        self.bytes = 0  # estimated; what is taken out takes its share of it
         self.since = 0.0  # monotonic arrival time of the oldest pending item
+
+    def take(self, signal: Signal, limit: int) -> list:
+        """The first ``limit`` items (data points for metrics), with their share of the bytes."""
+        batch, self.items, taken = take_items(signal, self.items, limit)
+        self.bytes = self.bytes * (self.count - taken) // self.count if taken < self.count else 0
+        self.count -= taken
+        return batch
 
 
 def take_items(signal: Signal, items: list, limit: int) -> tuple[list, list, int]:
@@ -118,6 +134,7 @@ class BatchProcessor:
         self_metrics: SelfMetrics | None = None,
         backpressure: Backpressure | None = None,
         backlog_items: int | None = None,  # the bound (items waiting per signal); None: derived
+        backlog_bytes: int | None = None,  # the bound in bytes; None: config.max_backlog_bytes
         ledger: PipelineLedger = NO_LEDGER,  # refused items are settled there (crash ledgers)
     ) -> None:
         if config.send_batch_size < 1:
@@ -128,6 +145,7 @@ class BatchProcessor:
         self._max = config.send_batch_max_size
         self._timeout = max(0.0, config.timeout)
         self._bound = backlog_items or max(2 * max(self._size, self._max), MIN_BOUND)  # items waiting per signal
+        self._bound_bytes = backlog_bytes or config.max_backlog_bytes
         self._backpressure = backpressure
         self._ledger = ledger
         self.refused = {s: 0 for s in Signal}
@@ -151,9 +169,9 @@ class BatchProcessor:
         self._shut_down = False
 
     def status(self) -> ComponentStatus:
-        """What waits to be batched, per signal (in items), against the backlog bound."""
+        """What waits to be batched, per signal (in estimated bytes), against the backlog bound."""
         state = "stopped" if self._shut_down else ("running" if self._started else "created")
-        queues = tuple((s.value, self._pending[s].count, self._bound, "items") for s in Signal)
+        queues = tuple((s.value, self._pending[s].bytes, self._bound_bytes, "bytes") for s in Signal)
         refused = ", ".join(f"{s.value} {n}" for s, n in self.refused.items())
         return ComponentStatus(state, queues, details=(("refused (backlog full)", refused),))
 
@@ -172,19 +190,22 @@ class BatchProcessor:
     def _add(self, signal: Signal, items: list, count: int) -> None:
         if not count:
             return
+        nbytes = batch_bytes(items)
         with self._lock:
             if self._shut_down:
                 late = True
             else:
                 late = False
                 p = self._pending[signal]
-                refused = p.count > 0 and p.count + count > self._bound  # one oversize arrival still goes
+                # One oversize arrival into an empty backlog still goes.
+                refused = p.count > 0 and (p.count + count > self._bound or p.bytes + nbytes > self._bound_bytes)
                 if not refused:
                     first = not p.count  # a new batch: the thread must arm its timer
                     if first:
                         p.since = time.monotonic()
                     p.items.extend(items)
                     p.count += count
+                    p.bytes += nbytes
                     full = p.count >= self._size
         if not late and refused:
             self._refuse(signal, count)
@@ -246,16 +267,10 @@ class BatchProcessor:
                 expired = final or now - p.since >= self._timeout
                 trigger = "shutdown" if final else "timeout"
                 while p.count >= self._size:
-                    limit = self._max or p.count
-                    batch, p.items, taken = take_items(signal, p.items, limit)
-                    p.count -= taken
-                    sends.append((batch, "size"))
+                    sends.append((p.take(signal, self._max or p.count), "size"))
                 if p.count and expired:
                     while p.count:
-                        limit = self._max or p.count
-                        batch, p.items, taken = take_items(signal, p.items, limit)
-                        p.count -= taken
-                        sends.append((batch, trigger))
+                        sends.append((p.take(signal, self._max or p.count), trigger))
                 if p.count:
                     if sends:  # a size trigger restarts the timer, as in the Collector
                         p.since = now

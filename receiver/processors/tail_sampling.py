@@ -37,6 +37,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from receiver.component.threads import AgentThread
 from receiver.component.ledger import NO_LEDGER, PipelineLedger
+from receiver.model.footprint import log_bytes, span_bytes
 from receiver.model.signals import Signal
 from receiver.model.telemetry import LogRecord, Span
 from receiver.processors.tail_sampling_config import TailSamplingProcessorConfig
@@ -48,21 +49,6 @@ log = logging.getLogger(__name__)
 REMOTE_SAMPLED = 0x300 | 0x01
 CALLER_POLICY = "keep_if_caller_sampled"
 TRIGGERS = ("decision_wait", "num_traces", "max_held_bytes", "shutdown")
-
-
-def span_bytes(s: Span) -> int:
-    """A cheap estimate of what a held span costs in memory (the object, its attribute dict)."""
-    n = 360 + len(s.name) + len(s.status_message)
-    for k, v in s.attributes.items():
-        n += 64 + len(k) + (len(v) if isinstance(v, str) else 8)
-    return n
-
-
-def log_bytes(r: LogRecord) -> int:
-    n = 300 + len(r.body)
-    for k, v in r.attributes.items():
-        n += 64 + len(k) + (len(v) if isinstance(v, str) else 8)
-    return n
 
 
 @dataclass(slots=True, eq=False)

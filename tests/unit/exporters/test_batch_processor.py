@@ -202,3 +202,57 @@ def test_backlog_over_the_bound_is_refused_counted_and_reported():
     assert 'ebpf_receiver_processor_dropped_items_total{processor="batch",reason="backlog",signal="traces"} 1.0' in text
     proc.shutdown(1)
     assert sum(map(len, sink.batches["traces"])) == 20 and sum(map(len, sink.batches["logs"])) == 50
+
+
+def _span(path: str):
+    from receiver.model.telemetry import Resource, Span, SpanKind
+
+    return Span(b"t" * 16, b"s" * 8, "GET", SpanKind.SERVER, 1, 2, Resource(), attributes={"url.path": path})
+
+
+def test_backlog_is_bounded_in_bytes_whatever_the_item_count():
+    from receiver.component.backpressure import Backpressure
+    from receiver.model.footprint import span_bytes
+
+    big = [_span("/p" * 5000) for _ in range(4)]  # ~10 KB each, estimated
+    one = span_bytes(big[0])
+    sink, bp = Sink(), Backpressure()
+    cfg = BatchProcessorConfig(send_batch_size=1000, timeout=60, max_backlog_bytes=5 * one)
+    proc = BatchProcessor(cfg, [sink], backpressure=bp)
+    proc.consume_traces(big)  # 4 spans, far below 1000 items: goes in
+    proc.consume_traces(big[:1])  # the 5th fills the bound exactly
+    proc.consume_traces(big[:1])  # over the bound in bytes: refused with 5 items waiting
+    assert proc.refused[Signal.TRACES] == 1 and bp.take() == 1
+    _, used, bound, unit = proc.status().queues[0]
+    assert unit == "bytes" and used == 5 * one and bound == 5 * one
+    small = [_span("/") for _ in range(3)]
+    proc.consume_traces(small)  # still over: refused too, bytes not items decide
+    assert proc.refused[Signal.TRACES] == 4
+    proc.shutdown(1)
+    assert sum(map(len, sink.batches["traces"])) == 5
+    assert proc.status().queues[0][1] == 0  # sending took the bytes with the items
+
+
+def test_taking_a_batch_releases_its_share_of_the_bytes():
+    sink = Sink()
+    proc = BatchProcessor(BatchProcessorConfig(send_batch_size=4, send_batch_max_size=4, timeout=60), [sink])
+    proc.consume_traces([_span("/a") for _ in range(10)])
+    before = proc.status().queues[0][1]
+    proc._flush(final=False)  # two size-triggered batches of 4; 2 wait for the timer
+    after = proc.status().queues[0][1]
+    assert before > 0 and after == before * 2 // 10
+    proc.shutdown(1)
+    assert [len(b) for b in sink.batches["traces"]] == [4, 4, 2]
+
+
+def test_max_backlog_bytes_is_read_from_the_config_with_units():
+    from receiver.config import load_config_text
+
+    text = """
+receivers: {ebpf: {}}
+processors: {batch: {max_backlog_bytes: 8MiB}}
+exporters: {debug: {}}
+service: {pipelines: {traces: {receivers: [ebpf], processors: [batch], exporters: [debug]}}}
+"""
+    cfg = load_config_text(text)
+    assert cfg.processors["batch"].max_backlog_bytes == 8 * 2**20

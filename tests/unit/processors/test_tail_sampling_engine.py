@@ -7,7 +7,8 @@ import os
 
 from receiver.config import load_config_text
 from receiver.model.telemetry import LogRecord, Resource, Span, SpanKind, StatusCode
-from receiver.processors.tail_sampling import TailSampler, span_bytes
+from receiver.model.footprint import span_bytes
+from receiver.processors.tail_sampling import TailSampler
 from receiver.processors.tail_sampling_policies import trace_id_ratio
 from receiver.telemetry.exemplars import DeferredExemplars
 from receiver.telemetry.red_metrics import RedMetrics
