@@ -140,6 +140,21 @@ class OtlpExporterConfig(ConfigSection):
             )
 
 
+def _gzip_level(level: int) -> str | None:
+    if level == -1 or 1 <= level <= 9:
+        return None
+    return f"{level} is not a gzip level: 1 (fastest) to 9 (smallest), or -1 (zlib's default, 6)"
+
+
+@dataclass(frozen=True, slots=True)
+class CompressionParamsConfig(ConfigSection):
+    """``compression_params``: settings of the ``compression`` algorithm (confighttp's)."""
+
+    level: int = setting(
+        6, "gzip level: 1 (least CPU) to 9 (smallest requests); -1 is zlib's default (6).", check=_gzip_level
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class OtlpHttpExporterConfig(ConfigSection):
     """``otlphttp``: OTLP over HTTP (``/v1/traces``, ``/v1/metrics``, ``/v1/logs``)."""
@@ -152,6 +167,10 @@ class OtlpHttpExporterConfig(ConfigSection):
         SecretMap(), "Headers sent with every request (values are secret: never logged).", secret=True
     )
     compression: str = setting("gzip", "Compression of request bodies.", choices=("gzip", "none"))
+    compression_params: CompressionParamsConfig = setting(
+        CompressionParamsConfig(), "Compression level (the gRPC exporter has none: grpcio compresses at zlib's "
+        "default)."
+    )
     timeout: float = setting(5.0, "Deadline of one export request.", kind="duration", above=0)
     sending_queue: QueueConfig = setting(QueueConfig(), "Queue in front of the exporter.")
     retry_on_failure: RetryConfig = setting(RetryConfig(), "Retries of failed exports.")

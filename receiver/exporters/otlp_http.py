@@ -154,6 +154,8 @@ class OtlpHttpPusher:
         self._urls = signal_urls(config)
         self._json = config.encoding == "json"
         self._gzip = config.compression == "gzip"
+        level = config.compression_params.level
+        self._gzip_level = 6 if level == -1 else level
         self._timeout = config.timeout
         self._headers = {
             "User-Agent": f"ebpf-receiver/{__version__}",
@@ -195,7 +197,7 @@ class OtlpHttpPusher:
 
     def _post(self, signal: Signal, body: bytes) -> int:
         if self._gzip:
-            body = gzip.compress(body, compresslevel=6)
+            body = gzip.compress(body, compresslevel=self._gzip_level)
         url = self._urls[signal]
         session = self._session
         if session is None:

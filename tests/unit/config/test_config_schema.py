@@ -9,6 +9,7 @@ import pytest
 from receiver.discovery.log_pipes import DEFAULT_LOG_READERS
 from receiver.receivers.ebpf.config import SamplerConfig
 from receiver.telemetry.network_config import CONNECT_DURATION_BUCKETS, RTT_BUCKETS, NetworkMetricsConfig
+from receiver.exporters.config import CompressionParamsConfig
 from receiver.config import (
     COMPONENT_CONFIGS,
     AgentConfig,
@@ -73,7 +74,8 @@ def test_registry():
         (OtlpHttpExporterConfig, dict(endpoint="http://localhost:4318", tls=TLSClientConfig(), headers={},
                                       compression="gzip", timeout=5.0, sending_queue=QueueConfig(),
                                       retry_on_failure=RetryConfig(), traces_endpoint=None, metrics_endpoint=None,
-                                      logs_endpoint=None, encoding="proto")),
+                                      logs_endpoint=None, encoding="proto",
+                                      compression_params=CompressionParamsConfig(level=6))),
         (DebugExporterConfig, dict(verbosity="basic")),
         (TLSServerConfig, dict(cert_file=None, key_file=None, client_ca_file=None)),
         (PrometheusExporterConfig, dict(endpoint="127.0.0.1:9464", tls=None, namespace="", enable_open_metrics=True)),

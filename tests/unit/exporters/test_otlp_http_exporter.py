@@ -82,6 +82,38 @@ def test_posts_gzip_protobuf_with_headers(http_server):
     assert count(reg, "sent_items_total", signal="traces") == 3
 
 
+@pytest.mark.parametrize("level, xfl", [(1, 4), (9, 2), (-1, 0)])
+def test_compression_params_level_sets_the_gzip_level(http_server, level, xfl):
+    from receiver.exporters.config import CompressionParamsConfig
+
+    server, url = http_server()
+    batch = make_items(Signal.TRACES, 200, pad=300, random_pad=False)
+    exporter, _ = make_exporter(url, compression_params=CompressionParamsConfig(level=level))
+    run(exporter, traces=batch)
+    (req,) = server.received
+    # RFC 1952 XFL: 4 = fastest (level 1), 2 = maximum compression (level 9), 0 otherwise (6).
+    assert req.body[:2] == b"\x1f\x8b" and req.body[8] == xfl
+    assert request_ids(Signal.TRACES, req.payload()) == batch_ids(Signal.TRACES, batch)
+
+
+def test_a_gzip_level_out_of_range_names_the_key():
+    from receiver.config import load_config_text
+    from receiver.configuration.errors import ConfigError
+
+    text = """
+receivers: {ebpf: {}}
+exporters:
+  otlphttp:
+    endpoint: http://127.0.0.1:4318
+    compression_params:
+      level: 12
+service: {pipelines: {traces: {receivers: [ebpf], exporters: [otlphttp]}}}
+"""
+    with pytest.raises(ConfigError) as err:
+        load_config_text(text)
+    assert "exporters.otlphttp.compression_params.level" in str(err.value) and ":7)" in str(err.value)
+
+
 def test_per_signal_endpoint_override_and_no_compression(http_server):
     server, url = http_server()
     exporter, reg = make_exporter("http://127.0.0.1:1", metrics_endpoint=url + "/custom/m", compression="none")
