@@ -5,13 +5,14 @@
 set -euo pipefail
 profile=${1:-run}
 
-run_pkgs=(clang llvm libbpf-dev libbpf1 bpftool make python3-venv ca-certificates)
+run_pkgs=(clang llvm libbpf-dev libbpf1 bpftool make python3-venv ca-certificates
+          gcc python3-dev)  # the compiled span encoder (receiver/exporters/_span_wire.c)
 test_pkgs=(nginx-light redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client
            memcached nats-server rabbitmq-server dnsmasq
            prometheus curl wrk openssl iproute2 conntrack iptables procps iputils-ping
            chromium chromium-driver
            util-linux  # setpriv: tests/e2e/test_least_privilege.py
-           golang-go golang-google-grpc-dev libssl-dev gcc python3-dev)  # Go crypto/tls and gRPC-Go servers, static OpenSSL server; go tool pprof reads the profiles; gcc + Python.h: profiling tests
+           golang-go golang-google-grpc-dev libssl-dev)  # Go crypto/tls and gRPC-Go servers, static OpenSSL server; go tool pprof reads the profiles
 
 pkgs=("${run_pkgs[@]}")
 [ "$profile" = test ] || [ "$profile" = bench ] && pkgs+=("${test_pkgs[@]}")
