@@ -47,12 +47,12 @@ deps:
 deps-test:
 	@scripts/install-deps.sh test
 
-# The venv is rebuilt only when pyproject.toml (or a bundled plug-in's) changes, or the compiled
-# span encoder's source (pip builds receiver/exporters/_span_wire.c in place).  Protocol
+# The venv is rebuilt only when pyproject.toml (or a bundled plug-in's) changes, or the source of a
+# compiled module (setup.py: pip builds receiver/*/_*.c in place).  Protocol
 # plug-ins that ship in this repository (plugins/*) are installed editable next to the agent.
 PLUGINS := plugins/nats
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml setup.py receiver/exporters/_span_wire.c $(addsuffix /pyproject.toml,$(PLUGINS))
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard receiver/*/_*.c) $(addsuffix /pyproject.toml,$(PLUGINS))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' $(addprefix -e ,$(PLUGINS))
 	@touch $@

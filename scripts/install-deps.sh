@@ -6,7 +6,7 @@ set -euo pipefail
 profile=${1:-run}
 
 run_pkgs=(clang llvm libbpf-dev libbpf1 bpftool make python3-venv ca-certificates
-          gcc python3-dev)  # the compiled span encoder (receiver/exporters/_span_wire.c)
+          gcc python3-dev)  # the compiled modules (setup.py)
 test_pkgs=(nginx-light redis-server redis-tools postgresql postgresql-client mariadb-server mariadb-client
            memcached nats-server rabbitmq-server dnsmasq
            prometheus curl wrk openssl iproute2 conntrack iptables procps iputils-ping

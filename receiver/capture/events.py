@@ -23,6 +23,8 @@ except ImportError:  # pragma: no cover - other interpreters
 from receiver.bpf.abi import CTYPE_FORMAT, Abi
 from receiver.model.endpoints import Tuple
 
+from receiver.capture.http_events import _HTTP_SCALARS, _HTTP_STRS, HttpTxEvent, compiled_http_decoder  # noqa: F401 - HttpTxEvent: re-exported
+
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
 AF_UNIX = socket.AF_UNIX
@@ -212,59 +214,6 @@ class ServingEvent(NamedTuple):
     multiplexed: bool = False  # ERX_FLAG_SERVING_MULTIPLEXED: the thread interleaves requests
 
 
-class HttpTxEvent(NamedTuple):
-    """One HTTP/1 transaction paired in the kernel (ERX_EV_HTTP_TX): its request and final
-    response, no body byte.
-
-    ``start_ns``/``end_ns`` are the ``ts_exit_ns`` of the syscalls that carried the request's
-    first byte and the response's last (the close for a body that ran to close, or a request
-    that got no response): the payload path's ``Transaction`` times.  ``tid`` (and ``syscall``,
-    ``ts_exit_ns``) are those of the syscall that completed the transaction; ``req_tid`` the
-    thread that read (server) or wrote (client) the request's first byte.  Strings are the
-    request's, cut at the bounds of bpf/src/abi/events.h (``http_flags`` says which were cut);
-    a header that was absent is ``""``.  ``status`` is 0 when no final response came.
-
-    A named tuple, built in one step on the capture thread (one per paired transaction)."""
-
-    # The record's scalars first, then what is made of its other bytes: one itemgetter call and
-    # one tuple concatenation build it (EventDecoder._decode_http).
-    kind: int
-    direction: int  # of the requests: egress when the traced process is the client
-    role: int
-    syscall: int
-    pid: int
-    tid: int
-    flags: int  # ERX_FLAG_* (ERX_FLAG_TLS: plaintext read at the TLS library)
-    conn_id: int
-    cgroup_id: int
-    ts_enter_ns: int
-    ts_exit_ns: int
-    start_ns: int
-    end_ns: int
-    req_body_size: int
-    req_wire_size: int
-    resp_body_size: int
-    resp_wire_size: int
-    req_tid: int
-    http_flags: int  # ERX_HTTP_F_*
-    req_head_size: int
-    resp_head_size: int
-    status: int
-    method_code: int  # enum erx_http_method
-    target_wire_len: int  # the target's length on the wire (> len(target) when cut)
-    req_version: int  # minor version: 1 for "1.1"
-    resp_version: int
-    n_interim: int
-    tuple: Tuple
-    interim_status_codes: tuple[int, ...]  # the first ERX_HTTP_MAX_INTERIM of them
-    method: str
-    target: str
-    host: str
-    user_agent: str
-    traceparent: str
-    tracestate: str
-
-
 @dataclass(slots=True)
 class ProcEvent:
     kind: int
@@ -355,15 +304,8 @@ class EventDecoder:
         self._hi = hi = {n: i for i, n in enumerate(http_names)}
         self._hi_strings_len = hi["strings_len"]
         # HttpTxEvent in one step: its scalar fields picked from the unpacked record in its order.
-        self._http_scalars = operator.itemgetter(*(hi[f"hdr.{n}"] for n in (
-            "kind", "direction", "role", "syscall", "pid", "tid", "flags", "conn_id", "cgroup_id", "ts_enter_ns",
-            "ts_exit_ns")), *(hi[n] for n in (
-            "start_ns", "end_ns", "req_body_size", "req_wire_size", "resp_body_size", "resp_wire_size", "req_tid",
-            "http_flags", "req_head_size", "resp_head_size", "status", "method", "target_wire_len", "req_version",
-            "resp_version", "n_interim")))
-        self._http_strs = operator.itemgetter(*(hi[n] for n in (
-            "method_len", "target_len", "host_off", "host_len", "user_agent_off", "user_agent_len", "traceparent_off",
-            "traceparent_len", "tracestate_off", "tracestate_len", "n_interim")))
+        self._http_scalars = operator.itemgetter(*(hi[n] for n in _HTTP_SCALARS))
+        self._http_strs = operator.itemgetter(*(hi[n] for n in _HTTP_STRS))
         self._http_interim = operator.itemgetter(*(hi[f"interim[{i}]"] for i in range(c("ERX_HTTP_MAX_INTERIM"))))
         tuple_offsets = [(o, ct, n) for name, o, ct, n in abi.flat_fields("erx_http_tx_event") if name.startswith("tuple.")]
         self._http_t0 = min(o for o, _, _ in tuple_offsets)
@@ -372,6 +314,10 @@ class EventDecoder:
         self._payload_off = abi.offsetof("erx_data_event", "payload")
         self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
         self._addrs: dict[tuple[int, bytes], str] = {}  # (family, address bytes) -> text
+        # An HTTP record → HttpTxEvent, or None when malformed: compiled (same result, ~8x faster), or Python.
+        self._http_decoder = compiled_http_decoder(
+            abi, self._tuples, _addr, key=(self._http_t0, self._http_t1), fixed_size=self._http.size,
+        ) or self._decode_http_py
         self.malformed = 0
         # Field positions in the unpacked tuples, derived from the names (not retyped).
         self._di = {n: i for i, n in enumerate(names)}
@@ -411,17 +357,19 @@ class EventDecoder:
         tuple_of = self._data_tuple_of
         generic = EventDecoder.decode.__get__(self)
         new = _tuple_new
-        ev_http, decode_http = self.EV_HTTP_TX, self._decode_http
+        ev_http, decode_http = self.EV_HTTP_TX, self._http_decoder
 
         def decode(rec: bytes) -> DataEvent | ConnEvent | ProcEvent | HttpTxEvent | None:
             """One record → event, or None (counted in ``malformed``)."""
             kind = rec[0] if rec else -1
             if kind == ev_http:  # a transaction paired in the kernel (the usual record)
                 try:
-                    return decode_http(rec)
+                    ev = decode_http(rec)
                 except Exception:  # struct.error on a short record: count it, never raise to the poller
+                    ev = None
+                if ev is None:
                     self.malformed += 1
-                    return None
+                return ev
             if kind in data_kinds:
                 try:
                     v = scalars(rec)
@@ -527,7 +475,10 @@ class EventDecoder:
                     self._failure_labels[reason] if reason < len(self._failure_labels) else "other",
                 )
             if kind == self.EV_HTTP_TX:
-                return self._decode_http(rec)
+                ev = self._http_decoder(rec)
+                if ev is None:
+                    self.malformed += 1
+                return ev
             if kind == self.EV_SERVING:
                 v = self._serving.unpack_from(rec)
                 return ServingEvent(kind, *self._serving_fields(v),
@@ -551,12 +502,13 @@ class EventDecoder:
         self.malformed += 1
         return None
 
-    def _decode_http(self, rec: bytes) -> HttpTxEvent | None:
+    def _decode_http_py(self, rec: bytes) -> HttpTxEvent | None:
+        """The Python decoder of an HTTP record (the reference of the compiled one); None when
+        its strings run past its end, ``struct.error`` when it is shorter than its fields."""
         v = self._http.unpack_from(rec)
         off = self._http_strings_off
         end = off + v[self._hi_strings_len]
         if len(rec) < end:
-            self.malformed += 1
             return None
         s = rec[off:end]
         (method_len, target_len, host_off, host_len, ua_off, ua_len, tp_off, tp_len, ts_off, ts_len,
