@@ -282,9 +282,7 @@ static int unsigned_in(PyObject *o, uint64_t limit, uint64_t *out)
 
 	if (!PyLong_Check(o))
 		return 0;
-	if (_PyLong_Sign(o) < 0)
-		return 0;
-	n = PyLong_AsUnsignedLongLong(o);
+	n = PyLong_AsUnsignedLongLong(o); /* OverflowError for a negative one too */
 	if (n == (unsigned long long)-1 && PyErr_Occurred()) {
 		if (!PyErr_ExceptionMatches(PyExc_OverflowError))
 			return -1;
