@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - other interpreters
 from receiver.bpf.abi import CTYPE_FORMAT, Abi
 from receiver.model.endpoints import Tuple
 
-from receiver.capture.http_events import _HTTP_SCALARS, _HTTP_STRS, HttpTxEvent, compiled_http_decoder  # noqa: F401 - HttpTxEvent: re-exported
+from receiver.capture.http_events import HTTP_SCALARS, HTTP_STRS, HttpTxEvent, compiled_http_decoder  # noqa: F401 - HttpTxEvent: re-exported
 
 AF_INET = socket.AF_INET
 AF_INET6 = socket.AF_INET6
@@ -304,8 +304,8 @@ class EventDecoder:
         self._hi = hi = {n: i for i, n in enumerate(http_names)}
         self._hi_strings_len = hi["strings_len"]
         # HttpTxEvent in one step: its scalar fields picked from the unpacked record in its order.
-        self._http_scalars = operator.itemgetter(*(hi[n] for n in _HTTP_SCALARS))
-        self._http_strs = operator.itemgetter(*(hi[n] for n in _HTTP_STRS))
+        self._http_scalars = operator.itemgetter(*(hi[n] for n in HTTP_SCALARS))
+        self._http_strs = operator.itemgetter(*(hi[n] for n in HTTP_STRS))
         self._http_interim = operator.itemgetter(*(hi[f"interim[{i}]"] for i in range(c("ERX_HTTP_MAX_INTERIM"))))
         tuple_offsets = [(o, ct, n) for name, o, ct, n in abi.flat_fields("erx_http_tx_event") if name.startswith("tuple.")]
         self._http_t0 = min(o for o, _, _ in tuple_offsets)
@@ -314,7 +314,7 @@ class EventDecoder:
         self._payload_off = abi.offsetof("erx_data_event", "payload")
         self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
         self._addrs: dict[tuple[int, bytes], str] = {}  # (family, address bytes) -> text
-        # An HTTP record → HttpTxEvent, or None when malformed: compiled (same result, ~8x faster), or Python.
+        # An HTTP record → HttpTxEvent, or None when malformed: compiled (the same result, 0.4 against 1.5 µs), or Python.
         self._http_decoder = compiled_http_decoder(
             abi, self._tuples, _addr, key=(self._http_t0, self._http_t1), fixed_size=self._http.size,
         ) or self._decode_http_py

@@ -73,13 +73,13 @@ class HttpTxEvent(NamedTuple):
 
 # The fields of struct erx_http_tx_event that HttpTxEvent's scalars are, in its order (its
 # method_code is the record's method), and the string bounds the strings are cut at.
-_HTTP_SCALARS = tuple(f"hdr.{n}" for n in (
+HTTP_SCALARS = tuple(f"hdr.{n}" for n in (
     "kind", "direction", "role", "syscall", "pid", "tid", "flags", "conn_id", "cgroup_id", "ts_enter_ns",
     "ts_exit_ns")) + (
     "start_ns", "end_ns", "req_body_size", "req_wire_size", "resp_body_size", "resp_wire_size", "req_tid",
     "http_flags", "req_head_size", "resp_head_size", "status", "method", "target_wire_len", "req_version",
     "resp_version", "n_interim")
-_HTTP_STRS = ("method_len", "target_len", "host_off", "host_len", "user_agent_off", "user_agent_len",
+HTTP_STRS = ("method_len", "target_len", "host_off", "host_len", "user_agent_off", "user_agent_len",
               "traceparent_off", "traceparent_len", "tracestate_off", "tracestate_len", "n_interim")
 
 
@@ -94,8 +94,8 @@ def compiled_http_decoder(abi: Abi, tuples: dict, addr_text: Callable[[int, byte
     fields = {name: (off, abi.ffi.sizeof(ctype), CTYPE_FORMAT[ctype].islower())
               for name, off, ctype, _ in abi.flat_fields("erx_http_tx_event")}
     return _http_record.Decoder(
-        event_type=HttpTxEvent, tuple_type=Tuple, scalars=tuple(fields[n] for n in _HTTP_SCALARS),
-        strs=tuple(fields[n] for n in _HTTP_STRS), interim=fields["interim"],
+        event_type=HttpTxEvent, tuple_type=Tuple, scalars=tuple(fields[n] for n in HTTP_SCALARS),
+        strs=tuple(fields[n] for n in HTTP_STRS), interim=fields["interim"],
         n_interim_max=abi.const("ERX_HTTP_MAX_INTERIM"), strings_len=fields["strings_len"],
         strings_off=abi.offsetof("erx_http_tx_event", "strings"),
         addresses=(fields["tuple.saddr"][0], fields["tuple.daddr"][0]),

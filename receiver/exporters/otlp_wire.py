@@ -19,11 +19,12 @@ fixed64/fixed32 little-endian; those primitives and the attribute cache are in
 :mod:`receiver.exporters.otlp_wire_fields` (field tags derived from the generated descriptors, so
 no field number is written by hand).
 
-Each span's ``Span`` message is written in C (``_span_wire.c``, the one compiled module, built by
-``setup.py``): the profile showed this encoder at ~2.5 µs of the batch thread per nginx span
-(4.3 with a new connection per request, whose ports miss the cache), the C one at ~0.7 µs for
-the whole request.  It writes exactly what ``_span_message`` writes, and hands back every span
-of a shape it does not know, which Python then encodes (or rejects, or repairs) as before.
+Each span's ``Span`` message is written in C (``_span_wire.c``, one of the compiled modules built
+by ``setup.py``): the profile showed this encoder at ~2.5 µs of the batch thread per nginx span
+(4.3 with a new connection per request, whose ports miss the cache); with the C one the whole
+request costs ~0.7 µs per span.  It writes exactly what ``_span_message`` writes, and hands back
+every span of a shape it does not know, which Python then encodes (or rejects, or repairs) as
+before.
 
 Anything off the agent's usual shapes (an ``int`` instead of a :class:`SpanKind`, a ``bytearray``
 id, an attribute value of an odd type) is delegated to the reference encoder for that one item,
@@ -189,8 +190,8 @@ def _span_message(span: Span, attributes: bytes) -> bytes:
 
 
 # The compiled span encoder (``_span_wire.c``, built with the package): the same bytes as
-# ``_span_message``, about ten times faster; None for a span it leaves to Python.  Without it (a
-# source tree nobody built) the Python path encodes every span.
+# ``_span_message``; None for a span it leaves to Python.  Without it (a source tree nobody
+# built) the Python path encodes every span.
 try:
     from receiver.exporters import _span_wire
 except ImportError:  # pragma: no cover - the build always has it; tests check it is there
