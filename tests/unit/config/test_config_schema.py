@@ -80,7 +80,7 @@ def test_registry():
         (TLSServerConfig, dict(cert_file=None, key_file=None, client_ca_file=None)),
         (PrometheusExporterConfig, dict(endpoint="127.0.0.1:9464", tls=None, namespace="", enable_open_metrics=True)),
         (BatchProcessorConfig, dict(send_batch_size=512, send_batch_max_size=0, timeout=0.2,
-                                    max_backlog_bytes=16 * MIB)),
+                                    max_backlog_bytes=8 * MIB)),
         (HealthCheckExtensionConfig, dict(endpoint="127.0.0.1:13133", path="/")),
         (ProtocolConfig, dict(ports=(), enabled=True)),
         (EbpfReceiverConfig, dict(capture_size=4096, ring_buffer_size=16 * MIB, poll_interval=0.1, wakeup_bytes=MIB,
