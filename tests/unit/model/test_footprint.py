@@ -20,15 +20,16 @@ STRINGS = b"GET/api/users/42?full=1127.0.0.1:8080python-requests/2.31"
 
 
 def paired_http_records(n: int) -> list[bytes]:
-    """Kernel-paired HTTP/1 server transactions as the ring buffer delivers them."""
+    """Kernel-paired HTTP/1 server transactions on one keep-alive connection, as the ring
+    buffer delivers them (one connection: what is held is the spans, not connection entries)."""
     v4 = socket.inet_aton("127.0.0.1") + b"\0" * 12
     out = []
     for i in range(n):
         values = {name: 0 for name in HTTP_NAMES}
         values.update({
             "hdr.kind": ABI.const("ERX_EV_HTTP_TX"), "hdr.direction": 1, "hdr.role": 2, "hdr.syscall": 4,
-            "hdr.pid": 1, "hdr.tid": 1, "hdr.conn_id": 1000 + i, "hdr.ts_exit_ns": 10**9 + i * 10**6 + 5000,
-            "tuple.saddr": v4, "tuple.daddr": v4, "tuple.sport": 8080, "tuple.dport": 40000 + i % 1000,
+            "hdr.pid": 1, "hdr.tid": 1, "hdr.conn_id": 1000, "hdr.ts_exit_ns": 10**9 + i * 10**6 + 5000,
+            "tuple.saddr": v4, "tuple.daddr": v4, "tuple.sport": 8080, "tuple.dport": 40000,
             "tuple.family": socket.AF_INET, "tuple.transport": 1, "start_ns": 10**9 + i * 10**6,
             "end_ns": 10**9 + i * 10**6 + 5000, "req_wire_size": 120, "resp_body_size": 615,
             "resp_wire_size": 850, "req_tid": 1, "req_head_size": 120, "resp_head_size": 235, "status": 200,
