@@ -1,7 +1,9 @@
-"""The agent's compiled modules (everything else is in pyproject.toml): the two per-request steps
-the profile showed to cost most in the interpreter, each a drop-in for Python code that stays as
+"""The agent's compiled modules (everything else is in pyproject.toml): the per-record steps the
+profile showed to cost most in the interpreter, each a drop-in for Python code that stays as
 the reference and the path for anything unusual.
 
+* ``receiver.capture._ringbuf``: the ring buffer drained without a Python call per record
+  (against the system libbpf, as the loader);
 * ``receiver.capture._http_record``: kernel-paired HTTP/1 records into ``HttpTxEvent``;
 * ``receiver.exporters._span_wire``: spans into OTLP ``Span`` messages.
 
@@ -12,9 +14,15 @@ from setuptools import Extension, setup
 
 FLAGS = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
 
+MODULES = {  # module -> the libraries it links
+    "receiver.capture._ringbuf": ["bpf"],
+    "receiver.capture._http_record": [],
+    "receiver.exporters._span_wire": [],
+}
+
 setup(
     ext_modules=[
-        Extension(name, [name.replace(".", "/") + ".c"], extra_compile_args=FLAGS)
-        for name in ("receiver.capture._http_record", "receiver.exporters._span_wire")
+        Extension(name, [name.replace(".", "/") + ".c"], libraries=libraries, extra_compile_args=FLAGS)
+        for name, libraries in MODULES.items()
     ]
 )
