@@ -1,6 +1,6 @@
 """The agent's compiled modules (everything else is in pyproject.toml): the per-record steps the
-profile showed to cost most in the interpreter, each a drop-in for Python code that stays as
-the reference and the path for anything unusual.
+profile showed to cost most in the interpreter, each a drop-in for Python code that stays (the
+reference, and the fallback where the module is not built).
 
 * ``receiver.capture._ringbuf``: the ring buffer drained without a Python call per record
   (against the system libbpf, as the loader);

@@ -11,8 +11,8 @@
  * its strings — the caller counts it as malformed.
  *
  * Endpoints are shared: the Tuple of a record's endpoint bytes comes from the decoder's dict
- * (made here on a miss, its address texts cached per address bytes, the texts themselves written
- * by the Python function the decoder passes), bounded as in Python.
+ * (made here on a miss), its address texts from the decoder's address cache (written on a miss
+ * by the Python function the decoder passes); both bounded as in Python.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,7 +24,7 @@
 			tracestate_off/len, n_interim */
 #define MAX_INTERIM 8
 #define MAX_TUPLES 65536 /* as EventDecoder: the dict is emptied past it */
-#define MAX_ADDRS 4096
+#define MAX_ADDRS 4096 /* as EventDecoder */
 #define ADDR_BYTES 16
 
 typedef struct {
@@ -39,7 +39,7 @@ typedef struct {
 	PyObject_HEAD
 	PyTypeObject *event_type, *tuple_type;
 	PyObject *tuples; /* dict: endpoint bytes -> Tuple (the decoder's own) */
-	PyObject *addrs;  /* dict: family + address bytes -> text */
+	PyObject *addrs;  /* dict: family (2 bytes, little-endian) + address bytes -> text (the decoder's own) */
 	PyObject *addr_text; /* callable (family, raw) -> str */
 	field scalars[N_SCALARS], strs[N_STRS], interim, strings_len, endpoint[E_COUNT];
 	int n_interim_max;
@@ -171,46 +171,36 @@ fail:
 	return NULL;
 }
 
-static PyObject *decode(PyObject *self, PyObject *args, PyObject *kwargs)
+static PyObject *decode(PyObject *self, PyObject *arg)
 {
 	decoder *st = (decoder *)self;
-	PyObject *arg;
 	const uint8_t *rec, *s;
 	uint64_t v[N_STRS], n_strings, n_interim;
 	Py_ssize_t len;
 	PyObject *ev, *item;
-	Py_buffer view;
 	int i, k = 0;
 
-	if (!PyArg_ParseTuple(args, "O", &arg))
+	if (!st->event_type) {
+		PyErr_SetString(PyExc_RuntimeError, "decoder not initialised");
 		return NULL;
-	if (PyBytes_CheckExact(arg)) {
-		rec = (const uint8_t *)PyBytes_AS_STRING(arg);
-		len = PyBytes_GET_SIZE(arg);
-		view.obj = NULL;
-	} else {
-		if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE))
-			return NULL;
-		rec = view.buf;
-		len = view.len;
 	}
-#define DONE(result)                              \
-	do {                                      \
-		if (view.obj)                     \
-			PyBuffer_Release(&view);  \
-		return (result);                  \
-	} while (0)
+	if (!PyBytes_CheckExact(arg)) {
+		PyErr_SetString(PyExc_TypeError, "a record is bytes");
+		return NULL;
+	}
+	rec = (const uint8_t *)PyBytes_AS_STRING(arg);
+	len = PyBytes_GET_SIZE(arg);
 	if (len < st->fixed_size)
-		DONE(Py_NewRef(Py_None));
+		Py_RETURN_NONE;
 	n_strings = read_unsigned(rec, &st->strings_len);
 	if ((uint64_t)len < (uint64_t)st->strings_off + n_strings)
-		DONE(Py_NewRef(Py_None));
+		Py_RETURN_NONE;
 	s = rec + st->strings_off;
 	for (i = 0; i < N_STRS; i++)
 		v[i] = read_unsigned(rec, &st->strs[i]);
 	ev = st->event_type->tp_alloc(st->event_type, N_SCALARS + 8);
 	if (!ev)
-		DONE(NULL);
+		return NULL;
 	for (i = 0; i < N_SCALARS; i++) {
 		item = read_int(rec, &st->scalars[i]);
 		if (!item)
@@ -255,11 +245,10 @@ static PyObject *decode(PyObject *self, PyObject *args, PyObject *kwargs)
 			goto fail;
 		PyTuple_SET_ITEM(ev, k++, item);
 	}
-	DONE(ev);
+	return ev;
 fail:
 	Py_DECREF(ev); /* the items not set yet are NULL: tuple dealloc skips them */
-	DONE(NULL);
-#undef DONE
+	return NULL;
 }
 
 /* -- the decoder object -------------------------------------------------------------------- */
@@ -303,9 +292,10 @@ static int init(PyObject *self, PyObject *args, PyObject *kwargs)
 {
 	static char *keywords[] = { "event_type", "tuple_type", "scalars", "strs", "interim", "n_interim_max",
 				    "strings_len", "strings_off", "addresses", "endpoint", "key", "fixed_size",
-				    "tuples", "addr_text", NULL };
+				    "tuples", "addrs", "addr_text", NULL };
 	decoder *st = (decoder *)self;
-	PyObject *event_type, *tuple_type, *scalars, *strs, *interim, *strings_len, *endpoint, *tuples, *addr_text;
+	PyObject *event_type, *tuple_type, *scalars, *strs, *interim, *strings_len, *endpoint, *tuples, *addrs;
+	PyObject *addr_text;
 	Py_ssize_t strings_off, key_start, key_end, fixed_size, saddr, daddr;
 	int n_interim_max, ok = 1;
 
@@ -313,10 +303,11 @@ static int init(PyObject *self, PyObject *args, PyObject *kwargs)
 		PyErr_SetString(PyExc_RuntimeError, "a decoder is configured once");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OOOiOn(nn)O(nn)nO!O", keywords, &PyType_Type,
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!OOOiOn(nn)O(nn)nO!O!O", keywords, &PyType_Type,
 					 &event_type, &PyType_Type, &tuple_type, &scalars, &strs, &interim,
 					 &n_interim_max, &strings_len, &strings_off, &saddr, &daddr, &endpoint,
-					 &key_start, &key_end, &fixed_size, &PyDict_Type, &tuples, &addr_text))
+					 &key_start, &key_end, &fixed_size, &PyDict_Type, &tuples, &PyDict_Type, &addrs,
+					 &addr_text))
 		return -1;
 	if (!PyType_IsSubtype((PyTypeObject *)event_type, &PyTuple_Type) ||
 	    !PyType_IsSubtype((PyTypeObject *)tuple_type, &PyTuple_Type) || !PyCallable_Check(addr_text)) {
@@ -344,9 +335,6 @@ static int init(PyObject *self, PyObject *args, PyObject *kwargs)
 		PyErr_SetString(PyExc_ValueError, "a field lies outside the record's fixed part");
 		return -1;
 	}
-	st->addrs = PyDict_New();
-	if (!st->addrs)
-		return -1;
 	st->n_interim_max = n_interim_max;
 	st->strings_off = strings_off;
 	st->key_start = key_start;
@@ -355,6 +343,7 @@ static int init(PyObject *self, PyObject *args, PyObject *kwargs)
 	st->event_type = (PyTypeObject *)Py_NewRef(event_type);
 	st->tuple_type = (PyTypeObject *)Py_NewRef(tuple_type);
 	st->tuples = Py_NewRef(tuples);
+	st->addrs = Py_NewRef(addrs);
 	st->addr_text = Py_NewRef(addr_text);
 	return 0;
 }
@@ -394,19 +383,15 @@ static void dealloc(PyObject *self)
 	Py_DECREF(type);
 }
 
-static PyObject *call(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-	if (!((decoder *)self)->event_type) {
-		PyErr_SetString(PyExc_RuntimeError, "decoder not initialised");
-		return NULL;
-	}
-	return decode(self, args, kwargs);
-}
+static PyMethodDef decoder_methods[] = {
+	{ "decode", decode, METH_O, "decode(record: bytes) -> HttpTxEvent, or None when the record is malformed." },
+	{ NULL, NULL, 0, NULL },
+};
 
 static PyType_Slot decoder_slots[] = {
-	{ Py_tp_doc, "Decoder(**layout)(record) -> HttpTxEvent, or None when the record is malformed." },
+	{ Py_tp_doc, "Decoder(**layout): decode(record) -> HttpTxEvent, or None when the record is malformed." },
 	{ Py_tp_init, init },
-	{ Py_tp_call, call },
+	{ Py_tp_methods, decoder_methods },
 	{ Py_tp_traverse, traverse },
 	{ Py_tp_clear, clear },
 	{ Py_tp_dealloc, dealloc },

@@ -129,31 +129,27 @@ static PyObject *poll_records(PyObject *self, PyObject *args)
 	Py_END_ALLOW_THREADS
 	r->busy = 0;
 	r->more = r->room == 0;
-	if (r->closing)
-		release(r);
-	if (r->out_of_memory)
-		return PyErr_NoMemory();
-	out = PyList_New(r->count);
-	if (!out)
-		return NULL;
-	for (Py_ssize_t i = 0; i < r->count; i++) {
+	out = r->out_of_memory ? PyErr_NoMemory() : PyList_New(r->count);
+	for (Py_ssize_t i = 0; out && i < r->count; i++) {
 		uint32_t n;
 
 		memcpy(&n, r->buf + off, sizeof(n));
 		item = PyBytes_FromStringAndSize((const char *)r->buf + off + sizeof(n), n);
-		if (!item) {
-			Py_DECREF(out);
-			return NULL;
-		}
-		PyList_SET_ITEM(out, i, item);
+		if (!item)
+			Py_CLEAR(out);
+		else
+			PyList_SET_ITEM(out, i, item);
 		off += sizeof(n) + n;
 	}
-	if (r->cap > (1 << 22) && r->len < (1 << 20)) { /* give back a buffer an oversize batch grew */
+	/* The records are out of the staging buffer: now a close that came meanwhile may free it. */
+	if (r->closing)
+		release(r);
+	else if (r->cap > (1 << 22) && r->len < (1 << 20)) { /* give back what an oversize batch grew */
 		free(r->buf);
 		r->buf = NULL;
 		r->cap = 0;
 	}
-	return Py_BuildValue("NO", out, r->more ? Py_True : Py_False);
+	return out ? Py_BuildValue("NO", out, r->more ? Py_True : Py_False) : NULL;
 }
 
 static PyObject *close_reader(PyObject *self, PyObject *unused)

@@ -313,10 +313,10 @@ class EventDecoder:
         self._max_interim = c("ERX_HTTP_MAX_INTERIM")
         self._payload_off = abi.offsetof("erx_data_event", "payload")
         self._tuples: dict[tuple | bytes, Tuple] = {}  # endpoints (data: their record bytes) -> Tuple
-        self._addrs: dict[tuple[int, bytes], str] = {}  # (family, address bytes) -> text
+        self._addrs: dict[bytes, str] = {}  # family (2 bytes, little-endian) + address bytes -> text
         # An HTTP record → HttpTxEvent, or None when malformed: compiled (the same result, 0.4 against 1.5 µs), or Python.
         self._http_decoder = compiled_http_decoder(
-            abi, self._tuples, _addr, key=(self._http_t0, self._http_t1), fixed_size=self._http.size,
+            abi, self._tuples, self._addrs, _addr, key=(self._http_t0, self._http_t1), fixed_size=self._http.size,
         ) or self._decode_http_py
         self.malformed = 0
         # Field positions in the unpacked tuples, derived from the names (not retyped).
@@ -388,7 +388,7 @@ class EventDecoder:
     def _addr(self, family: int, raw: bytes) -> str:
         """An address as text, cached: a connection per request makes a new Tuple each time (its
         client port is new), between the same few addresses."""
-        key = (family, raw)
+        key = family.to_bytes(2, "little") + raw  # the compiled HTTP decoder's key: one cache for both
         text = self._addrs.get(key)
         if text is None:
             if len(self._addrs) >= 4096:

@@ -83,11 +83,12 @@ HTTP_STRS = ("method_len", "target_len", "host_off", "host_len", "user_agent_off
               "traceparent_off", "traceparent_len", "tracestate_off", "tracestate_len", "n_interim")
 
 
-def compiled_http_decoder(abi: Abi, tuples: dict, addr_text: Callable[[int, bytes], str], *,
+def compiled_http_decoder(abi: Abi, tuples: dict, addrs: dict, addr_text: Callable[[int, bytes], str], *,
                           key: tuple[int, int], fixed_size: int) -> Callable[[bytes], HttpTxEvent | None] | None:
     """The compiled decoder of HTTP records (None when not built): record → :class:`HttpTxEvent`,
-    or None when malformed.  ``tuples`` is the caller's endpoint cache (record bytes in ``key``
-    → :class:`Tuple`), shared; ``addr_text`` writes an address as text."""
+    or None when malformed.  ``tuples`` (record bytes in ``key`` → :class:`Tuple`) and ``addrs``
+    (family as 2 little-endian bytes + address bytes → text) are the caller's caches, shared;
+    ``addr_text`` writes an address as text."""
     if _http_record is None:
         return None
     # (offset, size, signed) of each scalar field; of an array: of its first item
@@ -100,5 +101,5 @@ def compiled_http_decoder(abi: Abi, tuples: dict, addr_text: Callable[[int, byte
         strings_off=abi.offsetof("erx_http_tx_event", "strings"),
         addresses=(fields["tuple.saddr"][0], fields["tuple.daddr"][0]),
         endpoint=tuple(fields[f"tuple.{n}"] for n in ("sport", "dport", "family", "transport")),
-        key=key, fixed_size=fixed_size, tuples=tuples, addr_text=addr_text,
-    )
+        key=key, fixed_size=fixed_size, tuples=tuples, addrs=addrs, addr_text=addr_text,
+    ).decode

@@ -73,9 +73,21 @@ def test_records_come_in_order_in_bounded_batches_and_none_is_lost(compiled: boo
             child.wait()
 
 
+LATE_SENDER = """
+import socket, time
+sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); sink.bind(("127.0.0.1", 0))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(sink.getsockname())
+time.sleep(0.6)
+for _ in range(20):
+    s.send(b"y" * 500)
+time.sleep(30)
+"""
+
+
 def test_close_while_another_thread_polls_is_safe() -> None:
     with started_capture() as cap:
         reader = cap.reader
+        reader.drain()
         done = threading.Event()
         result: list = []
 
@@ -83,12 +95,18 @@ def test_close_while_another_thread_polls_is_safe() -> None:
             result.append(reader.poll(1500))  # asleep in epoll when the close comes
             done.set()
 
-        t = threading.Thread(target=poller)
-        t.start()
-        time.sleep(0.3)
-        reader.close()  # deferred to the end of the poll
-        assert done.wait(5)
-        t.join()
-        assert isinstance(result[0], list)
+        child = subprocess.Popen([sys.executable, "-c", LATE_SENDER])
+        try:
+            t = threading.Thread(target=poller)
+            t.start()
+            time.sleep(0.3)
+            reader.close()  # deferred to the end of the poll, which takes what came meanwhile
+            assert done.wait(5)
+            t.join()
+        finally:
+            child.kill()
+            child.wait()
+        ours = [cap.decoder.decode(rec) for rec in result[0]]
+        assert sum(1 for ev in ours if isinstance(ev, DataEvent) and ev.pid == child.pid) == 20
         assert reader.poll(0) == [] and reader.poll(10) == []  # closed: nothing, no crash
         reader.close()  # idempotent

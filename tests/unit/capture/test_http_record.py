@@ -25,7 +25,7 @@ def both(rec: bytes):
 
 def test_the_extension_is_built_and_decodes_every_http_record():
     dec = EventDecoder(ABI)
-    assert isinstance(dec._http_decoder, _http_record.Decoder)
+    assert isinstance(dec._http_decoder.__self__, _http_record.Decoder)
     ev = dec.decode(http_record())
     assert type(ev) is HttpTxEvent and dec.malformed == 0
     assert ev == dec._decode_http_py(http_record())
@@ -46,9 +46,9 @@ def test_endpoints_are_shared_and_texts_match():
 
 def test_malformed_records_are_none_and_counted():
     dec = EventDecoder(ABI)
-    for rec in (http_record(cut=1), http_record()[:40], http_record(strings_len=200)):
-        assert dec.decode(rec) is None
-    assert dec.malformed == 3
+    for rec in (http_record(cut=1), http_record()[:40], http_record(strings_len=200), bytearray(http_record())):
+        assert dec.decode(rec) is None  # a record is bytes: anything else is malformed, not raised
+    assert dec.malformed == 4
 
 
 def test_strings_out_of_bounds_are_cut_as_python_slices_cut():
