@@ -152,10 +152,16 @@ def evaluate(runs: list[dict]) -> list[Target]:
                             f"the requests", None, "invalid: the agent did not trace the app", ("flask",)))
         elif rel.n:
             net = summarise(_flask_relative(bare, otel, agent, "net_cpu_us_per_req"))
-            t.append(Target("flask_ratio", "Flask: agent's added CPU ≤ 0.10 × the OTel SDK's added CPU",
-                            f"{rel.median:.2f}× ({rel.low:.2f}–{rel.high:.2f}); net of baseline {net.median:.2f}×",
-                            rel.median <= 0.10,
-                            f"{rel.median - 0.10:+.2f}", ("flask",)))
+            own = summarise(_flask_own(bare, otel, agent))
+            figure, text = rel.median, f"{rel.median:.2f}× ({rel.low:.2f}–{rel.high:.2f}); net of baseline {net.median:.2f}×"
+            if own.n and own.median > rel.median:
+                # The app's own CPU moved more between rounds than the agent added: the paired
+                # difference is noise, and the agent process's own CPU is a floor of what it adds.
+                figure = own.median
+                text = (f"≥ {own.median:.2f}× from the agent's own CPU ({own.low:.2f}–{own.high:.2f}); the paired "
+                        f"difference ({rel.median:.2f}×) is below it: gunicorn's CPU varied more than the agent adds")
+            t.append(Target("flask_ratio", "Flask: agent's added CPU ≤ 0.10 × the OTel SDK's added CPU", text,
+                            figure <= 0.10, f"{figure - 0.10:+.2f}", ("flask",)))
     return t
 
 
@@ -170,6 +176,14 @@ def _describe_run(r: dict) -> str:
     if r["scenario"] == "flask":
         return "the Flask runs"
     return f"nginx at {r['params']['rate']:,.0f} req/s"
+
+
+def _flask_own(bare, otel, agent) -> list[float]:
+    """Per round: the agent process's own CPU per request ÷ the OTel SDK's added CPU — a floor of
+    the agent's ratio (what it adds can be no less than what it spends itself)."""
+    b, o = _by_round(bare, "cpu_us_per_req"), _by_round(otel, "cpu_us_per_req")
+    a = _by_round(agent, "agent_cpu_us_per_req")
+    return [a[i] / (o[i] - b[i]) for i in sorted(set(b) & set(o) & set(a)) if a[i] is not None and o[i] > b[i]]
 
 
 def _flask_relative(bare, otel, agent, key: str = "cpu_us_per_req") -> list[float]:
@@ -405,7 +419,9 @@ def _render_flask(runs, data) -> list[str]:
     if rel and rel.n:
         net = summarise(_flask_relative(bare, otel, agent, "net_cpu_us_per_req"))
         out += [f"Agent's added CPU ÷ OTel SDK's added CPU (per round): **{_f(rel, 2)}**; with the agent's "
-                f"baseline (2 s before the load) subtracted: {_f(net, 2)}.", ""]
+                f"baseline (2 s before the load) subtracted: {_f(net, 2)}.  The agent process's own CPU alone ÷ the "
+                f"OTel SDK's added CPU: {_f(summarise(_flask_own(bare, otel, agent)), 2)} — a floor of that ratio "
+                f"(the targets table uses it when the paired difference falls below it).", ""]
     return out
 
 
