@@ -19,6 +19,7 @@ SENSITIVE_QUERY_KEYS = frozenset(
      "access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "secret", "client_secret", "auth"}
 )
 REDACTED = "REDACTED"
+_CACHED_TEXT_MAX = 1024  # characters of method, target, Host and User-Agent whose span parts are kept
 
 
 def split_target(target: str) -> tuple[str, str | None, bool]:
@@ -96,14 +97,21 @@ class HttpSpanMapper:
     the server's port, scheme, protocol version, the ``Host`` header): they are built once per
     distinct combination and copied, and the ephemeral port of the connection set in the copy
     (a new connection per request costs no new entry).  Metric attribute sets repeat even more; each distinct one is built
-    and sorted once.  Both caches are bounded (cleared when full).
+    and sorted once.  A span's whole parts repeat too (the same request to the same place,
+    answered the same way): they are kept per distinct transaction, less its ephemeral port and
+    body sizes, which each span's copy of the attributes gets set.  The caches are bounded
+    (cleared when full; a request whose method, target, ``Host`` and ``User-Agent`` together are
+    longer than ``_CACHED_TEXT_MAX`` characters is not kept: at most ~1 MiB of text).
     """
 
-    def __init__(self, routes: RouteTemplater | None = None, max_cached: int = 4096) -> None:
+    def __init__(self, routes: RouteTemplater | None = None, max_cached: int = 4096,
+                 max_cached_spans: int = 1024) -> None:
         self._routes = routes or RouteTemplater()
         self._max = max_cached
+        self._max_spans = max_cached_spans
         self._bases: dict[tuple, tuple[dict, tuple]] = {}
         self._metric_sets: dict[tuple, tuple] = {}
+        self._spans: dict[tuple, tuple] = {}
 
     def _base(self, tt: TrackedTransaction, req, server: bool, scheme: str) -> tuple[dict, tuple]:
         tup = tt.tuple
@@ -173,7 +181,42 @@ class HttpSpanMapper:
         return name, self._metric_attrs(metric)
 
     def parts(self, tt: TrackedTransaction):
-        """Returns (name, attributes, status, status_message, metric_attributes, metric_name)."""
+        """Returns (name, attributes, status, status_message, metric_attributes, metric_name); the
+        attributes are the caller's own dict."""
+        tx = tt.transaction
+        req, resp = tx.request, tx.response
+        server = tx.role == _SERVER_ROLE
+        tup = tt.tuple
+        target, ua = req.target, req.header("user-agent")
+        req_size = req.body_size
+        resp_size = resp.body_size if resp is not None else 0
+        # Everything parts() reads but the ephemeral port and the body sizes (their presence is).
+        key = (tup.local_addr, tup.remote_addr, tup.local_port if server else tup.remote_port, tt.nat_peer, server,
+               tt.tls, req.version, req.header("host"), req.method, target, ua, req_size != 0,
+               resp.status_code if resp is not None else None, resp_size != 0)
+        hit = self._spans.get(key)
+        if hit is None:
+            hit = self._parts(tt)
+            if len(target) + len(ua or "") + len(key[7] or "") + len(req.method) <= _CACHED_TEXT_MAX:
+                if len(self._spans) >= self._max_spans:
+                    self._spans.clear()
+                self._spans[key] = hit
+        name, template, status, message, metric, metric_name = hit
+        attrs = template.copy()
+        if server:
+            attrs["client.port"] = tup.remote_port
+            if tt.nat_peer is None:
+                attrs["network.peer.port"] = tup.remote_port
+        else:
+            attrs["network.local.port"] = tup.local_port
+        if req_size:
+            attrs["http.request.body.size"] = req_size
+        if resp_size:
+            attrs["http.response.body.size"] = resp_size
+        return name, attrs, status, message, metric, metric_name
+
+    def _parts(self, tt: TrackedTransaction):
+        """parts() built afresh (the attributes of the transaction's first span: a template)."""
         tx = tt.transaction
         req, resp = tx.request, tx.response
         server = tx.role == _SERVER_ROLE
