@@ -71,3 +71,39 @@ def test_saturated_nginx_red_count_equals_completed_requests(tmp_path):
     # Those transactions have no span: the spans made are the rest.
     spans = metric_sum(text, "ebpf_receiver_spans_total")
     assert spans >= counted - aggregated - CONNECTIONS
+
+
+def test_a_saturated_node_sheds_successes_to_the_kernel_and_counts_stay_exact(tmp_path):
+    """No CPU budget, a ring buffer that does not fill: only the node's saturation (nginx and wrk
+    on the machine's CPUs) moves the shed level, to 1 and no further; the RED count stays exact."""
+    prom_port = free_port()
+    cfg = config(prom_port).replace(
+        "    ring_buffer_size: 64KiB     # falls behind at once under wrk: the kernel aggregates the excess\n"
+        "    wakeup_bytes: 16KiB\n",
+        "    cpu_budget: 0\n    node_busy_threshold: 0.5\n",
+    )
+    assert "node_busy_threshold" in cfg
+    with NginxServer(tmp_path) as nginx, AgentProcess(tmp_path, cfg) as agent:
+        time.sleep(1.0)
+        out = subprocess.run(["wrk", "-t1", f"-c{CONNECTIONS}", "-d4s", f"{nginx.url}/index.html"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        sent = completed(out)
+        series = 'http_server_request_duration_seconds_count{'
+
+        def settled():
+            a = metric_sum(scrape(prom_port), series, 'job="nginx"')
+            time.sleep(1.5)
+            text = scrape(prom_port)
+            b = metric_sum(text, series, 'job="nginx"')
+            return a == b and b >= sent - CONNECTIONS and text
+
+        text = wait_until(settled, timeout=30, what="the RED count to settle")
+        log = agent.stderr()
+    counted = metric_sum(text, series, 'job="nginx"')
+    assert sent - CONNECTIONS <= counted <= sent + CONNECTIONS, (counted, sent)
+    assert "shed level 0 -> 1 (node busy)" in log, log[-3000:]
+    assert "shed level 1 -> 2" not in log  # a busy node never sheds the errors
+    by_level = metric_sum(text, "ebpf_receiver_kernel_conditions_total{", 'condition="http_shed_level"')
+    aggregated = metric_sum(text, "ebpf_receiver_http_transactions_aggregated_total")
+    assert by_level > 0 and aggregated >= by_level, (by_level, aggregated)
+    assert "\nebpf_receiver_node_cpu_busy " in text  # the gauge (near 0 now: wrk has ended)

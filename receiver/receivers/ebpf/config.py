@@ -105,6 +105,14 @@ class EbpfReceiverConfig(ConfigSection):
         "RED metrics instead of sending them as spans (then all of them), until the agent is back under. 0: no "
         "budget.", minimum=0.0,
     )
+    node_busy_threshold: float = setting(
+        0.85, "Share of all the node's CPUs (0..1) the other processes use, over the last half second, at or above "
+        "which the kernel aggregates successful HTTP/1 transactions into the RED metrics instead of sending them as "
+        "spans (errors and slow requests stay spans), when the agent itself uses 0.05 core or more: on a saturated "
+        "node even an agent in the idle scheduling class costs the workloads throughput. Back to spans after 5 s "
+        "under 75 % of it. 0: never.",
+        minimum=0.0, maximum=1.0,
+    )
     scheduling: str = setting(
         "idle", "Scheduling class of the agent's threads: idle (SCHED_IDLE: never preempts the workloads it "
         "traces), batch (SCHED_BATCH), normal.", choices=("idle", "batch", "normal"),

@@ -16,7 +16,14 @@
   agent would build only to drop are left to the kernel's aggregates instead.
 * **Yielding to the workloads.**  :func:`apply_scheduling` puts every thread of the agent in the
   ``SCHED_IDLE`` class (or ``SCHED_BATCH``): the kernel never preempts a traced request for the
-  agent; under saturation the agent runs in the gaps and the overload state above takes over.
+  agent.  That is not enough on a saturated node: the agent then runs in the gaps the workloads
+  leave, and a CPU busy with it takes a wake-up the slow way (an interprocessor interrupt instead
+  of an idle CPU polling for work) — on this project's 2-core VMs a ``SCHED_IDLE`` spinner alone
+  cuts nginx's saturated throughput by a third.  So the node's CPU use is a third input: when the
+  other processes use ``node_busy_threshold`` of all CPUs or more (``/proc/stat`` less the agent's
+  own time, over the last half second) while the agent itself works (``NODE_SHED_MIN_CORES``),
+  successful transactions are aggregated in the kernel (level 1, never more for this reason) and the agent's work shrinks to the errors, the slow requests and
+  the aggregates; under 75 % of the threshold for five seconds, it steps back down.
 """
 
 from __future__ import annotations
@@ -54,13 +61,33 @@ def apply_scheduling(policy: str, task_dir: str = "/proc/self/task") -> int:
     return n
 
 
+NODE_SHED_MIN_CORES = 0.05  # the agent's own CPU (cores) below which a busy node sheds nothing
+
+
+def node_cpu_seconds(path: str = "/proc/stat") -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of all the node's CPUs since boot, or None when unreadable.  Idle
+    and iowait are the free time; steal (another guest's) counts as busy: nobody here can have it."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline().split()
+    except OSError:
+        return None
+    if len(first) < 5 or first[0] != b"cpu":
+        return None
+    ticks = [int(x) for x in first[1:9]]  # user nice system idle iowait irq softirq steal
+    total = sum(ticks)
+    hz = os.sysconf("SC_CLK_TCK")
+    return (total - ticks[3] - ticks[4]) / hz, total / hz
+
+
 class OverloadControl:
     """Drains the kernel's aggregates into the RED metrics and holds the agent to its CPU budget."""
 
     def __init__(self, aggregates: OverloadAggregates, red_metrics, metric_resource: Callable, cpu_budget: float,
                  to_unix_ns: Callable[[int], int], shed_levels: tuple[int, int, int],
                  cpu_time: Callable[[], float] = time.process_time, clock: Callable[[], float] = time.monotonic,
-                 backpressure: Backpressure | None = None) -> None:
+                 backpressure: Backpressure | None = None, node_busy_threshold: float = 0.0,
+                 node_cpu: Callable[[], tuple[float, float] | None] | None = None) -> None:
         self._aggregates = aggregates
         self._red = red_metrics
         self._resource = metric_resource
@@ -69,18 +96,28 @@ class OverloadControl:
         self._levels = shed_levels  # ERX_SHED_NONE, ERX_SHED_SUCCESSES, ERX_SHED_ALL
         self._cpu_time = cpu_time
         self._clock = clock
+        self._node_threshold = node_busy_threshold
+        self._node_cpu = node_cpu or node_cpu_seconds
+        self._last_node = self._node_cpu() if node_busy_threshold > 0 else None
         self._last = (clock(), cpu_time())
         self._backpressure = backpressure
         self.refused_downstream = 0  # items the pipeline refused (seen once a second)
         self._level = 0  # index into _levels
         self._calm_since: float | None = None
+        self._reason = ""
         self.aggregated = 0  # transactions merged from the kernel's aggregates
-        self.cpu_cores = 0.0  # the agent's CPU use over the last second, in cores
+        self.cpu_cores = 0.0  # the agent's CPU use over the last half second, in cores
+        self.node_busy = 0.0  # the other processes' share of all CPUs over the last half second
         self.level_changes = 0
 
     def tick(self, now_mono_ns: int) -> None:
         """Once a second, on the capture thread."""
         self.drain(now_mono_ns)
+        self._budget_step()
+
+    def check(self) -> None:
+        """After every poll, on the capture thread: the shed level follows the agent's CPU, the
+        pipeline and the node every half second (a saturated node sheds within a second)."""
         self._budget_step()
 
     def drain(self, now_mono_ns: int) -> None:
@@ -104,12 +141,24 @@ class OverloadControl:
         refused = self._backpressure.take() if self._backpressure is not None else 0
         self.refused_downstream += refused
         self.cpu_cores = (cpu - last_cpu) / (now - last_now)
-        over = refused > 0 or (self._budget > 0 and self.cpu_cores > self._budget)
-        calm = refused == 0 and (self._budget <= 0 or self.cpu_cores < 0.7 * self._budget)
-        if over and self._level < len(self._levels) - 1:
+        node_over, node_calm = False, True
+        if self._node_threshold > 0:
+            self.node_busy = self._node_busy(cpu - last_cpu)
+            # Only an agent with work worth yielding sheds for the node: a node busy with something
+            # else (a build, a JVM starting) while little traffic is traced keeps every span.
+            node_over = self.node_busy >= self._node_threshold and self.cpu_cores >= NODE_SHED_MIN_CORES
+            node_calm = self.node_busy < 0.75 * self._node_threshold
+        budget_over = refused > 0 or (self._budget > 0 and self.cpu_cores > self._budget)
+        budget_calm = refused == 0 and (self._budget <= 0 or self.cpu_cores < 0.7 * self._budget)
+        # The budget (or refusals) may shed everything; a busy node, the successes only, and it
+        # holds them until it is calm.
+        ceiling = len(self._levels) - 1 if budget_over else 1 if node_over else 0
+        floor = 0 if node_calm else 1
+        if self._level < ceiling:
+            self._reason = "over its cpu_budget or refused downstream" if budget_over else "node busy"
             self._set(self._level + 1)
             self._calm_since = None
-        elif calm and self._level > 0:
+        elif budget_calm and self._level > floor:
             if self._calm_since is None:
                 self._calm_since = now
             elif now - self._calm_since >= 5.0:
@@ -118,10 +167,21 @@ class OverloadControl:
         else:
             self._calm_since = None
 
+    def _node_busy(self, agent_cpu_s: float) -> float:
+        """The other processes' share of all CPUs since the last call (0 when unreadable)."""
+        cur = self._node_cpu()
+        last, self._last_node = self._last_node, cur
+        if cur is None or last is None or cur[1] <= last[1]:
+            return 0.0
+        total = cur[1] - last[1]
+        return max(0.0, min(1.0, (cur[0] - last[0] - agent_cpu_s) / total))
+
     def _set(self, level: int) -> None:
         self._aggregates.set_shed_level(self._levels[level])
-        log.info("agent at %.2f cores (cpu_budget %.2f), %d items refused downstream: shed level %d -> %d",
-                 self.cpu_cores, self._budget, self.refused_downstream, self._level, level)
+        log.info("agent at %.2f cores (cpu_budget %.2f), other processes at %.0f %% of the node's CPUs "
+                 "(node_busy_threshold %.2f), %d items refused downstream: shed level %d -> %d (%s)",
+                 self.cpu_cores, self._budget, 100 * self.node_busy, self._node_threshold, self.refused_downstream,
+                 self._level, level, self._reason if level > self._level else "calm")
         self._level = level
         self.level_changes += 1
 
@@ -149,9 +209,17 @@ class OverloadControl:
         )
         refused.add_metric([], self.refused_downstream)
         yield refused
-        cpu = GaugeMetricFamily("ebpf_receiver_cpu_cores", "The agent's CPU use over the last second, in cores.")
+        cpu = GaugeMetricFamily("ebpf_receiver_cpu_cores", "The agent's CPU use over the last half second, in cores.")
         cpu.add_metric([], self.cpu_cores)
         yield cpu
+        if self._node_threshold > 0:
+            node = GaugeMetricFamily(
+                "ebpf_receiver_node_cpu_busy",
+                "The other processes' share of all the node's CPUs over the last half second (0..1), against "
+                "node_busy_threshold.",
+            )
+            node.add_metric([], self.node_busy)
+            yield node
 
     def describe(self) -> list:
         return []

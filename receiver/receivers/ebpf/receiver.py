@@ -299,7 +299,7 @@ class EbpfReceiver:
                 self.overload = OverloadControl(
                     OverloadAggregates(self._loader), self._red, self._resources.for_metrics, cfg.cpu_budget,
                     self.clock.to_unix_ns, (c("ERX_SHED_NONE"), c("ERX_SHED_SUCCESSES"), c("ERX_SHED_ALL")),
-                    backpressure=self._backpressure,
+                    backpressure=self._backpressure, node_busy_threshold=cfg.node_busy_threshold,
                 )
             self._start_network_metrics()
             self.discovery.start(self._loader)
@@ -428,6 +428,8 @@ class EbpfReceiver:
             self.logs.flush_idle(time.monotonic_ns())
         # Release this batch's spans, or those whose trace decision timed out.
         now = time.monotonic_ns()
+        if self.overload is not None:
+            self.overload.check()
         if now - last_expire > 1_000_000_000:
             last_expire = now
             self.clock.maybe_refresh(now)

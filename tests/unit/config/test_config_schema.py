@@ -84,7 +84,7 @@ def test_registry():
         (HealthCheckExtensionConfig, dict(endpoint="127.0.0.1:13133", path="/")),
         (ProtocolConfig, dict(ports=(), enabled=True)),
         (EbpfReceiverConfig, dict(capture_size=4096, ring_buffer_size=16 * MIB, poll_interval=0.1, wakeup_bytes=MIB,
-                                  cpu_budget=0.5, scheduling="idle",
+                                  cpu_budget=0.5, node_busy_threshold=0.85, scheduling="idle",
                                   capture_logs=False, log_pipes="classified", log_pipe_readers=DEFAULT_LOG_READERS,
                                   observe_self=False, exclude_ports=(), exclude_pids=(), max_connections=65536,
                                   max_buffer_per_connection=65536, connection_idle_timeout=300.0, protocols={},

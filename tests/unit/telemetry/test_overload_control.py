@@ -30,9 +30,11 @@ def agg(role: int, status: int, count: int, buckets=None, method="GET", addr="",
                          1000, 1000, tuple(b))
 
 
-def control(aggs: FakeAggregates, red, budget=0.5, cpu=None, clock=None, backpressure=None) -> OverloadControl:
+def control(aggs: FakeAggregates, red, budget=0.5, cpu=None, clock=None, backpressure=None, node=0.0,
+            node_cpu=None) -> OverloadControl:
     return OverloadControl(aggs, red, lambda pid: RES, budget, lambda ns: ns, (0, 1, 2),
-                           cpu_time=cpu or (lambda: 0.0), clock=clock or (lambda: 0.0), backpressure=backpressure)
+                           cpu_time=cpu or (lambda: 0.0), clock=clock or (lambda: 0.0), backpressure=backpressure,
+                           node_busy_threshold=node, node_cpu=node_cpu)
 
 
 def test_aggregates_become_red_series_without_route():
@@ -116,3 +118,100 @@ def test_items_refused_downstream_shed_like_an_exceeded_budget():
     assert aggs.levels == [1]
     second(0)
     assert aggs.levels == [1, 0]  # five calm seconds after the first
+
+
+class Node:
+    """A 2-CPU node's cumulative (busy, total) CPU seconds, and the agent's own CPU time."""
+
+    def __init__(self) -> None:
+        self.t, self.busy, self.agent = 0.0, 0.0, 0.0
+
+    def cpu(self):
+        return self.busy, 2 * self.t
+
+    def second(self, c: OverloadControl, others: float, agent: float = 0.1) -> None:
+        """One second in which the other processes used ``others`` of both CPUs, the agent
+        ``agent`` cores."""
+        self.t += 1.0
+        self.agent += agent
+        self.busy += 2 * others + agent
+        c.tick(int(self.t * 1e9))
+
+
+def test_a_saturated_node_sheds_successes_only_and_holds_them_until_calm():
+    aggs, n = FakeAggregates(), Node()
+    c = control(aggs, RedMetrics(), budget=0.5, cpu=lambda: n.agent, clock=lambda: n.t, node=0.9, node_cpu=n.cpu)
+    n.second(c, 0.5)
+    assert aggs.levels == [] and abs(c.node_busy - 0.5) < 1e-9  # the agent's own time is not "others"
+    n.second(c, 0.95)
+    assert aggs.levels == [1]
+    for _ in range(8):
+        n.second(c, 0.95)
+    assert aggs.levels == [1]  # a busy node never sheds the errors
+    for _ in range(8):
+        n.second(c, 0.8)  # under the threshold, not under 75 % of it: held
+    assert aggs.levels == [1]
+    for _ in range(5):
+        n.second(c, 0.5)
+    assert aggs.levels == [1]
+    n.second(c, 0.5)
+    assert aggs.levels == [1, 0]
+    text = {m.name for m in c.collect()}
+    assert "ebpf_receiver_node_cpu_busy" in text
+
+
+def test_the_budget_can_go_higher_on_a_busy_node_and_comes_back_to_its_floor():
+    aggs, n = FakeAggregates(), Node()
+    c = control(aggs, RedMetrics(), budget=0.5, cpu=lambda: n.agent, clock=lambda: n.t, node=0.9, node_cpu=n.cpu)
+    n.second(c, 0.95, agent=0.9)
+    n.second(c, 0.95, agent=0.9)
+    assert aggs.levels == [1, 2]
+    for _ in range(6):
+        n.second(c, 0.95, agent=0.1)  # budget calm, node still busy: back to successes only
+    assert aggs.levels == [1, 2, 1]
+    for _ in range(12):
+        n.second(c, 0.95, agent=0.1)
+    assert aggs.levels == [1, 2, 1]
+
+
+def test_a_busy_node_with_an_idle_agent_keeps_every_span():
+    aggs, n = FakeAggregates(), Node()
+    c = control(aggs, RedMetrics(), budget=0.5, cpu=lambda: n.agent, clock=lambda: n.t, node=0.85, node_cpu=n.cpu)
+    for _ in range(5):
+        n.second(c, 0.99, agent=0.01)  # a build or a JVM starting: nothing to yield
+    assert aggs.levels == []
+    n.second(c, 0.99, agent=0.2)
+    assert aggs.levels == [1]
+    for _ in range(8):
+        n.second(c, 0.99, agent=0.01)  # shedding made the agent idle: the node still holds it
+    assert aggs.levels == [1]
+
+
+def test_node_threshold_zero_ignores_the_node_and_an_unreadable_proc_stat_is_calm():
+    aggs, n = FakeAggregates(), Node()
+    c = control(aggs, RedMetrics(), budget=0.0, cpu=lambda: n.agent, clock=lambda: n.t, node=0.0, node_cpu=n.cpu)
+    for _ in range(3):
+        n.second(c, 1.0)
+    assert aggs.levels == []
+    c = control(aggs, RedMetrics(), budget=0.0, cpu=lambda: n.agent, clock=lambda: n.t, node=0.9,
+                node_cpu=lambda: None)
+    for _ in range(3):
+        n.second(c, 1.0)
+    assert aggs.levels == [] and c.node_busy == 0.0
+
+
+def test_node_cpu_seconds_reads_proc_stat(tmp_path):
+    import os
+
+    from receiver.receivers.ebpf.overload import node_cpu_seconds
+
+    hz = os.sysconf("SC_CLK_TCK")
+    f = tmp_path / "stat"
+    f.write_text("cpu  100 0 50 800 40 5 5 0 0 0\ncpu0 50 0 25 400 20 2 3 0 0 0\n")
+    busy, total = node_cpu_seconds(str(f))
+    assert (busy, total) == (160 / hz, 1000 / hz)
+    real = node_cpu_seconds()
+    assert real is not None and 0 < real[0] <= real[1]
+    f.write_text("intr 1 2 3\n")
+    assert node_cpu_seconds(str(f)) is None
+    assert node_cpu_seconds(str(tmp_path / "missing")) is None
