@@ -108,9 +108,9 @@ class EbpfReceiverConfig(ConfigSection):
     node_busy_threshold: float = setting(
         0.85, "Share of all the node's CPUs (0..1) the other processes use, over the last half second, at or above "
         "which the kernel aggregates successful HTTP/1 transactions into the RED metrics instead of sending them as "
-        "spans (errors and slow requests stay spans), when the agent itself uses 0.05 core or more: on a saturated "
-        "node even an agent in the idle scheduling class costs the workloads throughput. Back to spans after 5 s "
-        "under 75 % of it. 0: never.",
+        "spans (errors and slow requests stay spans), when the agent itself is busy with traffic (0.05 core and 1,000 "
+        "transactions a second or more): on a saturated node even an agent in the idle scheduling class costs the "
+        "workloads throughput. Back to spans after 5 s under 75 % of it. 0: never.",
         minimum=0.0, maximum=1.0,
     )
     scheduling: str = setting(

@@ -21,9 +21,12 @@
   of an idle CPU polling for work) — on this project's 2-core VMs a ``SCHED_IDLE`` spinner alone
   cuts nginx's saturated throughput by a third.  So the node's CPU use is a third input: when the
   other processes use ``node_busy_threshold`` of all CPUs or more (``/proc/stat`` less the agent's
-  own time, over the last half second) while the agent itself works (``NODE_SHED_MIN_CORES``),
-  successful transactions are aggregated in the kernel (level 1, never more for this reason) and the agent's work shrinks to the errors, the slow requests and
-  the aggregates; under 75 % of the threshold for five seconds, it steps back down.
+  own time, over the last half second) while the agent itself is busy with traffic
+  (``NODE_SHED_MIN_CORES`` and ``NODE_SHED_MIN_RATE`` transactions a second: a node busy starting
+  a JVM while the agent scans ``/proc`` is no reason), successful transactions are aggregated in
+  the kernel (level 1, never more for this reason) and the agent's work shrinks to the errors,
+  the slow requests and the aggregates; under 75 % of the threshold for five seconds, it steps
+  back down.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def apply_scheduling(policy: str, task_dir: str = "/proc/self/task") -> int:
 
 
 NODE_SHED_MIN_CORES = 0.05  # the agent's own CPU (cores) below which a busy node sheds nothing
+NODE_SHED_MIN_RATE = 1000.0  # ... and the transactions per second (its start-up alone is no reason)
 
 
 def node_cpu_seconds(path: str = "/proc/stat") -> tuple[float, float] | None:
@@ -87,7 +91,8 @@ class OverloadControl:
                  to_unix_ns: Callable[[int], int], shed_levels: tuple[int, int, int],
                  cpu_time: Callable[[], float] = time.process_time, clock: Callable[[], float] = time.monotonic,
                  backpressure: Backpressure | None = None, node_busy_threshold: float = 0.0,
-                 node_cpu: Callable[[], tuple[float, float] | None] | None = None) -> None:
+                 node_cpu: Callable[[], tuple[float, float] | None] | None = None,
+                 transactions: Callable[[], int] | None = None) -> None:
         self._aggregates = aggregates
         self._red = red_metrics
         self._resource = metric_resource
@@ -99,6 +104,8 @@ class OverloadControl:
         self._node_threshold = node_busy_threshold
         self._node_cpu = node_cpu or node_cpu_seconds
         self._last_node = self._node_cpu() if node_busy_threshold > 0 else None
+        self._transactions = transactions  # cumulative transactions seen (records; aggregates are added)
+        self._last_tx = transactions() if transactions is not None else 0
         self._last = (clock(), cpu_time())
         self._backpressure = backpressure
         self.refused_downstream = 0  # items the pipeline refused (seen once a second)
@@ -146,7 +153,11 @@ class OverloadControl:
             self.node_busy = self._node_busy(cpu - last_cpu)
             # Only an agent with work worth yielding sheds for the node: a node busy with something
             # else (a build, a JVM starting) while little traffic is traced keeps every span.
-            node_over = self.node_busy >= self._node_threshold and self.cpu_cores >= NODE_SHED_MIN_CORES
+            tx = self._transactions() + self.aggregated if self._transactions is not None else 0
+            rate = (tx - self._last_tx) / (now - last_now)
+            self._last_tx = tx
+            node_over = (self.node_busy >= self._node_threshold and self.cpu_cores >= NODE_SHED_MIN_CORES
+                         and (self._transactions is None or rate >= NODE_SHED_MIN_RATE))
             node_calm = self.node_busy < 0.75 * self._node_threshold
         budget_over = refused > 0 or (self._budget > 0 and self.cpu_cores > self._budget)
         budget_calm = refused == 0 and (self._budget <= 0 or self.cpu_cores < 0.7 * self._budget)

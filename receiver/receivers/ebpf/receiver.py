@@ -300,6 +300,7 @@ class EbpfReceiver:
                     OverloadAggregates(self._loader), self._red, self._resources.for_metrics, cfg.cpu_budget,
                     self.clock.to_unix_ns, (c("ERX_SHED_NONE"), c("ERX_SHED_SUCCESSES"), c("ERX_SHED_ALL")),
                     backpressure=self._backpressure, node_busy_threshold=cfg.node_busy_threshold,
+                    transactions=lambda: self.protocols.transactions,
                 )
             self._start_network_metrics()
             self.discovery.start(self._loader)

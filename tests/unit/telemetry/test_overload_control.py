@@ -31,10 +31,10 @@ def agg(role: int, status: int, count: int, buckets=None, method="GET", addr="",
 
 
 def control(aggs: FakeAggregates, red, budget=0.5, cpu=None, clock=None, backpressure=None, node=0.0,
-            node_cpu=None) -> OverloadControl:
+            node_cpu=None, transactions=None) -> OverloadControl:
     return OverloadControl(aggs, red, lambda pid: RES, budget, lambda ns: ns, (0, 1, 2),
                            cpu_time=cpu or (lambda: 0.0), clock=clock or (lambda: 0.0), backpressure=backpressure,
-                           node_busy_threshold=node, node_cpu=node_cpu)
+                           node_busy_threshold=node, node_cpu=node_cpu, transactions=transactions)
 
 
 def test_aggregates_become_red_series_without_route():
@@ -184,6 +184,19 @@ def test_a_busy_node_with_an_idle_agent_keeps_every_span():
     assert aggs.levels == [1]
     for _ in range(8):
         n.second(c, 0.99, agent=0.01)  # shedding made the agent idle: the node still holds it
+    assert aggs.levels == [1]
+
+
+def test_a_busy_node_sheds_only_for_an_agent_busy_with_traffic():
+    aggs, n, seen = FakeAggregates(), Node(), [0]
+    c = control(aggs, RedMetrics(), budget=0.5, cpu=lambda: n.agent, clock=lambda: n.t, node=0.85, node_cpu=n.cpu,
+                transactions=lambda: seen[0])
+    for _ in range(4):
+        seen[0] += 50
+        n.second(c, 0.99, agent=0.4)  # its start-up: busy, but with 50 transactions a second
+    assert aggs.levels == []
+    seen[0] += 20_000
+    n.second(c, 0.99, agent=0.2)
     assert aggs.levels == [1]
 
 
