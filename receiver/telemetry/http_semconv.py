@@ -225,14 +225,7 @@ class HttpSpanMapper:
         route = self._routes.route(path) if server else None  # http.route: server spans only
         scheme = "https" if tt.tls else "http"  # tls: plaintext read at the TLS library
         base, metric = self._base(tt, req, server, scheme)
-        attrs = base.copy()
-        tup = tt.tuple
-        if server:
-            attrs["client.port"] = tup.remote_port
-            if tt.nat_peer is None:
-                attrs["network.peer.port"] = tup.remote_port
-        else:
-            attrs["network.local.port"] = tup.local_port
+        attrs = base.copy()  # its ephemeral port is the first connection's: parts() sets each span's
         attrs["http.request.method"] = method
         attrs["url.path"] = path
         metric += (("http.request.method", method),)
